@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The kernels are compiled three times from one source folder (Sources/KernelSource, linked into each
+// Kernels* target), each with its own instruction set; Runtime picks one at run time from the CPU's
+// features. Swift SIMD emits vector FMA only when the module is compiled for a CPU that has it.
+#if arch(x86_64)
+let avx512Flags: [String] = ["-target-cpu", "skylake-avx512"]
+let avx2Flags: [String] = ["-target-cpu", "haswell"]
+#else
+let avx512Flags: [String] = []
+let avx2Flags: [String] = []
+#endif
+// -fno-math-errno lets sqrt vectorize (Adam); -Ounchecked drops overflow traps in the hot loops only.
+let kernelReleaseFlags = ["-Ounchecked", "-Xcc", "-fno-math-errno"]
+
+func kernelTarget(_ name: String, _ isaFlags: [String]) -> Target {
+    .target(
+        name: name,
+        dependencies: ["KernelInterface"],
+        swiftSettings: [
+            .unsafeFlags(isaFlags),
+            .unsafeFlags(kernelReleaseFlags, .when(configuration: .release)),
+        ]
+    )
+}
+
+let package = Package(
+    name: "mlpc",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mlpc", targets: ["mlpc"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CYaml", pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
+        .systemLibrary(
+            name: "CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(
+            name: "CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+
+        .target(name: "SpecParser", dependencies: ["CYaml"]),
+        .target(name: "Planner", dependencies: ["SpecParser", "KernelInterface"]),
+        .target(name: "KernelInterface"),
+        kernelTarget("KernelsAVX512", avx512Flags),
+        kernelTarget("KernelsAVX2", avx2Flags),
+        kernelTarget("KernelsPortable", []),
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
+                "CZlib", "CPNG",
+            ],
+            swiftSettings: [.unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "mlpc",
+            dependencies: [
+                "Runtime", "Planner", "SpecParser",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "SpecParserTests", dependencies: ["SpecParser"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "SpecParser"]),
+        .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["Runtime", "Planner", "SpecParser", "KernelInterface", "KernelsPortable", "KernelsAVX2", "KernelsAVX512"]),
+        .testTarget(name: "mlpcTests", dependencies: ["mlpc"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
