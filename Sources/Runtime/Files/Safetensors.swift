@@ -1,0 +1,615 @@
+import Foundation
+
+// The safetensors format (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
+// length N, N bytes of UTF-8 JSON mapping each tensor name to {dtype, shape, data_offsets} (offsets
+// relative to the first byte after the header) plus an optional "__metadata__" string->string map,
+// then the data region, which the tensors must cover exactly, without gaps or overlaps.
+//
+// mlpc writes and reads F32 only. The reader treats the file as hostile: every number in the header
+// is checked (with overflow checks) before it is used, so no input can make it read out of bounds.
+
+/// One F32 tensor of a safetensors file: its name, its shape (outermost first, row-major) and its
+/// values in row-major order.
+public struct SafetensorsTensor: Equatable, Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var values: [Float]
+
+    public init(name: String, shape: [Int], values: [Float]) {
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// A problem reading or writing a safetensors file. `offset` is the byte offset in the file the
+/// problem was found at (for header problems, the position of the offending JSON value).
+public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var offset: Int?
+    public var tensor: String?
+    public var reason: String
+
+    public init(path: String, offset: Int? = nil, tensor: String? = nil, reason: String) {
+        self.path = path
+        self.offset = offset
+        self.tensor = tensor
+        self.reason = reason
+    }
+
+    public var description: String {
+        var text = path
+        if let offset { text += ": byte \(offset)" }
+        if let tensor { text += ": tensor '\(tensor)'" }
+        return text + ": " + reason
+    }
+}
+
+/// The tensors and metadata of a safetensors file. Tensors read from a file are in data order
+/// (ascending `data_offsets`); files this type writes put them in name order, so a round trip
+/// gives them sorted by name.
+public struct SafetensorsFile: Equatable, Sendable {
+    /// The largest header accepted; the reference implementation uses the same limit.
+    public static let maximumHeaderLength = 100_000_000
+
+    public var tensors: [SafetensorsTensor]
+    /// The `__metadata__` map (string keys to string values only, as the format requires).
+    public var metadata: [String: String]
+
+    public init(tensors: [SafetensorsTensor], metadata: [String: String] = [:]) {
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    /// The tensor called `name`, if there is one.
+    public func tensor(named name: String) -> SafetensorsTensor? {
+        tensors.first { $0.name == name }
+    }
+
+    // MARK: Reading
+
+    /// Reads and validates the file at `path`.
+    public static func read(path: String) throws -> SafetensorsFile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw SafetensorsError(path: path, reason: "cannot read file: \(error.localizedDescription)")
+        }
+        return try parse(bytes: [UInt8](data), path: path)
+    }
+
+    /// Parses and validates a whole safetensors file held in `bytes`; `path` only names it in errors.
+    public static func parse(bytes: [UInt8], path: String) throws -> SafetensorsFile {
+        func fail(_ offset: Int?, _ tensor: String? = nil, _ reason: String) -> SafetensorsError {
+            SafetensorsError(path: path, offset: offset, tensor: tensor, reason: reason)
+        }
+        guard bytes.count >= 8 else {
+            throw fail(0, nil, "file is \(bytes.count) bytes, shorter than the 8-byte header length")
+        }
+        var declared: UInt64 = 0
+        for i in 0..<8 { declared |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard declared <= UInt64(maximumHeaderLength) else {
+            throw fail(0, nil, "header length \(declared) is larger than the limit of \(maximumHeaderLength) bytes")
+        }
+        let headerLength = Int(declared)
+        guard headerLength <= bytes.count - 8 else {
+            throw fail(0, nil, "header length \(headerLength) runs past the end of the file (\(bytes.count - 8) bytes follow the length)")
+        }
+        let header = Array(bytes[8..<(8 + headerLength)])
+        guard String(validating: header, as: UTF8.self) != nil else {
+            throw fail(8, nil, "header is not valid UTF-8")
+        }
+        let root: JSONValue
+        do {
+            var parser = JSONParser(bytes: header)
+            root = try parser.parseDocument()
+        } catch let error as JSONSyntaxError {
+            throw fail(8 + error.offset, nil, "header is not valid JSON: \(error.reason)")
+        }
+        guard case .object(let members) = root.kind else {
+            throw fail(8 + root.offset, nil, "header is a JSON \(root.kind.typeName), expected an object")
+        }
+
+        let dataStart = 8 + headerLength
+        let dataLength = bytes.count - dataStart
+        var metadata: [String: String] = [:]
+        var sawMetadata = false
+        var seenNames = Set<String>()
+        struct Entry {
+            var name: String
+            var shape: [Int]
+            var count: Int
+            var begin: Int
+            var end: Int
+            var offset: Int  // file offset of the data_offsets value, for errors
+        }
+        var entries: [Entry] = []
+
+        for member in members {
+            let name = member.key
+            let at = 8 + member.keyOffset
+            if name == "__metadata__" {
+                if sawMetadata { throw fail(at, nil, "duplicate key '__metadata__'") }
+                sawMetadata = true
+                guard case .object(let pairs) = member.value.kind else {
+                    throw fail(8 + member.value.offset, nil, "'__metadata__' is a JSON \(member.value.kind.typeName), expected an object of strings")
+                }
+                for pair in pairs {
+                    guard case .string(let text) = pair.value.kind else {
+                        throw fail(8 + pair.value.offset, nil, "'__metadata__' value for key '\(pair.key)' is a JSON \(pair.value.kind.typeName), expected a string")
+                    }
+                    if metadata[pair.key] != nil {
+                        throw fail(8 + pair.keyOffset, nil, "duplicate '__metadata__' key '\(pair.key)'")
+                    }
+                    metadata[pair.key] = text
+                }
+                continue
+            }
+            if !seenNames.insert(name).inserted {
+                throw fail(at, name, "duplicate tensor name")
+            }
+            guard case .object(let fields) = member.value.kind else {
+                throw fail(8 + member.value.offset, name, "entry is a JSON \(member.value.kind.typeName), expected an object with dtype, shape and data_offsets")
+            }
+            func field(_ key: String) throws -> JSONValue {
+                let matches = fields.filter { $0.key == key }
+                if matches.count > 1, let second = matches.dropFirst().first {
+                    throw fail(8 + second.keyOffset, name, "duplicate key '\(key)'")
+                }
+                guard let found = matches.first else {
+                    throw fail(8 + member.value.offset, name, "missing key '\(key)'")
+                }
+                return found.value
+            }
+            let dtypeValue = try field("dtype")
+            guard case .string(let dtype) = dtypeValue.kind else {
+                throw fail(8 + dtypeValue.offset, name, "'dtype' is a JSON \(dtypeValue.kind.typeName), expected a string")
+            }
+            guard dtype == "F32" else {
+                throw fail(8 + dtypeValue.offset, name, "dtype is \(dtype); only F32 tensors can be read")
+            }
+            let shapeValue = try field("shape")
+            guard case .array(let dims) = shapeValue.kind else {
+                throw fail(8 + shapeValue.offset, name, "'shape' is a JSON \(shapeValue.kind.typeName), expected an array of integers")
+            }
+            var shape: [Int] = []
+            var count = 1
+            for dim in dims {
+                guard let size = dim.nonNegativeInteger else {
+                    throw fail(8 + dim.offset, name, "shape dimension \(dim.kind.summary) is not a non-negative integer")
+                }
+                let (product, overflow) = count.multipliedReportingOverflow(by: size)
+                guard !overflow else { throw fail(8 + dim.offset, name, "shape \(dims.map(\.kind.summary)) has too many elements") }
+                shape.append(size)
+                count = product
+            }
+            let offsetsValue = try field("data_offsets")
+            guard case .array(let pair) = offsetsValue.kind, pair.count == 2,
+                let begin = pair[0].nonNegativeInteger, let end = pair[1].nonNegativeInteger
+            else {
+                throw fail(8 + offsetsValue.offset, name, "'data_offsets' must be an array of two non-negative integers [begin, end]")
+            }
+            guard begin <= end else {
+                throw fail(8 + offsetsValue.offset, name, "data_offsets [\(begin), \(end)] end before they begin")
+            }
+            guard end <= dataLength else {
+                throw fail(8 + offsetsValue.offset, name, "data_offsets [\(begin), \(end)] run past the end of the data region (\(dataLength) bytes, file offsets \(dataStart)..<\(bytes.count))")
+            }
+            let (byteCount, overflow) = count.multipliedReportingOverflow(by: 4)
+            guard !overflow, byteCount == end - begin else {
+                throw fail(8 + offsetsValue.offset, name, "shape \(shape) holds \(count) F32 values (\(overflow ? "too many" : String(byteCount)) bytes) but data_offsets [\(begin), \(end)] span \(end - begin) bytes")
+            }
+            entries.append(Entry(name: name, shape: shape, count: count, begin: begin, end: end, offset: 8 + offsetsValue.offset))
+        }
+
+        // Contiguous coverage: sorted by offsets, each tensor starts where the previous one ended,
+        // the first at 0 and the last ends at the end of the file.
+        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        var cursor = 0
+        var previous: String?
+        for entry in entries {
+            if entry.begin < cursor, let previous {
+                throw fail(entry.offset, entry.name, "data_offsets [\(entry.begin), \(entry.end)] overlap tensor '\(previous)', which ends at \(cursor)")
+            }
+            if entry.begin > cursor {
+                throw fail(entry.offset, entry.name, "data_offsets [\(entry.begin), \(entry.end)] leave bytes \(cursor)..<\(entry.begin) of the data region (file offset \(dataStart + cursor)) covered by no tensor")
+            }
+            cursor = entry.end
+            previous = entry.name
+        }
+        guard cursor == dataLength else {
+            throw fail(dataStart + cursor, nil, "the tensors cover \(cursor) bytes of the data region but it holds \(dataLength) bytes")
+        }
+
+        var tensors: [SafetensorsTensor] = []
+        tensors.reserveCapacity(entries.count)
+        for entry in entries {
+            var values = [Float](repeating: 0, count: entry.count)
+            let start = dataStart + entry.begin
+            values.withUnsafeMutableBytes { destination in
+                bytes.withUnsafeBytes { source in
+                    destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[start..<(start + entry.count * 4)]))
+                }
+            }
+            // The file is little-endian; a no-op on every platform mlpc runs on.
+            for i in values.indices { values[i] = Float(bitPattern: UInt32(littleEndian: values[i].bitPattern)) }
+            tensors.append(SafetensorsTensor(name: entry.name, shape: entry.shape, values: values))
+        }
+        return SafetensorsFile(tensors: tensors, metadata: metadata)
+    }
+
+    /// Throws if any value of any tensor is NaN or infinite, naming the first such tensor and the
+    /// element's flat (row-major) index. A loader calls this when it needs usable parameters.
+    public func requireFinite(path: String) throws {
+        for tensor in tensors {
+            if let index = tensor.values.firstIndex(where: { !$0.isFinite }) {
+                throw SafetensorsError(
+                    path: path, tensor: tensor.name,
+                    reason: "element \(index) is \(tensor.values[index]), expected a finite number")
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// The file's bytes, laid out as the reference implementation lays them out: tensors sorted by
+    /// name (all F32, so its dtype-alignment sort key is moot), `__metadata__` first in the header
+    /// (keys sorted, omitted when empty), compact JSON, padded with spaces to a multiple of 8 bytes.
+    /// Throws when a tensor's values do not match its shape, a name is duplicated or reserved.
+    public func serialized(path: String = "<memory>") throws -> [UInt8] {
+        let ordered = tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        var names = Set<String>()
+        for tensor in ordered {
+            guard tensor.name != "__metadata__" else {
+                throw SafetensorsError(path: path, tensor: tensor.name, reason: "'__metadata__' is reserved and cannot name a tensor")
+            }
+            guard names.insert(tensor.name).inserted else {
+                throw SafetensorsError(path: path, tensor: tensor.name, reason: "duplicate tensor name")
+            }
+            var count = 1
+            for dim in tensor.shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+                guard dim >= 0, !overflow else {
+                    throw SafetensorsError(path: path, tensor: tensor.name, reason: "invalid shape \(tensor.shape)")
+                }
+                count = product
+            }
+            guard count == tensor.values.count else {
+                throw SafetensorsError(path: path, tensor: tensor.name, reason: "shape \(tensor.shape) holds \(count) values but the tensor has \(tensor.values.count)")
+            }
+        }
+
+        var header = "{"
+        var first = true
+        if !metadata.isEmpty {
+            header += jsonString("__metadata__") + ":{"
+            let keys = metadata.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            header += keys.map { jsonString($0) + ":" + jsonString(metadata[$0] ?? "") }.joined(separator: ",")
+            header += "}"
+            first = false
+        }
+        var offset = 0
+        for tensor in ordered {
+            if !first { header += "," }
+            first = false
+            let end = offset + tensor.values.count * 4
+            header += jsonString(tensor.name) + ":{\"dtype\":\"F32\",\"shape\":["
+                + tensor.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(end)]}"
+            offset = end
+        }
+        header += "}"
+        var headerBytes = Array(header.utf8)
+        // Padding keeps the data region 8-byte aligned so readers can map it in place.
+        headerBytes.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - headerBytes.count % 8) % 8))
+
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + headerBytes.count + offset)
+        let length = UInt64(headerBytes.count)
+        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: length >> (8 * UInt64(i)))) }
+        out.append(contentsOf: headerBytes)
+        for tensor in ordered {
+            for value in tensor.values {
+                let bits = value.bitPattern
+                out.append(UInt8(truncatingIfNeeded: bits))
+                out.append(UInt8(truncatingIfNeeded: bits >> 8))
+                out.append(UInt8(truncatingIfNeeded: bits >> 16))
+                out.append(UInt8(truncatingIfNeeded: bits >> 24))
+            }
+        }
+        return out
+    }
+
+    /// Writes the file atomically: readers see the old file or the complete new one.
+    public func write(to path: String) throws {
+        try writeFileAtomically(serialized(path: path), to: path)
+    }
+}
+
+/// A JSON string literal escaped as serde_json escapes it (quote, backslash and control
+/// characters; everything else, including non-ASCII, as raw UTF-8).
+private func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\u{08}": out += "\\b"
+        case "\u{0C}": out += "\\f"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}
+
+// MARK: - A strict JSON reader that keeps byte offsets and duplicate keys
+
+// Foundation's JSONSerialization silently keeps one of two duplicate keys and loses positions;
+// the header checks need both, so the header is read with this small RFC 8259 parser.
+
+private struct JSONValue {
+    indirect enum Kind {
+        case object([JSONMember])
+        case array([JSONValue])
+        case string(String)
+        case number(String)
+        case bool(Bool)
+        case null
+
+        var typeName: String {
+            switch self {
+            case .object: return "object"
+            case .array: return "array"
+            case .string: return "string"
+            case .number: return "number"
+            case .bool: return "boolean"
+            case .null: return "null"
+            }
+        }
+
+        var summary: String {
+            switch self {
+            case .number(let text): return text
+            case .string(let text): return "\"\(text)\""
+            case .bool(let value): return String(value)
+            default: return typeName
+            }
+        }
+    }
+
+    var kind: Kind
+    var offset: Int  // offset of the value's first byte within the header
+
+    /// The value as an Int when it is a JSON integer literal (no fraction, no exponent) >= 0 that fits.
+    var nonNegativeInteger: Int? {
+        guard case .number(let text) = kind, !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return nil
+        }
+        return Int(text)
+    }
+}
+
+private struct JSONMember {
+    var key: String
+    var keyOffset: Int
+    var value: JSONValue
+}
+
+private struct JSONSyntaxError: Error {
+    var offset: Int
+    var reason: String
+}
+
+private struct JSONParser {
+    let bytes: [UInt8]
+    var position = 0
+    // Deep nesting would overflow the stack through recursion; safetensors headers nest 3 levels.
+    let maximumDepth = 64
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func parseDocument() throws -> JSONValue {
+        skipWhitespace()
+        let value = try parseValue(depth: 0)
+        skipWhitespace()
+        guard position == bytes.count else {
+            throw JSONSyntaxError(offset: position, reason: "unexpected data after the top-level value")
+        }
+        return value
+    }
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+    }
+
+    private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
+
+    private mutating func expect(_ byte: UInt8, _ what: String) throws {
+        guard peek() == byte else { throw JSONSyntaxError(offset: position, reason: "expected \(what)") }
+        position += 1
+    }
+
+    private mutating func parseValue(depth: Int) throws -> JSONValue {
+        guard depth < maximumDepth else { throw JSONSyntaxError(offset: position, reason: "nested too deeply") }
+        let start = position
+        guard let byte = peek() else { throw JSONSyntaxError(offset: position, reason: "unexpected end of header") }
+        switch byte {
+        case UInt8(ascii: "{"):
+            position += 1
+            var members: [JSONMember] = []
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") {
+                position += 1
+                return JSONValue(kind: .object(members), offset: start)
+            }
+            while true {
+                skipWhitespace()
+                let keyOffset = position
+                guard peek() == UInt8(ascii: "\"") else { throw JSONSyntaxError(offset: position, reason: "expected a string key") }
+                let key = try parseString()
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"), "':' after an object key")
+                skipWhitespace()
+                let value = try parseValue(depth: depth + 1)
+                members.append(JSONMember(key: key, keyOffset: keyOffset, value: value))
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { position += 1; continue }
+                try expect(UInt8(ascii: "}"), "',' or '}' in an object")
+                return JSONValue(kind: .object(members), offset: start)
+            }
+        case UInt8(ascii: "["):
+            position += 1
+            var elements: [JSONValue] = []
+            skipWhitespace()
+            if peek() == UInt8(ascii: "]") {
+                position += 1
+                return JSONValue(kind: .array(elements), offset: start)
+            }
+            while true {
+                skipWhitespace()
+                elements.append(try parseValue(depth: depth + 1))
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { position += 1; continue }
+                try expect(UInt8(ascii: "]"), "',' or ']' in an array")
+                return JSONValue(kind: .array(elements), offset: start)
+            }
+        case UInt8(ascii: "\""):
+            return JSONValue(kind: .string(try parseString()), offset: start)
+        case UInt8(ascii: "t"):
+            try parseLiteral("true")
+            return JSONValue(kind: .bool(true), offset: start)
+        case UInt8(ascii: "f"):
+            try parseLiteral("false")
+            return JSONValue(kind: .bool(false), offset: start)
+        case UInt8(ascii: "n"):
+            try parseLiteral("null")
+            return JSONValue(kind: .null, offset: start)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return JSONValue(kind: .number(try parseNumber()), offset: start)
+        default:
+            throw JSONSyntaxError(offset: position, reason: "unexpected character '\(Unicode.Scalar(byte))'")
+        }
+    }
+
+    private mutating func parseLiteral(_ word: String) throws {
+        let start = position
+        for expected in word.utf8 {
+            guard peek() == expected else { throw JSONSyntaxError(offset: start, reason: "invalid literal, expected '\(word)'") }
+            position += 1
+        }
+    }
+
+    private func isDigit(_ byte: UInt8?) -> Bool {
+        guard let byte else { return false }
+        return byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+    }
+
+    private mutating func parseNumber() throws -> String {
+        let start = position
+        if peek() == UInt8(ascii: "-") { position += 1 }
+        if peek() == UInt8(ascii: "0") {
+            position += 1
+        } else if isDigit(peek()) {
+            while isDigit(peek()) { position += 1 }
+        } else {
+            throw JSONSyntaxError(offset: position, reason: "invalid number")
+        }
+        if peek() == UInt8(ascii: ".") {
+            position += 1
+            guard isDigit(peek()) else { throw JSONSyntaxError(offset: position, reason: "invalid number: digits expected after '.'") }
+            while isDigit(peek()) { position += 1 }
+        }
+        if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
+            position += 1
+            if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { position += 1 }
+            guard isDigit(peek()) else { throw JSONSyntaxError(offset: position, reason: "invalid number: digits expected in the exponent") }
+            while isDigit(peek()) { position += 1 }
+        }
+        return String(decoding: bytes[start..<position], as: UTF8.self)
+    }
+
+    private mutating func parseHex4() throws -> UInt32 {
+        guard position + 4 <= bytes.count else { throw JSONSyntaxError(offset: position, reason: "truncated \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[position]
+            let digit: UInt32
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+            default: throw JSONSyntaxError(offset: position, reason: "invalid hex digit in \\u escape")
+            }
+            value = value * 16 + digit
+            position += 1
+        }
+        return value
+    }
+
+    private mutating func parseString() throws -> String {
+        let start = position
+        position += 1  // opening quote
+        var scalars = String.UnicodeScalarView()
+        var raw: [UInt8] = []
+        func flushRaw() {
+            // The whole header was checked to be valid UTF-8, and escapes only split it at ASCII bytes.
+            scalars.append(contentsOf: String(decoding: raw, as: UTF8.self).unicodeScalars)
+            raw.removeAll(keepingCapacity: true)
+        }
+        while true {
+            guard let byte = peek() else { throw JSONSyntaxError(offset: start, reason: "unterminated string") }
+            position += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                flushRaw()
+                return String(scalars)
+            case UInt8(ascii: "\\"):
+                flushRaw()
+                guard let escape = peek() else { throw JSONSyntaxError(offset: position, reason: "unterminated escape") }
+                position += 1
+                switch escape {
+                case UInt8(ascii: "\""): scalars.append("\"")
+                case UInt8(ascii: "\\"): scalars.append("\\")
+                case UInt8(ascii: "/"): scalars.append("/")
+                case UInt8(ascii: "b"): scalars.append("\u{08}")
+                case UInt8(ascii: "f"): scalars.append("\u{0C}")
+                case UInt8(ascii: "n"): scalars.append("\n")
+                case UInt8(ascii: "r"): scalars.append("\r")
+                case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "u"):
+                    let escapeStart = position - 2
+                    var code = try parseHex4()
+                    if (0xD800..<0xDC00).contains(code) {
+                        guard peek() == UInt8(ascii: "\\"), position + 1 < bytes.count, bytes[position + 1] == UInt8(ascii: "u") else {
+                            throw JSONSyntaxError(offset: escapeStart, reason: "unpaired surrogate in \\u escape")
+                        }
+                        position += 2
+                        let low = try parseHex4()
+                        guard (0xDC00..<0xE000).contains(low) else {
+                            throw JSONSyntaxError(offset: escapeStart, reason: "unpaired surrogate in \\u escape")
+                        }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    guard let scalar = Unicode.Scalar(code) else {
+                        throw JSONSyntaxError(offset: escapeStart, reason: "unpaired surrogate in \\u escape")
+                    }
+                    scalars.append(scalar)
+                default:
+                    throw JSONSyntaxError(offset: position - 2, reason: "invalid escape '\\\(Unicode.Scalar(escape))'")
+                }
+            default:
+                guard byte >= 0x20 else { throw JSONSyntaxError(offset: position - 1, reason: "unescaped control character in string") }
+                raw.append(byte)
+            }
+        }
+    }
+}
