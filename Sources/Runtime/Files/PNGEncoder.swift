@@ -1,0 +1,128 @@
+import CZlib
+
+// PNG writing is done here with zlib rather than libpng: libpng reports errors by longjmp, which
+// Swift frames cannot survive, and an 8-bit gray or RGB PNG is only three chunks. Every row uses
+// filter type 0 (none); figures are mostly flat colour, which deflate compresses well without it.
+
+/// A problem encoding or decoding a PNG. `offset` is the byte offset in the file where it was
+/// found, when one is known.
+public struct PNGError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var offset: Int?
+    public var reason: String
+
+    public init(path: String, offset: Int? = nil, reason: String) {
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+    }
+
+    public var description: String {
+        if let offset { return "\(path): byte \(offset): \(reason)" }
+        return "\(path): \(reason)"
+    }
+}
+
+let pngSignature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+
+/// The largest width or height PNG allows (2^31 - 1).
+let pngMaximumDimension = Int(Int32.max)
+
+/// Encodes 8-bit pixels (row by row, top first; `channels` 1 = gray, 3 = RGB) as a PNG file.
+/// Throws when the pixel count does not match the size or the size is not a valid PNG size.
+public func encodePNG(width: Int, height: Int, channels: Int, pixels: [UInt8], path: String = "<memory>") throws -> [UInt8] {
+    guard let format = PixelFormat(rawValue: channels) else {
+        throw PNGError(path: path, reason: "cannot encode \(channels) channels; use 1 (gray) or 3 (RGB)")
+    }
+    guard (1...pngMaximumDimension).contains(width), (1...pngMaximumDimension).contains(height) else {
+        throw PNGError(path: path, reason: "image size \(width)x\(height) is outside PNG's 1...\(pngMaximumDimension)")
+    }
+    let image: RasterImage
+    do {
+        image = try RasterImage(width: width, height: height, format: format, pixels: pixels)
+    } catch let error as RasterImageError {
+        throw PNGError(path: path, reason: error.reason)
+    }
+    return try encodePNG(image, path: path)
+}
+
+/// Encodes `image` as a PNG file (8-bit gray or RGB, no interlace).
+public func encodePNG(_ image: RasterImage, path: String = "<memory>") throws -> [UInt8] {
+    guard (1...pngMaximumDimension).contains(image.width), (1...pngMaximumDimension).contains(image.height) else {
+        throw PNGError(path: path, reason: "image size \(image.width)x\(image.height) is outside PNG's 1...\(pngMaximumDimension)")
+    }
+    let rowBytes = image.width * image.format.channels
+    let (rawCount, overflow) = (rowBytes + 1).multipliedReportingOverflow(by: image.height)
+    guard !overflow, UInt64(rawCount) < UInt64(UInt.max / 2) else {
+        throw PNGError(path: path, reason: "image \(image.width)x\(image.height) is too large to encode")
+    }
+    var raw = [UInt8](repeating: 0, count: rawCount)
+    image.pixels.withUnsafeBufferPointer { source in
+        raw.withUnsafeMutableBufferPointer { destination in
+            for y in 0..<image.height {
+                let to = y * (rowBytes + 1)
+                destination[to] = 0  // filter type: none
+                let from = y * rowBytes
+                for i in 0..<rowBytes { destination[to + 1 + i] = source[from + i] }
+            }
+        }
+    }
+    var compressedLength = compressBound(uLong(rawCount))
+    var compressed = [UInt8](repeating: 0, count: Int(compressedLength))
+    let status = compressed.withUnsafeMutableBufferPointer { destination in
+        raw.withUnsafeBufferPointer { source in
+            compress2(destination.baseAddress, &compressedLength, source.baseAddress, uLong(rawCount), 6)
+        }
+    }
+    guard status == Z_OK else {
+        throw PNGError(path: path, reason: "zlib compress2 failed with status \(status)")
+    }
+    compressed.removeSubrange(Int(compressedLength)...)
+
+    var out = pngSignature
+    var header: [UInt8] = []
+    appendBigEndian(UInt32(image.width), to: &header)
+    appendBigEndian(UInt32(image.height), to: &header)
+    header += [8, image.format == .gray ? 0 : 2, 0, 0, 0]  // bit depth, colour type, deflate, filter method, no interlace
+    appendChunk("IHDR", header, to: &out)
+    // Chunks are limited to 2^31 - 1 bytes; split the stream, which decoders concatenate.
+    let chunkLimit = 1 << 20
+    var start = 0
+    repeat {
+        let end = min(compressed.count, start + chunkLimit)
+        appendChunk("IDAT", Array(compressed[start..<end]), to: &out)
+        start = end
+    } while start < compressed.count
+    appendChunk("IEND", [], to: &out)
+    return out
+}
+
+/// Encodes the pixels as PNG and writes them to `path` atomically.
+public func writePNG(width: Int, height: Int, channels: Int, pixels: [UInt8], to path: String) throws {
+    try writeFileAtomically(encodePNG(width: width, height: height, channels: channels, pixels: pixels, path: path), to: path)
+}
+
+/// Encodes `image` as PNG and writes it to `path` atomically.
+public func writePNG(_ image: RasterImage, to path: String) throws {
+    try writeFileAtomically(encodePNG(image, path: path), to: path)
+}
+
+private func appendBigEndian(_ value: UInt32, to bytes: inout [UInt8]) {
+    bytes += [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+}
+
+/// The CRC-32 PNG stores after each chunk, over the chunk type and data.
+func pngChunkCRC(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+    bytes.withUnsafeBufferPointer { buffer in
+        UInt32(crc32(0, buffer.baseAddress, uInt(buffer.count)))
+    }
+}
+
+private func appendChunk(_ type: String, _ data: [UInt8], to out: inout [UInt8]) {
+    appendBigEndian(UInt32(data.count), to: &out)
+    let typeStart = out.count
+    out += Array(type.utf8)
+    out += data
+    let crc = pngChunkCRC(out[typeStart...])
+    appendBigEndian(crc, to: &out)
+}
