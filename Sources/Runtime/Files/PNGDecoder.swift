@@ -13,6 +13,7 @@ public let pngMaximumPixelCount = 64 << 20
 
 // libpng's PNG_FORMAT_* macros are composite expressions Swift does not import.
 private let pngFormatRGBA: png_uint_32 = 0x02 | 0x01  // PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA
+private let pngImageFlag16BitSRGB: png_uint_32 = 0x04  // PNG_IMAGE_FLAG_16BIT_sRGB
 
 /// Reads the PNG file at `path` and decodes it (see `decodePNG(bytes:path:as:)`).
 public func readPNG(path: String, as format: PixelFormat) throws -> RasterImage {
@@ -28,7 +29,7 @@ public func readPNG(path: String, as format: PixelFormat) throws -> RasterImage 
 /// Decodes any PNG into 8-bit `format` (gray or RGB). Transparent and translucent pixels are
 /// composited onto white (the colour of the paper a digit is drawn on), in 8-bit sRGB, before
 /// colour becomes gray; colour becomes gray by BT.601 luma (see `RasterImage.luminance()`).
-/// 16-bit samples are reduced to 8 bits by libpng. Corrupt input throws; it never crashes.
+/// 16-bit samples are reduced to 8 bits by libpng, taken as sRGB-encoded unless the file says otherwise. Corrupt input throws; it never crashes.
 public func decodePNG(bytes: [UInt8], path: String, as format: PixelFormat) throws -> RasterImage {
     let (width, height) = try checkPNGStructure(bytes, path: path)
     let rgba = try decodeRGBA(bytes, width: width, height: height, path: path)
@@ -128,6 +129,9 @@ private func decodeRGBA(_ bytes: [UInt8], width: Int, height: Int, path: String)
         throw PNGError(path: path, offset: 16, reason: "libpng reports size \(image.width)x\(image.height), IHDR says \(width)x\(height)")
     }
     image.format = pngFormatRGBA
+    // Without a gAMA or sRGB chunk libpng would take 16-bit samples as linear light and brighten
+    // them on the way to 8 bits; image editors write them sRGB-encoded, like 8-bit ones.
+    image.flags |= pngImageFlag16BitSRGB
     var rgba = [UInt8](repeating: 0, count: width * height * 4)
     let finished = rgba.withUnsafeMutableBytes { buffer in
         png_image_finish_read(&image, nil, buffer.baseAddress, 0, nil)
