@@ -113,8 +113,8 @@ public struct Canvas: Equatable, Sendable {
     /// `thickness` > 1 each point is a square brush of that size centred on the line.
     public mutating func drawLine(x0: Int, y0: Int, x1: Int, y1: Int, color: Color, thickness: Int = 1) {
         // Far-off endpoints would make the walk long; figures never draw outside a few canvases' size.
-        let limit = 4 * (width + height + 16)
-        guard abs(x0) <= limit, abs(y0) <= limit, abs(x1) <= limit, abs(y1) <= limit else { return }
+        let limit = UInt(4 * (width + height + 16))
+        guard x0.magnitude <= limit, y0.magnitude <= limit, x1.magnitude <= limit, y1.magnitude <= limit else { return }
         let brush = max(1, thickness)
         let offset = (brush - 1) / 2
         let dx = abs(x1 - x0), dy = -abs(y1 - y0)
