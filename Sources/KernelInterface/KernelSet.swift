@@ -1,0 +1,155 @@
+/// One instruction set's kernels, as plain function values that point at global functions of a kernel
+/// module, so that calling one allocates nothing. All tensors are row-major Float32 behind raw pointers.
+///
+/// Sendable because every member is a global function of a kernel module (nothing is captured).
+///
+/// Kernels that take `part` and `parts` compute only their share of the output (split by output rows or
+/// columns, never by a reduction), so the result is bit-identical for any `parts`; part is in 0..<parts.
+public struct KernelSet: @unchecked Sendable {
+    /// y[m,n] = act(x[m,k] w[k,n] + bias[n]); preact (if not nil) receives x w + bias.
+    /// Parameters: x, w, bias, y, preact, m, n, k, activation, negativeSlope, tile, workspace, part, parts.
+    /// `workspace` holds `MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)` floats for this part.
+    public typealias LinearForward = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>,
+        UnsafeMutablePointer<Float>?, Int, Int, Int, ActivationCode, Float, MatmulTile,
+        UnsafeMutablePointer<Float>, Int, Int
+    ) -> Void
+
+    /// dx[m,k] = (dy[m,n] w[k,n]^T) * act'(previous layer), the derivative taken from the previous
+    /// layer's output, or from its preactivation for GELU (see `ActivationCode.derivativeNeedsPreactivation`).
+    /// Parameters: dy, w, dx, m, n, k, prevActivation, negativeSlope, prevOutput, prevPreact, tile,
+    /// workspace, part, parts. The tile and workspace are for the product of shape (m, k, n).
+    public typealias LinearBackwardInput = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int,
+        ActivationCode, Float, UnsafePointer<Float>?, UnsafePointer<Float>?, MatmulTile,
+        UnsafeMutablePointer<Float>, Int, Int
+    ) -> Void
+
+    /// dw[k,n] = x[m,k]^T dy[m,n] (overwrites) and db[n] = sum over m = 0..<m of dy[m,n].
+    /// Parameters: x, dy, dw, db, m, n, k, tile, workspace, part, parts. The tile and workspace are for
+    /// the product of shape (k, n, m).
+    public typealias LinearBackwardWeights = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+        Int, Int, Int, MatmulTile, UnsafeMutablePointer<Float>, Int, Int
+    ) -> Void
+
+    /// y = act(x). Parameters: x, y, count, activation, negativeSlope, part, parts. x and y may alias.
+    public typealias ActivationForward = (
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, ActivationCode, Float, Int, Int
+    ) -> Void
+
+    /// dx = dy * act'. Parameters: dy, preact, output, dx, count, activation, negativeSlope, part, parts.
+    /// The derivative is taken from `output`, or from `preact` for GELU; the other may be nil. dx may
+    /// alias dy.
+    public typealias ActivationBackward = (
+        UnsafePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>,
+        Int, ActivationCode, Float, Int, Int
+    ) -> Void
+
+    /// Inverted dropout. Parameters: x, y, mask, count, p, seed, step, part, parts. mask[i] is 0 or
+    /// 1/(1-p); the choice is a hash of (seed, step, i), so independent of the split. x and y may alias.
+    public typealias DropoutForward = (
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Float,
+        UInt64, UInt64, Int, Int
+    ) -> Void
+
+    /// dx = dy * mask. Parameters: dy, mask, dx, count, part, parts. dx may alias dy.
+    public typealias DropoutBackward = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int
+    ) -> Void
+
+    /// Mean cross-entropy of softmax(logits) against labels; writes dlogits = (softmax - onehot) / m.
+    /// Parameters: logits, labels, m, n, dlogits, rowLoss (m floats of scratch). A label outside
+    /// 0..<n makes its row's loss NaN (the data loader rejects such labels before they get here).
+    public typealias SoftmaxCrossEntropy = (
+        UnsafePointer<Float>, UnsafePointer<Int32>, Int, Int, UnsafeMutablePointer<Float>,
+        UnsafeMutablePointer<Float>
+    ) -> Float
+
+    /// Mean over m*n of (output - onehot(label))^2; doutput = 2 (output - target) / (m n).
+    /// Parameters: output, labels, m, n, doutput.
+    public typealias MeanSquaredError = (
+        UnsafePointer<Float>, UnsafePointer<Int32>, Int, Int, UnsafeMutablePointer<Float>
+    ) -> Float
+
+    /// torch.optim.SGD, one step. Parameters: params, grads, momentumBuffer (unused when momentum is 0),
+    /// count, lr, momentum, dampening, nesterov, weightDecay, isFirstStep, part, parts.
+    public typealias SGDStep = (
+        UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>?, Int,
+        Double, Double, Double, Bool, Double, Bool, Int, Int
+    ) -> Void
+
+    /// torch.optim.Adam (decoupled = false) or AdamW (decoupled = true), one step.
+    /// Parameters: params, grads, m, v, count, lr, beta1, beta2, eps, weightDecay, decoupled, step
+    /// (1-based), part, parts.
+    public typealias AdamStep = (
+        UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+        UnsafeMutablePointer<Float>, Int, Double, Double, Double, Double, Double, Bool, Int, Int, Int
+    ) -> Void
+
+    /// out[i] = index of the largest logit of row i (the first one on ties). Parameters: logits, m, n, out.
+    public typealias ArgmaxRows = (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Int32>) -> Void
+
+    /// probabilities = softmax of each row. Parameters: logits, m, n, probabilities (may alias logits).
+    public typealias SoftmaxRows = (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Void
+
+    public var isa: KernelISA
+    public var linearForward: LinearForward
+    public var linearBackwardInput: LinearBackwardInput
+    public var linearBackwardWeights: LinearBackwardWeights
+    public var activationForward: ActivationForward
+    public var activationBackward: ActivationBackward
+    public var dropoutForward: DropoutForward
+    public var dropoutBackward: DropoutBackward
+    public var softmaxCrossEntropy: SoftmaxCrossEntropy
+    public var meanSquaredError: MeanSquaredError
+    public var sgdStep: SGDStep
+    public var adamStep: AdamStep
+    public var argmaxRows: ArgmaxRows
+    public var softmaxRows: SoftmaxRows
+
+    public init(
+        isa: KernelISA,
+        linearForward: @escaping LinearForward,
+        linearBackwardInput: @escaping LinearBackwardInput,
+        linearBackwardWeights: @escaping LinearBackwardWeights,
+        activationForward: @escaping ActivationForward,
+        activationBackward: @escaping ActivationBackward,
+        dropoutForward: @escaping DropoutForward,
+        dropoutBackward: @escaping DropoutBackward,
+        softmaxCrossEntropy: @escaping SoftmaxCrossEntropy,
+        meanSquaredError: @escaping MeanSquaredError,
+        sgdStep: @escaping SGDStep,
+        adamStep: @escaping AdamStep,
+        argmaxRows: @escaping ArgmaxRows,
+        softmaxRows: @escaping SoftmaxRows
+    ) {
+        self.isa = isa
+        self.linearForward = linearForward
+        self.linearBackwardInput = linearBackwardInput
+        self.linearBackwardWeights = linearBackwardWeights
+        self.activationForward = activationForward
+        self.activationBackward = activationBackward
+        self.dropoutForward = dropoutForward
+        self.dropoutBackward = dropoutBackward
+        self.softmaxCrossEntropy = softmaxCrossEntropy
+        self.meanSquaredError = meanSquaredError
+        self.sgdStep = sgdStep
+        self.adamStep = adamStep
+        self.argmaxRows = argmaxRows
+        self.softmaxRows = softmaxRows
+    }
+}
+
+/// The contiguous share [start, end) of `count` items that part `part` of `parts` owns, in units of
+/// `granule` items (so vector loops see whole vectors except at the very end). Empty when the part is
+/// out of range or has nothing left.
+public func partRange(count: Int, granule: Int, part: Int, parts: Int) -> Range<Int> {
+    guard count > 0, parts > 0, part >= 0, part < parts else { return 0..<0 }
+    let g = max(granule, 1)
+    let units = (count + g - 1) / g
+    let base = units / parts, extra = units % parts
+    let startUnit = part * base + min(part, extra)
+    let endUnit = startUnit + base + (part < extra ? 1 : 0)
+    return min(startUnit * g, count)..<min(endUnit * g, count)
+}

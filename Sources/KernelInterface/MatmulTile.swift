@@ -1,0 +1,96 @@
+/// The register blocks the matrix product kernels implement. Each is a hand-unrolled micro kernel
+/// computing an mr x nr block of the output with its accumulators held in vector registers.
+public enum MatmulRegisterBlock: String, Codable, Equatable, Hashable, Sendable, CaseIterable {
+    case r8x32
+    case r6x16
+    case r4x16
+
+    public var mr: Int {
+        switch self {
+        case .r8x32: return 8
+        case .r6x16: return 6
+        case .r4x16: return 4
+        }
+    }
+
+    public var nr: Int {
+        switch self {
+        case .r8x32: return 32
+        case .r6x16, .r4x16: return 16
+        }
+    }
+}
+
+/// How a product C[m,n] = A[m,k] B[k,n] is blocked: the register block (mr x nr), and the cache blocks
+/// mc (rows of packed A), nc (columns of B per outer pass) and kc (depth of one packed pass).
+///
+/// The tile never depends on the number of threads: every output element is one fused multiply-add
+/// chain over k = 0..<k whatever the blocking, so results are bit-identical for any thread count.
+public struct MatmulTile: Codable, Equatable, Hashable, Sendable {
+    public var registerBlock: MatmulRegisterBlock
+    public var mc: Int
+    public var nc: Int
+    public var kc: Int
+
+    public var mr: Int { registerBlock.mr }
+    public var nr: Int { registerBlock.nr }
+
+    public init(registerBlock: MatmulRegisterBlock, mc: Int, nc: Int, kc: Int) {
+        self.registerBlock = registerBlock
+        self.mc = mc
+        self.nc = nc
+        self.kc = kc
+    }
+
+    /// The blocking policy. Pure: the same arguments always give the same tile.
+    /// - kc: the B micro panel (kc x nr floats) should fill about half of L1, so that it stays there
+    ///   while every A micro panel of the block streams past it. k is cut into equal passes.
+    /// - mc: the packed A block (mc x kc floats) should fill about half of L2.
+    /// - nc: all of n (the products of an MLP are narrow), capped so the B block fits in L2 too.
+    /// - Parameters: m, n, k are the product's dimensions (C is m x n, the sum runs over k).
+    public static func choose(m: Int, n: Int, k: Int, isa: KernelISA, l1Bytes: Int = 48 * 1024, l2Bytes: Int = 1024 * 1024) -> MatmulTile {
+        let block = isa.registerBlock
+        let mr = block.mr, nr = block.nr
+        let floatBytes = MemoryLayout<Float>.size
+        let kcLimit = max(16, (l1Bytes / 2) / (nr * floatBytes))
+        let depth = max(k, 1)
+        let passes = (depth + kcLimit - 1) / kcLimit
+        let kc = (depth + passes - 1) / passes
+        let mcLimit = max(mr, ((l2Bytes / 2) / (kc * floatBytes)) / mr * mr)
+        let mc = min(roundUp(max(m, 1), to: mr), mcLimit)
+        let ncLimit = max(nr, ((l2Bytes / 2) / (kc * floatBytes)) / nr * nr)
+        let nc = min(roundUp(max(n, 1), to: nr), ncLimit)
+        return MatmulTile(registerBlock: block, mc: mc, nc: nc, kc: kc)
+    }
+
+    /// The tile with every cache block made a positive multiple of its register block, so that a tile
+    /// decoded from a hand-edited plan cannot make a kernel loop forever or overrun its workspace.
+    public var normalized: MatmulTile {
+        MatmulTile(
+            registerBlock: registerBlock,
+            mc: max(mr, mc / mr * mr),
+            nc: max(nr, nc / nr * nr),
+            kc: max(1, kc))
+    }
+
+    /// Floats of packing workspace one thread needs for a product of this shape: the packed A block,
+    /// the packed B block and one mr x nr tile for the ragged edges. The planner reserves this much
+    /// per thread in the arena; the kernels allocate nothing.
+    public static func workspaceFloats(_ tile: MatmulTile, m: Int, n: Int, k: Int) -> Int {
+        let t = tile.normalized
+        let mc = min(t.mc, roundUp(max(m, 1), to: t.mr))
+        let nc = min(t.nc, roundUp(max(n, 1), to: t.nr))
+        let kc = min(t.kc, max(k, 1))
+        return mc * kc + kc * nc + t.mr * t.nr
+    }
+}
+
+/// Free-function spelling of `MatmulTile.workspaceFloats`, as the planner's documentation names it.
+public func workspaceFloats(_ tile: MatmulTile, _ m: Int, _ n: Int, _ k: Int) -> Int {
+    MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)
+}
+
+@inline(__always)
+func roundUp(_ value: Int, to multiple: Int) -> Int {
+    (value + multiple - 1) / multiple * multiple
+}

@@ -1,0 +1,20 @@
+import KernelInterface
+
+/// This module's kernels. The file is shared by KernelsAVX512, KernelsAVX2 and KernelsPortable, so each
+/// module exports its own table, pointing at its own compilation of the functions; `#fileID` starts
+/// with the module's name, which says which instruction set the module was compiled for.
+public let kernelSet = KernelSet(
+    isa: KernelISA(kernelModuleName: String(#fileID.prefix(while: { $0 != "/" }))) ?? .portable,
+    linearForward: linearForward,
+    linearBackwardInput: linearBackwardInput,
+    linearBackwardWeights: linearBackwardWeights,
+    activationForward: activationForward,
+    activationBackward: activationBackward,
+    dropoutForward: dropoutForward,
+    dropoutBackward: dropoutBackward,
+    softmaxCrossEntropy: softmaxCrossEntropy,
+    meanSquaredError: meanSquaredError,
+    sgdStep: sgdStep,
+    adamStep: adamStep,
+    argmaxRows: argmaxRows,
+    softmaxRows: softmaxRows)

@@ -1,0 +1,314 @@
+import KernelInterface
+
+/// What happens to a finished block of C on its way out of the registers.
+struct MatmulEpilogue {
+    enum Kind {
+        /// Store the sums as they are (intermediate k passes, weight gradients).
+        case raw
+        /// z = sum + bias; preact = z (if wanted); C = act(z).
+        case forward
+        /// C = sum * act'(previous layer), from its output or preactivation.
+        case backwardInput
+    }
+
+    var kind: Kind
+    var activation: ActivationCode = .identity
+    var slope: Float = 0
+    var bias: UnsafePointer<Float>? = nil
+    var preact: UnsafeMutablePointer<Float>? = nil
+    var prevOutput: UnsafePointer<Float>? = nil
+    var prevPreact: UnsafePointer<Float>? = nil
+    /// Row stride of preact / prevOutput / prevPreact (they have C's shape).
+    var ld: Int = 0
+
+    static let raw = MatmulEpilogue(kind: .raw)
+
+    /// Finishes 16 (or, at ragged edges, `lanes`) consecutive outputs of row `row` starting at column
+    /// `col`, writing them to dst. Full blocks and ragged edges go through this same code, so a split
+    /// that moves an element from one to the other does not change its bits.
+    @inline(__always)
+    func apply(_ sum: SIMD16<Float>, _ dst: UnsafeMutablePointer<Float>, _ row: Int, _ col: Int, _ lanes: Int) {
+        switch kind {
+        case .raw:
+            store(sum, dst, lanes)
+        case .forward:
+            var z = sum
+            if let bias { z += load(bias + col, lanes) }
+            if let preact { store(z, preact + row * ld + col, lanes) }
+            store(activate16(z, activation, slope), dst, lanes)
+        case .backwardInput:
+            let offset = row * ld + col
+            let y = prevOutput.map { load($0 + offset, lanes) } ?? SIMD16()
+            let x = prevPreact.map { load($0 + offset, lanes) } ?? SIMD16()
+            store(sum * activationDerivative16(output: y, preact: x, activation, slope), dst, lanes)
+        }
+    }
+
+    @inline(__always)
+    private func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD16<Float> {
+        lanes == 16 ? load16(p) : loadPartial16(p, lanes)
+    }
+
+    @inline(__always)
+    private func store(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
+        if lanes == 16 { store16(v, p) } else { storePartial16(v, p, lanes) }
+    }
+}
+
+/// A matrix operand: element (i, j) at base[i * rowStride + j * colStride]. Transposed operands are
+/// views with swapped strides; packing absorbs the difference.
+struct MatrixView {
+    var base: UnsafePointer<Float>
+    var rowStride: Int
+    var colStride: Int
+
+    @inline(__always)
+    subscript(i: Int, j: Int) -> Float { base[i * rowStride + j * colStride] }
+}
+
+typealias Microkernel = (
+    Int, UnsafePointer<Float>, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int, Bool,
+    MatmulEpilogue, Int, Int
+) -> Void
+
+/// The block of C a part computes. Rows are split when there are enough row blocks (no operand is
+/// then packed twice along the split), otherwise columns; either way whole register blocks.
+struct OutputShare {
+    var rows: Range<Int>
+    var cols: Range<Int>
+    var splitsColumns: Bool
+
+    init(m: Int, n: Int, tile: MatmulTile, part: Int, parts: Int) {
+        let rowBlocks = (m + tile.mr - 1) / tile.mr
+        let colBlocks = (n + tile.nr - 1) / tile.nr
+        splitsColumns = rowBlocks < parts && colBlocks > rowBlocks
+        if splitsColumns {
+            rows = part >= 0 && part < parts ? 0..<m : 0..<0
+            cols = partRange(count: n, granule: tile.nr, part: part, parts: parts)
+        } else {
+            rows = partRange(count: m, granule: tile.mr, part: part, parts: parts)
+            cols = 0..<n
+        }
+    }
+}
+
+/// C[m,n] = A[m,k] B[k,n] for this part's share of C, finished by `epilogue`. Blocked as in BLIS:
+/// column blocks of nc, k passes of kc (B micro panels stay in L1), row blocks of mc (packed A stays
+/// in L2), then mr x nr register blocks. B is read in place when its rows are contiguous and a micro
+/// panel is full; otherwise it is packed with zero padding, as A always is, so ragged blocks run the
+/// same fused multiply-add sequence as full ones.
+func matmul(
+    m: Int, n: Int, k: Int, a: MatrixView, b: MatrixView, c: UnsafeMutablePointer<Float>, ldc: Int,
+    epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>,
+    share: OutputShare
+) {
+    let tile = requested.normalized
+    let mr = tile.mr, nr = tile.nr
+    guard !share.rows.isEmpty, !share.cols.isEmpty else { return }
+    let microkernel: Microkernel
+    switch tile.registerBlock {
+    case .r8x32: microkernel = microkernel8x32
+    case .r6x16: microkernel = microkernel6x16
+    case .r4x16: microkernel = microkernel4x16
+    }
+    let mc = min(tile.mc, roundUpToMultiple(m, mr))
+    let nc = min(tile.nc, roundUpToMultiple(n, nr))
+    let kc = min(tile.kc, max(k, 1))
+    let packedA = workspace
+    let packedB = workspace + mc * kc
+    let edge = packedB + kc * nc
+    let bRowsContiguous = b.colStride == 1
+
+    var jc = share.cols.lowerBound
+    while jc < share.cols.upperBound {
+        let nb = min(nc, share.cols.upperBound - jc)
+        var pc = 0
+        repeat {
+            let kb = min(kc, k - pc)
+            let finishing = pc + kb >= k
+            let pass = finishing ? epilogue : MatmulEpilogue.raw
+            var jr = 0
+            while jr < nb {
+                let cols = min(nr, nb - jr)
+                if !bRowsContiguous || cols < nr {
+                    packB(b, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
+                }
+                jr += nr
+            }
+            var ic = share.rows.lowerBound
+            while ic < share.rows.upperBound {
+                let mb = min(mc, share.rows.upperBound - ic)
+                packA(a, rows: ic, height: mb, cols: pc, count: kb, mr: mr, into: packedA)
+                var jr = 0
+                while jr < nb {
+                    let cols = min(nr, nb - jr)
+                    let inPlace = bRowsContiguous && cols == nr
+                    let bPanel = inPlace ? b.base + pc * b.rowStride + jc + jr : UnsafePointer(packedB + jr * kb)
+                    let ldb = inPlace ? b.rowStride : nr
+                    var ir = 0
+                    while ir < mb {
+                        let rows = min(mr, mb - ir)
+                        let row = ic + ir, col = jc + jr
+                        let cBlock = c + row * ldc + col
+                        let aPanel = UnsafePointer(packedA + ir * kb)
+                        if rows == mr && cols == nr {
+                            microkernel(kb, aPanel, bPanel, ldb, cBlock, ldc, pc > 0, pass, row, col)
+                        } else {
+                            // Ragged block: run the full register block on a scratch tile, then finish
+                            // only the elements that exist.
+                            if pc > 0 {
+                                for r in 0..<rows {
+                                    for j in 0..<cols { edge[r * nr + j] = cBlock[r * ldc + j] }
+                                }
+                            }
+                            microkernel(kb, aPanel, bPanel, ldb, edge, nr, pc > 0, .raw, 0, 0)
+                            for r in 0..<rows {
+                                var v = 0
+                                while v < cols {
+                                    pass.apply(load16(edge + r * nr + v), cBlock + r * ldc + v, row + r, col + v, min(16, cols - v))
+                                    v += 16
+                                }
+                            }
+                        }
+                        ir += mr
+                    }
+                    jr += nr
+                }
+                ic += mc
+            }
+            pc += kb
+        } while pc < k
+        jc += nc
+    }
+}
+
+/// Packs rows [rows, rows+height) x columns [cols, cols+count) of A into micro panels of mr rows,
+/// element (r, p) of a panel at p * mr + r; rows past the end are zeros.
+private func packA(
+    _ a: MatrixView, rows: Int, height: Int, cols: Int, count: Int, mr: Int, into dst: UnsafeMutablePointer<Float>
+) {
+    var ir = 0
+    while ir < height {
+        let valid = min(mr, height - ir)
+        let panel = dst + ir * count
+        if a.colStride == 1 {
+            // Rows contiguous: read each row once, scatter into its lane of the panel.
+            for r in 0..<valid {
+                let src = a.base + (rows + ir + r) * a.rowStride + cols
+                for p in 0..<count { panel[p * mr + r] = src[p] }
+            }
+        } else {
+            for p in 0..<count {
+                for r in 0..<valid { panel[p * mr + r] = a[rows + ir + r, cols + p] }
+            }
+        }
+        if valid < mr {
+            for p in 0..<count {
+                for r in valid..<mr { panel[p * mr + r] = 0 }
+            }
+        }
+        ir += mr
+    }
+}
+
+/// Packs rows [rows, rows+count) x columns [cols, cols+width) of B into one micro panel of nr
+/// columns, element (p, j) at p * nr + j; columns past the end are zeros.
+private func packB(
+    _ b: MatrixView, rows: Int, count: Int, cols: Int, width: Int, nr: Int, into dst: UnsafeMutablePointer<Float>
+) {
+    if b.rowStride == 1 {
+        // Columns contiguous (a transposed operand): read each column once.
+        for j in 0..<width {
+            let src = b.base + cols * b.colStride + j * b.colStride + rows
+            for p in 0..<count { dst[p * nr + j] = src[p] }
+        }
+    } else {
+        for p in 0..<count {
+            for j in 0..<width { dst[p * nr + j] = b[rows + p, cols + j] }
+        }
+    }
+    if width < nr {
+        for p in 0..<count {
+            for j in width..<nr { dst[p * nr + j] = 0 }
+        }
+    }
+}
+
+@inline(__always)
+func roundUpToMultiple(_ value: Int, _ multiple: Int) -> Int {
+    (max(value, 1) + multiple - 1) / multiple * multiple
+}
+
+// MARK: - The layer kernels
+
+public func linearForward(
+    _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+    _ y: UnsafeMutablePointer<Float>, _ preact: UnsafeMutablePointer<Float>?,
+    _ m: Int, _ n: Int, _ k: Int, _ activation: ActivationCode, _ negativeSlope: Float,
+    _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int
+) {
+    let epilogue = MatmulEpilogue(
+        kind: .forward, activation: activation, slope: negativeSlope, bias: bias, preact: preact, ld: n)
+    matmul(
+        m: m, n: n, k: k,
+        a: MatrixView(base: x, rowStride: k, colStride: 1),
+        b: MatrixView(base: w, rowStride: n, colStride: 1),
+        c: y, ldc: n, epilogue: epilogue, tile: tile, workspace: workspace,
+        share: OutputShare(m: m, n: n, tile: tile.normalized, part: part, parts: parts))
+}
+
+public func linearBackwardInput(
+    _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+    _ m: Int, _ n: Int, _ k: Int, _ prevActivation: ActivationCode, _ negativeSlope: Float,
+    _ prevOutput: UnsafePointer<Float>?, _ prevPreact: UnsafePointer<Float>?,
+    _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int
+) {
+    var epilogue = MatmulEpilogue.raw
+    if prevActivation != .identity {
+        let needsPreact = prevActivation.derivativeNeedsPreactivation
+        guard let source = needsPreact ? prevPreact : prevOutput else {
+            preconditionFailure("linearBackwardInput needs the previous layer's \(needsPreact ? "preactivation" : "output") for \(prevActivation)")
+        }
+        epilogue = MatmulEpilogue(
+            kind: .backwardInput, activation: prevActivation, slope: negativeSlope,
+            prevOutput: needsPreact ? nil : source, prevPreact: needsPreact ? source : nil, ld: k)
+    }
+    // dx[m,k] = dy[m,n] w^T: B(p, j) = w[j, p].
+    matmul(
+        m: m, n: k, k: n,
+        a: MatrixView(base: dy, rowStride: n, colStride: 1),
+        b: MatrixView(base: w, rowStride: 1, colStride: n),
+        c: dx, ldc: k, epilogue: epilogue, tile: tile, workspace: workspace,
+        share: OutputShare(m: m, n: k, tile: tile.normalized, part: part, parts: parts))
+}
+
+public func linearBackwardWeights(
+    _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+    _ db: UnsafeMutablePointer<Float>?, _ m: Int, _ n: Int, _ k: Int,
+    _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int
+) {
+    // dw[k,n] = x^T dy: A(i, p) = x[p, i].
+    let share = OutputShare(m: k, n: n, tile: tile.normalized, part: part, parts: parts)
+    matmul(
+        m: k, n: n, k: m,
+        a: MatrixView(base: x, rowStride: 1, colStride: k),
+        b: MatrixView(base: dy, rowStride: n, colStride: 1),
+        c: dw, ldc: n, epilogue: .raw, tile: tile, workspace: workspace, share: share)
+    // The bias gradient of this part's columns, by the part that owns the first row of dw (every part
+    // when columns are split), summed in the fixed order 0..<m.
+    guard let db, !share.rows.isEmpty, share.rows.lowerBound == 0 else { return }
+    let cols = share.cols
+    var j = cols.lowerBound
+    while j + 16 <= cols.upperBound {
+        var sum = SIMD16<Float>()
+        for i in 0..<m { sum += load16(dy + i * n + j) }
+        store16(sum, db + j)
+        j += 16
+    }
+    while j < cols.upperBound {
+        var sum: Float = 0
+        for i in 0..<m { sum += dy[i * n + j] }
+        db[j] = sum
+        j += 1
+    }
+}

@@ -1,0 +1,225 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// A fixed set of worker threads that run the parts of one kernel call together with the calling
+/// thread. `run` allocates nothing: the body is a non-escaping closure whose reference is parked in a
+/// preallocated slot for the duration of the call.
+///
+/// Waiting: a worker spins on the generation counter for `spinMicroseconds` after each job (a training
+/// step issues its parallel kernels a few microseconds apart, and a futex wake-up costs tens of
+/// microseconds), then sleeps on a condition variable, so an idle pool costs nothing and a pool
+/// sharing its cores with another process does not starve it. The caller waits the same way.
+///
+/// `run` must be called from one thread at a time and not from inside a body.
+public final class WorkerPool {
+    /// Threads that run parts, the caller included.
+    public let threads: Int
+    private let state: PoolState
+    private var workers: [pthread_t] = []
+
+    /// - Parameters:
+    ///   - threads: total threads running parts, the calling thread included (values below 1 mean 1).
+    ///   - spinMicroseconds: how long an idle thread polls before it sleeps.
+    public init(threads: Int, spinMicroseconds: Int = 20) {
+        self.threads = max(1, threads)
+        state = PoolState(workerCount: self.threads - 1, spinNanoseconds: max(0, spinMicroseconds) * 1000)
+        for _ in 0..<(self.threads - 1) {
+            var thread = pthread_t()
+            let context = Unmanaged.passRetained(state).toOpaque()
+            let status = pthread_create(&thread, nil, workerMain, context)
+            guard status == 0 else {
+                // No more threads to be had: run with the ones that started. Parts are claimed, not
+                // assigned, so fewer workers only means the caller runs more of them.
+                Unmanaged<PoolState>.fromOpaque(context).release()
+                break
+            }
+            workers.append(thread)
+        }
+        state.workerCount = workers.count
+    }
+
+    deinit {
+        state.stop()
+        for thread in workers { pthread_join(thread, nil) }
+    }
+
+    /// Runs body(0), body(1), ... body(parts - 1), each exactly once, spread over the pool; the calling
+    /// thread runs part 0 and then helps with the rest. Returns when every part has finished, and
+    /// everything the parts wrote is then visible to the caller.
+    public func run(parts: Int, _ body: (Int) -> Void) {
+        guard parts > 1, state.workerCount > 0 else {
+            for part in 0..<max(parts, 0) { body(part) }
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            state.begin(parts: parts, body: escapable)
+            escapable(0)
+            state.claimParts()
+            state.waitForWorkers()
+            state.end()
+        }
+    }
+}
+
+/// The state workers share with the pool. A class so the workers can hold it while the pool's own
+/// deinit runs; the counters are atomics and the body slot is written only while no worker reads it.
+private final class PoolState: @unchecked Sendable {
+    /// Bumped once per job; workers compare it with the last one they ran.
+    let generation = Atomic<Int>(0)
+    let nextPart = Atomic<Int>(0)
+    let parts = Atomic<Int>(0)
+    /// Workers that are done with the current job.
+    let finishedWorkers = Atomic<Int>(0)
+    let sleepingWorkers = Atomic<Int>(0)
+    let callerSleeping = Atomic<Bool>(false)
+    let stopping = Atomic<Bool>(false)
+    let body: UnsafeMutablePointer<((Int) -> Void)?>
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    let wakeWorkers: UnsafeMutablePointer<pthread_cond_t>
+    let wakeCaller: UnsafeMutablePointer<pthread_cond_t>
+    var workerCount: Int
+    let spinNanoseconds: Int
+
+    init(workerCount: Int, spinNanoseconds: Int) {
+        self.workerCount = workerCount
+        self.spinNanoseconds = spinNanoseconds
+        body = .allocate(capacity: 1)
+        body.initialize(to: nil)
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        wakeWorkers = .allocate(capacity: 1)
+        pthread_cond_init(wakeWorkers, nil)
+        wakeCaller = .allocate(capacity: 1)
+        pthread_cond_init(wakeCaller, nil)
+    }
+
+    deinit {
+        body.deinitialize(count: 1)
+        body.deallocate()
+        pthread_cond_destroy(wakeCaller)
+        wakeCaller.deallocate()
+        pthread_cond_destroy(wakeWorkers)
+        wakeWorkers.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func begin(parts count: Int, body job: @escaping (Int) -> Void) {
+        body.pointee = job
+        parts.store(count, ordering: .relaxed)
+        nextPart.store(1, ordering: .relaxed)
+        finishedWorkers.store(0, ordering: .relaxed)
+        // Sequentially consistent with the sleepers' count: either a worker about to sleep sees the new
+        // generation, or this thread sees it sleeping and wakes it.
+        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if sleepingWorkers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(mutex)
+            pthread_cond_broadcast(wakeWorkers)
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    func end() {
+        // Every worker has finished this job, so nobody reads the slot; clearing it drops the closure
+        // before withoutActuallyEscaping checks that it did not escape.
+        body.pointee = nil
+    }
+
+    func claimParts() {
+        guard let job = body.pointee else { return }
+        let count = parts.load(ordering: .relaxed)
+        while true {
+            let part = nextPart.wrappingAdd(1, ordering: .relaxed).oldValue
+            if part >= count { return }
+            job(part)
+        }
+    }
+
+    func waitForWorkers() {
+        if spin(until: { finishedWorkers.load(ordering: .acquiring) == workerCount }) { return }
+        callerSleeping.store(true, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        while finishedWorkers.load(ordering: .sequentiallyConsistent) != workerCount {
+            pthread_cond_wait(wakeCaller, mutex)
+        }
+        pthread_mutex_unlock(mutex)
+        callerSleeping.store(false, ordering: .relaxed)
+    }
+
+    func workerLoop() {
+        var seen = 0
+        while true {
+            waitForJob(after: seen)
+            seen = generation.load(ordering: .acquiring)
+            if stopping.load(ordering: .acquiring) { return }
+            claimParts()
+            let finished = finishedWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            if finished == workerCount && callerSleeping.load(ordering: .sequentiallyConsistent) {
+                pthread_mutex_lock(mutex)
+                pthread_cond_signal(wakeCaller)
+                pthread_mutex_unlock(mutex)
+            }
+        }
+    }
+
+    private func waitForJob(after seen: Int) {
+        if spin(until: { generation.load(ordering: .acquiring) != seen }) { return }
+        sleepingWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        while generation.load(ordering: .sequentiallyConsistent) == seen {
+            pthread_cond_wait(wakeWorkers, mutex)
+        }
+        pthread_mutex_unlock(mutex)
+        sleepingWorkers.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    /// Polls `condition` for at most spinNanoseconds; true when it became true.
+    @inline(__always)
+    private func spin(until condition: () -> Bool) -> Bool {
+        if condition() { return true }
+        guard spinNanoseconds > 0 else { return false }
+        let deadline = monotonicNanoseconds() + spinNanoseconds
+        var polls = 0
+        while true {
+            if condition() { return true }
+            polls += 1
+            // Reading the clock costs about as much as a few dozen polls; check it now and then.
+            if polls & 63 == 0 && monotonicNanoseconds() >= deadline { return condition() }
+        }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(wakeWorkers)
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+private func monotonicNanoseconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int(now.tv_sec) * 1_000_000_000 + Int(now.tv_nsec)
+}
+
+#if canImport(Darwin)
+private func workerMain(_ context: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
+    let state = Unmanaged<PoolState>.fromOpaque(context).takeRetainedValue()
+    state.workerLoop()
+    return nil
+}
+#else
+private func workerMain(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let context else { return nil }
+    let state = Unmanaged<PoolState>.fromOpaque(context).takeRetainedValue()
+    state.workerLoop()
+    return nil
+}
+#endif
