@@ -1,0 +1,270 @@
+// The IDX format (http://yann.lecun.com/exdb/mnist/): a big-endian magic 0x00 0x00 TYPE RANK, RANK
+// big-endian uint32 dimensions, then the elements in row-major order. mlpc reads uint8 data only
+// (TYPE 0x08), from plain files or gzip-compressed ones (name ending ".gz").
+//
+// The reader treats the file as hostile: the header is checked before any data is read, the data
+// size implied by the dimensions is checked against the real file length (for gzip files: against
+// what a gzip file of that size can hold, and against a fixed limit) before anything of that size
+// is allocated, and data that is short or followed by trailing bytes is an error, not a guess.
+
+/// A problem reading an IDX file: names the file, where in it the problem is, and what it is.
+public struct IDXError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// Where a problem is. Offsets in gzip files are given either in the decompressed bytes (for
+    /// problems with the IDX content) or in the compressed bytes (for a damaged gzip stream).
+    public enum Position: Equatable, Sendable {
+        case none
+        case file(Int)
+        case decompressed(Int)
+        case compressed(Int)
+    }
+
+    public enum Kind: Equatable, Sendable {
+        case unreadable
+        case truncatedHeader
+        case wrongMagic
+        case unsupportedElementType
+        case zeroDimension
+        case tooLarge
+        case truncatedData
+        case trailingBytes
+        case corruptCompression
+        case truncatedCompression
+    }
+
+    public var path: String
+    public var kind: Kind
+    public var position: Position
+    public var reason: String
+
+    public init(path: String, kind: Kind, position: Position, reason: String) {
+        self.path = path
+        self.kind = kind
+        self.position = position
+        self.reason = reason
+    }
+
+    /// The byte offset of the problem, whichever bytes it counts.
+    public var offset: Int? {
+        switch position {
+        case .none: return nil
+        case .file(let offset), .decompressed(let offset), .compressed(let offset): return offset
+        }
+    }
+
+    public var description: String {
+        switch position {
+        case .none: return "\(path): \(reason)"
+        case .file(let offset): return "\(path): byte \(offset): \(reason)"
+        case .decompressed(let offset): return "\(path): byte \(offset) of the decompressed data: \(reason)"
+        case .compressed(let offset): return "\(path): compressed byte \(offset): \(reason)"
+        }
+    }
+}
+
+/// The header of an IDX file, read without reading its data.
+public struct IDXHeader: Equatable, Sendable {
+    /// Element type codes of the IDX format; only `uint8` can be read.
+    public static let uint8TypeCode: UInt8 = 0x08
+    static let typeNames: [UInt8: String] = [
+        0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32", 0x0E: "float64",
+    ]
+
+    public var path: String
+    /// Dimensions, outermost first (for images: count, rows, columns).
+    public var dimensions: [Int]
+    /// True when the file is gzip-compressed.
+    public var isCompressed: Bool
+    /// The size of the file as stored (compressed size for gzip files).
+    public var storedSize: Int
+
+    public var headerLength: Int { 4 + 4 * dimensions.count }
+    /// The number of data bytes the dimensions call for (their product; `Int.max` if that overflows,
+    /// which a header read from a file never does: the reader refuses such dimensions).
+    public var dataLength: Int {
+        var product = 1
+        for size in dimensions {
+            let (next, overflow) = product.multipliedReportingOverflow(by: size)
+            if overflow { return Int.max }
+            product = next
+        }
+        return product
+    }
+
+    public init(path: String, dimensions: [Int], isCompressed: Bool, storedSize: Int) {
+        self.path = path
+        self.dimensions = dimensions
+        self.isCompressed = isCompressed
+        self.storedSize = storedSize
+    }
+
+    /// Reads and checks the header of the file at `path` (gzip-compressed when the name ends in
+    /// ".gz"; only its first bytes are inflated). For an uncompressed file the file length is
+    /// checked against the dimensions too, since that needs no reading; a gzip file's length is
+    /// known only after inflating it all, which `IDXFile.read` does.
+    public static func read(path: String) throws -> IDXHeader {
+        let reader = try DecompressingReader(path: path, compressed: path.hasSuffix(".gz"))
+        let header = try read(from: reader)
+        if !reader.isCompressed {
+            try header.checkPlainFileLength()
+        }
+        return header
+    }
+
+    /// Reads and checks the magic number and the dimensions from the start of `reader`.
+    static func read(from reader: DecompressingReader) throws -> IDXHeader {
+        let path = reader.path
+        var magic = [UInt8](repeating: 0, count: 4)
+        let magicCount = try magic.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: 4) }
+        guard magicCount == 4 else {
+            throw IDXError(path: path, kind: .truncatedHeader, position: reader.place(magicCount),
+                           reason: "truncated header: the file ends after \(magicCount) bytes, before the 4-byte magic number")
+        }
+        let magicText = "0x" + magic.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        guard magic[0] == 0, magic[1] == 0 else {
+            let hint = magic[0] == 0x1F && magic[1] == 0x8B ? " (the file is gzip-compressed; its name should end in .gz)" : ""
+            throw IDXError(path: path, kind: .wrongMagic, position: reader.place(0),
+                           reason: "wrong magic number \(magicText): an IDX file starts with 0x0000 followed by a type and a rank byte\(hint)")
+        }
+        guard magic[2] == uint8TypeCode else {
+            if let name = typeNames[magic[2]] {
+                throw IDXError(path: path, kind: .unsupportedElementType, position: reader.place(2),
+                               reason: "element type \(name) (0x\(String(magic[2], radix: 16).leftPadded(to: 2))) is not supported; mlpc reads uint8 (0x08) IDX files only")
+            }
+            throw IDXError(path: path, kind: .wrongMagic, position: reader.place(2),
+                           reason: "wrong magic number \(magicText): unknown element type 0x\(String(magic[2], radix: 16).leftPadded(to: 2))")
+        }
+        let rank = Int(magic[3])
+        guard rank > 0 else {
+            throw IDXError(path: path, kind: .zeroDimension, position: reader.place(3),
+                           reason: "the header declares no dimensions (rank 0)")
+        }
+        var dimensionBytes = [UInt8](repeating: 0, count: 4 * rank)
+        let dimensionCount = try dimensionBytes.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: 4 * rank) }
+        guard dimensionCount == 4 * rank else {
+            throw IDXError(path: path, kind: .truncatedHeader, position: reader.place(4 + dimensionCount),
+                           reason: "truncated header: \(rank) dimensions need \(4 + 4 * rank) header bytes but the file ends after \(4 + dimensionCount)")
+        }
+        var dimensions = [Int]()
+        var product = 1
+        for index in 0..<rank {
+            let b = dimensionBytes[(4 * index)..<(4 * index + 4)].map { Int($0) }
+            let size = b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]
+            guard size > 0 else {
+                throw IDXError(path: path, kind: .zeroDimension, position: reader.place(4 + 4 * index),
+                               reason: "dimension \(index) is zero")
+            }
+            let (next, overflow) = product.multipliedReportingOverflow(by: size)
+            guard !overflow else {
+                throw IDXError(path: path, kind: .tooLarge, position: reader.place(4 + 4 * index),
+                               reason: "dimensions \(dimensionText(dimensions + [size])) multiply to more elements than can be addressed")
+            }
+            product = next
+            dimensions.append(size)
+        }
+        return IDXHeader(path: path, dimensions: dimensions, isCompressed: reader.isCompressed, storedSize: reader.storedSize)
+    }
+
+    /// For an uncompressed file: the file must be exactly header plus data long.
+    func checkPlainFileLength() throws {
+        let expected = headerLength + dataLength
+        if storedSize < expected {
+            throw IDXError(
+                path: path, kind: .truncatedData, position: .file(storedSize),
+                reason: "truncated data: dimensions \(IDXHeader.dimensionText(dimensions)) need \(dataLength) data bytes after the "
+                    + "\(headerLength)-byte header (\(expected) bytes in all), but the file is \(storedSize) bytes long")
+        }
+        if storedSize > expected {
+            throw IDXError(
+                path: path, kind: .trailingBytes, position: .file(expected),
+                reason: "\(storedSize - expected) trailing bytes after the data: dimensions \(IDXHeader.dimensionText(dimensions)) "
+                    + "call for \(expected) bytes in all, but the file is \(storedSize) bytes long")
+        }
+    }
+
+    static func dimensionText(_ dimensions: [Int]) -> String {
+        dimensions.map(String.init).joined(separator: "x")
+    }
+}
+
+/// The uint8 contents of an IDX file, with the SHA-256 of its (decompressed) bytes.
+public struct IDXFile: Sendable {
+    /// The largest decompressed data accepted: far above any dataset mlpc trains on, and a bound on
+    /// what a hostile gzip file can make the reader allocate.
+    public static let maximumDataLength = 2 << 30
+
+    public var header: IDXHeader
+    /// The elements in row-major order; `dimensions.reduce(1, *)` bytes.
+    public var data: [UInt8]
+    /// The SHA-256 of the whole decompressed file (header and data), as published checksums are.
+    public var sha256: SHA256Digest
+
+    public var path: String { header.path }
+    public var dimensions: [Int] { header.dimensions }
+
+    /// Reads, checks and hashes the IDX file at `path`; gzip-compressed when the name ends in ".gz".
+    public static func read(path: String, maximumDataLength: Int = IDXFile.maximumDataLength) throws -> IDXFile {
+        let reader = try DecompressingReader(path: path, compressed: path.hasSuffix(".gz"))
+        let header = try IDXHeader.read(from: reader)
+        let dataLength = header.dataLength
+        let dimensionText = IDXHeader.dimensionText(header.dimensions)
+        guard dataLength <= maximumDataLength else {
+            throw IDXError(path: path, kind: .tooLarge, position: reader.place(4),
+                           reason: "dimensions \(dimensionText) call for \(dataLength) data bytes, more than the limit of \(maximumDataLength)")
+        }
+        if reader.isCompressed {
+            let (capacity, overflow) = header.storedSize.multipliedReportingOverflow(by: DecompressingReader.maximumDeflateExpansion)
+            guard overflow || dataLength <= capacity else {
+                throw IDXError(path: path, kind: .truncatedData, position: reader.place(header.headerLength),
+                               reason: "dimensions \(dimensionText) call for \(dataLength) data bytes, but a gzip file of "
+                                   + "\(header.storedSize) bytes holds at most \(capacity)")
+            }
+        } else {
+            try header.checkPlainFileLength()
+        }
+
+        var got = 0
+        let data = try [UInt8](unsafeUninitializedCapacity: dataLength) { buffer, initialized in
+            got = try reader.read(into: UnsafeMutableRawPointer(buffer.baseAddress!), count: dataLength)
+            if got < dataLength {
+                // Zero the rest so the buffer is fully initialized before it is thrown away.
+                (buffer.baseAddress! + got).initialize(repeating: 0, count: dataLength - got)
+            }
+            initialized = dataLength
+        }
+        guard got == dataLength else {
+            throw IDXError(
+                path: path, kind: .truncatedData, position: reader.place(header.headerLength + got),
+                reason: "truncated data: dimensions \(dimensionText) need \(dataLength) data bytes after the "
+                    + "\(header.headerLength)-byte header, but the data ends after \(got)")
+        }
+        let trailing = try reader.skipRemaining(limit: maximumDataLength)
+        guard trailing == 0 else {
+            let count = trailing > maximumDataLength ? "more than \(maximumDataLength)" : "\(trailing)"
+            throw IDXError(
+                path: path, kind: .trailingBytes, position: reader.place(header.headerLength + dataLength),
+                reason: "\(count) trailing bytes after the data: dimensions \(dimensionText) call for "
+                    + "\(header.headerLength + dataLength) bytes in all")
+        }
+
+        var hasher = SHA256()
+        hasher.update(headerBytes(header.dimensions))
+        hasher.update(data)
+        return IDXFile(header: header, data: data, sha256: hasher.finalize())
+    }
+
+    /// The header bytes of a uint8 IDX file with these dimensions.
+    static func headerBytes(_ dimensions: [Int]) -> [UInt8] {
+        var bytes: [UInt8] = [0, 0, IDXHeader.uint8TypeCode, UInt8(truncatingIfNeeded: dimensions.count)]
+        for size in dimensions {
+            let value = UInt32(truncatingIfNeeded: size)
+            bytes += [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+        }
+        return bytes
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
