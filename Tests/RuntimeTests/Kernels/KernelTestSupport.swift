@@ -1,0 +1,87 @@
+import KernelInterface
+import Runtime
+import XCTest
+
+/// A small deterministic generator (SplitMix64) so every test sees the same "random" data.
+struct TestRandom {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [low, high).
+    mutating func float(_ low: Float, _ high: Float) -> Float {
+        low + (high - low) * Float(next() >> 40) / Float(1 << 24)
+    }
+
+    mutating func floats(_ count: Int, _ low: Float = -1, _ high: Float = 1) -> [Float] {
+        (0..<count).map { _ in float(low, high) }
+    }
+
+    mutating func int(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
+}
+
+/// The kernel sets the running CPU can execute (running the others would stop the test process).
+func runnableKernelSets() -> [KernelSet] {
+    let features = CPUFeatures.current()
+    return KernelISA.allCases.filter(features.supports).map(kernels(for:))
+}
+
+/// Checks every element against a Double reference with a tolerance that grows with the magnitude of
+/// the summed terms (`scale`), as Float rounding does.
+func assertClose(
+    _ actual: [Float], _ expected: [Double], scale: [Double]? = nil, relative: Double = 1e-5,
+    absolute: Double = 1e-6, _ message: @autoclosure () -> String, file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertEqual(actual.count, expected.count, message(), file: file, line: line)
+    for i in 0..<min(actual.count, expected.count) {
+        let tolerance = absolute + relative * (scale?[i] ?? abs(expected[i]))
+        let difference = abs(Double(actual[i]) - expected[i])
+        if !(difference <= tolerance) {
+            XCTFail("\(message()): element \(i) is \(actual[i]), expected \(expected[i]) (tolerance \(tolerance))", file: file, line: line)
+            return
+        }
+    }
+}
+
+func bitPatterns(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
+
+/// Double references of the activations, written from their definitions.
+func referenceActivation(_ x: Double, _ code: ActivationCode, _ slope: Double) -> Double {
+    switch code {
+    case .identity: return x
+    case .relu: return max(x, 0)
+    case .leakyRelu: return x > 0 ? x : slope * x
+    case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+    case .tanh: return Foundation.tanh(x)
+    case .geluErf: return 0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot()))
+    case .geluTanh: return 0.5 * x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+    }
+}
+
+/// The derivative by central differences of the Double definition, so it checks the kernels'
+/// closed forms rather than repeating them. Away from relu's kink (tests keep |x| > 1e-3).
+func referenceActivationDerivative(_ x: Double, _ code: ActivationCode, _ slope: Double) -> Double {
+    let h = 1e-6
+    return (referenceActivation(x + h, code, slope) - referenceActivation(x - h, code, slope)) / (2 * h)
+}
+
+/// Random values that keep clear of 0 by at least 1e-3, so relu-like kinks are never straddled by
+/// rounding or finite differences.
+extension TestRandom {
+    mutating func floatsAwayFromZero(_ count: Int, _ bound: Float = 2) -> [Float] {
+        (0..<count).map { _ in
+            let magnitude = float(0.001, bound)
+            return next() & 1 == 0 ? magnitude : -magnitude
+        }
+    }
+}
+
+import Foundation
