@@ -32,7 +32,9 @@ public func softmaxCrossEntropy(
         let logSum = logf(sum)
         let label = Int(labels[i])
         let labelValid = label >= 0 && label < n
-        rowLoss[i] = labelValid ? logSum + maximum - row[label] : .nan
+        // (maximum - logit) first: both may be large, and adding log(sum) to the small difference keeps
+        // its precision (adding it to the maximum would round to the maximum's ulp).
+        rowLoss[i] = labelValid ? logSum + (maximum - row[label]) : .nan
         let gradRow = dlogits + i * n
         let inverseSum = 1 / sum
         for j in 0..<n {
