@@ -1,0 +1,178 @@
+import SpecParser
+
+/// Assigns every buffer its live range and its arena offset, then rewrites each kernel's slices to
+/// absolute offsets. Like ggml-alloc: a buffer's bytes are reused as soon as its last reader has run.
+///
+/// The timeline is the training kernels followed by the evaluation kernels, so evaluation reuses the
+/// bytes of the training step's activations. Parameters, gradients, optimizer state and the packing
+/// workspace are persistent.
+func allocateArena(_ plan: inout Plan) {
+    let timeline = plan.trainKernels + plan.evalKernels
+    let end = max(timeline.count - 1, 0)
+    var first: [String: Int] = [:]
+    var last: [String: Int] = [:]
+    for (index, kernel) in timeline.enumerated() {
+        for slice in kernel.reads + kernel.writes {
+            first[slice.buffer] = min(first[slice.buffer] ?? index, index)
+            last[slice.buffer] = max(last[slice.buffer] ?? index, index)
+        }
+    }
+    for i in plan.buffers.indices {
+        let buffer = plan.buffers[i]
+        if isPersistent(buffer.role) {
+            plan.buffers[i].firstUse = 0
+            plan.buffers[i].lastUse = end
+        } else {
+            plan.buffers[i].firstUse = first[buffer.name] ?? 0
+            plan.buffers[i].lastUse = last[buffer.name] ?? 0
+        }
+    }
+
+    // Persistent buffers first, in declaration order (so parameters sit at offset 0), then the rest by size,
+    // largest first, each at the lowest aligned offset free during its whole live range.
+    let order = plan.buffers.indices.sorted { a, b in
+        let pa = isPersistent(plan.buffers[a].role), pb = isPersistent(plan.buffers[b].role)
+        if pa != pb { return pa }
+        if pa { return a < b }
+        if plan.buffers[a].bytes != plan.buffers[b].bytes { return plan.buffers[a].bytes > plan.buffers[b].bytes }
+        return a < b
+    }
+    var placed: [Int] = []
+    var arenaBytes = 0
+    for i in order {
+        let buffer = plan.buffers[i]
+        let conflicts = placed.map { plan.buffers[$0] }
+            .filter { $0.firstUse <= buffer.lastUse && buffer.firstUse <= $0.lastUse }
+            .sorted { $0.offset < $1.offset }
+        var offset = 0
+        for other in conflicts {
+            if offset + buffer.bytes <= other.offset { break }
+            offset = max(offset, roundUp(other.offset + other.bytes, arenaAlignmentBytes))
+        }
+        plan.buffers[i].offset = offset
+        placed.append(i)
+        arenaBytes = max(arenaBytes, roundUp(offset + buffer.bytes, arenaAlignmentBytes))
+    }
+    plan.arenaBytes = arenaBytes
+
+    var base: [String: Int] = [:]
+    for buffer in plan.buffers { base[buffer.name] = buffer.offset }
+    let relocate = { (slice: Slice) -> Slice in
+        var moved = slice
+        moved.offset += base[slice.buffer] ?? 0
+        return moved
+    }
+    plan.trainKernels = plan.trainKernels.map { $0.mapSlices(relocate) }
+    plan.evalKernels = plan.evalKernels.map { $0.mapSlices(relocate) }
+}
+
+func isPersistent(_ role: Buffer.Role) -> Bool {
+    switch role {
+    case .parameters, .gradients, .optimizerState, .workspace: return true
+    case .input, .labels, .activation, .activationGradient, .preactivation, .mask, .lossScratch, .predictions: return false
+    }
+}
+
+extension Kernel {
+    /// The same kernel with every slice transformed.
+    public func mapSlices(_ f: (Slice) -> Slice) -> Kernel {
+        switch self {
+        case .gatherBatch(let input, let labels, let mean, let std):
+            return .gatherBatch(input: f(input), labels: f(labels), mean: mean, std: std)
+        case .linearForward(let layer, let input, let weight, let bias, let output, let pre, let act, let matmul, let source):
+            return .linearForward(
+                layer: layer, input: f(input), weight: f(weight), bias: bias.map(f), output: f(output), preactivation: pre.map(f),
+                activation: act, matmul: matmul, source: source)
+        case .activationForward(let layer, let input, let output, let act, let source):
+            return .activationForward(layer: layer, input: f(input), output: f(output), activation: act, source: source)
+        case .dropoutForward(let layer, let input, let output, let mask, let p, let source):
+            return .dropoutForward(layer: layer, input: f(input), output: f(output), mask: f(mask), p: p, source: source)
+        case .softmaxCrossEntropy(let logits, let labels, let gradient, let rowLoss, let source):
+            return .softmaxCrossEntropy(logits: f(logits), labels: f(labels), gradient: f(gradient), rowLoss: f(rowLoss), source: source)
+        case .meanSquaredError(let output, let labels, let gradient, let source):
+            return .meanSquaredError(output: f(output), labels: f(labels), gradient: f(gradient), source: source)
+        case .activationBackward(let layer, let gradient, let pre, let output, let inputGradient, let act, let source):
+            return .activationBackward(
+                layer: layer, outputGradient: f(gradient), preactivation: pre.map(f), output: f(output),
+                inputGradient: f(inputGradient), activation: act, source: source)
+        case .dropoutBackward(let layer, let gradient, let mask, let inputGradient, let source):
+            return .dropoutBackward(
+                layer: layer, outputGradient: f(gradient), mask: f(mask), inputGradient: f(inputGradient), source: source)
+        case .linearBackwardWeights(let layer, let input, let gradient, let weightGradient, let bias, let matmul, let source):
+            return .linearBackwardWeights(
+                layer: layer, input: f(input), outputGradient: f(gradient), weightGradient: f(weightGradient),
+                biasGradient: bias.map(f), matmul: matmul, source: source)
+        case .linearBackwardInput(
+            let layer, let gradient, let weight, let inputGradient, let act, let output, let pre, let matmul, let source):
+            return .linearBackwardInput(
+                layer: layer, outputGradient: f(gradient), weight: f(weight), inputGradient: f(inputGradient),
+                producerActivation: act, producerOutput: f(output), producerPreactivation: pre.map(f), matmul: matmul,
+                source: source)
+        case .optimizerStep(let parameters, let gradients, let state, let settings, let source):
+            return .optimizerStep(
+                parameters: f(parameters), gradients: f(gradients), state: state.map(f), settings: settings, source: source)
+        case .classify(let logits, let predictions):
+            return .classify(logits: f(logits), predictions: f(predictions))
+        }
+    }
+}
+
+/// Problems a plan can have, found by `verify`: each names the buffers or the kernel at fault.
+public struct PlanViolation: Equatable, CustomStringConvertible {
+    public var description: String
+}
+
+/// Checks a plan's invariants: buffers live at the same time never overlap, every buffer and slice lies
+/// inside the arena and inside its buffer, offsets are aligned, and every slice a kernel reads was
+/// written before (or is persistent). Runs after planning in tests and debug builds.
+public func verify(_ plan: Plan) -> [PlanViolation] {
+    var violations: [PlanViolation] = []
+    let buffers = plan.buffers
+    var byName: [String: Buffer] = [:]
+    for buffer in buffers {
+        if byName[buffer.name] != nil { violations.append(PlanViolation(description: "buffer \(buffer.name) declared twice")) }
+        byName[buffer.name] = buffer
+        if buffer.offset % arenaAlignmentBytes != 0 {
+            violations.append(PlanViolation(description: "buffer \(buffer.name) at offset \(buffer.offset) is not 64-byte aligned"))
+        }
+        if buffer.offset < 0 || buffer.offset + buffer.bytes > plan.arenaBytes {
+            violations.append(PlanViolation(description: "buffer \(buffer.name) lies outside the arena"))
+        }
+    }
+    for i in buffers.indices {
+        for j in buffers.indices where j > i {
+            let a = buffers[i], b = buffers[j]
+            let liveTogether = a.firstUse <= b.lastUse && b.firstUse <= a.lastUse
+            let overlap = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes
+            if liveTogether && overlap && a.bytes > 0 && b.bytes > 0 {
+                violations.append(
+                    PlanViolation(
+                        description: "buffers \(a.name) [\(a.firstUse), \(a.lastUse)] and \(b.name) [\(b.firstUse), \(b.lastUse)] are live together and overlap"))
+            }
+        }
+    }
+    let timeline = plan.trainKernels + plan.evalKernels
+    var written: Set<String> = Set(buffers.filter { isPersistent($0.role) }.map(\.name))
+    for (index, kernel) in timeline.enumerated() {
+        for slice in kernel.reads + kernel.writes {
+            guard let buffer = byName[slice.buffer] else {
+                violations.append(PlanViolation(description: "kernel \(index) (\(kernel.label)) uses unknown buffer \(slice.buffer)"))
+                continue
+            }
+            if slice.offset < buffer.offset || slice.offset + slice.elements * 4 > buffer.offset + buffer.bytes {
+                violations.append(PlanViolation(description: "kernel \(index) (\(kernel.label)) has a slice outside \(buffer.name)"))
+            }
+            if slice.shape.reduce(1, *) != slice.elements {
+                violations.append(PlanViolation(description: "kernel \(index) (\(kernel.label)) has a slice whose shape disagrees with its length"))
+            }
+            if index < buffer.firstUse || index > buffer.lastUse {
+                violations.append(PlanViolation(description: "kernel \(index) (\(kernel.label)) uses \(buffer.name) outside its live range"))
+            }
+        }
+        for slice in kernel.reads where !written.contains(slice.buffer) {
+            violations.append(PlanViolation(description: "kernel \(index) (\(kernel.label)) reads \(slice.buffer) before anything writes it"))
+        }
+        for slice in kernel.writes { written.insert(slice.buffer) }
+    }
+    return violations
+}

@@ -1,0 +1,61 @@
+import Foundation
+import SpecParser
+
+/// Where the arena's bytes go, exactly as planned (not an estimate of a framework's allocator).
+public struct MemoryReport: Codable, Equatable, Sendable {
+    public var parameterBytes: Int
+    public var gradientBytes: Int
+    public var optimizerStateBytes: Int
+    public var workspaceBytes: Int
+    /// Bytes of everything else at its peak (input batch, activations, their gradients, masks, evaluation
+    /// buffers), after liveness sharing.
+    public var activationBytes: Int
+    /// What the activations would take if no two buffers shared memory.
+    public var activationBytesUnshared: Int
+    public var arenaBytes: Int
+
+    public init(_ plan: Plan) {
+        func sum(_ roles: Set<Buffer.Role>) -> Int {
+            plan.buffers.filter { roles.contains($0.role) }.reduce(0) { $0 + $1.bytes }
+        }
+        parameterBytes = sum([.parameters])
+        gradientBytes = sum([.gradients])
+        optimizerStateBytes = sum([.optimizerState])
+        workspaceBytes = sum([.workspace])
+        let persistent = plan.buffers.filter { isPersistent($0.role) }
+        let persistentEnd = persistent.map { roundUp($0.offset + $0.bytes, arenaAlignmentBytes) }.max() ?? 0
+        activationBytes = plan.arenaBytes - persistentEnd
+        activationBytesUnshared = plan.buffers.filter { !isPersistent($0.role) }.reduce(0) { $0 + $1.bytes }
+        arenaBytes = plan.arenaBytes
+    }
+}
+
+func resourceDiagnostics(_ plan: Plan, spec: Spec) -> [Diagnostic] {
+    let report = MemoryReport(plan)
+    guard report.arenaBytes > plan.target.memoryBytes else { return [] }
+    return [
+        .error(
+            "E0501",
+            "the plan needs \(formatBytes(report.arenaBytes)) of memory but this machine has \(formatBytes(plan.target.memoryBytes))",
+            at: spec.training.batchSize.location,
+            notes: [
+                DiagnosticNote(
+                    "parameters \(formatBytes(report.parameterBytes)), gradients \(formatBytes(report.gradientBytes)), optimizer state \(formatBytes(report.optimizerStateBytes)), activations \(formatBytes(report.activationBytes)) at batch \(plan.batchSize), workspace \(formatBytes(report.workspaceBytes))",
+                    at: spec.model.location)
+            ],
+            suggestion: "reduce the layer sizes or the batch size")
+    ]
+}
+
+/// 1536 -> "1.5 KiB"; exact bytes are printed beside this where they matter.
+public func formatBytes(_ bytes: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    if unit == 0 { return "\(bytes) B" }
+    return String(format: "%.1f %@", value, units[unit])
+}
