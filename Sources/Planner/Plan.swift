@@ -103,17 +103,26 @@ public struct Buffer: Codable, Equatable, Sendable {
     /// persistent buffers span the whole timeline.
     public var firstUse: Int
     public var lastUse: Int
-    /// Buffers sharing the same bytes by construction (an in-place kernel's output) name the buffer they alias.
-    public var aliasOf: String?
+
+    /// The whole buffer as a slice.
+    public var slice: Slice { Slice(buffer: name, offset: offset, elements: elements, shape: shape) }
 }
 
-/// A view of a buffer that a kernel reads or writes.
+/// A view of a buffer that a kernel reads or writes. (Outside this module, `Planner.Slice`: the standard
+/// library has a `Slice` too.)
 public struct Slice: Codable, Equatable, Sendable, CustomStringConvertible {
     public var buffer: String
     /// Byte offset in the arena of the first element.
     public var offset: Int
     public var elements: Int
     public var shape: [Int]
+
+    public init(buffer: String, offset: Int, elements: Int, shape: [Int]) {
+        self.buffer = buffer
+        self.offset = offset
+        self.elements = elements
+        self.shape = shape
+    }
 
     public var description: String { "\(buffer)\(shape)" }
 }

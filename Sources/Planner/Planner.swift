@@ -45,7 +45,7 @@ struct PlanBuilder {
         if buffers[name] == nil {
             buffers[name] = Buffer(
                 name: name, role: role, elementType: type, shape: shape, elements: elements, offset: 0, firstUse: 0,
-                lastUse: 0, aliasOf: nil)
+                lastUse: 0)
             bufferOrder.append(name)
         }
         return Slice(buffer: name, offset: 0, elements: elements, shape: shape)

@@ -1,1 +1,24 @@
-print("mlpc")
+import ArgumentParser
+import Foundation
+
+// Exit statuses: 0 success, 1 the spec or the data is invalid (diagnostics printed), 2 unusable arguments
+// or an unreadable path, 3 training stopped (diverged or interrupted; the run directory says why).
+// ArgumentParser's own usage errors would exit 64; mlpc promises 2.
+do {
+    var command = try MLPC.parseAsRoot()
+    try command.run()
+} catch let exit as ExitCode {
+    Foundation.exit(exit.rawValue)
+} catch let failure as CommandFailure {
+    FileHandle.standardError.write(Data((failure.message.hasSuffix("\n") ? failure.message : failure.message + "\n").utf8))
+    Foundation.exit(failure.status)
+} catch {
+    let code = MLPC.exitCode(for: error)
+    let message = MLPC.fullMessage(for: error)
+    if code == .success {
+        print(message)
+        Foundation.exit(0)
+    }
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    Foundation.exit(2)
+}

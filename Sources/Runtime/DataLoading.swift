@@ -1,0 +1,122 @@
+import Foundation
+import Planner
+import SpecParser
+
+/// The data a run trains and evaluates on, with where it came from.
+public struct LoadedData {
+    public var train: LabeledImages
+    public var test: LabeledImages
+    public var directory: String
+    /// File name -> SHA-256 of the decompressed bytes, for run.json.
+    public var sha256: [String: String]
+}
+
+/// The per-image shape the dataset must have for the spec's input: the input shape itself, or the same
+/// shape without leading 1s (a [1, 28, 28] input takes 28 x 28 images).
+func acceptsImageShape(_ imageShape: [Int], input: [Int]) -> Bool {
+    Array(imageShape.drop { $0 == 1 }) == Array(input.drop { $0 == 1 }) || imageShape == input
+        || (input.count == 1 && imageShape.reduce(1, *) == input[0])
+}
+
+/// Loads the spec's dataset (downloading missing MNIST files first when the directory is MNIST's),
+/// verifies it and checks it against the plan: image shape, classes, counts.
+public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> LoadedData {
+    let directory = spec.data.resolvedDirectory
+    try ensureMNIST(directory: directory, log: log)
+    let probe = probeDataset(directory: directory)
+    if let problem = probe.problems.first { throw problem }
+    guard let imagesHeader = probe.files.first(where: { $0.role == .trainImages })?.header else {
+        throw DatasetError.missingFiles(directory: directory, names: [IDXDatasetLayout.mnist.trainImages])
+    }
+    let imageShape = Array(imagesHeader.dimensions.dropFirst())
+    guard acceptsImageShape(imageShape, input: plan.inputShape) else {
+        throw DatasetError.shapeMismatch(path: imagesHeader.path, expected: plan.inputShape, actual: imageShape)
+    }
+    let dataset = try IDXDataset.load(directory: directory, classCount: plan.classes, imageShape: imageShape)
+    var sums: [String: String] = [:]
+    for file in dataset.files { sums[(file.path as NSString).lastPathComponent] = file.sha256.hex }
+    return LoadedData(train: dataset.train, test: dataset.test, directory: directory, sha256: sums)
+}
+
+/// What `mlpc check` learns from the data directory's headers (and the small label files) before any
+/// training: each problem as a diagnostic pointing at the spec line it concerns.
+public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
+    let directory = spec.data.resolvedDirectory
+    let dirLocation = spec.data.directory.location
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+        return [
+            .warning(
+                "W0401", "the data directory \(directory) does not exist yet; `mlpc run` will download MNIST into it",
+                at: dirLocation)
+        ]
+    }
+    guard isDirectory.boolValue else {
+        return [.error("E0401", "the data directory \(directory) is a file, not a directory", at: dirLocation)]
+    }
+    var diagnostics: [Diagnostic] = []
+    let probe = probeDataset(directory: directory)
+    for problem in probe.problems {
+        switch problem {
+        case .missingFiles:
+            diagnostics.append(.warning("W0402", "\(problem); `mlpc run` will download them", at: dirLocation))
+        default:
+            diagnostics.append(.error("E0402", "\(problem)", at: dirLocation))
+        }
+    }
+    let header = { (role: DatasetFileRole) in probe.files.first { $0.role == role }?.header }
+    if let images = header(.trainImages) {
+        let imageShape = Array(images.dimensions.dropFirst())
+        if !acceptsImageShape(imageShape, input: plan.inputShape) {
+            diagnostics.append(
+                .error(
+                    "E0403",
+                    "the images in \(images.path) are \(shapeList(imageShape)), but the model's input_shape is \(shapeList(plan.inputShape))",
+                    at: spec.model.inputShape.location, notes: [DiagnosticNote("the data comes from here", at: dirLocation)]))
+        }
+    }
+    let finalLayer = spec.model.layers.last { if case .linear = $0.kind { return true } else { return false } }
+    for role in [DatasetFileRole.trainLabels, .testLabels] {
+        guard let labels = header(role), labels.dimensions.count == 1, let file = try? IDXFile.read(path: labels.path),
+            let (index, label) = file.data.enumerated().first(where: { Int($0.element) >= plan.classes })
+        else { continue }
+        var notes: [DiagnosticNote] = []
+        if let finalLayer { notes.append(DiagnosticNote("the final layer '\(finalLayer.name.value)' has \(plan.classes) outputs", at: finalLayer.location)) }
+        diagnostics.append(
+            .error(
+                "E0404",
+                "\(labels.path): label \(label) of example \(index) does not fit the model's \(plan.classes) classes (labels 0...\(plan.classes - 1))",
+                at: spec.loss.kind.location, notes: notes))
+    }
+    if let trainCount = header(.trainImages)?.dimensions.first {
+        let held = Int((Double(trainCount) * spec.data.validationFraction.value).rounded(.down))
+        let n = trainCount - held
+        let b = plan.batchSize
+        if n % b != 0 {
+            if spec.training.dropLast.value {
+                diagnostics.append(
+                    .warning(
+                        "W0403", "drop_last skips the last \(n % b) training images of every epoch (\(n) % \(b) = \(n % b))",
+                        at: spec.training.dropLast.location))
+            } else {
+                diagnostics.append(
+                    .warning(
+                        "W0403", "the last batch of every epoch is partial: \(n) % \(b) = \(n % b) images",
+                        at: spec.training.batchSize.location, suggestion: "set `drop_last: true` to skip it"))
+            }
+        }
+        let images = header(.trainImages).map { $0.dataLength } ?? 0
+        let testImages = header(.testImages).map { $0.dataLength } ?? 0
+        let needed = plan.arenaBytes + images + testImages
+        if needed > plan.target.memoryBytes {
+            diagnostics.append(
+                .error(
+                    "E0502",
+                    "training needs \(formatBytes(needed)) (arena \(formatBytes(plan.arenaBytes)) and images \(formatBytes(images + testImages))) but this machine has \(formatBytes(plan.target.memoryBytes))",
+                    at: spec.training.batchSize.location))
+        }
+    }
+    return diagnostics
+}
+
+func shapeList(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

@@ -1,0 +1,277 @@
+import Foundation
+import KernelInterface
+import Planner
+import SpecParser
+
+/// Runs a plan's kernels over its arena. Every slice is resolved to a pointer once, here, so a step is a
+/// walk over a flat list of bound kernels: no lookups, no allocation, nothing optional in the loops.
+public final class StepExecutor {
+    public let plan: Plan
+    public let arena: Arena
+    public let kernels: KernelSet
+    let pool: WorkerPool
+    let threads: Int
+    let train: [BoundKernel]
+    let eval: [BoundKernel]
+    let workspace: UnsafeMutablePointer<Float>
+    let workspaceStride: Int
+    /// Optimizer steps taken so far (Adam's bias correction and SGD's first momentum step use it).
+    public var optimizerSteps: Int = 0
+    /// Dropout draws from (seed, step) so a resumed run continues the same stream.
+    public var dropoutSeed: UInt64
+
+    public init(plan: Plan, kernels: KernelSet, pool: WorkerPool, dropoutSeed: UInt64) throws {
+        self.plan = plan
+        self.kernels = kernels
+        self.pool = pool
+        self.threads = max(1, min(plan.target.threads, pool.threads))
+        self.dropoutSeed = dropoutSeed
+        arena = try Arena(bytes: plan.arenaBytes)
+        guard let ws = plan.buffer(named: "workspace") else { throw RuntimeError.data("the plan has no workspace buffer") }
+        workspace = (arena.base + ws.offset).assumingMemoryBound(to: Float.self)
+        workspaceStride = ws.shape.count == 2 ? ws.shape[1] : ws.elements
+        let arena = self.arena
+        train = plan.trainKernels.map { BoundKernel($0, arena) }
+        eval = plan.evalKernels.map { BoundKernel($0, arena) }
+    }
+
+    public var parameters: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "parameters")!.slice) }
+    public var gradients: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "gradients")!.slice) }
+    public func stateBlock(_ i: Int) -> UnsafeMutablePointer<Float> {
+        let name = plan.optimizer.kind == .sgd ? "momentum_buffer" : (i == 0 ? "exp_avg" : "exp_avg_sq")
+        return arena.floats(plan.buffer(named: name)!.slice)
+    }
+
+    /// The source of a batch: uint8 images (features per row) and labels, and the row indices to take.
+    public struct BatchSource {
+        public var images: UnsafePointer<UInt8>
+        public var labels: UnsafePointer<UInt8>
+        public var features: Int
+        public var indices: UnsafePointer<Int32>
+        public var rows: Int
+
+        public init(images: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, features: Int, indices: UnsafePointer<Int32>, rows: Int) {
+            self.images = images
+            self.labels = labels
+            self.features = features
+            self.indices = indices
+            self.rows = rows
+        }
+    }
+
+    /// Forward and loss of one training batch; returns the mean loss. Call `backwardAndUpdate` next.
+    /// Split so the numerics guard can look at the loss before any parameter changes.
+    public func forward(_ batch: BatchSource) -> Float {
+        var loss: Float = 0
+        for index in train.indices {
+            let kernel = train[index]
+            if kernel.isBackward { break }
+            if let l = run(kernel, batch: batch, rows: batch.rows) { loss = l }
+        }
+        return loss
+    }
+
+    public func backwardAndUpdate(rows: Int) {
+        optimizerSteps += 1
+        for kernel in train where kernel.isBackward {
+            _ = run(kernel, batch: nil, rows: rows)
+        }
+    }
+
+    /// Runs the forward kernels of the training step one at a time and returns the first whose output is
+    /// not finite (for the numerics guard's report), or nil.
+    public func firstNonFiniteForwardKernel(_ batch: BatchSource) -> (label: String, source: SourceLocation?)? {
+        for (index, kernel) in train.enumerated() {
+            if kernel.isBackward { break }
+            _ = run(kernel, batch: batch, rows: batch.rows)
+            for slice in plan.trainKernels[index].writes where plan.buffer(named: slice.buffer)?.elementType == .float32 {
+                let count = slice.elements / max(slice.shape.first ?? 1, 1) * batch.rows
+                let p = arena.floats(slice)
+                for i in 0..<min(count, slice.elements) where !p[i].isFinite {
+                    return (plan.trainKernels[index].label, plan.trainKernels[index].source)
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Evaluation forward pass over `rows` samples; predictions land in the plan's predictions buffer.
+    public func evaluate(_ batch: BatchSource) -> UnsafeMutablePointer<Int32> {
+        var predictions: UnsafeMutablePointer<Int32>? = nil
+        for kernel in eval {
+            _ = run(kernel, batch: batch, rows: batch.rows)
+            if case .classify(_, let out, _, _) = kernel.operation { predictions = out }
+        }
+        return predictions!
+    }
+
+    /// The logits of the last evaluation step (rows x classes).
+    public var evalLogits: UnsafeMutablePointer<Float> {
+        for kernel in eval {
+            if case .classify(let logits, _, _, _) = kernel.operation { return logits }
+        }
+        fatalError("a plan always ends evaluation with classify")
+    }
+
+    @inline(__always)
+    func run(_ kernel: BoundKernel, batch: BatchSource?, rows m: Int) -> Float? {
+        let k = kernels
+        let threads = self.threads
+        let workspace = self.workspace
+        let stride = self.workspaceStride
+        switch kernel.operation {
+        case .gather(let input, let labels, let scale, let shift):
+            guard let batch else { return nil }
+            gatherBatch(
+                images: batch.images, featureCount: batch.features, indices: batch.indices, count: batch.rows, scale: scale,
+                shift: shift, out: input)
+            gatherLabels(labels: batch.labels, indices: batch.indices, count: batch.rows, out: labels)
+        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts):
+            let p = min(parts, threads)
+            if p == 1 {
+                k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace, 0, 1)
+            } else {
+                pool.run(parts: p) { part in
+                    k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace + part * stride, part, p)
+                }
+            }
+        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts):
+            let p = min(parts, threads)
+            if p == 1 {
+                k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace, 0, 1)
+            } else {
+                pool.run(parts: p) { part in
+                    k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace + part * stride, part, p)
+                }
+            }
+        case .linearBackwardInput(let dy, let w, let dx, let act, let slope, let prevOut, let prevPre, let n, let inF, let tile, let parts):
+            let p = min(parts, threads)
+            if p == 1 {
+                k.linearBackwardInput(dy, w, dx, m, n, inF, act, slope, prevOut, prevPre, tile, workspace, 0, 1)
+            } else {
+                pool.run(parts: p) { part in
+                    k.linearBackwardInput(dy, w, dx, m, n, inF, act, slope, prevOut, prevPre, tile, workspace + part * stride, part, p)
+                }
+            }
+        case .activationForward(let x, let y, let width, let act, let slope):
+            k.activationForward(x, y, m * width, act, slope, 0, 1)
+        case .activationBackward(let dy, let pre, let out, let dx, let width, let act, let slope):
+            k.activationBackward(dy, pre, out, dx, m * width, act, slope, 0, 1)
+        case .dropoutForward(let x, let y, let mask, let width, let p):
+            k.dropoutForward(x, y, mask, m * width, p, dropoutSeed, UInt64(optimizerSteps + 1), 0, 1)
+        case .dropoutBackward(let dy, let mask, let dx, let width):
+            k.dropoutBackward(dy, mask, dx, m * width, 0, 1)
+        case .softmaxCrossEntropy(let logits, let labels, let grad, let rowLoss, let classes):
+            return k.softmaxCrossEntropy(logits, labels, m, classes, grad, rowLoss)
+        case .meanSquaredError(let out, let labels, let grad, let classes):
+            return k.meanSquaredError(out, labels, m, classes, grad)
+        case .optimizer(let params, let grads, let s0, let s1, let count, let settings):
+            let step = optimizerSteps
+            let p = count >= 65536 ? threads : 1
+            pool.run(parts: p) { part in
+                switch settings.kind {
+                case .sgd:
+                    k.sgdStep(
+                        params, grads, settings.stateBlocks > 0 ? s0 : nil, count, settings.lr, settings.momentum,
+                        settings.dampening, settings.nesterov, settings.weightDecay, step == 1, part, p)
+                case .adam, .adamw:
+                    k.adamStep(
+                        params, grads, s0, s1, count, settings.lr, settings.beta1, settings.beta2, settings.eps,
+                        settings.weightDecay, settings.kind == .adamw, step, part, p)
+                }
+            }
+        case .classify(let logits, let out, let classes, _):
+            k.argmaxRows(logits, m, classes, out)
+        }
+        return nil
+    }
+}
+
+/// A kernel with its slices resolved to pointers and its shapes to integers.
+struct BoundKernel {
+    enum Operation {
+        case gather(input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, scale: Float, shift: Float)
+        case linearForward(
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>,
+            UnsafeMutablePointer<Float>?, ActivationCode, Float, n: Int, k: Int, MatmulTile, parts: Int)
+        case linearBackwardWeights(
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+            inFeatures: Int, n: Int, MatmulTile, parts: Int)
+        case linearBackwardInput(
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, ActivationCode, Float,
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, n: Int, inFeatures: Int, MatmulTile, parts: Int)
+        case activationForward(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, width: Int, ActivationCode, Float)
+        case activationBackward(
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            width: Int, ActivationCode, Float)
+        case dropoutForward(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, width: Int, p: Float)
+        case dropoutBackward(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, width: Int)
+        case softmaxCrossEntropy(
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            classes: Int)
+        case meanSquaredError(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Float>, classes: Int)
+        case optimizer(
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            count: Int, OptimizerSettings)
+        case classify(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, classes: Int, Int)
+    }
+
+    let operation: Operation
+    /// Backward and optimizer kernels run after the loss.
+    let isBackward: Bool
+
+    init(_ kernel: Kernel, _ arena: Arena) {
+        func f(_ s: Planner.Slice) -> UnsafeMutablePointer<Float> { arena.floats(s) }
+        func i(_ s: Planner.Slice) -> UnsafeMutablePointer<Int32> { arena.int32s(s) }
+        func width(_ s: Planner.Slice) -> Int { s.shape.dropFirst().reduce(1, *) }
+        switch kernel {
+        case .gatherBatch(let input, let labels, let mean, let std):
+            let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
+            operation = .gather(input: f(input), labels: i(labels), scale: normalization.scale, shift: normalization.shift)
+            isBackward = false
+        case .linearForward(_, let input, let weight, let bias, let output, let pre, let act, let mm, _):
+            operation = .linearForward(
+                f(input), f(weight), bias.map(f), f(output), pre.map(f), act.code, act.negativeSlope, n: mm.n, k: mm.k, mm.tile,
+                parts: mm.threads)
+            isBackward = false
+        case .activationForward(_, let input, let output, let act, _):
+            operation = .activationForward(f(input), f(output), width: width(input), act.code, act.negativeSlope)
+            isBackward = false
+        case .dropoutForward(_, let input, let output, let mask, let p, _):
+            operation = .dropoutForward(f(input), f(output), f(mask), width: width(input), p: Float(p))
+            isBackward = false
+        case .softmaxCrossEntropy(let logits, let labels, let gradient, let rowLoss, _):
+            operation = .softmaxCrossEntropy(f(logits), i(labels), f(gradient), f(rowLoss), classes: width(logits))
+            isBackward = false
+        case .meanSquaredError(let output, let labels, let gradient, _):
+            operation = .meanSquaredError(f(output), i(labels), f(gradient), classes: width(output))
+            isBackward = false
+        case .activationBackward(_, let gradient, let pre, let output, let inputGradient, let act, _):
+            operation = .activationBackward(
+                f(gradient), pre.map(f), f(output), f(inputGradient), width: width(gradient), act.code, act.negativeSlope)
+            isBackward = true
+        case .dropoutBackward(_, let gradient, let mask, let inputGradient, _):
+            operation = .dropoutBackward(f(gradient), f(mask), f(inputGradient), width: width(gradient))
+            isBackward = true
+        case .linearBackwardWeights(_, let input, let gradient, let weightGradient, let bias, let mm, _):
+            operation = .linearBackwardWeights(
+                f(input), f(gradient), f(weightGradient), bias.map(f), inFeatures: mm.m, n: mm.n, mm.tile, parts: mm.threads)
+            isBackward = true
+        case .linearBackwardInput(_, let gradient, let weight, let inputGradient, let act, let output, let pre, let mm, _):
+            operation = .linearBackwardInput(
+                f(gradient), f(weight), f(inputGradient), act.code, act.negativeSlope, f(output), pre.map(f), n: mm.k,
+                inFeatures: mm.n, mm.tile, parts: mm.threads)
+            isBackward = true
+        case .optimizerStep(let parameters, let gradients, let state, let settings, _):
+            let s0 = state.first.map(f) ?? f(gradients)
+            let s1 = state.count > 1 ? f(state[1]) : s0
+            operation = .optimizer(f(parameters), f(gradients), s0, s1, count: parameters.elements, settings)
+            isBackward = true
+        case .classify(let logits, let predictions):
+            operation = .classify(f(logits), i(predictions), classes: width(logits), 0)
+            isBackward = false
+        }
+    }
+}
+
+

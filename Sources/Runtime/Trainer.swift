@@ -1,0 +1,209 @@
+import Foundation
+import Planner
+import SpecParser
+
+/// What one epoch did; one line of metrics.jsonl.
+public struct EpochMetrics: Codable, Equatable {
+    public var epoch: Int
+    /// The loss of the epoch's last batch, as the PyTorch tutorial prints it.
+    public var lastLoss: Double
+    /// Mean over the epoch's batches, each weighted by its rows.
+    public var meanLoss: Double
+    public var testAccuracy: Double
+    public var validationAccuracy: Double?
+    public var seconds: Double
+    public var trainSeconds: Double
+    public var samplesPerSecond: Double
+}
+
+/// Trains a plan on data: shuffles each epoch from the seed, steps through batches, evaluates.
+public final class Trainer {
+    public let executor: StepExecutor
+    public let plan: Plan
+    let train: LabeledImages
+    let test: LabeledImages
+    let seed: UInt64
+    let shuffle: Bool
+    let dropLast: Bool
+    /// Indices of the training rows used for training (the rest are held out for validation).
+    var trainIndices: [Int32]
+    var validationIndices: [Int32]
+    var epochOrder: [Int32]
+    var evalIndices: [Int32]
+    /// Set from a signal handler: finish the current step, then stop.
+    public var stopRequested: () -> Bool = { false }
+    public var onStep: (_ step: Int, _ steps: Int) -> Void = { _, _ in }
+
+    public init(
+        executor: StepExecutor, train: LabeledImages, test: LabeledImages, seed: UInt64, shuffle: Bool, dropLast: Bool,
+        validationFraction: Double
+    ) {
+        self.executor = executor
+        self.plan = executor.plan
+        self.train = train
+        self.test = test
+        self.seed = seed
+        self.shuffle = shuffle
+        self.dropLast = dropLast
+        var all = (0..<Int32(train.count)).map { $0 }
+        let held = Int((Double(train.count) * validationFraction).rounded(.down))
+        if held > 0 {
+            // A fixed split from the seed, the same in every epoch and on resume.
+            var rng = Shuffler(seed: seed ^ 0x5A11D).generator(epoch: 0)
+            fisherYates(&all, &rng)
+            validationIndices = Array(all[(train.count - held)...])
+            trainIndices = Array(all[..<(train.count - held)])
+        } else {
+            validationIndices = []
+            trainIndices = all
+        }
+        epochOrder = trainIndices
+        evalIndices = (0..<Int32(max(test.count, validationIndices.count))).map { $0 }
+    }
+
+    public var stepsPerEpoch: Int {
+        let n = trainIndices.count, b = plan.batchSize
+        return dropLast ? n / b : (n + b - 1) / b
+    }
+
+    /// The order of epoch `epoch` (1-based): a fresh permutation from (seed, epoch), independent of earlier epochs,
+    /// so a resumed run sees the same order.
+    func prepareOrder(epoch: Int) {
+        epochOrder = trainIndices
+        if shuffle {
+            var rng = Shuffler(seed: seed).generator(epoch: epoch)
+            fisherYates(&epochOrder, &rng)
+        }
+    }
+
+    public func runEpoch(_ epoch: Int) throws -> EpochMetrics {
+        let start = DispatchTime.now().uptimeNanoseconds
+        prepareOrder(epoch: epoch)
+        let b = plan.batchSize
+        let steps = stepsPerEpoch
+        var lossSum = 0.0, rowsSeen = 0
+        var lastLoss: Float = 0
+        try train.images.withUnsafeBufferPointer { images in
+            try train.labels.withUnsafeBufferPointer { labels in
+                try epochOrder.withUnsafeBufferPointer { order in
+                    for step in 0..<steps {
+                        let rows = min(b, order.count - step * b)
+                        let batch = StepExecutor.BatchSource(
+                            images: images.baseAddress!, labels: labels.baseAddress!, features: train.featureCount,
+                            indices: order.baseAddress! + step * b, rows: rows)
+                        let loss = executor.forward(batch)
+                        if !loss.isFinite {
+                            let culprit = nonFiniteReport(batch)
+                            throw RuntimeError.nonFinite(
+                                epoch: epoch, step: step + 1, kernel: culprit.label, what: culprit.what, source: culprit.source)
+                        }
+                        executor.backwardAndUpdate(rows: rows)
+                        lastLoss = loss
+                        lossSum += Double(loss) * Double(rows)
+                        rowsSeen += rows
+                        onStep(step + 1, steps)
+                        if stopRequested() { throw RuntimeError.interrupted(epoch: epoch, step: step + 1) }
+                    }
+                }
+            }
+        }
+        if let bad = firstNonFiniteParameter() {
+            throw RuntimeError.nonFinite(
+                epoch: epoch, step: steps, kernel: "\(plan.optimizer.kind.rawValue)_step", what: "\(bad.name) is not finite",
+                source: bad.location)
+        }
+        let trainEnd = DispatchTime.now().uptimeNanoseconds
+        let accuracy = evaluate(test, indices: nil).accuracy
+        var validation: Double? = nil
+        if !validationIndices.isEmpty { validation = evaluate(train, indices: validationIndices).accuracy }
+        let end = DispatchTime.now().uptimeNanoseconds
+        let seconds = Double(end - start) / 1e9
+        let trainSeconds = Double(trainEnd - start) / 1e9
+        return EpochMetrics(
+            epoch: epoch, lastLoss: Double(lastLoss), meanLoss: rowsSeen > 0 ? lossSum / Double(rowsSeen) : 0,
+            testAccuracy: accuracy, validationAccuracy: validation, seconds: seconds, trainSeconds: trainSeconds,
+            samplesPerSecond: Double(rowsSeen) / max(trainSeconds, 1e-9))
+    }
+
+    public struct Evaluation {
+        public var correct: Int
+        public var total: Int
+        public var accuracy: Double { total > 0 ? 100 * Double(correct) / Double(total) : 0 }
+        /// confusion[true][predicted]
+        public var confusion: [[Int]]
+        public var predictions: [Int32]
+    }
+
+    /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion matrix.
+    public func evaluate(_ data: LabeledImages, indices: [Int32]?) -> Evaluation {
+        let classes = plan.classes
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+        var predictionsOut = [Int32](repeating: 0, count: indices?.count ?? data.count)
+        var correct = 0
+        let order = indices ?? Array(evalIndices[..<data.count])
+        let b = plan.evalBatchSize
+        data.images.withUnsafeBufferPointer { images in
+            data.labels.withUnsafeBufferPointer { labels in
+                order.withUnsafeBufferPointer { order in
+                    var start = 0
+                    while start < order.count {
+                        let rows = min(b, order.count - start)
+                        let batch = StepExecutor.BatchSource(
+                            images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
+                            indices: order.baseAddress! + start, rows: rows)
+                        let predictions = executor.evaluate(batch)
+                        for r in 0..<rows {
+                            let truth = Int(labels[Int(order[start + r])])
+                            let predicted = Int(predictions[r])
+                            predictionsOut[start + r] = predictions[r]
+                            if truth == predicted { correct += 1 }
+                            if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
+                        }
+                        start += rows
+                    }
+                }
+            }
+        }
+        return Evaluation(correct: correct, total: order.count, confusion: confusion, predictions: predictionsOut)
+    }
+
+    func nonFiniteReport(_ batch: StepExecutor.BatchSource) -> (label: String, what: String, source: SourceLocation?) {
+        if let bad = firstNonFiniteParameter() {
+            return ("\(plan.optimizer.kind.rawValue)_step", "\(bad.name) is not finite", bad.location)
+        }
+        if let kernel = executor.firstNonFiniteForwardKernel(batch) {
+            return (kernel.label, "its output is not finite", kernel.source)
+        }
+        let lossKernel = plan.trainKernels.first {
+            if case .softmaxCrossEntropy = $0 { return true }
+            if case .meanSquaredError = $0 { return true }
+            return false
+        }
+        return (lossKernel?.label ?? "loss", "the loss is not finite", lossKernel?.source)
+    }
+
+    func firstNonFiniteParameter() -> ParameterTensor? {
+        let p = executor.parameters
+        for tensor in plan.parameters {
+            for i in 0..<tensor.count where !p[tensor.offset + i].isFinite { return tensor }
+        }
+        return nil
+    }
+}
+
+/// Fisher-Yates from the back, as `Shuffler.permutation` does, over an arbitrary list of indices.
+func fisherYates(_ values: inout [Int32], _ rng: inout Xoshiro256StarStar) {
+    guard values.count > 1 else { return }
+    for i in stride(from: values.count - 1, to: 0, by: -1) {
+        let j = Int(rng.next(below: UInt64(i + 1)))
+        values.swapAt(i, j)
+    }
+}
+
+/// Wilson score interval half-width is asymmetric; the normal approximation is what people quote for
+/// 10,000 test images: 1.96 * sqrt(p(1-p)/n), in percent.
+public func accuracyConfidence95(correct: Int, total: Int) -> Double {
+    guard total > 0 else { return 0 }
+    let p = Double(correct) / Double(total)
+    return 196 * (p * (1 - p) / Double(total)).squareRoot()
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Planner
+import SpecParser
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate a spec statically: syntax, types, ranges, shapes, data headers and memory, without training.",
+        discussion: "Exit status: 0 valid (warnings allowed), 1 invalid (diagnostics on stderr), 2 unusable arguments or path."
+    )
+
+    @OptionGroup var options: SpecOptions
+
+    @Option(help: "Output format: text (summary and diagnostics) or json (diagnostics as a JSON array).")
+    var format: OutputFormat = .text
+
+    func validate() throws {
+        if format == .dot { throw ValidationError("check prints text or json; use `mlpc plan --format dot` for a graph") }
+    }
+
+    func run() throws {
+        let checked = try checkSpec(options, threads: nil, format: format, probeData: true)
+        switch format {
+        case .json:
+            print(DiagnosticRenderer.json(checked.diagnostics))
+        case .text, .dot:
+            printWarnings(checked)
+            print(PlanText.summary(checked.plan), terminator: "")
+            print("\(checked.spec.path): ok")
+        }
+    }
+}
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show the fused execution plan: kernels, buffers in the arena, tiles, threads and totals."
+    )
+
+    @OptionGroup var options: SpecOptions
+
+    @Option(help: "Output format: text, json or dot (Graphviz).")
+    var format: OutputFormat = .text
+
+    @Option(help: "Plan for this many threads (default: the spec's training.threads, else all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+    }
+
+    func run() throws {
+        let checked = try checkSpec(options, threads: threads, format: format == .json ? .json : .text, probeData: false)
+        switch format {
+        case .text:
+            printWarnings(checked)
+            print(PlanText.full(checked.plan), terminator: "")
+        case .json:
+            print(PlanText.json(checked.plan), terminator: "")
+        case .dot:
+            print(PlanText.dot(checked.plan), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import KernelInterface
+import Planner
+import Runtime
+import SpecParser
+
+/// The arguments every spec-reading command shares.
+struct SpecOptions: ParsableArguments {
+    @Argument(help: "The spec file (YAML).")
+    var spec: String
+
+    @Option(name: .customLong("data-dir"), help: "Dataset directory; overrides the spec's data.dir and $MLPC_DATA_DIR.")
+    var dataDir: String?
+
+    /// --data-dir, else $MLPC_DATA_DIR, else the spec's own data.dir.
+    var dataDirectoryOverride: String? {
+        if let dataDir { return dataDir }
+        if let env = ProcessInfo.processInfo.environment["MLPC_DATA_DIR"], !env.isEmpty { return env }
+        return nil
+    }
+}
+
+/// A spec that loaded and planned, with every diagnostic found on the way (warnings included).
+struct CheckedSpec {
+    var spec: Spec
+    var plan: Plan
+    var diagnostics: [Diagnostic]
+    var source: SourceFile
+}
+
+/// Parse, decode and plan a spec for this machine. Diagnostics are rendered (text on stderr, or JSON on
+/// stdout) when there are errors, and the failure carries the exit status: 2 for a path that cannot be
+/// read, 1 for an invalid spec.
+func checkSpec(
+    _ options: SpecOptions, threads: Int?, format: OutputFormat, probeData: Bool, batchSize: Int? = nil
+) throws -> CheckedSpec {
+    let loaded = SpecLoader.load(path: options.spec, dataDirectoryOverride: options.dataDirectoryOverride)
+    if let fileError = loaded.fileError { throw CommandFailure.usage(fileError) }
+    var sources: [String: SourceFile] = [:]
+    if let source = loaded.source { sources[source.path] = source }
+    var diagnostics = loaded.diagnostics
+    guard var spec = loaded.spec, let source = loaded.source else {
+        try fail(diagnostics, sources: sources, format: format)
+        throw CommandFailure(message: "", status: 1)
+    }
+    if let batchSize { spec.training.batchSize.value = batchSize }
+    let isa: KernelISA
+    do {
+        isa = try selectedKernels().isa
+    } catch {
+        throw CommandFailure.usage("\(error)")
+    }
+    let target = hostTarget(threads: threads ?? spec.training.threads?.value, isa: isa)
+    let (plan, planDiagnostics) = makePlan(spec, target: target)
+    diagnostics += planDiagnostics
+    if let plan, probeData {
+        diagnostics += dataDiagnostics(spec: spec, plan: plan)
+    }
+    guard let plan, !diagnostics.hasErrors else {
+        try fail(diagnostics, sources: sources, format: format)
+        throw CommandFailure(message: "", status: 1)
+    }
+    return CheckedSpec(spec: spec, plan: plan, diagnostics: diagnostics, source: source)
+}
+
+private func fail(_ diagnostics: [Diagnostic], sources: [String: SourceFile], format: OutputFormat) throws {
+    switch format {
+    case .json: print(DiagnosticRenderer.json(diagnostics))
+    case .text, .dot: writeError(DiagnosticRenderer.text(diagnostics, sources: sources, color: stderrIsTerminal))
+    }
+    throw CommandFailure(message: "", status: 1)
+}
+
+/// Warnings of a spec that is otherwise fine go to stderr in text mode.
+func printWarnings(_ checked: CheckedSpec) {
+    let warnings = checked.diagnostics.filter { $0.severity != .error }
+    guard !warnings.isEmpty else { return }
+    writeError(DiagnosticRenderer.text(warnings, sources: [checked.source.path: checked.source], color: stderrIsTerminal))
+}
+
+var stderrIsTerminal: Bool { isatty(2) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil }
+
+/// The kernel set for this CPU (or $MLPC_KERNELS); an unusable choice is an argument error.
+func selectedKernels() throws -> KernelSet {
+    switch selectKernels(environment: processEnvironment()) {
+    case .success(let set): return set
+    case .failure(let error): throw CommandFailure.usage("\(error)")
+    }
+}
