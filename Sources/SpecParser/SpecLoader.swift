@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// What loading a spec produced. `fileError` (the path could not be read as a spec file) and
+/// `diagnostics` (the file's content has problems) are separate because the command line treats
+/// them differently; `spec` is set only when no diagnostic is an error.
+public struct SpecLoadResult: Sendable {
+    public var spec: Spec?
+    public var diagnostics: [Diagnostic]
+    /// The file's text, for rendering the diagnostics; nil when the file could not be read.
+    public var source: SourceFile?
+    /// Why the path could not be read: missing, a directory, unreadable, too large.
+    public var fileError: String?
+
+    public init(spec: Spec?, diagnostics: [Diagnostic], source: SourceFile?, fileError: String?) {
+        self.spec = spec
+        self.diagnostics = diagnostics
+        self.source = source
+        self.fileError = fileError
+    }
+}
+
+/// Reads a spec file: bytes -> YAML tree (YAMLReader) -> Spec (SpecDecoder).
+public enum SpecLoader {
+    /// Specs are a few kilobytes; refusing anything over 1 MiB bounds the time and memory spent
+    /// on a wrong or hostile path before parsing starts.
+    public static let maximumFileSize = 1 << 20
+
+    /// Loads the spec at `path`. `dataDirectoryOverride` (from --data-dir or MLPC_DATA_DIR) replaces
+    /// `data.dir` as given, without resolving it against the spec's folder.
+    public static func load(path: String, dataDirectoryOverride: String? = nil) -> SpecLoadResult {
+        switch readFile(path) {
+        case .success(let bytes):
+            return parse(bytes: bytes, path: path, dataDirectoryOverride: dataDirectoryOverride)
+        case .failure(let error):
+            return SpecLoadResult(spec: nil, diagnostics: [], source: nil, fileError: error.message)
+        }
+    }
+
+    /// Parses spec bytes as if read from `path` (used for messages and to resolve `data.dir`).
+    public static func parse(bytes: [UInt8], path: String, dataDirectoryOverride: String? = nil) -> SpecLoadResult {
+        guard bytes.count <= maximumFileSize else {
+            return SpecLoadResult(
+                spec: nil, diagnostics: [], source: nil, fileError: tooLargeMessage(path: path, size: bytes.count))
+        }
+        let source = SourceFile(path: path, bytes: bytes)
+        let tree = YAMLReader.read(bytes, file: path)
+        var diagnostics = tree.diagnostics
+        var spec: Spec?
+        if let root = tree.root {
+            var decoder = SpecDecoder(file: path)
+            spec = decoder.decode(root: root, sourceText: source.text, dataDirectoryOverride: dataDirectoryOverride)
+            diagnostics += decoder.diagnostics.finished
+        } else if tree.diagnostics.isEmpty {
+            // No document at all: an empty file, or only comments.
+            diagnostics.append(.error(
+                SpecDiagnosticCode.emptySpec, "the spec is empty; it needs name, data, model, loss, optimizer and training",
+                at: SourceLocation(file: path, line: 1, column: 1)))
+        }
+        let all = diagnostics
+        return SpecLoadResult(spec: all.hasErrors ? nil : spec, diagnostics: all, source: source, fileError: nil)
+    }
+
+    private struct FileError: Error {
+        var message: String
+    }
+
+    private static func tooLargeMessage(path: String, size: Int) -> String {
+        "'\(path)' is too large for a spec (\(size) bytes; the limit is \(maximumFileSize) bytes)"
+    }
+
+    /// Reads a regular file of at most `maximumFileSize` bytes. Opening non-blocking and checking
+    /// the type first keeps FIFOs and devices (/dev/zero) from hanging or flooding the reader.
+    private static func readFile(_ path: String) -> Result<[UInt8], FileError> {
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK)
+        guard descriptor >= 0 else {
+            return .failure(FileError(message: "cannot open '\(path)': \(String(cString: strerror(errno)))"))
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            return .failure(FileError(message: "cannot read '\(path)': \(String(cString: strerror(errno)))"))
+        }
+        let type = status.st_mode & S_IFMT
+        if type == S_IFDIR {
+            return .failure(FileError(message: "'\(path)' is a directory, not a spec file"))
+        }
+        guard type == S_IFREG else {
+            return .failure(FileError(message: "'\(path)' is not a regular file"))
+        }
+        if Int(status.st_size) > maximumFileSize {
+            return .failure(FileError(message: tooLargeMessage(path: path, size: Int(status.st_size))))
+        }
+        // Read to the end rather than trusting st_size: the file may grow while we read.
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(FileError(message: "cannot read '\(path)': \(String(cString: strerror(errno)))"))
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+            if bytes.count > maximumFileSize {
+                return .failure(FileError(message: tooLargeMessage(path: path, size: bytes.count)))
+            }
+        }
+        return .success(bytes)
+    }
+}

@@ -1,0 +1,79 @@
+/// The YAML subset a spec uses, as a tree: every node knows where it starts in the file.
+/// Built by `YAMLReader` (the only code that touches libyaml); decoded by `SpecDecoder`.
+struct YAMLNode: Sendable {
+    enum ScalarStyle: Sendable {
+        /// Unquoted: may be read as a number, a boolean or null.
+        case plain
+        /// Quoted or block (`|`, `>`): always a string.
+        case quoted
+    }
+
+    struct Entry: Sendable {
+        var key: YAMLScalar
+        var value: YAMLNode
+    }
+
+    enum Content: Sendable {
+        case scalar(YAMLScalar)
+        case sequence([YAMLNode])
+        /// Entries in file order, duplicates included (the decoder reports them).
+        case mapping([Entry])
+    }
+
+    var content: Content
+    var location: SourceLocation
+}
+
+struct YAMLScalar: Sendable {
+    var value: String
+    var style: YAMLNode.ScalarStyle
+    var location: SourceLocation
+
+    /// YAML 1.2 core schema null: an empty plain scalar, `~` or `null`.
+    var isNull: Bool {
+        style == .plain && (value.isEmpty || value == "~" || value == "null" || value == "Null" || value == "NULL")
+    }
+}
+
+extension YAMLNode {
+    var scalar: YAMLScalar? {
+        if case .scalar(let scalar) = content { return scalar }
+        return nil
+    }
+
+    var isNull: Bool { scalar?.isNull ?? false }
+
+    /// How the node reads in a message: `'abc'`, `a list`, `a mapping`, `no value`.
+    var shortDescription: String {
+        switch content {
+        case .scalar(let scalar):
+            if scalar.isNull { return "no value" }
+            let quoted = scalar.style == .quoted ? "the quoted string " : ""
+            return quoted + quote(scalar.value)
+        case .sequence: return "a list"
+        case .mapping: return "a mapping"
+        }
+    }
+}
+
+/// `'text'` for messages: long values are shortened and control characters escaped, so a hostile
+/// scalar cannot flood or garble the terminal.
+func quote(_ text: String, limit: Int = 40) -> String {
+    var result = "'"
+    var count = 0
+    for scalar in text.unicodeScalars {
+        if count == limit {
+            result += "..."
+            break
+        }
+        count += 1
+        switch scalar.value {
+        case 0x0A: result += "\\n"
+        case 0x09: result += "\\t"
+        case 0x0D: result += "\\r"
+        case 0..<0x20, 0x7F, 0x80..<0xA0: result += "\\u{\(String(scalar.value, radix: 16))}"
+        default: result.unicodeScalars.append(scalar)
+        }
+    }
+    return result + "'"
+}
