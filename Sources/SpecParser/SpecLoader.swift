@@ -55,7 +55,7 @@ public enum SpecLoader {
         if let root = tree.root {
             var decoder = SpecDecoder(file: path)
             spec = decoder.decode(root: root, sourceText: source.text, dataDirectoryOverride: dataDirectoryOverride)
-            diagnostics += decoder.diagnostics.finished
+            diagnostics += inFileOrder(decoder.diagnostics.finished)
         } else if tree.diagnostics.isEmpty {
             // No document at all: an empty file, or only comments.
             diagnostics.append(.error(
@@ -64,6 +64,22 @@ public enum SpecLoader {
         }
         let all = diagnostics
         return SpecLoadResult(spec: all.hasErrors ? nil : spec, diagnostics: all, source: source, fileError: nil)
+    }
+
+    /// Sorts by line and column as a compiler reports (the decoder goes section by section); the
+    /// sort is stable, and diagnostics without a location stay last.
+    static func inFileOrder(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        diagnostics.enumerated().sorted { a, b in
+            switch (a.element.location, b.element.location) {
+            case (let x?, let y?):
+                if x.line != y.line { return x.line < y.line }
+                if x.column != y.column { return x.column < y.column }
+                return a.offset < b.offset
+            case (.some, nil): return true
+            case (nil, .some): return false
+            case (nil, nil): return a.offset < b.offset
+            }
+        }.map(\.element)
     }
 
     private struct FileError: Error {

@@ -200,6 +200,13 @@ final class DiagnosticCodeTests: XCTestCase {
         XCTAssertEqual(parse(text).diagnostics, [])
     }
 
+    func testDiagnosticsComeInFileOrder() {
+        let text = "training: {batch_size: 0, epochs: 1}\noptimizer: {kind: sgd, lr: -1}\nmodel: {layers: []}\nname: x\n"
+        let lines = parse(text).diagnostics.compactMap { $0.location?.line }
+        XCTAssertEqual(lines, lines.sorted())
+        XCTAssertGreaterThan(Set(lines).count, 2)
+    }
+
     func testAllProblemsAreReportedInOnePass() {
         let text = "name: tiny\ntraining: {batch_size: 0, epochs: x, shufle: true}\noptimizer: {kind: sgdd}\n"
         let codes = Set(parse(text).diagnostics.map(\.code))
