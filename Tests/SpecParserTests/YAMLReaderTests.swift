@@ -69,6 +69,13 @@ final class YAMLReaderTests: XCTestCase {
         _ = try root(text)
     }
 
+    func testByteOrderMarkIsAcceptedAndCountedInColumns() throws {
+        let output = YAMLReader.read([0xEF, 0xBB, 0xBF] + Array("a: 1\n".utf8), file: "f.yaml")
+        XCTAssertEqual(output.diagnostics, [])
+        let entries = try entries(XCTUnwrap(output.root))
+        XCTAssertEqual(entries.first?.key.location.column, 4, "the key follows the mark's three bytes")
+    }
+
     func testSourceFileLines() {
         let source = SourceFile(path: "f", text: "a\r\nb\rc\nd")
         XCTAssertEqual(source.line(1), "a")
