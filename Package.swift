@@ -13,6 +13,9 @@ let avx2Flags: [String] = []
 #endif
 // -fno-math-errno lets sqrt vectorize (Adam); -Ounchecked drops overflow traps in the hot loops only.
 let kernelReleaseFlags = ["-Ounchecked", "-Xcc", "-fno-math-errno"]
+// Debug builds (swift test) optimize the kernels and the executor too: the tests then check the code
+// that ships (a step that allocates nothing, bit-identical results) and train at a useful speed.
+let optimizedDebugFlags = ["-O"]
 
 func kernelTarget(_ name: String, _ isaFlags: [String]) -> Target {
     .target(
@@ -21,6 +24,7 @@ func kernelTarget(_ name: String, _ isaFlags: [String]) -> Target {
         swiftSettings: [
             .unsafeFlags(isaFlags),
             .unsafeFlags(kernelReleaseFlags, .when(configuration: .release)),
+            .unsafeFlags(optimizedDebugFlags, .when(configuration: .debug)),
         ]
     )
 }
@@ -57,7 +61,10 @@ let package = Package(
                 "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
                 "CZlib", "CPNG",
             ],
-            swiftSettings: [.unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release))]
+            swiftSettings: [
+                .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),
+                .unsafeFlags(optimizedDebugFlags, .when(configuration: .debug)),
+            ]
         ),
         .executableTarget(
             name: "mlpc",
@@ -67,11 +74,17 @@ let package = Package(
             ]
         ),
 
+        // Interposes malloc to count allocations; linked into the runtime tests only.
+        .target(name: "MallocCounter"),
+
         .testTarget(name: "SpecParserTests", dependencies: ["SpecParser"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "SpecParser"]),
         .testTarget(
             name: "RuntimeTests",
-            dependencies: ["Runtime", "Planner", "SpecParser", "KernelInterface", "KernelsPortable", "KernelsAVX2", "KernelsAVX512"]),
+            dependencies: [
+                "Runtime", "Planner", "SpecParser", "KernelInterface", "KernelsPortable", "KernelsAVX2", "KernelsAVX512",
+                "MallocCounter",
+            ]),
         .testTarget(name: "mlpcTests", dependencies: ["mlpc"]),
     ],
     swiftLanguageModes: [.v5]

@@ -150,23 +150,6 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
                 "E0304", "the model has no linear layer, so it has nothing to train", at: spec.model.location,
                 suggestion: "add `- linear: {out: N}` layers"))
     }
-    if spec.loss.kind.value == .crossEntropy, let last = operations.last {
-        var finalActivation: (String, SourceLocation?)?
-        switch last.kind {
-        case .linear(_, _, _, let act, _) where !act.isIdentity: finalActivation = ("\(act.code)", last.activationLocation)
-        case .activation(let act): finalActivation = ("\(act.code)", last.location)
-        default: break
-        }
-        if let (act, location) = finalActivation {
-            diagnostics.append(
-                .warning(
-                    "W0301",
-                    "cross_entropy applies softmax to raw scores (logits), but the final layer '\(last.name)' applies \(act) first",
-                    at: location ?? last.location,
-                    notes: [DiagnosticNote("the loss is chosen here", at: spec.loss.kind.location)],
-                    suggestion: "remove the activation of the last layer"))
-        }
-    }
     if case .dropout? = operations.last?.kind, let last = operations.last {
         diagnostics.append(
             .warning("W0302", "dropout '\(last.name)' is the last layer: it drops class scores right before the loss", at: last.location))

@@ -7,7 +7,7 @@ public struct LoadedData {
     public var train: LabeledImages
     public var test: LabeledImages
     public var directory: String
-    /// File name -> SHA-256 of the decompressed bytes, for run.json.
+    /// File name without ".gz" -> SHA-256 of the decompressed bytes (as in SHA256SUMS.raw), for run.json.
     public var sha256: [String: String]
 }
 
@@ -34,7 +34,7 @@ public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> Lo
     }
     let dataset = try IDXDataset.load(directory: directory, classCount: plan.classes, imageShape: imageShape)
     var sums: [String: String] = [:]
-    for file in dataset.files { sums[(file.path as NSString).lastPathComponent] = file.sha256.hex }
+    for file in dataset.files { sums[IDXDatasetLayout.mnist.name(of: file.role)] = file.sha256.hex }
     return LoadedData(train: dataset.train, test: dataset.test, directory: directory, sha256: sums)
 }
 

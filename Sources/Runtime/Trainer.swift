@@ -14,6 +14,12 @@ public struct EpochMetrics: Codable, Equatable {
     public var seconds: Double
     public var trainSeconds: Double
     public var samplesPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, lastLoss = "last_loss", meanLoss = "mean_loss", testAccuracy = "test_accuracy",
+            validationAccuracy = "validation_accuracy", seconds, trainSeconds = "train_seconds",
+            samplesPerSecond = "samples_per_second"
+    }
 }
 
 /// Trains a plan on data: shuffles each epoch from the seed, steps through batches, evaluates.

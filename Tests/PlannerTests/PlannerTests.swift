@@ -156,14 +156,6 @@ final class ShapeDiagnosticTests: XCTestCase {
         XCTAssertTrue(makePlan(spec, target: .reference).diagnostics.contains { $0.code == "E0303" })
     }
 
-    func testActivationOnLogitsWarns() {
-        let spec = SpecFixtures.spec(layers: [SpecFixtures.flatten(), SpecFixtures.linear("fc1", 10, .relu)])
-        let (plan, diagnostics) = makePlan(spec, target: .reference)
-        XCTAssertNotNil(plan)
-        XCTAssertEqual(diagnostics.first?.code, "W0301")
-        XCTAssertEqual(diagnostics.first?.severity, .warning)
-    }
-
     func testHugeLayerIsRefusedWithoutOverflow() {
         let spec = SpecFixtures.spec(layers: [SpecFixtures.flatten(), SpecFixtures.linear("fc1", Int.max / 2)])
         let (plan, diagnostics) = makePlan(spec, target: .reference)
