@@ -71,8 +71,7 @@ typealias Microkernel = (
     MatmulEpilogue, Int, Int
 ) -> Void
 
-/// The block of C a part computes. Rows are split when there are enough row blocks (no operand is
-/// then packed twice along the split), otherwise columns; either way whole register blocks.
+/// The block of C a part computes: a range of whole row blocks or of whole column blocks.
 struct OutputShare {
     var rows: Range<Int>
     var cols: Range<Int>
@@ -81,7 +80,10 @@ struct OutputShare {
     init(m: Int, n: Int, tile: MatmulTile, part: Int, parts: Int) {
         let rowBlocks = (m + tile.mr - 1) / tile.mr
         let colBlocks = (n + tile.nr - 1) / tile.nr
-        splitsColumns = rowBlocks < parts && colBlocks > rowBlocks
+        // Each part packs all of the operand along the unsplit dimension: with a column split that is
+        // A (m x k), with a row split B (k x n). Split columns when B is the larger and there are
+        // enough column blocks, or when there are too few row blocks.
+        splitsColumns = (n > m && colBlocks >= parts) || (rowBlocks < parts && colBlocks > rowBlocks)
         if splitsColumns {
             rows = part >= 0 && part < parts ? 0..<m : 0..<0
             cols = partRange(count: n, granule: tile.nr, part: part, parts: parts)
@@ -94,9 +96,10 @@ struct OutputShare {
 
 /// C[m,n] = A[m,k] B[k,n] for this part's share of C, finished by `epilogue`. Blocked as in BLIS:
 /// column blocks of nc, k passes of kc (B micro panels stay in L1), row blocks of mc (packed A stays
-/// in L2), then mr x nr register blocks. B is read in place when its rows are contiguous and a micro
-/// panel is full; otherwise it is packed with zero padding, as A always is, so ragged blocks run the
-/// same fused multiply-add sequence as full ones.
+/// in L2), then mr x nr register blocks. Both operands are packed with zero padding, so ragged blocks
+/// run the same fused multiply-add sequence as full ones. (Reading B in place was tried: at n = 128
+/// its rows are 512 bytes apart, the panel maps onto a few L1 sets, misses L1, and the product ran at
+/// half the speed.)
 func matmul(
     m: Int, n: Int, k: Int, a: MatrixView, b: MatrixView, c: UnsafeMutablePointer<Float>, ldc: Int,
     epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>,
@@ -117,7 +120,6 @@ func matmul(
     let packedA = workspace
     let packedB = workspace + mc * kc
     let edge = packedB + kc * nc
-    let bRowsContiguous = b.colStride == 1
 
     var jc = share.cols.lowerBound
     while jc < share.cols.upperBound {
@@ -130,9 +132,7 @@ func matmul(
             var jr = 0
             while jr < nb {
                 let cols = min(nr, nb - jr)
-                if !bRowsContiguous || cols < nr {
-                    packB(b, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
-                }
+                packB(b, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
                 jr += nr
             }
             var ic = share.rows.lowerBound
@@ -142,9 +142,7 @@ func matmul(
                 var jr = 0
                 while jr < nb {
                     let cols = min(nr, nb - jr)
-                    let inPlace = bRowsContiguous && cols == nr
-                    let bPanel = inPlace ? b.base + pc * b.rowStride + jc + jr : UnsafePointer(packedB + jr * kb)
-                    let ldb = inPlace ? b.rowStride : nr
+                    let bPanel = UnsafePointer(packedB + jr * kb)
                     var ir = 0
                     while ir < mb {
                         let rows = min(mr, mb - ir)
@@ -152,7 +150,7 @@ func matmul(
                         let cBlock = c + row * ldc + col
                         let aPanel = UnsafePointer(packedA + ir * kb)
                         if rows == mr && cols == nr {
-                            microkernel(kb, aPanel, bPanel, ldb, cBlock, ldc, pc > 0, pass, row, col)
+                            microkernel(kb, aPanel, bPanel, nr, cBlock, ldc, pc > 0, pass, row, col)
                         } else {
                             // Ragged block: run the full register block on a scratch tile, then finish
                             // only the elements that exist.
@@ -161,7 +159,7 @@ func matmul(
                                     for j in 0..<cols { edge[r * nr + j] = cBlock[r * ldc + j] }
                                 }
                             }
-                            microkernel(kb, aPanel, bPanel, ldb, edge, nr, pc > 0, .raw, 0, 0)
+                            microkernel(kb, aPanel, bPanel, nr, edge, nr, pc > 0, .raw, 0, 0)
                             for r in 0..<rows {
                                 var v = 0
                                 while v < cols {
@@ -221,6 +219,16 @@ private func packB(
         for j in 0..<width {
             let src = b.base + cols * b.colStride + j * b.colStride + rows
             for p in 0..<count { dst[p * nr + j] = src[p] }
+        }
+    } else if b.colStride == 1 && width == nr {
+        // Rows contiguous and a full panel: whole vectors.
+        for p in 0..<count {
+            let src = b.base + (rows + p) * b.rowStride + cols
+            var j = 0
+            while j < nr {
+                store16(load16(src + j), dst + p * nr + j)
+                j += 16
+            }
         }
     } else {
         for p in 0..<count {
