@@ -42,9 +42,10 @@ public enum PlanText {
     /// The whole plan: kernels in order with shapes, FLOPs, bytes, tiles and threads; the buffer table; totals.
     public static func full(_ plan: Plan) -> String {
         var out = "plan for \(plan.specName): \(plan.target.isa) kernels, \(plan.target.threads) thread\(plan.target.threads == 1 ? "" : "s") (\(plan.target.cpuName))\n\n"
-        out += kernelTable("training step, batch \(plan.batchSize)", plan.trainKernels, startIndex: 0)
+        out += kernelTable("training step, batch \(plan.batchSize)", plan.trainKernels, startIndex: 0, plan: plan)
         out += "\n"
-        out += kernelTable("evaluation step, batch \(plan.evalBatchSize)", plan.evalKernels, startIndex: plan.trainKernels.count)
+        out += kernelTable(
+            "evaluation step, batch \(plan.evalBatchSize)", plan.evalKernels, startIndex: plan.trainKernels.count, plan: plan)
         out += "\nbuffers (live range over kernels 0-\(plan.trainKernels.count + plan.evalKernels.count - 1)):\n"
         var rows: [[String]] = [["buffer", "role", "type", "shape", "bytes", "offset", "live"]]
         for buffer in plan.buffers.sorted(by: { ($0.offset, $0.firstUse) < ($1.offset, $1.firstUse) }) {
@@ -64,10 +65,24 @@ public enum PlanText {
         return out
     }
 
-    static func kernelTable(_ title: String, _ kernels: [Kernel], startIndex: Int) -> String {
+    static func kernelTable(_ title: String, _ kernels: [Kernel], startIndex: Int, plan: Plan) -> String {
+        // A view of a parameter-shaped block is named after its tensor: fc1.weight, d(fc1.weight), ...
+        let blocks = Dictionary(uniqueKeysWithValues: plan.buffers.filter { isPersistent($0.role) }.map { ($0.name, $0.offset) })
+        func name(_ slice: Slice) -> String {
+            if let base = blocks[slice.buffer], slice.elements < plan.parameterBlockFloats,
+                let tensor = plan.parameters.first(where: { base + $0.offset * 4 == slice.offset })
+            {
+                switch slice.buffer {
+                case "parameters": return tensor.name
+                case "gradients": return "d(\(tensor.name))"
+                default: return "\(slice.buffer)(\(tensor.name))"
+                }
+            }
+            return slice.description
+        }
         var rows: [[String]] = [["#", "kernel", "reads -> writes", "MFLOP", "bytes", "tile (mr x nr, mc/nc/kc)", "threads", "spec"]]
         for (i, kernel) in kernels.enumerated() {
-            let io = kernel.reads.map(\.description).joined(separator: " ") + " -> " + kernel.writes.map(\.description).joined(separator: " ")
+            let io = kernel.reads.map(name).joined(separator: " ") + " -> " + kernel.writes.map(name).joined(separator: " ")
             var tile = "", threads = "1"
             if let m = kernel.matmul {
                 tile = "\(m.tile.mr)x\(m.tile.nr), \(m.tile.mc)/\(m.tile.nc)/\(m.tile.kc)"
