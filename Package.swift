@@ -49,6 +49,9 @@ let package = Package(
             name: "CPNG", pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
+        // Flush-to-zero for the threads that run kernels.
+        .target(name: "CFloatEnvironment"),
+
         .target(name: "SpecParser", dependencies: ["CYaml"]),
         .target(name: "Planner", dependencies: ["SpecParser", "KernelInterface"]),
         .target(name: "KernelInterface"),
@@ -59,7 +62,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
-                "CZlib", "CPNG",
+                "CZlib", "CPNG", "CFloatEnvironment",
             ],
             swiftSettings: [
                 .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),

@@ -1,3 +1,4 @@
+import CFloatEnvironment
 import Foundation
 import KernelInterface
 import Planner
@@ -26,6 +27,8 @@ public final class StepExecutor {
         self.pool = pool
         self.threads = max(1, min(plan.target.threads, pool.threads))
         self.dropoutSeed = dropoutSeed
+        // The calling thread runs part 0 of every kernel; the pool's workers set the same mode.
+        mlpc_enable_flush_to_zero()
         arena = try Arena(bytes: plan.arenaBytes)
         guard let ws = plan.buffer(named: "workspace") else { throw RuntimeError.data("the plan has no workspace buffer") }
         workspace = (arena.base + ws.offset).assumingMemoryBound(to: Float.self)

@@ -1,3 +1,4 @@
+import CFloatEnvironment
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -212,6 +213,7 @@ private func monotonicNanoseconds() -> Int {
 #if canImport(Darwin)
 private func workerMain(_ context: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
     let state = Unmanaged<PoolState>.fromOpaque(context).takeRetainedValue()
+    mlpc_enable_flush_to_zero()
     state.workerLoop()
     return nil
 }
@@ -219,6 +221,7 @@ private func workerMain(_ context: UnsafeMutableRawPointer) -> UnsafeMutableRawP
 private func workerMain(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let context else { return nil }
     let state = Unmanaged<PoolState>.fromOpaque(context).takeRetainedValue()
+    mlpc_enable_flush_to_zero()
     state.workerLoop()
     return nil
 }
