@@ -1,0 +1,95 @@
+/// The spec with every default written out and the data directory resolved: what a run actually used.
+/// It is itself a valid spec (the run directory's copy and the model file carry it), and loading it
+/// gives back the same values.
+extension Spec {
+    public var resolvedYAML: String {
+        var out = "# Resolved from \(path): every default written out, the data directory resolved.\n"
+        out += "name: \(quoted(name.value))\n"
+        out += "seed: \(seed.value)\n"
+        out += "data:\n"
+        out += "  dir: \(quoted(data.resolvedDirectory))\n"
+        out += "  normalize: {mean: \(number(data.mean.value)), std: \(number(data.std.value))}\n"
+        out += "  validation_fraction: \(number(data.validationFraction.value))\n"
+        out += "model:\n"
+        out += "  input_shape: [\(model.inputShape.value.map(String.init).joined(separator: ", "))]\n"
+        out += "  layers:\n"
+        for layer in model.layers {
+            let name = layer.name.value
+            switch layer.kind {
+            case .flatten:
+                out += "    - flatten: {name: \(name)}\n"
+            case .linear(let linear):
+                var fields = [
+                    "out: \(linear.outFeatures.value)", "bias: \(linear.bias.value)", "init: \(linear.initialization.value.rawValue)",
+                ]
+                if let activation = linear.activation { fields.append("activation: \(activationYAML(activation.value, name: nil))") }
+                fields.append("name: \(name)")
+                out += "    - linear: {\(fields.joined(separator: ", "))}\n"
+            case .activation(let activation):
+                out += "    - \(activationYAML(activation.value, name: name))\n"
+            case .dropout(let p):
+                out += "    - dropout: {p: \(number(p.value)), name: \(name)}\n"
+            }
+        }
+        out += "loss: \(loss.kind.value.rawValue)\n"
+        out += "optimizer:\n"
+        out += "  kind: \(optimizer.kind.value.rawValue)\n"
+        out += "  lr: \(number(optimizer.lr.value))\n"
+        switch optimizer.kind.value {
+        case .sgd:
+            out += "  momentum: \(number(optimizer.momentum.value))\n"
+            out += "  dampening: \(number(optimizer.dampening.value))\n"
+            out += "  nesterov: \(optimizer.nesterov.value)\n"
+        case .adam, .adamw:
+            out += "  betas: [\(number(optimizer.beta1.value)), \(number(optimizer.beta2.value))]\n"
+            out += "  eps: \(number(optimizer.eps.value))\n"
+        }
+        out += "  weight_decay: \(number(optimizer.weightDecay.value))\n"
+        out += "training:\n"
+        out += "  batch_size: \(training.batchSize.value)\n"
+        out += "  epochs: \(training.epochs.value)\n"
+        out += "  shuffle: \(training.shuffle.value)\n"
+        out += "  drop_last: \(training.dropLast.value)\n"
+        if let threads = training.threads { out += "  threads: \(threads.value)\n" }
+        out += "  eval_batch_size: \(training.evalBatchSize.value)\n"
+        return out
+    }
+}
+
+private func activationYAML(_ activation: Activation, name: String?) -> String {
+    var fields: [String] = []
+    switch activation {
+    case .leakyRelu(let slope): fields.append("negative_slope: \(number(slope))")
+    case .gelu(let tanh): fields.append("approximate: \(tanh ? "tanh" : "none")")
+    case .relu, .sigmoid, .tanh: break
+    }
+    if let name { fields.append("name: \(name)") }
+    return fields.isEmpty ? activation.specName : "\(activation.specName): {\(fields.joined(separator: ", "))}"
+}
+
+/// Shortest text that reads back as the same Double (Swift's description), always with a digit form YAML
+/// reads as a number.
+private func number(_ value: Double) -> String {
+    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+    return "\(value)"
+}
+
+private func quoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                out += "\\x" + (hex.count < 2 ? "0" + hex : hex)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}
