@@ -22,6 +22,26 @@ public struct EpochMetrics: Codable, Equatable {
     }
 }
 
+/// Where training stands inside an epoch: enough to continue it exactly where it stopped (the order of
+/// an epoch and dropout are functions of the seed, the epoch and the optimizer step, so nothing else is
+/// needed besides the parameters and moments).
+public struct EpochProgress: Equatable, Sendable {
+    public var epoch: Int
+    /// Steps of `epoch` already taken.
+    public var stepsDone: Int
+    public var lossSum: Double
+    public var rowsSeen: Int
+    public var lastLoss: Float
+
+    public init(epoch: Int, stepsDone: Int, lossSum: Double, rowsSeen: Int, lastLoss: Float) {
+        self.epoch = epoch
+        self.stepsDone = stepsDone
+        self.lossSum = lossSum
+        self.rowsSeen = rowsSeen
+        self.lastLoss = lastLoss
+    }
+}
+
 /// Trains a plan on data: shuffles each epoch from the seed, steps through batches, evaluates.
 public final class Trainer {
     public let executor: StepExecutor
@@ -39,6 +59,8 @@ public final class Trainer {
     /// Set from a signal handler: finish the current step, then stop.
     public var stopRequested: () -> Bool = { false }
     public var onStep: (_ step: Int, _ steps: Int) -> Void = { _, _ in }
+    /// Updated after every step, so an interrupted epoch can be checkpointed and continued.
+    public private(set) var progress = EpochProgress(epoch: 0, stepsDone: 0, lossSum: 0, rowsSeen: 0, lastLoss: 0)
 
     public init(
         executor: StepExecutor, train: LabeledImages, test: LabeledImages, seed: UInt64, shuffle: Bool, dropLast: Bool,
@@ -82,17 +104,21 @@ public final class Trainer {
         }
     }
 
-    public func runEpoch(_ epoch: Int) throws -> EpochMetrics {
+    /// Trains epoch `epoch` (1-based) and evaluates. `resumed` continues an epoch that stopped after
+    /// `resumed.stepsDone` steps (its epoch must be `epoch`), giving the same result as an uninterrupted epoch.
+    public func runEpoch(_ epoch: Int, resuming resumed: EpochProgress? = nil) throws -> EpochMetrics {
         let start = DispatchTime.now().uptimeNanoseconds
         prepareOrder(epoch: epoch)
         let b = plan.batchSize
         let steps = stepsPerEpoch
-        var lossSum = 0.0, rowsSeen = 0
-        var lastLoss: Float = 0
+        let first = resumed.map { min(max($0.stepsDone, 0), steps) } ?? 0
+        var lossSum = resumed?.lossSum ?? 0, rowsSeen = resumed?.rowsSeen ?? 0
+        var lastLoss: Float = resumed?.lastLoss ?? 0
+        progress = EpochProgress(epoch: epoch, stepsDone: first, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
         try train.images.withUnsafeBufferPointer { images in
             try train.labels.withUnsafeBufferPointer { labels in
                 try epochOrder.withUnsafeBufferPointer { order in
-                    for step in 0..<steps {
+                    for step in first..<steps {
                         let rows = min(b, order.count - step * b)
                         let batch = StepExecutor.BatchSource(
                             images: images.baseAddress!, labels: labels.baseAddress!, features: train.featureCount,
@@ -107,6 +133,8 @@ public final class Trainer {
                         lastLoss = loss
                         lossSum += Double(loss) * Double(rows)
                         rowsSeen += rows
+                        progress = EpochProgress(
+                            epoch: epoch, stepsDone: step + 1, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
                         onStep(step + 1, steps)
                         if stopRequested() { throw RuntimeError.interrupted(epoch: epoch, step: step + 1) }
                     }
@@ -128,7 +156,7 @@ public final class Trainer {
         return EpochMetrics(
             epoch: epoch, lastLoss: Double(lastLoss), meanLoss: rowsSeen > 0 ? lossSum / Double(rowsSeen) : 0,
             testAccuracy: accuracy, validationAccuracy: validation, seconds: seconds, trainSeconds: trainSeconds,
-            samplesPerSecond: Double(rowsSeen) / max(trainSeconds, 1e-9))
+            samplesPerSecond: Double(rowsSeen - (resumed?.rowsSeen ?? 0)) / max(trainSeconds, 1e-9))
     }
 
     public struct Evaluation {
@@ -142,35 +170,7 @@ public final class Trainer {
 
     /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion matrix.
     public func evaluate(_ data: LabeledImages, indices: [Int32]?) -> Evaluation {
-        let classes = plan.classes
-        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-        var predictionsOut = [Int32](repeating: 0, count: indices?.count ?? data.count)
-        var correct = 0
-        let order = indices ?? Array(evalIndices[..<data.count])
-        let b = plan.evalBatchSize
-        data.images.withUnsafeBufferPointer { images in
-            data.labels.withUnsafeBufferPointer { labels in
-                order.withUnsafeBufferPointer { order in
-                    var start = 0
-                    while start < order.count {
-                        let rows = min(b, order.count - start)
-                        let batch = StepExecutor.BatchSource(
-                            images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
-                            indices: order.baseAddress! + start, rows: rows)
-                        let predictions = executor.evaluate(batch)
-                        for r in 0..<rows {
-                            let truth = Int(labels[Int(order[start + r])])
-                            let predicted = Int(predictions[r])
-                            predictionsOut[start + r] = predictions[r]
-                            if truth == predicted { correct += 1 }
-                            if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
-                        }
-                        start += rows
-                    }
-                }
-            }
-        }
-        return Evaluation(correct: correct, total: order.count, confusion: confusion, predictions: predictionsOut)
+        evaluateClassifier(executor, data, indices: indices ?? Array(evalIndices[..<data.count]))
     }
 
     func nonFiniteReport(_ batch: StepExecutor.BatchSource) -> (label: String, what: String, source: SourceLocation?) {
@@ -212,4 +212,38 @@ public func accuracyConfidence95(correct: Int, total: Int) -> Double {
     guard total > 0 else { return 0 }
     let p = Double(correct) / Double(total)
     return 196 * (p * (1 - p) / Double(total)).squareRoot()
+}
+
+/// Runs the plan's evaluation kernels over the rows `order` of `data` and counts what the classifier got
+/// right: accuracy, the confusion matrix and every prediction (in `order`'s order).
+public func evaluateClassifier(_ executor: StepExecutor, _ data: LabeledImages, indices order: [Int32]) -> Trainer.Evaluation {
+    let plan = executor.plan
+    let classes = plan.classes
+    var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+    var predictionsOut = [Int32](repeating: 0, count: order.count)
+    var correct = 0
+    let b = plan.evalBatchSize
+    data.images.withUnsafeBufferPointer { images in
+        data.labels.withUnsafeBufferPointer { labels in
+            order.withUnsafeBufferPointer { order in
+                var start = 0
+                while start < order.count {
+                    let rows = min(b, order.count - start)
+                    let batch = StepExecutor.BatchSource(
+                        images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
+                        indices: order.baseAddress! + start, rows: rows)
+                    let predictions = executor.evaluate(batch)
+                    for r in 0..<rows {
+                        let truth = Int(labels[Int(order[start + r])])
+                        let predicted = Int(predictions[r])
+                        predictionsOut[start + r] = predictions[r]
+                        if truth == predicted { correct += 1 }
+                        if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
+                    }
+                    start += rows
+                }
+            }
+        }
+    }
+    return Trainer.Evaluation(correct: correct, total: order.count, confusion: confusion, predictions: predictionsOut)
 }

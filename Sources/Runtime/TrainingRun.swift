@@ -4,7 +4,9 @@ import Planner
 import SpecParser
 
 /// Everything `mlpc run` does between parsing flags and printing: load and verify the data, allocate the
-/// arena, initialise, train epoch by epoch, evaluate, and keep the run directory up to date.
+/// arena, initialise, train epoch by epoch, evaluate, and keep the run directory up to date: run.json and
+/// metrics.jsonl, a checkpoint after every epoch (and on interruption), and at the end the weights, the
+/// model and the pictures.
 public final class TrainingRun {
     public struct Options {
         public var epochs: Int
@@ -28,6 +30,11 @@ public final class TrainingRun {
     public let trainer: Trainer
     public private(set) var record: RunRecord
     public private(set) var metrics: [EpochMetrics] = []
+    /// Epochs trained and evaluated so far (more than 0 after resuming).
+    public private(set) var completedEpochs = 0
+    /// The part of epoch `completedEpochs + 1` done before an interruption, continued by `runEpoch`.
+    public private(set) var partialEpoch: EpochProgress?
+    let specSHA256: String
     let pool: WorkerPool
     let started = DispatchTime.now().uptimeNanoseconds
 
@@ -44,9 +51,10 @@ public final class TrainingRun {
             executor: executor, train: data.train, test: data.test, seed: options.seed, shuffle: spec.training.shuffle.value,
             dropLast: spec.training.dropLast.value, validationFraction: spec.data.validationFraction.value)
         let formatter = ISO8601DateFormatter()
+        specSHA256 = SHA256.hash(Array(spec.sourceText.utf8)).hex
         record = RunRecord(
             mlpcVersion: options.mlpcVersion, status: "running", stopReason: nil, specPath: spec.path,
-            specSHA256: SHA256.hash(Array(spec.sourceText.utf8)).hex, specName: spec.name.value, dataDirectory: data.directory,
+            specSHA256: specSHA256, specName: spec.name.value, dataDirectory: data.directory,
             dataSHA256: data.sha256, seed: options.seed, threads: plan.target.threads, kernels: "\(kernels.isa)",
             cpu: plan.target.cpuName, epochs: options.epochs, batchSize: plan.batchSize, parameters: plan.parameterCount,
             arenaBytes: plan.arenaBytes, epochSeconds: [], epochMeanLoss: [], epochTestAccuracy: [], testAccuracy: nil,
@@ -55,6 +63,47 @@ public final class TrainingRun {
 
     var runJSONPath: String { options.outputDirectory + "/run.json" }
     var metricsPath: String { options.outputDirectory + "/metrics.jsonl" }
+    public var checkpointPath: String { options.outputDirectory + "/" + Checkpoint.fileName }
+    public var weightsPath: String { options.outputDirectory + "/weights.safetensors" }
+    public var modelPath: String { options.outputDirectory + "/model.safetensors" }
+
+    /// The first epoch `runEpoch` should be called with: 1, or the one after the checkpoint's.
+    public var nextEpoch: Int { completedEpochs + 1 }
+
+    /// Continues from `checkpoint` (read against this run's plan): it must come from the same spec, seed,
+    /// batch size and data. Parameters, moments, counters and the metrics so far are restored.
+    public func resume(from checkpoint: Checkpoint, path: String) throws {
+        var conflicts: [String] = []
+        if checkpoint.specSHA256 != specSHA256 {
+            conflicts.append("its spec has SHA-256 \(checkpoint.specSHA256), this spec \(specSHA256)")
+        }
+        if checkpoint.seed != options.seed { conflicts.append("its seed is \(checkpoint.seed), this run's \(options.seed)") }
+        if checkpoint.batchSize != plan.batchSize {
+            conflicts.append("its batch size is \(checkpoint.batchSize), this run's \(plan.batchSize)")
+        }
+        if checkpoint.dataSHA256 != data.sha256 {
+            conflicts.append("it was trained on data with other checksums than the files in \(data.directory)")
+        }
+        guard conflicts.isEmpty else {
+            throw ModelFileError(path: path, reason: "cannot resume this run: " + conflicts.joined(separator: "; "))
+        }
+        checkpoint.restore(into: trainer.executor)
+        completedEpochs = checkpoint.completedEpochs
+        partialEpoch = checkpoint.partialEpoch
+        metrics = checkpoint.metrics
+        record.epochSeconds = metrics.map(\.seconds)
+        record.epochMeanLoss = metrics.map(\.meanLoss)
+        record.epochTestAccuracy = metrics.map(\.testAccuracy)
+    }
+
+    /// Saves the state now: at an epoch boundary, or inside `partial`'s epoch after an interruption.
+    public func writeCheckpoint(partial: EpochProgress? = nil) throws {
+        let checkpoint = Checkpoint(
+            plan: plan, executor: trainer.executor, completedEpochs: completedEpochs, partialEpoch: partial, seed: options.seed,
+            specSHA256: specSHA256, epochs: options.epochs, metrics: metrics, dataDirectory: data.directory,
+            dataSHA256: data.sha256)
+        try checkpoint.write(to: checkpointPath, mlpcVersion: options.mlpcVersion)
+    }
 
     /// Creates the run directory and writes the spec copy and the initial run.json.
     public func prepareOutput() throws {
@@ -64,26 +113,50 @@ public final class TrainingRun {
             throw FileWriteError(path: options.outputDirectory, reason: "cannot create the run directory (\(error.localizedDescription))")
         }
         try writeFileAtomically(spec.sourceText, to: options.outputDirectory + "/spec.yaml")
-        try writeFileAtomically("", to: metricsPath)
+        try writeFileAtomically(metricsText, to: metricsPath)
         try writeFileAtomically(record.json(), to: runJSONPath)
     }
 
-    /// Trains one epoch (1-based), evaluates, and records it.
+    var metricsText: String { metrics.map { $0.jsonLine() + "\n" }.joined() }
+
+    /// Trains one epoch (1-based; `nextEpoch` first), evaluates, records it and writes the checkpoint.
+    /// When training is interrupted the checkpoint holds the steps done so far, and the error is rethrown.
     public func runEpoch(_ epoch: Int) throws -> EpochMetrics {
-        let m = try trainer.runEpoch(epoch)
+        let resumed = partialEpoch?.epoch == epoch ? partialEpoch : nil
+        let m: EpochMetrics
+        do {
+            m = try trainer.runEpoch(epoch, resuming: resumed)
+        } catch RuntimeError.interrupted(let epoch, let step) {
+            // The step in progress finished, so the state is exactly "after `step` steps of `epoch`".
+            try writeCheckpoint(partial: trainer.progress)
+            throw RuntimeError.interrupted(epoch: epoch, step: step)
+        }
+        partialEpoch = nil
+        completedEpochs = epoch
         metrics.append(m)
         record.epochSeconds.append(m.seconds)
         record.epochMeanLoss.append(m.meanLoss)
         record.epochTestAccuracy.append(m.testAccuracy)
         record.totalSeconds = elapsed
-        try writeFileAtomically(metrics.map { $0.jsonLine() }.joined(separator: "\n") + "\n", to: metricsPath)
+        try writeFileAtomically(metricsText, to: metricsPath)
         try writeFileAtomically(record.json(), to: runJSONPath)
+        try writeCheckpoint()
         return m
     }
 
-    /// Final evaluation on the test set, recorded with its 95% confidence interval.
+    /// Final evaluation on the test set, recorded with its 95% confidence interval; writes
+    /// weights.safetensors, model.safetensors and the pictures.
     public func finish() throws -> Trainer.Evaluation {
         let evaluation = trainer.evaluate(data.test, indices: nil)
+        let parameters = UnsafePointer(trainer.executor.parameters)
+        try writeWeightsFile(plan: plan, parameters: parameters, to: weightsPath)
+        try writeModelFile(
+            spec: spec, plan: plan, parameters: parameters, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
+            to: modelPath)
+        trainer.prepareOrder(epoch: 1)
+        try writeRunPictures(
+            directory: options.outputDirectory, train: data.train, firstBatch: Array(trainer.epochOrder.prefix(plan.batchSize)),
+            test: data.test, predictions: evaluation.predictions, metrics: metrics, confusion: evaluation.confusion)
         record.status = "completed"
         record.testAccuracy = evaluation.accuracy
         record.testAccuracyCI95 = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)

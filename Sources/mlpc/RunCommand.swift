@@ -7,13 +7,24 @@ import SpecParser
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Train and evaluate a spec, writing run.json, metrics.jsonl and a copy of the spec to the run directory.",
-        discussion: "Exit status: 0 trained, 1 invalid spec or data, 2 unusable arguments or path, 3 training diverged or was interrupted."
+        abstract: "Train and evaluate a spec, writing run.json, metrics.jsonl, a copy of the spec, a checkpoint per epoch, the weights, the model and pictures to the run directory.",
+        discussion: """
+            Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves checkpoint.safetensors and exits with status 3; \
+            `mlpc run --resume DIR` continues from there and ends with the same weights as an uninterrupted run.
+            Exit status: 0 trained, 1 invalid spec or data, 2 unusable arguments or path, 3 training diverged or was interrupted.
+            """
     )
 
-    @OptionGroup var options: SpecOptions
+    @Argument(help: "The spec file (YAML). With --resume it may be left out; if given it must be the run's own spec.")
+    var spec: String?
 
-    @Option(help: "Epochs to train (default: the spec's training.epochs).")
+    @Option(name: .customLong("data-dir"), help: "Dataset directory; overrides the spec's data.dir and $MLPC_DATA_DIR.")
+    var dataDir: String?
+
+    @Option(help: "Continue the run in this directory from its checkpoint.safetensors, with its spec.yaml.")
+    var resume: String?
+
+    @Option(help: "Epochs to train (default: the spec's training.epochs; when resuming, the run's).")
     var epochs: Int?
 
     @Option(name: .customLong("batch-size"), help: "Batch size (default: the spec's training.batch_size).")
@@ -32,27 +43,88 @@ struct RunCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        if spec == nil && resume == nil { throw ValidationError("give a spec file to train, or --resume DIR to continue a run") }
+        if resume != nil && out != nil { throw ValidationError("--resume continues in its own directory; leave out --out") }
         if let epochs, epochs < 1 || epochs > 1_000_000 { throw ValidationError("--epochs must be between 1 and 1000000") }
         if let batchSize, batchSize < 1 || batchSize > 1 << 20 { throw ValidationError("--batch-size must be between 1 and 1048576") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
     }
 
+    /// --data-dir, else $MLPC_DATA_DIR.
+    var dataDirectoryOverride: String? {
+        if let dataDir { return dataDir }
+        if let env = ProcessInfo.processInfo.environment["MLPC_DATA_DIR"], !env.isEmpty { return env }
+        return nil
+    }
+
     func run() throws {
-        let checked = try checkSpecWithOverrides()
+        if let resume {
+            try resumeRun(directory: resume)
+        } else if let spec {
+            let checked = try checkSpec(specOptions(spec, dataDirectory: dataDir), threads: threads, format: .text, probeData: false, batchSize: batchSize)
+            let epochs = self.epochs ?? checked.spec.training.epochs.value
+            try train(checked, epochs: epochs, seed: seed ?? checked.spec.seed.value, outputDirectory: out ?? "runs/\(checked.spec.name.value)", checkpoint: nil)
+        }
+    }
+
+    func specOptions(_ path: String, dataDirectory: String?) throws -> SpecOptions {
+        try SpecOptions.parse((dataDirectory.map { ["--data-dir", $0] } ?? []) + ["--", path])
+    }
+
+    /// `--resume DIR`: the spec is DIR/spec.yaml, the seed, batch size, epochs and data directory are the
+    /// checkpoint's unless given (and a given seed or batch size must agree).
+    func resumeRun(directory: String) throws {
+        let specCopy = directory + "/spec.yaml"
+        let checkpointPath = directory + "/" + Checkpoint.fileName
+        for path in [specCopy, checkpointPath] where !FileManager.default.fileExists(atPath: path) {
+            throw CommandFailure.usage("cannot resume \(directory): \(path) does not exist (is it a run directory of `mlpc run`?)")
+        }
+        if let spec {
+            guard let given = FileManager.default.contents(atPath: spec) else { throw CommandFailure.usage("cannot read the spec \(spec)") }
+            guard given == FileManager.default.contents(atPath: specCopy) else {
+                throw CommandFailure.usage(
+                    "\(spec) differs from \(specCopy), the spec the run was started with; resume without the spec argument, or start a new run with --out")
+            }
+        }
+        let settings: Checkpoint.Settings
+        do {
+            settings = try Checkpoint.settings(path: checkpointPath)
+        } catch {
+            throw CommandFailure.invalid("mlpc: error: \(error)")
+        }
+        if let seed, seed != settings.seed {
+            throw CommandFailure.usage("--seed \(seed) disagrees with the run's seed \(settings.seed) (\(checkpointPath))")
+        }
+        if let batchSize, batchSize != settings.batchSize {
+            throw CommandFailure.usage("--batch-size \(batchSize) disagrees with the run's batch size \(settings.batchSize) (\(checkpointPath))")
+        }
+        let checked = try checkSpec(
+            specOptions(specCopy, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
+            probeData: false, batchSize: settings.batchSize)
+        try train(
+            checked, epochs: epochs ?? settings.epochs, seed: settings.seed, outputDirectory: directory, checkpoint: checkpointPath)
+    }
+
+    func train(_ checked: CheckedSpec, epochs: Int, seed: UInt64, outputDirectory: String, checkpoint: String?) throws {
         let spec = checked.spec
         if !quiet { printWarnings(checked) }
         let kernels = try selectedKernels()
-        let epochs = self.epochs ?? spec.training.epochs.value
         let data: LoadedData
         do {
             data = try loadData(spec: spec, plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
         }
-        let outputDirectory = out ?? "runs/\(spec.name.value)"
         let run = try TrainingRun(
             spec: spec, plan: checked.plan, kernels: kernels, data: data,
-            options: .init(epochs: epochs, seed: seed ?? spec.seed.value, outputDirectory: outputDirectory, mlpcVersion: MLPC.version))
+            options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version))
+        if let checkpoint {
+            do {
+                try run.resume(from: Checkpoint.read(path: checkpoint, plan: checked.plan), path: checkpoint)
+            } catch {
+                throw CommandFailure.invalid("mlpc: error: \(error)")
+            }
+        }
         do {
             try run.prepareOutput()
         } catch {
@@ -62,20 +134,27 @@ struct RunCommand: ParsableCommand {
             print(
                 "training \(spec.name.value): \(grouped(checked.plan.parameterCount)) parameters, \(data.train.count) training images, batch \(checked.plan.batchSize), \(checked.plan.target.threads) thread\(checked.plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(checked.plan.arenaBytes))"
             )
+            if let partial = run.partialEpoch {
+                print("resuming \(outputDirectory) at epoch \(partial.epoch), step \(partial.stepsDone + 1)")
+            } else if checkpoint != nil {
+                print("resuming \(outputDirectory) after epoch \(run.completedEpochs)")
+            }
         }
         let progress = ProgressBar(enabled: !quiet && isatty(2) == 1)
         run.trainer.onStep = { step, steps in progress.update(step: step, of: steps) }
         let interrupt = InterruptFlag.install()
         run.trainer.stopRequested = { interrupt.isSet }
         do {
-            for epoch in 1...epochs {
-                let m = try run.runEpoch(epoch)
-                progress.clear()
-                if !quiet {
-                    print(
-                        String(
-                            format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s)", epoch, epochs,
-                            m.lastLoss, m.meanLoss, m.testAccuracy, m.seconds, grouped(Int(m.samplesPerSecond))))
+            if run.nextEpoch <= epochs {
+                for epoch in run.nextEpoch...epochs {
+                    let m = try run.runEpoch(epoch)
+                    progress.clear()
+                    if !quiet {
+                        print(
+                            String(
+                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s)", epoch, epochs,
+                                m.lastLoss, m.meanLoss, m.testAccuracy, m.seconds, grouped(Int(m.samplesPerSecond))))
+                    }
                 }
             }
             let evaluation = try run.finish()
@@ -87,16 +166,19 @@ struct RunCommand: ParsableCommand {
             switch error {
             case .interrupted:
                 run.recordStop(status: "interrupted", reason: "\(error)")
+                throw CommandFailure(
+                    message: "mlpc: \(error); checkpoint saved to \(run.checkpointPath)\nresume with: mlpc run --resume \(outputDirectory)",
+                    status: 3)
             default:
                 run.recordStop(status: "diverged", reason: "\(error)")
+                throw CommandFailure(message: "mlpc: error: \(error)\nrun record: \(outputDirectory)/run.json", status: 3)
             }
-            throw CommandFailure(message: "mlpc: error: \(error)\nrun record: \(outputDirectory)/run.json", status: 3)
+        } catch let error as CommandFailure {
+            throw error
+        } catch {
+            progress.clear()
+            throw CommandFailure.usage("\(error)")
         }
-    }
-
-    /// Flags override the spec before planning, so the plan is made for what will actually run.
-    func checkSpecWithOverrides() throws -> CheckedSpec {
-        try checkSpec(options, threads: threads, format: .text, probeData: false, batchSize: batchSize)
     }
 }
 

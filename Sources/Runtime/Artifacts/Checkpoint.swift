@@ -1,0 +1,229 @@
+import Foundation
+import Planner
+
+// checkpoint.safetensors: everything a run needs to continue bit-identically. The tensors are the
+// parameters (PyTorch names and shapes, as in weights.safetensors) and each optimizer moment under
+// PyTorch's state names (`exp_avg.fc1.weight`, `exp_avg_sq.fc1.weight`, `momentum_buffer.fc1.weight`);
+// the metadata holds the counters (epoch, step inside it, optimizer steps), the seed, the spec's
+// SHA-256 and the metrics so far. Shuffling and dropout are pure functions of (seed, epoch) and (seed,
+// optimizer step), so no generator state needs saving.
+//
+// A checkpoint is written at the end of every epoch, and when training is interrupted, after the step
+// in progress: then it records the steps done inside the epoch (and the epoch's running loss sums), and
+// resuming continues that epoch from the next step.
+
+/// The names of the optimizer's moment blocks, in state-block order, as PyTorch's optimizers call them.
+public func optimizerStateNames(_ plan: Plan) -> [String] {
+    let names = plan.optimizer.kind == .sgd ? ["momentum_buffer"] : ["exp_avg", "exp_avg_sq"]
+    return Array(names.prefix(plan.optimizer.stateBlocks))
+}
+
+/// A training run's state as saved in (or read from) checkpoint.safetensors.
+public struct Checkpoint {
+    public static let fileName = "checkpoint.safetensors"
+
+    /// Epochs finished (trained and evaluated).
+    public var completedEpochs: Int
+    /// The epoch after `completedEpochs` when it stopped part way, with its running sums; nil at an epoch boundary.
+    public var partialEpoch: EpochProgress?
+    public var optimizerSteps: Int
+    public var seed: UInt64
+    public var specSHA256: String
+    public var batchSize: Int
+    /// The number of epochs the run was asked for.
+    public var epochs: Int
+    public var metrics: [EpochMetrics]
+    public var dataDirectory: String
+    public var dataSHA256: [String: String]
+    /// Parameters and moments as tensors (see the file comment).
+    public var tensors: SafetensorsFile
+
+    enum Key {
+        static let epoch = "epoch"
+        static let stepInEpoch = "step_in_epoch"
+        static let epochLossSum = "epoch_loss_sum_bits"
+        static let epochRows = "epoch_rows"
+        static let epochLastLoss = "epoch_last_loss_bits"
+        static let optimizerSteps = "optimizer_steps"
+        static let seed = "seed"
+        static let batchSize = "batch_size"
+        static let epochs = "epochs"
+        static let metrics = "metrics"
+        static let dataSHA256 = "data_sha256"
+    }
+
+    /// Captures the executor's parameters and moments with the counters given.
+    public init(
+        plan: Plan, executor: StepExecutor, completedEpochs: Int, partialEpoch: EpochProgress?, seed: UInt64,
+        specSHA256: String, epochs: Int, metrics: [EpochMetrics], dataDirectory: String, dataSHA256: [String: String]
+    ) {
+        var tensors = stateDictTensors(plan: plan, block: executor.parameters)
+        for (index, name) in optimizerStateNames(plan).enumerated() {
+            tensors += stateDictTensors(plan: plan, block: executor.stateBlock(index), prefix: name + ".")
+        }
+        self.completedEpochs = completedEpochs
+        self.partialEpoch = partialEpoch
+        self.optimizerSteps = executor.optimizerSteps
+        self.seed = seed
+        self.specSHA256 = specSHA256
+        self.batchSize = plan.batchSize
+        self.epochs = epochs
+        self.metrics = metrics
+        self.dataDirectory = dataDirectory
+        self.dataSHA256 = dataSHA256
+        self.tensors = SafetensorsFile(tensors: tensors)
+    }
+
+    /// Writes the checkpoint atomically (a reader, or a crash, sees the old file or the whole new one).
+    public func write(to path: String, mlpcVersion: String) throws {
+        var metadata: [String: String] = [
+            ArtifactMetadataKey.format: "mlpc.checkpoint",
+            ArtifactMetadataKey.mlpcVersion: mlpcVersion,
+            ArtifactMetadataKey.specSHA256: specSHA256,
+            ArtifactMetadataKey.dataDirectory: dataDirectory,
+            Key.epoch: String(completedEpochs),
+            Key.optimizerSteps: String(optimizerSteps),
+            Key.seed: String(seed),
+            Key.batchSize: String(batchSize),
+            Key.epochs: String(epochs),
+            Key.metrics: "[" + metrics.map { $0.jsonLine() }.joined(separator: ",") + "]",
+            Key.dataSHA256: jsonObject(dataSHA256),
+        ]
+        if let partial = partialEpoch {
+            metadata[Key.stepInEpoch] = String(partial.stepsDone)
+            // Bit patterns, so the resumed epoch's mean loss is the uninterrupted one to the last bit.
+            metadata[Key.epochLossSum] = String(partial.lossSum.bitPattern, radix: 16)
+            metadata[Key.epochRows] = String(partial.rowsSeen)
+            metadata[Key.epochLastLoss] = String(partial.lastLoss.bitPattern, radix: 16)
+        } else {
+            metadata[Key.stepInEpoch] = "0"
+        }
+        var file = tensors
+        file.metadata = metadata
+        try file.write(to: path)
+    }
+
+    /// What a run needs to know before it can plan the spec again: the seed, batch size, epochs and data
+    /// directory the checkpoint was made with.
+    public struct Settings: Equatable, Sendable {
+        public var seed: UInt64
+        public var batchSize: Int
+        public var epochs: Int
+        public var dataDirectory: String
+    }
+
+    /// Reads only the settings from the checkpoint's metadata.
+    public static func settings(path: String) throws -> Settings {
+        let file = try readSafetensors(path: path, what: "checkpoint")
+        guard file.metadata[ArtifactMetadataKey.format] == "mlpc.checkpoint" else {
+            throw ModelFileError(path: path, reason: "is not an mlpc checkpoint (its metadata has no format \"mlpc.checkpoint\")")
+        }
+        guard let seed = file.metadata[Key.seed].flatMap({ UInt64($0) }),
+            let batch = file.metadata[Key.batchSize].flatMap({ Int($0) }), batch > 0,
+            let epochs = file.metadata[Key.epochs].flatMap({ Int($0) }), epochs > 0,
+            let directory = file.metadata[ArtifactMetadataKey.dataDirectory]
+        else {
+            throw ModelFileError(path: path, reason: "the checkpoint metadata lacks a valid seed, batch_size, epochs or data_directory")
+        }
+        return Settings(seed: seed, batchSize: batch, epochs: epochs, dataDirectory: directory)
+    }
+
+    /// Reads and checks a checkpoint: every counter present and well-formed, and the tensors exactly those
+    /// of `plan` (parameters and moments, shapes, finite). Errors name the file.
+    public static func read(path: String, plan: Plan) throws -> Checkpoint {
+        let file = try readSafetensors(path: path, what: "checkpoint")
+        let metadata = file.metadata
+        guard metadata[ArtifactMetadataKey.format] == "mlpc.checkpoint" else {
+            throw ModelFileError(path: path, reason: "is not an mlpc checkpoint (its metadata has no format \"mlpc.checkpoint\")")
+        }
+        func value(_ key: String) throws -> String {
+            guard let text = metadata[key] else { throw ModelFileError(path: path, reason: "the checkpoint metadata lacks '\(key)'") }
+            return text
+        }
+        func integer(_ key: String) throws -> Int {
+            let text = try value(key)
+            guard let number = Int(text), number >= 0 else {
+                throw ModelFileError(path: path, reason: "checkpoint metadata '\(key)' is \"\(text)\", expected a non-negative integer")
+            }
+            return number
+        }
+        func bits(_ key: String) throws -> UInt64 {
+            let text = try value(key)
+            guard let number = UInt64(text, radix: 16) else {
+                throw ModelFileError(path: path, reason: "checkpoint metadata '\(key)' is \"\(text)\", expected hexadecimal bits")
+            }
+            return number
+        }
+        let completed = try integer(Key.epoch)
+        let step = try integer(Key.stepInEpoch)
+        var partial: EpochProgress?
+        if step > 0 {
+            let lastLossBits = try bits(Key.epochLastLoss)
+            guard lastLossBits <= UInt64(UInt32.max) else {
+                throw ModelFileError(path: path, reason: "checkpoint metadata '\(Key.epochLastLoss)' does not fit a float")
+            }
+            partial = EpochProgress(
+                epoch: completed + 1, stepsDone: step, lossSum: Double(bitPattern: try bits(Key.epochLossSum)),
+                rowsSeen: try integer(Key.epochRows), lastLoss: Float(bitPattern: UInt32(lastLossBits)))
+        }
+        let seedText = try value(Key.seed)
+        guard let seed = UInt64(seedText) else {
+            throw ModelFileError(path: path, reason: "checkpoint metadata 'seed' is \"\(seedText)\", expected an unsigned integer")
+        }
+        let metrics: [EpochMetrics]
+        let dataSums: [String: String]
+        do {
+            metrics = try JSONDecoder().decode([EpochMetrics].self, from: Data(try value(Key.metrics).utf8))
+            dataSums = try JSONDecoder().decode([String: String].self, from: Data(try value(Key.dataSHA256).utf8))
+        } catch let error as ModelFileError {
+            throw error
+        } catch {
+            throw ModelFileError(path: path, reason: "checkpoint metadata 'metrics' or 'data_sha256' is not valid JSON (\(error))")
+        }
+        guard metrics.count == completed else {
+            throw ModelFileError(path: path, reason: "the checkpoint records \(completed) epochs but metrics for \(metrics.count)")
+        }
+        try checkStateDict(file, path: path, plan: plan, prefixes: [""] + optimizerStateNames(plan).map { $0 + "." })
+        var checkpoint = Checkpoint(
+            completedEpochs: completed, partialEpoch: partial, optimizerSteps: try integer(Key.optimizerSteps), seed: seed,
+            specSHA256: try value(ArtifactMetadataKey.specSHA256), batchSize: try integer(Key.batchSize),
+            epochs: try integer(Key.epochs), metrics: metrics, dataDirectory: try value(ArtifactMetadataKey.dataDirectory),
+            dataSHA256: dataSums, tensors: file)
+        checkpoint.tensors.metadata = [:]
+        return checkpoint
+    }
+
+    init(
+        completedEpochs: Int, partialEpoch: EpochProgress?, optimizerSteps: Int, seed: UInt64, specSHA256: String, batchSize: Int,
+        epochs: Int, metrics: [EpochMetrics], dataDirectory: String, dataSHA256: [String: String], tensors: SafetensorsFile
+    ) {
+        self.completedEpochs = completedEpochs
+        self.partialEpoch = partialEpoch
+        self.optimizerSteps = optimizerSteps
+        self.seed = seed
+        self.specSHA256 = specSHA256
+        self.batchSize = batchSize
+        self.epochs = epochs
+        self.metrics = metrics
+        self.dataDirectory = dataDirectory
+        self.dataSHA256 = dataSHA256
+        self.tensors = tensors
+    }
+
+    /// Puts the parameters, moments and optimizer step count into `executor` (whose plan the
+    /// checkpoint was read against).
+    public func restore(into executor: StepExecutor) {
+        let plan = executor.plan
+        fillBlock(tensors, plan: plan, prefix: "", into: executor.parameters)
+        for (index, name) in optimizerStateNames(plan).enumerated() {
+            fillBlock(tensors, plan: plan, prefix: name + ".", into: executor.stateBlock(index))
+        }
+        executor.optimizerSteps = optimizerSteps
+    }
+}
+
+private func jsonObject(_ values: [String: String]) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: (try? encoder.encode(values)) ?? Data("{}".utf8), as: UTF8.self)
+}

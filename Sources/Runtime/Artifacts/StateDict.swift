@@ -1,0 +1,99 @@
+import Foundation
+import Planner
+import SpecParser
+
+// PyTorch's state_dict as safetensors: one tensor per parameter, named and shaped as PyTorch names and
+// shapes it (`fc1.weight` [out, in], `fc1.bias` [out]), row-major float32. mlpc keeps weights transposed
+// ([in, out]) in one parameter block, so writing transposes back and reading transposes again; both are
+// plain copies, so a round trip is bit-exact.
+
+/// A problem loading tensors into a plan's parameter block: a tensor missing, extra, of the wrong shape,
+/// or not finite. Names the file, and for a shape mismatch the spec line the layer comes from.
+public struct StateDictError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var problems: [String]
+
+    public init(path: String, problems: [String]) {
+        self.path = path
+        self.problems = problems
+    }
+
+    public var description: String {
+        if problems.count == 1 { return "\(path): \(problems[0])" }
+        return "\(path): the tensors do not fit the model:\n" + problems.map { "  " + $0 }.joined(separator: "\n")
+    }
+}
+
+/// The tensors of one parameter-shaped block (the parameters, or an optimizer moment), PyTorch-named
+/// with `prefix` in front (`exp_avg.fc1.weight`), in PyTorch's layout.
+public func stateDictTensors(plan: Plan, block: UnsafePointer<Float>, prefix: String = "") -> [SafetensorsTensor] {
+    plan.parameters.map { tensor in
+        var values = [Float](repeating: 0, count: tensor.count)
+        let base = block + tensor.offset
+        switch tensor.role {
+        case .weight:
+            let outF = tensor.shape[0], inF = tensor.shape[1]
+            for o in 0..<outF {
+                for i in 0..<inF { values[o * inF + i] = base[i * outF + o] }
+            }
+        case .bias:
+            for o in 0..<tensor.count { values[o] = base[o] }
+        }
+        return SafetensorsTensor(name: prefix + tensor.name, shape: tensor.shape, values: values)
+    }
+}
+
+/// Checks that `file` holds exactly the tensors `prefixes` name for the plan's parameters (each
+/// PyTorch-named and shaped, finite) and no others; every problem is reported, not just the first.
+public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, prefixes: [String] = [""]) throws {
+    var problems: [String] = []
+    var expected = Set<String>()
+    for prefix in prefixes {
+        for tensor in plan.parameters {
+            let name = prefix + tensor.name
+            expected.insert(name)
+            guard let found = file.tensor(named: name) else {
+                problems.append("\(name) is missing (\(lineText(tensor.location)) declares it, \(shapeList(tensor.shape)))")
+                continue
+            }
+            if found.shape != tensor.shape {
+                problems.append("\(name): the file has \(shapeList(found.shape)), \(lineText(tensor.location)) says \(shapeList(tensor.shape))")
+            }
+        }
+    }
+    for tensor in file.tensors where !expected.contains(tensor.name) {
+        problems.append("\(tensor.name) \(shapeList(tensor.shape)) is not a parameter of the model")
+    }
+    guard problems.isEmpty else { throw StateDictError(path: path, problems: problems) }
+    try file.requireFinite(path: path)
+}
+
+/// Fills a parameter-shaped block from the file's tensors named `prefix` + each parameter's name, after
+/// `checkStateDict` accepted the file. The block's padding becomes zero.
+public func loadStateDict(
+    _ file: SafetensorsFile, path: String, plan: Plan, prefix: String = "", into block: UnsafeMutablePointer<Float>
+) throws {
+    try checkStateDict(file, path: path, plan: plan, prefixes: [prefix])
+    fillBlock(file, plan: plan, prefix: prefix, into: block)
+}
+
+/// Copies the (checked) tensors into the block, transposing weights to mlpc's [in, out] layout.
+func fillBlock(_ file: SafetensorsFile, plan: Plan, prefix: String, into block: UnsafeMutablePointer<Float>) {
+    block.update(repeating: 0, count: plan.parameterBlockFloats)
+    for tensor in plan.parameters {
+        guard let found = file.tensor(named: prefix + tensor.name), found.values.count == tensor.count else { continue }
+        let base = block + tensor.offset
+        switch tensor.role {
+        case .weight:
+            let outF = tensor.shape[0], inF = tensor.shape[1]
+            for o in 0..<outF {
+                for i in 0..<inF { base[i * outF + o] = found.values[o * inF + i] }
+            }
+        case .bias:
+            for o in 0..<tensor.count { base[o] = found.values[o] }
+        }
+    }
+}
+
+/// "spec.yaml:14", the way the messages point at the line a layer is declared on.
+func lineText(_ location: SourceLocation) -> String { "\(location.file):\(location.line)" }
