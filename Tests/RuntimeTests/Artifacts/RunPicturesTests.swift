@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+
+@testable import Runtime
+
+final class RunPicturesTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws { directory = try TinyData.makeDirectory() }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    func finishedRun(epochs: Int) throws -> (TrainingRun, Trainer.Evaluation) {
+        let run = try TinyData.run(TinyData.specText(batch: 16), directory: directory, epochs: epochs)
+        return (run, try run.finish())
+    }
+
+    func picture(_ run: TrainingRun, _ name: String) throws -> RasterImage {
+        try readPNG(path: run.options.outputDirectory + "/" + name, as: .rgb)
+    }
+
+    func testFinishWritesWeightsModelAndFourPictures() throws {
+        let (run, _) = try finishedRun(epochs: 2)
+        for name in ["weights.safetensors", "model.safetensors", "checkpoint.safetensors", "samples.png", "predictions.png", "curves.png", "confusion.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run.options.outputDirectory + "/" + name), name)
+        }
+    }
+
+    func testSamplesShowTheFirstTrainingBatchWithLabels() throws {
+        let (run, _) = try finishedRun(epochs: 1)
+        let image = try picture(run, RunPictureName.samples)
+        run.trainer.prepareOrder(epoch: 1)
+        let batch = Array(run.trainer.epochOrder.prefix(16)).map { Int($0) }
+        let layout = ImageGridLayout(
+            count: 16, imageWidth: 6, imageHeight: 6, titles: batch.map { "Label: \(run.data.train.labels[$0])" }, columns: 8,
+            imageScale: 3, titleScale: 2)
+        XCTAssertEqual(image.width, layout.canvasWidth)
+        XCTAssertEqual(image.height, layout.canvasHeight)
+        // Cell 5 shows training image batch[5]: its pixel (x 4, y 1), scaled by 3, in gray.
+        let origin = layout.imageOrigin(5)
+        let expected = run.data.train.image(at: batch[5])[1 * 6 + 4]
+        XCTAssertEqual(image.sample(x: origin.x + 4 * 3 + 1, y: origin.y + 1 * 3 + 1, channel: 0), expected)
+        XCTAssertEqual(image.sample(x: origin.x + 4 * 3 + 1, y: origin.y + 1 * 3 + 1, channel: 2), expected)
+    }
+
+    func testPredictionsShowTheFirstTestImagesAndMarkMistakesInRed() throws {
+        let (run, evaluation) = try finishedRun(epochs: 1)
+        let image = try picture(run, RunPictureName.predictions)
+        let shown = min(64, run.data.test.count)
+        let predicted = evaluation.predictions.prefix(shown).map { Int($0) }
+        let truth = (0..<shown).map { Int(run.data.test.labels[$0]) }
+        let layout = ImageGridLayout(
+            count: shown, imageWidth: 6, imageHeight: 6, titles: zip(predicted, truth).map { predictionTitle(predicted: $0, truth: $1) },
+            columns: 8, imageScale: 3, titleScale: 1)
+        XCTAssertEqual(image.width, layout.canvasWidth)
+        XCTAssertEqual(image.height, layout.canvasHeight)
+        for index in 0..<shown {
+            // The frame's top-left corner: red for a mistake, white paper otherwise.
+            let origin = layout.imageOrigin(index)
+            let x = origin.x - ImageGridLayout.framePad, y = origin.y - ImageGridLayout.framePad
+            let red = image.sample(x: x, y: y, channel: 0), green = image.sample(x: x, y: y, channel: 1)
+            if predicted[index] != truth[index] {
+                XCTAssertEqual([red, green], [Color.red.r, Color.red.g], "image \(index)")
+            } else {
+                XCTAssertEqual([red, green], [255, 255], "image \(index)")
+            }
+        }
+    }
+
+    func testCurvesAndConfusionHaveTheirFiguresSizes() throws {
+        let (run, evaluation) = try finishedRun(epochs: 3)
+        let curves = try picture(run, RunPictureName.curves)
+        XCTAssertEqual(curves.width, TrainingCurvesLayout.canvasWidth)
+        XCTAssertEqual(curves.height, TrainingCurvesLayout.canvasHeight)
+        // The last epoch's loss point is drawn in the loss colour.
+        let panel = TrainingCurvesLayout.panel(0, values: run.metrics.map(\.meanLoss))
+        let x = panel.canvasX(3), y = panel.canvasY(run.metrics[2].meanLoss)
+        XCTAssertEqual(curves.sample(x: x, y: y, channel: 2), Color.blue.b)
+
+        let confusion = try picture(run, RunPictureName.confusion)
+        let layout = ConfusionMatrixLayout(matrix: evaluation.confusion, classLabels: ["0", "1", "2"])
+        XCTAssertEqual(confusion.width, layout.canvasWidth)
+        XCTAssertEqual(confusion.height, layout.canvasHeight)
+        // The fullest cell is the darkest blue; a cell corner is free of text.
+        let fullest = evaluation.confusion.enumerated().flatMap { row, counts in counts.enumerated().map { (row, $0, $1) } }
+            .max { $0.2 < $1.2 }!
+        let corner = layout.cellOrigin(row: fullest.0, column: fullest.1)
+        XCTAssertEqual(
+            Color(confusion.sample(x: corner.x + 1, y: corner.y + 1, channel: 0), confusion.sample(x: corner.x + 1, y: corner.y + 1, channel: 1),
+                  confusion.sample(x: corner.x + 1, y: corner.y + 1, channel: 2)),
+            ColorMap.blues.color(for: 255))
+    }
+}

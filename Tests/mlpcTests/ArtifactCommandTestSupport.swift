@@ -1,0 +1,154 @@
+import Foundation
+import XCTest
+
+// Support for the artifact command tests (eval, predict, show, run --resume): the mlpc binary run as a
+// child process, a tiny IDX dataset, a spec for it and a hand-made PNG. Everything sits in one enum so
+// it cannot collide with the other mlpcTests files.
+enum ArtifactCLI {
+    struct Result {
+        var status: Int32
+        var output: String
+        var error: String
+    }
+
+    /// The mlpc executable SwiftPM built next to the test bundle.
+    static func binary() throws -> URL {
+        var candidates = [Bundle.main.bundleURL.appendingPathComponent("mlpc")]
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("mlpc"))
+        }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw XCTSkip("the mlpc executable is not in the build products (\(candidates.map(\.path)))")
+        }
+        return found
+    }
+
+    static func process(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["MLPC_DATA_DIR"] = nil
+        env["NO_COLOR"] = "1"
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        return (process, out, err)
+    }
+
+    static func finish(_ process: Process, _ out: Pipe, _ err: Pipe) -> Result {
+        // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
+        var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+            error: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let (process, out, err) = try process(arguments, environment: environment)
+        try process.run()
+        return finish(process, out, err)
+    }
+
+    static func scratchDirectory(_ label: String) throws -> String {
+        let path = NSTemporaryDirectory() + "mlpc-artifacts-\(label)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static let side = 6
+    static let classes = 3
+
+    /// A learnable 6x6 dataset of three classes (a bright bar in rows 2c and 2c+1 over dim noise),
+    /// `trainCount` training and `trainCount / 4` test images, written as IDX files into `directory`.
+    static func writeDataset(into directory: String, trainCount: Int) throws {
+        var noise: UInt64 = 42
+        for (prefix, count) in [("train", trainCount), ("t10k", trainCount / 4)] {
+            let labels = (0..<count).map { UInt8($0 % classes) }
+            var images: [UInt8] = [0, 0, 8, 3]
+            for d in [count, side, side] { images += withUnsafeBytes(of: UInt32(d).bigEndian, Array.init) }
+            for label in labels { images += sample(label: Int(label), noise: &noise) }
+            let labelBytes = [0, 0, 8, 1] + withUnsafeBytes(of: UInt32(count).bigEndian, Array.init) + labels
+            try Data(images).write(to: URL(fileURLWithPath: "\(directory)/\(prefix)-images-idx3-ubyte"))
+            try Data(labelBytes).write(to: URL(fileURLWithPath: "\(directory)/\(prefix)-labels-idx1-ubyte"))
+        }
+    }
+
+    static func sample(label: Int, noise: inout UInt64) -> [UInt8] {
+        var image = [UInt8](repeating: 0, count: side * side)
+        for i in image.indices {
+            noise = noise &* 6364136223846793005 &+ 1442695040888963407
+            image[i] = UInt8(truncatingIfNeeded: noise >> 58)
+        }
+        for row in (2 * label)..<(2 * label + 2) {
+            for column in 0..<side { image[row * side + column] = 200 &+ UInt8(column * 9) }
+        }
+        return image
+    }
+
+    static func spec(hidden: Int = 16, epochs: Int, batch: Int = 16, dropout: Bool = false) -> String {
+        """
+        name: tiny
+        seed: 3
+        data:
+          dir: unused
+          normalize: {mean: 0.5, std: 0.5}
+        model:
+          input_shape: [1, \(side), \(side)]
+          layers:
+            - flatten
+            - linear: {out: \(hidden), activation: relu}
+        \(dropout ? "    - dropout: {p: 0.2}\n" : "")    - linear: {out: 3}
+        loss: cross_entropy
+        optimizer: {kind: adam, lr: 0.01}
+        training:
+          batch_size: \(batch)
+          epochs: \(epochs)
+          threads: 1
+        """
+    }
+
+    // A PNG with stored (uncompressed) deflate blocks, so the test needs no zlib.
+    static func png(width: Int, height: Int, rgbRows: [[UInt8]]) -> [UInt8] {
+        func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+        func crc32(_ bytes: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                c ^= UInt32(byte)
+                for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            }
+            return c ^ 0xFFFF_FFFF
+        }
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+            let body = Array(type.utf8) + data
+            return be32(UInt32(data.count)) + body + be32(crc32(body))
+        }
+        var raw: [UInt8] = []
+        for row in rgbRows { raw.append(0); raw.append(contentsOf: row) }
+        var zlib: [UInt8] = [0x78, 0x01, 1]
+        let length = UInt16(raw.count)
+        let lengthBytes: [UInt8] = [UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8(~length >> 8)]
+        zlib.append(contentsOf: lengthBytes)
+        zlib.append(contentsOf: raw)
+        var a: UInt32 = 1, b: UInt32 = 0
+        for byte in raw {
+            a = (a + UInt32(byte)) % 65521
+            b = (b + a) % 65521
+        }
+        zlib += be32(b << 16 | a)
+        let header: [UInt8] = be32(UInt32(width)) + be32(UInt32(height)) + [8, 2, 0, 0, 0]
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        return signature + chunk("IHDR", header) + chunk("IDAT", zlib) + chunk("IEND", [])
+    }
+}
