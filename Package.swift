@@ -33,7 +33,12 @@ let package = Package(
     name: "mlpc",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "mlpc", targets: ["mlpc"])
+        .executable(name: "mlpc", targets: ["mlpc"]),
+        // Libraries for the fuzz package (Fuzz/Package.swift), which depends on this one by path.
+        .library(name: "SpecParser", targets: ["SpecParser"]),
+        .library(name: "Planner", targets: ["Planner"]),
+        .library(name: "KernelInterface", targets: ["KernelInterface"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
