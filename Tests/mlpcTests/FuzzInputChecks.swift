@@ -1,0 +1,1 @@
+../../Fuzz/Sources/FuzzInputChecks/FuzzInputChecks.swift
