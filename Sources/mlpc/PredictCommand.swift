@@ -7,7 +7,7 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Classify PNG images (any size, gray or colour) or test-set images with a trained model; prints the class and the probabilities.",
         discussion: """
-            A picture is made gray, inverted when its border is light (a dark digit on paper; MNIST digits are white on black), \\
+            A picture is made gray, inverted when its border is light (a dark digit on paper; MNIST digits are white on black), \
             and resized to the model's input.
             Exit status: 0 classified, 1 the model, a picture or the data is unusable, 2 unusable arguments.
             """
