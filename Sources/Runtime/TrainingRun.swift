@@ -51,7 +51,7 @@ public final class TrainingRun {
             executor: executor, train: data.train, test: data.test, seed: options.seed, shuffle: spec.training.shuffle.value,
             dropLast: spec.training.dropLast.value, validationFraction: spec.data.validationFraction.value)
         let formatter = ISO8601DateFormatter()
-        specSHA256 = SHA256.hash(Array(spec.sourceText.utf8)).hex
+        specSHA256 = SHA256.hash(Array(spec.resolvedYAML.utf8)).hex
         record = RunRecord(
             mlpcVersion: options.mlpcVersion, status: "running", stopReason: nil, specPath: spec.path,
             specSHA256: specSHA256, specName: spec.name.value, dataDirectory: data.directory,
@@ -105,14 +105,14 @@ public final class TrainingRun {
         try checkpoint.write(to: checkpointPath, mlpcVersion: options.mlpcVersion)
     }
 
-    /// Creates the run directory and writes the spec copy and the initial run.json.
+    /// Creates the run directory and writes the resolved spec (spec.yaml) and the initial run.json.
     public func prepareOutput() throws {
         do {
             try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
         } catch {
             throw FileWriteError(path: options.outputDirectory, reason: "cannot create the run directory (\(error.localizedDescription))")
         }
-        try writeFileAtomically(spec.sourceText, to: options.outputDirectory + "/spec.yaml")
+        try writeFileAtomically(spec.resolvedYAML, to: options.outputDirectory + "/spec.yaml")
         try writeFileAtomically(metricsText, to: metricsPath)
         try writeFileAtomically(record.json(), to: runJSONPath)
     }

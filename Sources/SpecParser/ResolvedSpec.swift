@@ -1,13 +1,15 @@
-/// The spec with every default written out and the data directory resolved: what a run actually used.
-/// It is itself a valid spec (the run directory's copy and the model file carry it), and loading it
-/// gives back the same values.
+import Foundation
+
+/// The spec with every default written out and the data directory made absolute: what a run actually
+/// used. It is itself a valid spec (the run directory's copy and the model file carry it); loading it
+/// from anywhere gives back the same values and the same text, so its SHA-256 identifies a run's spec.
 extension Spec {
     public var resolvedYAML: String {
-        var out = "# Resolved from \(path): every default written out, the data directory resolved.\n"
+        var out = "# mlpc resolved spec: every default written out, the data directory absolute.\n"
         out += "name: \(quoted(name.value))\n"
         out += "seed: \(seed.value)\n"
         out += "data:\n"
-        out += "  dir: \(quoted(data.resolvedDirectory))\n"
+        out += "  dir: \(quoted(absolutePath(data.resolvedDirectory)))\n"
         out += "  normalize: {mean: \(number(data.mean.value)), std: \(number(data.std.value))}\n"
         out += "  validation_fraction: \(number(data.validationFraction.value))\n"
         out += "model:\n"
@@ -54,6 +56,12 @@ extension Spec {
         out += "  eval_batch_size: \(training.evalBatchSize.value)\n"
         return out
     }
+}
+
+/// `path` made absolute against the working directory, with `.` and `..` components removed.
+private func absolutePath(_ path: String) -> String {
+    let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
+    return url.standardizedFileURL.path
 }
 
 private func activationYAML(_ activation: Activation, name: String?) -> String {

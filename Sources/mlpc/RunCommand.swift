@@ -39,12 +39,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run directory (default: runs/<spec name>/).")
     var out: String?
 
+    @Flag(help: "Replace the run already in the output directory (its files are removed first).")
+    var overwrite = false
+
     @Flag(help: "Print only the final accuracy line.")
     var quiet = false
 
     func validate() throws {
         if spec == nil && resume == nil { throw ValidationError("give a spec file to train, or --resume DIR to continue a run") }
         if resume != nil && out != nil { throw ValidationError("--resume continues in its own directory; leave out --out") }
+        if resume != nil && overwrite { throw ValidationError("--resume continues the run; --overwrite would replace it: choose one") }
         if let epochs, epochs < 1 || epochs > 1_000_000 { throw ValidationError("--epochs must be between 1 and 1000000") }
         if let batchSize, batchSize < 1 || batchSize > 1 << 20 { throw ValidationError("--batch-size must be between 1 and 1048576") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
@@ -79,13 +83,6 @@ struct RunCommand: ParsableCommand {
         for path in [specCopy, checkpointPath] where !FileManager.default.fileExists(atPath: path) {
             throw CommandFailure.usage("cannot resume \(directory): \(path) does not exist (is it a run directory of `mlpc run`?)")
         }
-        if let spec {
-            guard let given = FileManager.default.contents(atPath: spec) else { throw CommandFailure.usage("cannot read the spec \(spec)") }
-            guard given == FileManager.default.contents(atPath: specCopy) else {
-                throw CommandFailure.usage(
-                    "\(spec) differs from \(specCopy), the spec the run was started with; resume without the spec argument, or start a new run with --out")
-            }
-        }
         let settings: Checkpoint.Settings
         do {
             settings = try Checkpoint.settings(path: checkpointPath)
@@ -101,14 +98,37 @@ struct RunCommand: ParsableCommand {
         let checked = try checkSpec(
             specOptions(specCopy, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
             probeData: false, batchSize: settings.batchSize)
+        if let spec {
+            // The given spec, resolved with the run's data directory, seed and batch size, must be the run's.
+            var given = try checkSpec(
+                specOptions(spec, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
+                probeData: false, batchSize: settings.batchSize
+            ).spec
+            given.seed.value = settings.seed
+            guard given.resolvedYAML == checked.spec.resolvedYAML else {
+                throw CommandFailure.usage(
+                    "\(spec) differs from \(specCopy), the spec the run was started with; resume without the spec argument, or start a new run with --out")
+            }
+        }
         try train(
             checked, epochs: epochs ?? settings.epochs, seed: settings.seed, outputDirectory: directory, checkpoint: checkpointPath)
     }
 
     func train(_ checked: CheckedSpec, epochs: Int, seed: UInt64, outputDirectory: String, checkpoint: String?) throws {
-        let spec = checked.spec
+        // The resolved spec the run records says what ran: the seed and batch size actually used.
+        var spec = checked.spec
+        spec.seed.value = seed
         if !quiet { printWarnings(checked) }
         let kernels = try selectedKernels()
+        // Claim the output directory before reading any data: a directory that cannot be written, holds
+        // another run, or is in use by another mlpc is refused before any work is done.
+        let directory: RunDirectory
+        do {
+            directory = try RunDirectory(path: outputDirectory, mode: checkpoint != nil ? .resume : (overwrite ? .overwrite : .fresh))
+        } catch {
+            throw CommandFailure.usage("\(error)")
+        }
+        defer { withExtendedLifetime(directory) {} }
         let data: LoadedData
         do {
             data = try loadData(spec: spec, plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
@@ -177,6 +197,7 @@ struct RunCommand: ParsableCommand {
             throw error
         } catch {
             progress.clear()
+            run.recordStop(status: "failed", reason: "\(error)")
             throw CommandFailure.usage("\(error)")
         }
     }

@@ -4,13 +4,18 @@ import Foundation
 // Exit statuses: 0 success, 1 the spec or the data is invalid (diagnostics printed), 2 unusable arguments
 // or an unreadable path, 3 training stopped (diverged or interrupted; the run directory says why).
 // ArgumentParser's own usage errors would exit 64; mlpc promises 2.
+// A write past a file-size limit (ulimit -f) should fail with EFBIG and be reported, not kill the process.
+signal(SIGXFSZ, SIG_IGN)
 do {
     var command = try MLPC.parseAsRoot()
     try command.run()
 } catch let exit as ExitCode {
     Foundation.exit(exit.rawValue)
 } catch let failure as CommandFailure {
-    FileHandle.standardError.write(Data((failure.message.hasSuffix("\n") ? failure.message : failure.message + "\n").utf8))
+    // An empty message: the diagnostics were printed already.
+    if !failure.message.isEmpty {
+        FileHandle.standardError.write(Data((failure.message.hasSuffix("\n") ? failure.message : failure.message + "\n").utf8))
+    }
     Foundation.exit(failure.status)
 } catch {
     let code = MLPC.exitCode(for: error)

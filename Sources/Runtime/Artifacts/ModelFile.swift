@@ -45,8 +45,8 @@ public func writeModelFile(
 ) throws {
     let metadata = [
         ArtifactMetadataKey.format: "mlpc.model",
-        ArtifactMetadataKey.spec: spec.sourceText,
-        ArtifactMetadataKey.specSHA256: SHA256.hash(Array(spec.sourceText.utf8)).hex,
+        ArtifactMetadataKey.spec: spec.resolvedYAML,
+        ArtifactMetadataKey.specSHA256: SHA256.hash(Array(spec.resolvedYAML.utf8)).hex,
         ArtifactMetadataKey.specPath: spec.path,
         ArtifactMetadataKey.dataDirectory: dataDirectory,
         ArtifactMetadataKey.mlpcVersion: mlpcVersion,

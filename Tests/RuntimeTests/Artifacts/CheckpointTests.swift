@@ -85,7 +85,7 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(file.metadata["epoch"], "1")
         XCTAssertEqual(file.metadata["optimizer_steps"], String(run.trainer.stepsPerEpoch))
         XCTAssertEqual(file.metadata["seed"], "7")
-        XCTAssertEqual(file.metadata["spec_sha256"], SHA256.hash(Array(run.spec.sourceText.utf8)).hex)
+        XCTAssertEqual(file.metadata["spec_sha256"], SHA256.hash(Array(run.spec.resolvedYAML.utf8)).hex)
     }
 
     func testCheckpointOfAnotherSeedIsRefused() throws {

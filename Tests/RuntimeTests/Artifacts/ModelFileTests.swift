@@ -30,8 +30,8 @@ final class ModelFileTests: XCTestCase {
     func testModelFileCarriesTheSpecAndItsDigest() throws {
         let run = try TinyData.run(TinyData.specText(), directory: directory, epochs: 1)
         let file = try SafetensorsFile.read(path: try writeModel(run))
-        XCTAssertEqual(file.metadata["spec"], run.spec.sourceText)
-        XCTAssertEqual(file.metadata["spec_sha256"], SHA256.hash(Array(run.spec.sourceText.utf8)).hex)
+        XCTAssertEqual(file.metadata["spec"], run.spec.resolvedYAML)
+        XCTAssertEqual(file.metadata["spec_sha256"], SHA256.hash(Array(run.spec.resolvedYAML.utf8)).hex)
         XCTAssertEqual(file.metadata["format"], "mlpc.model")
         XCTAssertEqual(file.tensors.count, 4)
     }
@@ -94,7 +94,7 @@ final class ModelFileTests: XCTestCase {
         let run = try TinyData.run(TinyData.specText(), directory: directory, epochs: 1)
         let path = try writeModel(run)
         var file = try SafetensorsFile.read(path: path)
-        file.metadata["spec"] = run.spec.sourceText.replacingOccurrences(of: "out: 16", with: "out: 17")
+        file.metadata["spec"] = run.spec.resolvedYAML.replacingOccurrences(of: "out: 16", with: "out: 17")
         try file.write(to: path)
         XCTAssertThrowsError(try LoadedModel(path: path, kernels: kernels(for: run.plan.target.isa))) { error in
             XCTAssertTrue("\(error)".contains("the file was altered"), "\(error)")

@@ -1,0 +1,109 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The directory a run writes into, claimed before any training starts: created if needed, checked to
+/// be writable, locked against a second mlpc writing into it at the same time, and refused when it
+/// already holds a run unless the caller means to replace it (--overwrite) or continue it (--resume).
+/// The lock is an flock on `.mlpc.lock`: the kernel releases it when the process ends, however it ends,
+/// so a crash never leaves a stale lock.
+public final class RunDirectory {
+    public enum Mode: Equatable {
+        /// A new run: the directory must not hold one already.
+        case fresh
+        /// A new run replacing the one in the directory: its files are removed first.
+        case overwrite
+        /// Continuing the run in the directory.
+        case resume
+    }
+
+    /// Every file `mlpc run` writes into a run directory.
+    public static let runFiles = [
+        "run.json", "metrics.jsonl", "spec.yaml", Checkpoint.fileName, "weights.safetensors", "model.safetensors",
+        RunPictureName.samples, RunPictureName.predictions, RunPictureName.curves, RunPictureName.confusion,
+    ]
+    static let lockName = ".mlpc.lock"
+
+    public let path: String
+    private let lockDescriptor: Int32
+
+    public init(path: String, mode: Mode) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw RunDirectoryError(path: path, reason: "it is a file, not a directory")
+        }
+        try RunDirectory.makeDirectories(path)
+        let lockPath = path + "/" + RunDirectory.lockName
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw RunDirectoryError(path: path, reason: "cannot write into it: \(String(cString: strerror(errno)))")
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            close(fd)
+            let who = holder.flatMap { $0.isEmpty ? nil : " (pid \($0))" } ?? ""
+            throw RunDirectoryError(path: path, reason: "another mlpc run\(who) is writing into it; wait for it or choose another --out")
+        }
+        lockDescriptor = fd
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+
+        let existing = RunDirectory.runFiles.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+        switch mode {
+        case .fresh:
+            if !existing.isEmpty {
+                throw RunDirectoryError(
+                    path: path,
+                    reason: "it already holds a run (\(RunDirectory.list(existing))); pass --overwrite to replace it, --resume \(path) to continue it, or choose another --out")
+            }
+        case .overwrite:
+            for name in existing where unlink(path + "/" + name) != 0 {
+                throw RunDirectoryError(path: path, reason: "cannot remove \(name) of the old run: \(String(cString: strerror(errno)))")
+            }
+        case .resume:
+            break
+        }
+        removeStaleTemporaryFiles()
+    }
+
+    /// mkdir -p, reporting the component that failed and why.
+    static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory) {
+                if !isDirectory.boolValue { throw RunDirectoryError(path: path, reason: "\(prefix) is a file, not a directory") }
+                continue
+            }
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw RunDirectoryError(path: path, reason: "cannot create \(prefix): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    static func list(_ names: [String]) -> String {
+        names.count <= 3 ? names.joined(separator: ", ") : names.prefix(3).joined(separator: ", ") + " and \(names.count - 3) more"
+    }
+
+    deinit {
+        flock(lockDescriptor, LOCK_UN)
+        close(lockDescriptor)
+    }
+
+    /// Temporary files of an atomic write that a killed process left behind (`.NAME.tmp-PID`).
+    private func removeStaleTemporaryFiles() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+        for name in names where name.hasPrefix(".") && name.contains(".tmp-") { unlink(path + "/" + name) }
+    }
+}
+
+public struct RunDirectoryError: Error, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "run directory \(path): \(reason)" }
+}
