@@ -81,6 +81,13 @@ public final class StepExecutor {
         }
     }
 
+    /// For `StepBenchmark`, which times a step kernel by kernel: how many kernels a training step has,
+    /// whether kernel `index` belongs to `backwardAndUpdate` (whose caller counts the optimizer step
+    /// first), and running kernel `index` alone exactly as a step runs it (nothing allocated).
+    var trainingKernelCount: Int { train.count }
+    func isBackwardTrainingKernel(at index: Int) -> Bool { train[index].isBackward }
+    func runTrainingKernel(at index: Int, _ batch: BatchSource) -> Float? { run(train[index], batch: batch, rows: batch.rows) }
+
     /// Runs the forward kernels of the training step one at a time and returns the first whose output is
     /// not finite (for the numerics guard's report), or nil.
     public func firstNonFiniteForwardKernel(_ batch: BatchSource) -> (label: String, source: SourceLocation?)? {
