@@ -1,6 +1,6 @@
 import KernelInterface
 
-/// What happens to a finished block of C on its way out of the registers.
+/// What happens to a finished block of C after the micro kernel stored its raw sums.
 struct MatmulEpilogue {
     enum Kind {
         /// Store the sums as they are (intermediate k passes, weight gradients).
@@ -44,6 +44,23 @@ struct MatmulEpilogue {
         }
     }
 
+    /// Finishes a rows x cols block of sums at src (row stride lds) into dst (row stride ldd), whose
+    /// first element is C's (row, col). One call per register block: the switch over the kind and the
+    /// activation's code stay out of the micro kernel.
+    @inline(never)
+    func finish(
+        _ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int,
+        rows: Int, cols: Int, row: Int, col: Int
+    ) {
+        for r in 0..<rows {
+            var v = 0
+            while v < cols {
+                apply(load16(src + r * lds + v), dst + r * ldd + v, row + r, col + v, min(16, cols - v))
+                v += 16
+            }
+        }
+    }
+
     @inline(__always)
     private func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD16<Float> {
         lanes == 16 ? load16(p) : loadPartial16(p, lanes)
@@ -67,8 +84,7 @@ struct MatrixView {
 }
 
 typealias Microkernel = (
-    Int, UnsafePointer<Float>, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int, Bool,
-    MatmulEpilogue, Int, Int
+    Int, UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int, Bool
 ) -> Void
 
 /// The block of C a part computes: a range of whole row blocks or of whole column blocks.
@@ -95,11 +111,12 @@ struct OutputShare {
 }
 
 /// C[m,n] = A[m,k] B[k,n] for this part's share of C, finished by `epilogue`. Blocked as in BLIS:
-/// column blocks of nc, k passes of kc (B micro panels stay in L1), row blocks of mc (packed A stays
-/// in L2), then mr x nr register blocks. Both operands are packed with zero padding, so ragged blocks
-/// run the same fused multiply-add sequence as full ones. (Reading B in place was tried: at n = 128
-/// its rows are 512 bytes apart, the panel maps onto a few L1 sets, misses L1, and the product ran at
-/// half the speed.)
+/// column blocks of nc, k passes of kc (B micro panels stay in L1), row blocks of mc, then mr x nr
+/// register blocks. B is packed with zero padding. A is read in place, row-major or transposed (the
+/// micro kernel takes both), because at these shapes packing it cost as much as a fifth of the product;
+/// only a ragged last row block is packed, zero padded, so that nothing past A's end is read. (Reading
+/// B in place was tried: at n = 128 its rows are 512 bytes apart, the panel maps onto a few L1 sets,
+/// misses L1, and the product ran at half the speed.)
 func matmul(
     m: Int, n: Int, k: Int, a: MatrixView, b: MatrixView, c: UnsafeMutablePointer<Float>, ldc: Int,
     epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>,
@@ -120,6 +137,11 @@ func matmul(
     let packedA = workspace
     let packedB = workspace + mc * kc
     let edge = packedB + kc * nc
+    // In place, A's block (r, p) is at base + r * aRowStride + p * aDepthStride from its first element.
+    let aInPlace = a.colStride == 1 || a.rowStride == 1
+    let aRowStride = a.colStride == 1 ? a.rowStride : 1
+    let aDepthStride = a.colStride == 1 ? 1 : a.colStride
+    let finishes = epilogue.kind != .raw
 
     var jc = share.cols.lowerBound
     while jc < share.cols.upperBound {
@@ -138,19 +160,33 @@ func matmul(
             var ic = share.rows.lowerBound
             while ic < share.rows.upperBound {
                 let mb = min(mc, share.rows.upperBound - ic)
-                packA(a, rows: ic, height: mb, cols: pc, count: kb, mr: mr, into: packedA)
-                var jr = 0
-                while jr < nb {
-                    let cols = min(nr, nb - jr)
-                    let bPanel = UnsafePointer(packedB + jr * kb)
-                    var ir = 0
-                    while ir < mb {
-                        let rows = min(mr, mb - ir)
-                        let row = ic + ir, col = jc + jr
+                var ir = 0
+                while ir < mb {
+                    let rows = min(mr, mb - ir)
+                    let row = ic + ir
+                    let aBlock: UnsafePointer<Float>
+                    let blockRowStride: Int, blockDepthStride: Int
+                    if aInPlace && rows == mr {
+                        aBlock = a.base + row * a.rowStride + pc * a.colStride
+                        blockRowStride = aRowStride
+                        blockDepthStride = aDepthStride
+                    } else {
+                        packA(a, rows: row, height: rows, cols: pc, count: kb, mr: mr, into: packedA)
+                        aBlock = UnsafePointer(packedA)
+                        blockRowStride = 1
+                        blockDepthStride = mr
+                    }
+                    var jr = 0
+                    while jr < nb {
+                        let cols = min(nr, nb - jr)
+                        let col = jc + jr
+                        let bPanel = UnsafePointer(packedB + jr * kb)
                         let cBlock = c + row * ldc + col
-                        let aPanel = UnsafePointer(packedA + ir * kb)
                         if rows == mr && cols == nr {
-                            microkernel(kb, aPanel, bPanel, nr, cBlock, ldc, pc > 0, pass, row, col)
+                            microkernel(kb, aBlock, blockRowStride, blockDepthStride, bPanel, nr, cBlock, ldc, pc > 0)
+                            if finishing && finishes {
+                                pass.finish(cBlock, ldc, cBlock, ldc, rows: mr, cols: nr, row: row, col: col)
+                            }
                         } else {
                             // Ragged block: run the full register block on a scratch tile, then finish
                             // only the elements that exist.
@@ -159,18 +195,12 @@ func matmul(
                                     for j in 0..<cols { edge[r * nr + j] = cBlock[r * ldc + j] }
                                 }
                             }
-                            microkernel(kb, aPanel, bPanel, nr, edge, nr, pc > 0, .raw, 0, 0)
-                            for r in 0..<rows {
-                                var v = 0
-                                while v < cols {
-                                    pass.apply(load16(edge + r * nr + v), cBlock + r * ldc + v, row + r, col + v, min(16, cols - v))
-                                    v += 16
-                                }
-                            }
+                            microkernel(kb, aBlock, blockRowStride, blockDepthStride, bPanel, nr, edge, nr, pc > 0)
+                            pass.finish(edge, nr, cBlock, ldc, rows: rows, cols: cols, row: row, col: col)
                         }
-                        ir += mr
+                        jr += nr
                     }
-                    jr += nr
+                    ir += mr
                 }
                 ic += mc
             }
@@ -180,32 +210,27 @@ func matmul(
     }
 }
 
-/// Packs rows [rows, rows+height) x columns [cols, cols+count) of A into micro panels of mr rows,
-/// element (r, p) of a panel at p * mr + r; rows past the end are zeros.
+/// Packs rows [rows, rows+height) x columns [cols, cols+count) of A (height <= mr) into one micro panel
+/// of mr rows, element (r, p) at p * mr + r; rows past the end are zeros.
 private func packA(
-    _ a: MatrixView, rows: Int, height: Int, cols: Int, count: Int, mr: Int, into dst: UnsafeMutablePointer<Float>
+    _ a: MatrixView, rows: Int, height: Int, cols: Int, count: Int, mr: Int, into panel: UnsafeMutablePointer<Float>
 ) {
-    var ir = 0
-    while ir < height {
-        let valid = min(mr, height - ir)
-        let panel = dst + ir * count
-        if a.colStride == 1 {
-            // Rows contiguous: read each row once, scatter into its lane of the panel.
-            for r in 0..<valid {
-                let src = a.base + (rows + ir + r) * a.rowStride + cols
-                for p in 0..<count { panel[p * mr + r] = src[p] }
-            }
-        } else {
-            for p in 0..<count {
-                for r in 0..<valid { panel[p * mr + r] = a[rows + ir + r, cols + p] }
-            }
+    let valid = min(mr, height)
+    if a.colStride == 1 {
+        // Rows contiguous: read each row once, scatter into its lane of the panel.
+        for r in 0..<valid {
+            let src = a.base + (rows + r) * a.rowStride + cols
+            for p in 0..<count { panel[p * mr + r] = src[p] }
         }
-        if valid < mr {
-            for p in 0..<count {
-                for r in valid..<mr { panel[p * mr + r] = 0 }
-            }
+    } else {
+        for p in 0..<count {
+            for r in 0..<valid { panel[p * mr + r] = a[rows + r, cols + p] }
         }
-        ir += mr
+    }
+    if valid < mr {
+        for p in 0..<count {
+            for r in valid..<mr { panel[p * mr + r] = 0 }
+        }
     }
 }
 

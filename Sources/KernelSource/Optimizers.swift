@@ -81,6 +81,8 @@ private func sgdPlainStep(
 ///   v = v * beta2 + (1 - beta2) * g * g
 ///   stepSize = lr / (1 - beta1^t);  denom = sqrt(v) / sqrt(1 - beta2^t) + eps
 ///   p = p - stepSize * (m / denom)
+/// The division by sqrt(1 - beta2^t) is a multiplication by its reciprocal (within an ulp of torch's
+/// result): vector division and square root share one slow unit, and the step is bound by it.
 public func adamStep(
     _ params: UnsafeMutablePointer<Float>, _ grads: UnsafePointer<Float>,
     _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ count: Int,
@@ -92,7 +94,7 @@ public func adamStep(
     let biasCorrection1 = 1 - pow(beta1, t)
     let biasCorrection2 = 1 - pow(beta2, t)
     let negativeStepSize = Float(-(lr / biasCorrection1))
-    let biasCorrection2Sqrt = Float(biasCorrection2.squareRoot())
+    let inverseBiasCorrection2Sqrt = Float(1 / biasCorrection2.squareRoot())
     let epsilon = Float(eps)
     let weight = Float(1 - beta1)
     let lerpNear = abs(weight) < 0.5
@@ -114,7 +116,7 @@ public func adamStep(
         let difference = g - m0
         let m1 = lerpNear ? m0.addingProduct(weight, difference) : g.addingProduct(-lerpFar, difference)
         let v1 = load16(v + i) * beta2f + (oneMinusBeta2 * g) * g
-        let denom = v1.squareRoot() / biasCorrection2Sqrt + epsilon
+        let denom = v1.squareRoot() * inverseBiasCorrection2Sqrt + epsilon
         store16(m1, m + i)
         store16(v1, v + i)
         store16(p + negativeStepSize * (m1 / denom), params + i)
@@ -129,7 +131,7 @@ public func adamStep(
         let difference = g - m0
         let m1 = lerpNear ? m0.addingProduct(weight, difference) : g.addingProduct(-lerpFar, difference)
         let v1 = v[i] * beta2f + (oneMinusBeta2 * g) * g
-        let denom = v1.squareRoot() / biasCorrection2Sqrt + epsilon
+        let denom = v1.squareRoot() * inverseBiasCorrection2Sqrt + epsilon
         m[i] = m1
         v[i] = v1
         params[i] = p + negativeStepSize * (m1 / denom)
