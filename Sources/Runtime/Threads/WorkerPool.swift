@@ -12,10 +12,13 @@ import Synchronization
 /// thread. `run` allocates nothing: the body is a non-escaping closure whose reference is parked in a
 /// preallocated slot for the duration of the call.
 ///
-/// Waiting: a worker spins on the generation counter for `spinMicroseconds` after each job (a training
-/// step issues its parallel kernels a few microseconds apart, and a futex wake-up costs tens of
-/// microseconds), then sleeps on a condition variable, so an idle pool costs nothing and a pool
-/// sharing its cores with another process does not starve it. The caller waits the same way.
+/// Waiting: a worker spins on the generation counter for `spinMicroseconds` after each job, then sleeps
+/// on a condition variable. The default spin outlasts the gaps between the parallel kernels of a
+/// training step (the single-threaded kernels between them take up to a few hundred microseconds), so
+/// the workers stay awake through a step and a hand-off costs a cache line, not a futex wake-up (tens of
+/// microseconds, more on a loaded machine). After the first `eagerSpinMicroseconds` a spinning thread
+/// yields its core between polls, so another process that needs the core gets it; an idle pool sleeps
+/// and costs nothing. The caller waits for the workers the same way.
 ///
 /// `run` must be called from one thread at a time and not from inside a body.
 public final class WorkerPool {
@@ -27,9 +30,12 @@ public final class WorkerPool {
     /// - Parameters:
     ///   - threads: total threads running parts, the calling thread included (values below 1 mean 1).
     ///   - spinMicroseconds: how long an idle thread polls before it sleeps.
-    public init(threads: Int, spinMicroseconds: Int = 20) {
+    ///   - eagerSpinMicroseconds: how long it polls without yielding its core first.
+    public init(threads: Int, spinMicroseconds: Int = 400, eagerSpinMicroseconds: Int = 20) {
         self.threads = max(1, threads)
-        state = PoolState(workerCount: self.threads - 1, spinNanoseconds: max(0, spinMicroseconds) * 1000)
+        state = PoolState(
+            workerCount: self.threads - 1, spinNanoseconds: max(0, spinMicroseconds) * 1000,
+            eagerSpinNanoseconds: max(0, eagerSpinMicroseconds) * 1000)
         for _ in 0..<(self.threads - 1) {
             var thread = pthread_t()
             let context = Unmanaged.passRetained(state).toOpaque()
@@ -86,10 +92,12 @@ private final class PoolState: @unchecked Sendable {
     let wakeCaller: UnsafeMutablePointer<pthread_cond_t>
     var workerCount: Int
     let spinNanoseconds: Int
+    let eagerSpinNanoseconds: Int
 
-    init(workerCount: Int, spinNanoseconds: Int) {
+    init(workerCount: Int, spinNanoseconds: Int, eagerSpinNanoseconds: Int) {
         self.workerCount = workerCount
         self.spinNanoseconds = spinNanoseconds
+        self.eagerSpinNanoseconds = min(eagerSpinNanoseconds, spinNanoseconds)
         body = .allocate(capacity: 1)
         body.initialize(to: nil)
         mutex = .allocate(capacity: 1)
@@ -180,18 +188,30 @@ private final class PoolState: @unchecked Sendable {
         sleepingWorkers.wrappingSubtract(1, ordering: .relaxed)
     }
 
-    /// Polls `condition` for at most spinNanoseconds; true when it became true.
+    /// Polls `condition` for at most spinNanoseconds, yielding the core between polls after the first
+    /// eagerSpinNanoseconds; true when it became true.
     @inline(__always)
     private func spin(until condition: () -> Bool) -> Bool {
         if condition() { return true }
         guard spinNanoseconds > 0 else { return false }
-        let deadline = monotonicNanoseconds() + spinNanoseconds
+        let start = monotonicNanoseconds()
+        let politeFrom = start + eagerSpinNanoseconds
+        let deadline = start + spinNanoseconds
+        var polite = eagerSpinNanoseconds == 0
         var polls = 0
         while true {
             if condition() { return true }
             polls += 1
-            // Reading the clock costs about as much as a few dozen polls; check it now and then.
-            if polls & 63 == 0 && monotonicNanoseconds() >= deadline { return condition() }
+            if polite {
+                // sched_yield returns at once when nothing else wants this core.
+                sched_yield()
+                if polls & 7 == 0 && monotonicNanoseconds() >= deadline { return condition() }
+            } else if polls & 63 == 0 {
+                // Reading the clock costs about as much as a few dozen polls; check it now and then.
+                let now = monotonicNanoseconds()
+                if now >= deadline { return condition() }
+                polite = now >= politeFrom
+            }
         }
     }
 
