@@ -107,6 +107,11 @@ final class OutputFaultTests: XCTestCase {
     /// A full disk, simulated by a file-size limit: the first file over the limit fails with "File too
     /// large", the run stops with a clear error, and what is there is whole.
     func testWriteFailureStopsTheRunAndLeavesNoHalfWrittenFile() throws {
+        if ProcessInfo.processInfo.environment["MLPC_TEST_SANITIZER"] == "thread" {
+            // The ThreadSanitizer runtime faults (SIGBUS) under a file-size limit before mlpc runs; the
+            // plain and AddressSanitizer passes run this test.
+            throw XCTSkip("a file-size limit breaks the ThreadSanitizer runtime itself")
+        }
         let out = folder + "/run"
         let binary = try MLPCProcess.binaryPath()
         let command = "ulimit -f 8; exec '\(binary)' run '\(specPath)' --data-dir '\(data)' --out '\(out)' --quiet"
