@@ -52,6 +52,21 @@ struct MatmulEpilogue {
         _ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int,
         rows: Int, cols: Int, row: Int, col: Int
     ) {
+        if kind == .backwardInput && activation == .relu, let prevOutput {
+            // The common case written out: the general derivative is too large to inline here. The
+            // same arithmetic as `activationDerivative16`, so the bits do not depend on the path.
+            for r in 0..<rows {
+                var v = 0
+                while v < cols {
+                    let lanes = min(16, cols - v)
+                    let y = load(prevOutput + (row + r) * ld + col + v, lanes)
+                    let derivative = SIMD16<Float>(repeating: 0).replacing(with: 1, where: y .> 0)
+                    store(load16(src + r * lds + v) * derivative, dst + r * ldd + v, lanes)
+                    v += 16
+                }
+            }
+            return
+        }
         for r in 0..<rows {
             var v = 0
             while v < cols {

@@ -57,32 +57,35 @@ public final class WorkerPool {
     }
 
     /// Runs body(0), body(1), ... body(parts - 1), each exactly once, spread over the pool; the calling
-    /// thread runs part 0 and then helps with the rest. Returns when every part has finished, and
-    /// everything the parts wrote is then visible to the caller.
+    /// thread runs part 0 and then claims the rest alongside the workers. Returns when every part has
+    /// finished, and everything the parts wrote is then visible to the caller. The caller waits for parts,
+    /// not for workers: a worker that another process keeps off its core only means the caller runs more
+    /// of the parts itself.
     public func run(parts: Int, _ body: (Int) -> Void) {
-        guard parts > 1, state.workerCount > 0 else {
+        guard parts > 1, parts <= PoolState.maxParts, state.workerCount > 0 else {
             for part in 0..<max(parts, 0) { body(part) }
             return
         }
         withoutActuallyEscaping(body) { escapable in
-            state.begin(parts: parts, body: escapable)
+            let generation = state.begin(parts: parts, body: escapable)
             escapable(0)
-            state.claimParts()
-            state.waitForWorkers()
+            state.runClaimedParts(of: generation)
+            state.waitForParts(parts)
             state.end()
         }
     }
 }
 
 /// The state workers share with the pool. A class so the workers can hold it while the pool's own
-/// deinit runs; the counters are atomics and the body slot is written only while no worker reads it.
+/// deinit runs; the counters are atomics and the body slot is written only while no part is claimable.
 private final class PoolState: @unchecked Sendable {
-    /// Bumped once per job; workers compare it with the last one they ran.
-    let generation = Atomic<Int>(0)
-    let nextPart = Atomic<Int>(0)
-    let parts = Atomic<Int>(0)
-    /// Workers that are done with the current job.
-    let finishedWorkers = Atomic<Int>(0)
+    static let maxParts = 0xFFFF
+    /// The current job in one word, so that a claim checks the job and takes a part in one
+    /// compare-and-swap: generation << 32 | parts << 16 | next unclaimed part. A worker that wakes late
+    /// cannot take a part of a newer job with an older job's body.
+    let job = Atomic<Int>(0)
+    /// Parts of the current job finished (the caller's part 0 counts from the start).
+    let completedParts = Atomic<Int>(0)
     let sleepingWorkers = Atomic<Int>(0)
     let callerSleeping = Atomic<Bool>(false)
     let stopping = Atomic<Bool>(false)
@@ -93,6 +96,8 @@ private final class PoolState: @unchecked Sendable {
     var workerCount: Int
     let spinNanoseconds: Int
     let eagerSpinNanoseconds: Int
+    /// The caller's count of jobs (31 bits, wrapping).
+    private var generation = 0
 
     init(workerCount: Int, spinNanoseconds: Int, eagerSpinNanoseconds: Int) {
         self.workerCount = workerCount
@@ -119,42 +124,61 @@ private final class PoolState: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func begin(parts count: Int, body job: @escaping (Int) -> Void) {
+    @inline(__always) static func generation(of word: Int) -> Int { word >> 32 }
+    @inline(__always) static func parts(of word: Int) -> Int { (word >> 16) & maxParts }
+    @inline(__always) static func next(of word: Int) -> Int { word & maxParts }
+
+    /// Publishes a job whose part 0 the caller runs; returns its generation.
+    func begin(parts count: Int, body job: @escaping (Int) -> Void) -> Int {
         body.pointee = job
-        parts.store(count, ordering: .relaxed)
-        nextPart.store(1, ordering: .relaxed)
-        finishedWorkers.store(0, ordering: .relaxed)
+        completedParts.store(1, ordering: .relaxed)
+        generation = (generation + 1) & 0x7FFF_FFFF
         // Sequentially consistent with the sleepers' count: either a worker about to sleep sees the new
-        // generation, or this thread sees it sleeping and wakes it.
-        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        // job, or this thread sees it sleeping and wakes it. The store also publishes the body.
+        self.job.store(generation << 32 | count << 16 | 1, ordering: .sequentiallyConsistent)
         if sleepingWorkers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(mutex)
             pthread_cond_broadcast(wakeWorkers)
             pthread_mutex_unlock(mutex)
         }
+        return generation
     }
 
     func end() {
-        // Every worker has finished this job, so nobody reads the slot; clearing it drops the closure
-        // before withoutActuallyEscaping checks that it did not escape.
+        // Every part has finished and none is left to claim, so nobody reads the slot; clearing it drops
+        // the closure before withoutActuallyEscaping checks that it did not escape.
         body.pointee = nil
     }
 
-    func claimParts() {
-        guard let job = body.pointee else { return }
-        let count = parts.load(ordering: .relaxed)
+    /// Claims and runs parts of job `generation` until none is left (or a newer job replaced it).
+    func runClaimedParts(of generation: Int) {
+        var word = job.load(ordering: .acquiring)
         while true {
-            let part = nextPart.wrappingAdd(1, ordering: .relaxed).oldValue
-            if part >= count { return }
-            job(part)
+            let count = Self.parts(of: word), part = Self.next(of: word)
+            guard Self.generation(of: word) == generation, part < count else { return }
+            let (claimed, current) = job.compareExchange(
+                expected: word, desired: word + 1, ordering: .acquiringAndReleasing)
+            guard claimed else {
+                word = current
+                continue
+            }
+            // The job cannot end before this claimed part completes, so its body is still in the slot.
+            body.pointee?(part)
+            let done = completedParts.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            if done == count && callerSleeping.load(ordering: .sequentiallyConsistent) {
+                pthread_mutex_lock(mutex)
+                pthread_cond_signal(wakeCaller)
+                pthread_mutex_unlock(mutex)
+            }
+            word = job.load(ordering: .acquiring)
         }
     }
 
-    func waitForWorkers() {
-        if spin(until: { finishedWorkers.load(ordering: .acquiring) == workerCount }) { return }
+    func waitForParts(_ count: Int) {
+        if spin(until: { completedParts.load(ordering: .acquiring) == count }) { return }
         callerSleeping.store(true, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(mutex)
-        while finishedWorkers.load(ordering: .sequentiallyConsistent) != workerCount {
+        while completedParts.load(ordering: .sequentiallyConsistent) != count {
             pthread_cond_wait(wakeCaller, mutex)
         }
         pthread_mutex_unlock(mutex)
@@ -165,23 +189,18 @@ private final class PoolState: @unchecked Sendable {
         var seen = 0
         while true {
             waitForJob(after: seen)
-            seen = generation.load(ordering: .acquiring)
+            seen = Self.generation(of: job.load(ordering: .acquiring))
             if stopping.load(ordering: .acquiring) { return }
-            claimParts()
-            let finished = finishedWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
-            if finished == workerCount && callerSleeping.load(ordering: .sequentiallyConsistent) {
-                pthread_mutex_lock(mutex)
-                pthread_cond_signal(wakeCaller)
-                pthread_mutex_unlock(mutex)
-            }
+            runClaimedParts(of: seen)
         }
     }
 
     private func waitForJob(after seen: Int) {
-        if spin(until: { generation.load(ordering: .acquiring) != seen }) { return }
+        let changed = { Self.generation(of: self.job.load(ordering: .acquiring)) != seen }
+        if spin(until: changed) { return }
         sleepingWorkers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(mutex)
-        while generation.load(ordering: .sequentiallyConsistent) == seen {
+        while Self.generation(of: job.load(ordering: .sequentiallyConsistent)) == seen {
             pthread_cond_wait(wakeWorkers, mutex)
         }
         pthread_mutex_unlock(mutex)
@@ -217,7 +236,9 @@ private final class PoolState: @unchecked Sendable {
 
     func stop() {
         stopping.store(true, ordering: .releasing)
-        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        // A job of no parts with a new generation: every worker wakes, sees `stopping` and returns.
+        generation = (generation + 1) & 0x7FFF_FFFF
+        job.store(generation << 32, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(mutex)
         pthread_cond_broadcast(wakeWorkers)
         pthread_mutex_unlock(mutex)
