@@ -8,8 +8,8 @@ import Musl
 import KernelInterface
 
 /// Mean softmax cross-entropy over m rows of n logits, with the gradient of that mean.
-/// Per row: the maximum, then exp(logit - maximum) for every logit (kept in the gradient row) and their
-/// sum give log-sum-exp without overflow; a last pass scales the kept exponentials into the gradient.
+/// Per row: one pass keeps a running maximum and a running sum of exp(logit - maximum) (rescaled when
+/// the maximum grows), which gives log-sum-exp without overflow; a second pass writes the gradient.
 public func softmaxCrossEntropy(
     _ logits: UnsafePointer<Float>, _ labels: UnsafePointer<Int32>, _ m: Int, _ n: Int,
     _ dlogits: UnsafeMutablePointer<Float>, _ rowLoss: UnsafeMutablePointer<Float>
@@ -18,26 +18,28 @@ public func softmaxCrossEntropy(
     let inverseM = 1 / Float(m)
     for i in 0..<m {
         let row = logits + i * n
-        let gradRow = dlogits + i * n
+        var maximum = row[0]
+        var sum: Float = 1
+        for j in 1..<n {
+            let v = row[j]
+            if v > maximum {
+                sum = sum * expf(maximum - v) + 1
+                maximum = v
+            } else {
+                sum += expf(v - maximum)
+            }
+        }
+        let logSum = logf(sum)
         let label = Int(labels[i])
         let labelValid = label >= 0 && label < n
-        let labelLogit = labelValid ? row[label] : .nan
-        // Two passes (the maximum, then one exponential per logit kept in the gradient row) instead of
-        // an online maximum: half the exponentials, and the sum adds terms that are all at most 1.
-        var maximum = row[0]
-        for j in 1..<n where !(row[j] <= maximum) { maximum = row[j] }
-        var sum: Float = 0
-        for j in 0..<n {
-            let e = expf(row[j] - maximum)
-            gradRow[j] = e
-            sum += e
-        }
         // (maximum - logit) first: both may be large, and adding log(sum) to the small difference keeps
         // its precision (adding it to the maximum would round to the maximum's ulp).
-        rowLoss[i] = logf(sum) + (maximum - labelLogit)
+        rowLoss[i] = labelValid ? logSum + (maximum - row[label]) : .nan
+        let gradRow = dlogits + i * n
         let inverseSum = 1 / sum
         for j in 0..<n {
-            gradRow[j] = (gradRow[j] * inverseSum - (j == label ? 1 : 0)) * inverseM
+            let probability = expf(row[j] - maximum) * inverseSum
+            gradRow[j] = (probability - (j == label ? 1 : 0)) * inverseM
         }
     }
     var total: Double = 0
