@@ -67,34 +67,11 @@ enum ArtifactCLI {
         return path
     }
 
-    static let side = 6
-    static let classes = 3
+    static let side = TinyDataset.side
 
-    /// A learnable 6x6 dataset of three classes (a bright bar in rows 2c and 2c+1 over dim noise),
-    /// `trainCount` training and `trainCount / 4` test images, written as IDX files into `directory`.
+    /// The tiny dataset of TinyDataset with `trainCount` training and `trainCount / 4` test images.
     static func writeDataset(into directory: String, trainCount: Int) throws {
-        var noise: UInt64 = 42
-        for (prefix, count) in [("train", trainCount), ("t10k", trainCount / 4)] {
-            let labels = (0..<count).map { UInt8($0 % classes) }
-            var images: [UInt8] = [0, 0, 8, 3]
-            for d in [count, side, side] { images += withUnsafeBytes(of: UInt32(d).bigEndian, Array.init) }
-            for label in labels { images += sample(label: Int(label), noise: &noise) }
-            let labelBytes = [0, 0, 8, 1] + withUnsafeBytes(of: UInt32(count).bigEndian, Array.init) + labels
-            try Data(images).write(to: URL(fileURLWithPath: "\(directory)/\(prefix)-images-idx3-ubyte"))
-            try Data(labelBytes).write(to: URL(fileURLWithPath: "\(directory)/\(prefix)-labels-idx1-ubyte"))
-        }
-    }
-
-    static func sample(label: Int, noise: inout UInt64) -> [UInt8] {
-        var image = [UInt8](repeating: 0, count: side * side)
-        for i in image.indices {
-            noise = noise &* 6364136223846793005 &+ 1442695040888963407
-            image[i] = UInt8(truncatingIfNeeded: noise >> 58)
-        }
-        for row in (2 * label)..<(2 * label + 2) {
-            for column in 0..<side { image[row * side + column] = 200 &+ UInt8(column * 9) }
-        }
-        return image
+        try TinyDataset.write(to: directory, train: trainCount)
     }
 
     static func spec(hidden: Int = 16, epochs: Int, batch: Int = 16, dropout: Bool = false) -> String {

@@ -6,7 +6,7 @@ enum TinyDataset {
     static let side = 6
     static let classes = 3
     static let trainCount = 120
-    static let testCount = 30
+    static let testCount = trainCount / 4
 
     static let trainImages = "train-images-idx3-ubyte"
     static let trainLabels = "train-labels-idx1-ubyte"
@@ -38,11 +38,11 @@ enum TinyDataset {
         return pixels
     }
 
-    /// Writes the four files into `directory` (created if needed).
-    static func write(to directory: String) throws {
+    /// Writes the four files into `directory` (created if needed): `train` training and `train / 4` test images.
+    static func write(to directory: String, train: Int = trainCount) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var noise: UInt64 = 42
-        for (images, labels, count) in [(trainImages, trainLabels, trainCount), (testImages, testLabels, testCount)] {
+        for (images, labels, count) in [(trainImages, trainLabels, train), (testImages, testLabels, train / 4)] {
             let classLabels = (0..<count).map { UInt8($0 % classes) }
             try writeFile(directory + "/" + images, bytes: imagesFile(classLabels.map { image(label: Int($0), noise: &noise) }))
             try writeFile(directory + "/" + labels, bytes: labelsFile(classLabels))
