@@ -128,19 +128,8 @@ final class StateDictTests: XCTestCase {
 
     /// Runs the `python3` found on PATH (the one `pip install safetensors numpy` went to).
     static func runPython3(_ script: String, arguments: [String]) throws -> FileFixtures.PythonResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if process.terminationStatus == 127 { throw XCTSkip("python3 is not installed") }
-        return FileFixtures.PythonResult(
-            status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-            error: String(decoding: errData, as: UTF8.self))
+        let result = try FileFixtures.runProcess("/usr/bin/env", ["python3", "-c", script] + arguments)
+        if result.status == 127 { throw XCTSkip("python3 is not installed") }
+        return result
     }
 }

@@ -130,21 +130,12 @@ enum DataFixtures {
             XCTFail("python3 is required for this cross-check", file: file, line: line)
             throw CocoaError(.executableNotLoadable)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            XCTFail("python3 failed: \(String(decoding: errData, as: UTF8.self))", file: file, line: line)
+        let result = try FileFixtures.runProcess(python, ["-c", script] + arguments)
+        guard result.status == 0 else {
+            XCTFail("python3 failed: \(result.error)", file: file, line: line)
             throw CocoaError(.executableLoad)
         }
-        return String(decoding: outData, as: UTF8.self)
+        return result.output
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on: bound once to learn a free number, then

@@ -76,9 +76,15 @@ enum FileFixtures {
         guard let python = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("python3 is not installed; the cross-check with an independent decoder needs it")
         }
+        return try runProcess(python, ["-c", script] + arguments)
+    }
+
+    /// Runs `executable` to its end and collects its status and both outputs (the python cross-checks
+    /// of every test folder go through here).
+    static func runProcess(_ executable: String, _ arguments: [String]) throws -> PythonResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script] + arguments
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
