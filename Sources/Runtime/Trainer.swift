@@ -197,12 +197,12 @@ public final class Trainer {
     }
 }
 
-/// Fisher-Yates from the back, as `Shuffler.permutation` does, over an arbitrary list of indices.
+/// Shuffles a list of indices the way `Shuffler.permutation` shuffles 0..<count.
 func fisherYates(_ values: inout [Int32], _ rng: inout Xoshiro256StarStar) {
-    guard values.count > 1 else { return }
-    for i in stride(from: values.count - 1, to: 0, by: -1) {
-        let j = Int(rng.next(below: UInt64(i + 1)))
-        values.swapAt(i, j)
+    let count = values.count
+    values.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        Shuffler.shuffle(base, count: count, using: &rng)
     }
 }
 

@@ -85,8 +85,14 @@ public struct Shuffler: Sendable {
     public func permutation(epoch: Int, count: Int, into order: UnsafeMutablePointer<Int32>) {
         precondition(count >= 0 && count <= Int(Int32.max) + 1, "permutation count \(count) does not fit Int32 indices")
         for index in 0..<count { order[index] = Int32(truncatingIfNeeded: index) }
-        guard count > 1 else { return }
         var random = generator(epoch: epoch)
+        Shuffler.shuffle(order, count: count, using: &random)
+    }
+
+    /// Fisher-Yates from the back over any `count` indices: for i from count-1 down to 1, swap element i
+    /// with element `random.next(below: i + 1)`. Allocates nothing.
+    public static func shuffle(_ order: UnsafeMutablePointer<Int32>, count: Int, using random: inout Xoshiro256StarStar) {
+        guard count > 1 else { return }
         var i = count - 1
         while i > 0 {
             let j = Int(random.next(below: UInt64(i + 1)))
