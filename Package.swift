@@ -56,6 +56,8 @@ let package = Package(
 
         // Flush-to-zero for the threads that run kernels.
         .target(name: "CFloatEnvironment"),
+        // SHA-256 block compression on the CPU's SHA instructions (checked at run time), for dataset checksums.
+        .target(name: "CSHA256"),
 
         .target(name: "SpecParser", dependencies: ["CYaml"]),
         .target(name: "Planner", dependencies: ["SpecParser", "KernelInterface"]),
@@ -67,7 +69,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
-                "CZlib", "CPNG", "CFloatEnvironment",
+                "CZlib", "CPNG", "CFloatEnvironment", "CSHA256",
             ],
             swiftSettings: [
                 .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),
