@@ -121,21 +121,39 @@ final class DecompressingReader {
         return skipped
     }
 
-    /// Inflates everything that is left, refusing more than `limit` bytes.
-    func readAll(limit: Int) throws -> [UInt8] {
-        var bytes = [UInt8]()
-        let piece = 1 << 20
+    /// Reads up to `count` bytes into `destination` like `read(into:count:)`, and feeds them to
+    /// `hasher` piece by piece while each piece is still in the cache: one pass over the bytes.
+    func read(into destination: UnsafeMutableRawPointer, count: Int, hashingInto hasher: inout SHA256) throws -> Int {
+        var got = 0
+        while got < count {
+            let want = min(Self.hashPieceSize, count - got)
+            let n = try read(into: destination + got, count: want)
+            hasher.update(UnsafeRawBufferPointer(start: destination + got, count: n))
+            got += n
+            if n < want { break }
+        }
+        return got
+    }
+
+    /// Small enough to stay in the L2 cache between inflating and hashing it.
+    private static let hashPieceSize = 256 * 1024
+
+    /// Hashes everything that is left without keeping it, refusing more than `limit` bytes; returns
+    /// the digest and the number of bytes.
+    func digestRemaining(limit: Int) throws -> (digest: SHA256Digest, count: Int) {
+        var hasher = SHA256()
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: Self.hashPieceSize, alignment: 16)
+        defer { scratch.deallocate() }
+        var total = 0
         while true {
-            let start = bytes.count
-            let want = min(piece, limit + 1 - start)
-            bytes.append(contentsOf: repeatElement(0, count: want))
-            let got = try bytes.withUnsafeMutableBytes { try read(into: $0.baseAddress! + start, count: want) }
-            bytes.removeLast(want - got)
-            if bytes.count > limit {
+            let want = min(Self.hashPieceSize, limit + 1 - total)
+            let got = try read(into: scratch, count: want, hashingInto: &hasher)
+            total += got
+            if total > limit {
                 throw IDXError(path: path, kind: .tooLarge, position: place(limit),
                                reason: "decompressed data exceeds the limit of \(limit) bytes")
             }
-            if got < want { return bytes }
+            if got < want { return (hasher.finalize(), total) }
         }
     }
 

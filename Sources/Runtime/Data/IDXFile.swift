@@ -222,9 +222,13 @@ public struct IDXFile: Sendable {
             try header.checkPlainFileLength()
         }
 
+        // The data goes straight from zlib into its final array and is hashed piece by piece on the
+        // way, so the file is decoded once, in one pass, with no copy.
+        var hasher = SHA256()
+        hasher.update(headerBytes(header.dimensions))
         var got = 0
         let data = try [UInt8](unsafeUninitializedCapacity: dataLength) { buffer, initialized in
-            got = try reader.read(into: UnsafeMutableRawPointer(buffer.baseAddress!), count: dataLength)
+            got = try reader.read(into: UnsafeMutableRawPointer(buffer.baseAddress!), count: dataLength, hashingInto: &hasher)
             if got < dataLength {
                 // Zero the rest so the buffer is fully initialized before it is thrown away.
                 (buffer.baseAddress! + got).initialize(repeating: 0, count: dataLength - got)
@@ -246,9 +250,6 @@ public struct IDXFile: Sendable {
                     + "\(header.headerLength + dataLength) bytes in all")
         }
 
-        var hasher = SHA256()
-        hasher.update(headerBytes(header.dimensions))
-        hasher.update(data)
         return IDXFile(header: header, data: data, sha256: hasher.finalize())
     }
 

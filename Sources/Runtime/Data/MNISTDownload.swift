@@ -94,8 +94,9 @@ public func ensureMNIST(
             log("downloading \(url)")
             do {
                 let compressed = try client.fetch(url)
-                let inflated = try DecompressingReader(compressedBytes: compressed, name: url).readAll(limit: IDXFile.maximumDataLength)
-                let digest = SHA256.hash(inflated)
+                // Hashed as it inflates: the decompressed file is never held in memory.
+                let (digest, _) = try DecompressingReader(compressedBytes: compressed, name: url)
+                    .digestRemaining(limit: IDXFile.maximumDataLength)
                 if let expected = checksums[name], expected != digest {
                     throw DownloadFailure("checksum mismatch for \(name): SHA-256 of the decompressed bytes is \(digest.hex), expected \(expected.hex)")
                 }

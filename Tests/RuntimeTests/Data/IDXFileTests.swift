@@ -47,6 +47,21 @@ final class IDXFileTests: XCTestCase {
         XCTAssertEqual(file.sha256, SHA256.hash(bytes))
     }
 
+    func testDigestOfDataSpanningManyHashPiecesMatchesTheWholeFileDigest() throws {
+        // 700 KB: the reader hashes in 256 KiB pieces as it inflates; the digest must be the one of
+        // the whole file, computed here in one call by the portable path.
+        var generator = SplitMix64(state: 3)
+        let pixels = (0..<(700 * 1000)).map { _ in UInt8(truncatingIfNeeded: generator.next() >> 60) }
+        let bytes = DataFixtures.idx([700, 1000], pixels)
+        var reference = try XCTUnwrap(SHA256(implementation: .portable))
+        reference.update(bytes)
+        let expected = reference.finalize()
+        let compressed = try IDXFile.read(path: try writeFile("h-idx2-ubyte.gz", DataFixtures.gzip(bytes)))
+        let plain = try IDXFile.read(path: try writeFile("h-idx2-ubyte", bytes))
+        XCTAssertEqual(compressed.sha256, expected)
+        XCTAssertEqual(plain.sha256, expected)
+    }
+
     func testReadsConcatenatedGzipMembers() throws {
         let bytes = DataFixtures.idx([2, 50], DataFixtures.images(count: 2, rows: 5, columns: 10))
         let split = 37
