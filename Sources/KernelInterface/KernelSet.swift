@@ -87,6 +87,15 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>, Int, Double, Double, Double, Double, Double, Bool, Int, Int, Int
     ) -> Void
 
+    /// Fills a batch: row r of `out` is example `indices[r]` of the uint8 `images`, each byte x mapped to
+    /// x * scale + shift (a product, then a sum), and labelsOut[r] = labels[indices[r]]. Parameters:
+    /// images, labels, featureCount, indices, count, scale, shift, out, labelsOut, part, parts. Every
+    /// index must be in range; they come from a permutation the runtime made, never from a file.
+    public typealias GatherRows = (
+        UnsafePointer<UInt8>, UnsafePointer<UInt8>, Int, UnsafePointer<Int32>, Int, Float, Float,
+        UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, Int, Int
+    ) -> Void
+
     /// out[i] = index of the largest logit of row i (the first one on ties). Parameters: logits, m, n, out.
     public typealias ArgmaxRows = (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Int32>) -> Void
 
@@ -94,6 +103,7 @@ public struct KernelSet: @unchecked Sendable {
     public typealias SoftmaxRows = (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Void
 
     public var isa: KernelISA
+    public var gatherRows: GatherRows
     public var linearForward: LinearForward
     public var linearBackwardInput: LinearBackwardInput
     public var linearBackwardWeights: LinearBackwardWeights
@@ -110,6 +120,7 @@ public struct KernelSet: @unchecked Sendable {
 
     public init(
         isa: KernelISA,
+        gatherRows: @escaping GatherRows,
         linearForward: @escaping LinearForward,
         linearBackwardInput: @escaping LinearBackwardInput,
         linearBackwardWeights: @escaping LinearBackwardWeights,
@@ -125,6 +136,7 @@ public struct KernelSet: @unchecked Sendable {
         softmaxRows: @escaping SoftmaxRows
     ) {
         self.isa = isa
+        self.gatherRows = gatherRows
         self.linearForward = linearForward
         self.linearBackwardInput = linearBackwardInput
         self.linearBackwardWeights = linearBackwardWeights
@@ -153,3 +165,4 @@ public func partRange(count: Int, granule: Int, part: Int, parts: Int) -> Range<
     let endUnit = startUnit + base + (part < extra ? 1 : 0)
     return min(startUnit * g, count)..<min(endUnit * g, count)
 }
+

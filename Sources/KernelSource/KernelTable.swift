@@ -5,6 +5,7 @@ import KernelInterface
 /// with the module's name, which says which instruction set the module was compiled for.
 public let kernelSet = KernelSet(
     isa: KernelISA(kernelModuleName: String(#fileID.prefix(while: { $0 != "/" }))) ?? .portable,
+    gatherRows: gatherRows,
     linearForward: linearForward,
     linearBackwardInput: linearBackwardInput,
     linearBackwardWeights: linearBackwardWeights,

@@ -1,4 +1,5 @@
 import Foundation
+import KernelInterface
 import XCTest
 
 @testable import Runtime
@@ -32,42 +33,91 @@ final class BatchGatheringTests: XCTestCase {
         }
     }
 
-    func testGatherCopiesTheIndexedRowsNormalized() {
-        let featureCount = 5
-        let images: [UInt8] = (0..<(4 * featureCount)).map { UInt8($0 * 12) }
-        let indices: [Int32] = [2, 0, 2]
-        let normalization = PixelNormalization(mean: 0.5, standardDeviation: 0.25)
-        var out = [Float](repeating: .nan, count: indices.count * featureCount)
-        gatherBatch(images: images, featureCount: featureCount, indices: indices, count: indices.count,
-                    scale: normalization.scale, shift: normalization.shift, out: &out)
-        for (row, index) in indices.enumerated() {
-            for feature in 0..<featureCount {
-                let x = images[Int(index) * featureCount + feature]
-                XCTAssertEqual(out[row * featureCount + feature], pytorchNormalize(x, mean: 0.5, std: 0.25),
-                               accuracy: 4 * Float(2).ulp, "row \(row) feature \(feature)")
+    /// Runs every kernel set's gather over `indices` split into `parts`, each part called on its own.
+    private func gather(
+        _ kernels: KernelSet, images: [UInt8], labels: [UInt8], featureCount: Int, indices: [Int32], count: Int,
+        normalization: PixelNormalization, parts: Int = 1, out: inout [Float], labelsOut: inout [Int32]
+    ) {
+        for part in 0..<parts {
+            kernels.gatherRows(
+                images, labels, featureCount, indices, count, normalization.scale, normalization.shift, &out, &labelsOut, part, parts)
+        }
+    }
+
+    func testGatherCopiesTheIndexedRowsNormalizedWithTheSameBitsInEveryKernelSet() {
+        var random = TestRandom(seed: 11)
+        let normalization = PixelNormalization(mean: 0.1307, standardDeviation: 0.3081)
+        // Widths below, at and above a vector, with ragged ends, and MNIST's 784.
+        for featureCount in [1, 5, 16, 37, 784] {
+            let examples = 9
+            let images = (0..<(examples * featureCount)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            let labels = (0..<examples).map { UInt8($0 % 10) }
+            let indices: [Int32] = [8, 0, 3, 3, 7]
+            for kernels in runnableKernelSets() {
+                var out = [Float](repeating: .nan, count: indices.count * featureCount)
+                var labelsOut = [Int32](repeating: -1, count: indices.count)
+                gather(
+                    kernels, images: images, labels: labels, featureCount: featureCount, indices: indices, count: indices.count,
+                    normalization: normalization, out: &out, labelsOut: &labelsOut)
+                for (row, index) in indices.enumerated() {
+                    XCTAssertEqual(labelsOut[row], Int32(labels[Int(index)]), "\(kernels.isa) row \(row)")
+                    for feature in 0..<featureCount {
+                        let x = images[Int(index) * featureCount + feature]
+                        // A product, then a sum: two roundings, as documented.
+                        let product = Float(x) * normalization.scale
+                        let expected = product + normalization.shift
+                        let actual = out[row * featureCount + feature]
+                        XCTAssertEqual(actual.bitPattern, expected.bitPattern, "\(kernels.isa) width \(featureCount) row \(row) feature \(feature)")
+                        XCTAssertEqual(actual, pytorchNormalize(x, mean: 0.1307, std: 0.3081), accuracy: 4 * Float(4).ulp)
+                    }
+                }
             }
         }
     }
 
     func testGatherWritesOnlyCountRows() {
         let images = [UInt8](repeating: 255, count: 12)
+        let labels: [UInt8] = [4, 5, 6]
         let indices: [Int32] = [1, 2, 0]
-        var out = [Float](repeating: -7, count: 12)
-        gatherBatch(images: images, featureCount: 4, indices: indices, count: 2, scale: 1, shift: 0, out: &out)
-        XCTAssertEqual(out, [Float](repeating: 255, count: 8) + [Float](repeating: -7, count: 4))
+        for kernels in runnableKernelSets() {
+            var out = [Float](repeating: -7, count: 12)
+            var labelsOut = [Int32](repeating: -1, count: 3)
+            gather(
+                kernels, images: images, labels: labels, featureCount: 4, indices: indices, count: 2, normalization: .unitRange,
+                out: &out, labelsOut: &labelsOut)
+            XCTAssertEqual(out, [Float](repeating: 1, count: 8) + [Float](repeating: -7, count: 4), "\(kernels.isa)")
+            XCTAssertEqual(labelsOut, [5, 6, -1], "\(kernels.isa)")
+        }
+    }
+
+    func testGatherSplitIntoPartsWritesTheSameBitsAsOnePart() {
+        var random = TestRandom(seed: 12)
+        let featureCount = 50, examples = 40
+        let images = (0..<(examples * featureCount)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        let labels = (0..<examples).map { UInt8($0 % 7) }
+        let indices = (0..<23).map { _ in Int32(random.int(below: examples)) }
+        let normalization = PixelNormalization(mean: 0.5, standardDeviation: 0.25)
+        for kernels in runnableKernelSets() {
+            var whole = [Float](repeating: .nan, count: indices.count * featureCount)
+            var wholeLabels = [Int32](repeating: -1, count: indices.count)
+            gather(
+                kernels, images: images, labels: labels, featureCount: featureCount, indices: indices, count: indices.count,
+                normalization: normalization, out: &whole, labelsOut: &wholeLabels)
+            for parts in [2, 3, 7, 23, 30] {
+                var split = [Float](repeating: .nan, count: whole.count)
+                var splitLabels = [Int32](repeating: -1, count: indices.count)
+                gather(
+                    kernels, images: images, labels: labels, featureCount: featureCount, indices: indices, count: indices.count,
+                    normalization: normalization, parts: parts, out: &split, labelsOut: &splitLabels)
+                XCTAssertEqual(bitPatterns(split), bitPatterns(whole), "\(kernels.isa), \(parts) parts")
+                XCTAssertEqual(splitLabels, wholeLabels, "\(kernels.isa), \(parts) parts")
+            }
+        }
     }
 
     func testUnitRangeDividesBy255() {
         let n = PixelNormalization.unitRange
         XCTAssertEqual(Float(255) * n.scale + n.shift, 1, accuracy: Float(1).ulp)
         XCTAssertEqual(Float(0) * n.scale + n.shift, 0)
-    }
-
-    func testGatherLabelsFollowsTheIndices() {
-        let labels: [UInt8] = [3, 1, 4, 1, 5, 9]
-        let indices: [Int32] = [5, 0, 2, 2]
-        var out = [Int32](repeating: -1, count: 4)
-        gatherLabels(labels: labels, indices: indices, count: 4, out: &out)
-        XCTAssertEqual(out, [9, 3, 4, 4])
     }
 }
