@@ -255,10 +255,22 @@ private func packB(
     _ b: MatrixView, rows: Int, count: Int, cols: Int, width: Int, nr: Int, into dst: UnsafeMutablePointer<Float>
 ) {
     if b.rowStride == 1 {
-        // Columns contiguous (a transposed operand): read each column once.
+        // Columns contiguous (a transposed operand, the weight in the input gradient's product): whole
+        // 16 x 16 blocks are transposed in registers, the rest element by element.
+        var done = 0
+        if width == nr && nr % 16 == 0 {
+            while done + 16 <= count {
+                var j = 0
+                while j < nr {
+                    transpose16x16(b.base + (cols + j) * b.colStride + rows + done, b.colStride, dst + done * nr + j, nr)
+                    j += 16
+                }
+                done += 16
+            }
+        }
         for j in 0..<width {
             let src = b.base + cols * b.colStride + j * b.colStride + rows
-            for p in 0..<count { dst[p * nr + j] = src[p] }
+            for p in done..<count { dst[p * nr + j] = src[p] }
         }
     } else if b.colStride == 1 && width == nr {
         // Rows contiguous and a full panel: whole vectors.
@@ -280,6 +292,54 @@ private func packB(
             for j in width..<nr { dst[p * nr + j] = 0 }
         }
     }
+}
+
+/// dst[p * ldd + j] = src[j * lds + p] for p, j in 0..<16. Four rounds of unzipping pairs of rows (the
+/// even lanes of the pair, then the odd ones) rotate each element's 8-bit (row, column) index right by
+/// one bit per round; after four the row and column have swapped. Each unzip is one two-source permute
+/// where the vector unit has them (AVX-512: 64 vpermt2ps a block instead of 256 scalar stores).
+@inline(__always)
+func transpose16x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+    var r0 = load16(src), r1 = load16(src + lds), r2 = load16(src + 2 * lds), r3 = load16(src + 3 * lds)
+    var r4 = load16(src + 4 * lds), r5 = load16(src + 5 * lds), r6 = load16(src + 6 * lds), r7 = load16(src + 7 * lds)
+    var r8 = load16(src + 8 * lds), r9 = load16(src + 9 * lds), r10 = load16(src + 10 * lds)
+    var r11 = load16(src + 11 * lds), r12 = load16(src + 12 * lds), r13 = load16(src + 13 * lds)
+    var r14 = load16(src + 14 * lds), r15 = load16(src + 15 * lds)
+    for _ in 0..<4 {
+        let (n0, n8) = unzip(r0, r1)
+        let (n1, n9) = unzip(r2, r3)
+        let (n2, n10) = unzip(r4, r5)
+        let (n3, n11) = unzip(r6, r7)
+        let (n4, n12) = unzip(r8, r9)
+        let (n5, n13) = unzip(r10, r11)
+        let (n6, n14) = unzip(r12, r13)
+        let (n7, n15) = unzip(r14, r15)
+        (r0, r1, r2, r3, r4, r5, r6, r7) = (n0, n1, n2, n3, n4, n5, n6, n7)
+        (r8, r9, r10, r11, r12, r13, r14, r15) = (n8, n9, n10, n11, n12, n13, n14, n15)
+    }
+    store16(r0, dst)
+    store16(r1, dst + ldd)
+    store16(r2, dst + 2 * ldd)
+    store16(r3, dst + 3 * ldd)
+    store16(r4, dst + 4 * ldd)
+    store16(r5, dst + 5 * ldd)
+    store16(r6, dst + 6 * ldd)
+    store16(r7, dst + 7 * ldd)
+    store16(r8, dst + 8 * ldd)
+    store16(r9, dst + 9 * ldd)
+    store16(r10, dst + 10 * ldd)
+    store16(r11, dst + 11 * ldd)
+    store16(r12, dst + 12 * ldd)
+    store16(r13, dst + 13 * ldd)
+    store16(r14, dst + 14 * ldd)
+    store16(r15, dst + 15 * ldd)
+}
+
+/// The even lanes of a ++ b, then the odd ones.
+@inline(__always)
+private func unzip(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> (SIMD16<Float>, SIMD16<Float>) {
+    let both = SIMD32<Float>(lowHalf: a, highHalf: b)
+    return (both.evenHalf, both.oddHalf)
 }
 
 @inline(__always)
