@@ -76,6 +76,9 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
         out += String(
             format: "epoch: %.3f s (%@ steps x the median step, %@ samples; training steps only, no evaluation)\n", r.epochSeconds,
             grouped(r.stepsPerEpoch), grouped(r.epochSamples))
+        out += String(
+            format: "mean step %.1f us: %.3f s an epoch of consecutive steps, other processes' bursts included\n",
+            r.meanStepSeconds * 1e6, Double(r.stepsPerEpoch) * r.meanStepSeconds)
         return out
     }
 
@@ -99,6 +102,7 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
             "spec": specName, "kernels_isa": kernelSet, "threads": threads, "cpu": cpu, "data": data,
             "batch_size": r.batchSize, "warmup_steps": r.warmupSteps, "measured_steps": r.measuredSteps,
             "step_microseconds": r.stepSeconds * 1e6, "fastest_step_microseconds": r.fastestStepSeconds * 1e6,
+            "mean_step_microseconds": r.meanStepSeconds * 1e6,
             "step_gflops": r.stepGFLOPs, "flops_per_step": r.flopsPerStep, "steps_per_epoch": r.stepsPerEpoch,
             "epoch_samples": r.epochSamples, "epoch_seconds": r.epochSeconds, "kernels": kernels,
             "matmul_peaks": peaks.map { ["size": $0.size, "threads": $0.threads, "gflops": $0.gflops] as [String: Any] },

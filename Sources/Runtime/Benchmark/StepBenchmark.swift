@@ -63,6 +63,8 @@ public final class StepBenchmark {
         /// Median and fastest of the whole steps.
         public var stepSeconds: Double
         public var fastestStepSeconds: Double
+        /// The mean of the whole steps: what a run of consecutive steps pays, interference and all.
+        public var meanStepSeconds: Double
         /// One entry per training kernel, in plan order.
         public var kernels: [KernelTiming]
         public var flopsPerStep: Int
@@ -145,7 +147,8 @@ public final class StepBenchmark {
         let samples = max(1, epochSamples ?? data.count)
         return Report(
             warmupSteps: max(0, warmupSteps), measuredSteps: steps, batchSize: plan.batchSize, stepSeconds: median(stepTimes[...]),
-            fastestStepSeconds: stepTimes.min() ?? 0, kernels: kernels, flopsPerStep: plan.trainFlopsPerStep,
+            fastestStepSeconds: stepTimes.min() ?? 0,
+            meanStepSeconds: stepTimes.isEmpty ? 0 : stepTimes.reduce(0, +) / Double(stepTimes.count), kernels: kernels, flopsPerStep: plan.trainFlopsPerStep,
             epochSamples: samples, stepsPerEpoch: (samples + plan.batchSize - 1) / plan.batchSize)
     }
 }

@@ -130,7 +130,7 @@ final class StepBenchmarkTests: XCTestCase {
                 index: 1, label: "fc1.linear+bias+relu", flops: mm.flops, seconds: 64e-6, fastestSeconds: 60e-6, matmul: mm),
         ]
         let report = StepBenchmark.Report(
-            warmupSteps: 10, measuredSteps: 20, batchSize: 64, stepSeconds: 100e-6, fastestStepSeconds: 90e-6, kernels: kernels,
+            warmupSteps: 10, measuredSteps: 20, batchSize: 64, stepSeconds: 100e-6, fastestStepSeconds: 90e-6, meanStepSeconds: 105e-6, kernels: kernels,
             flopsPerStep: 29_000_000, epochSamples: 60_000, stepsPerEpoch: 938)
         return BenchmarkResult(
             specName: "mnist_mlp", kernelSet: "avx512", threads: 2, cpu: "test CPU", data: "synthetic", report: report,
