@@ -34,10 +34,14 @@ static int detect_hardware(void) {
 }
 
 int csha256_hardware_available(void) {
-    // -1 until the first call; racing first calls store the same answer.
-    static volatile int available = -1;
-    if (available < 0) available = detect_hardware();
-    return available;
+    // -1 until the first call; racing first calls compute and store the same answer.
+    static int available = -1;
+    int known = __atomic_load_n(&available, __ATOMIC_RELAXED);
+    if (known < 0) {
+        known = detect_hardware();
+        __atomic_store_n(&available, known, __ATOMIC_RELAXED);
+    }
+    return known;
 }
 
 // Four rounds: adds the constants to the four schedule words and runs two SHA256RNDS2 (two rounds
