@@ -98,6 +98,38 @@ struct MatrixView {
     subscript(i: Int, j: Int) -> Float { base[i * rowStride + j * colStride] }
 }
 
+/// The B operand of a product.
+enum BOperand {
+    /// A row-major or transposed matrix, packed into micro panels.
+    case matrix(MatrixView)
+    /// A weight in panels (`WeightPanels`) read as B(p, j) = weight[j, p] (p an input, j an output
+    /// feature): its panels are micro panels already and are read in place.
+    case weightPanels(UnsafePointer<Float>, inFeatures: Int)
+    /// A weight in panels read as B(p, j) = weight[p, j] (p an output feature, j an input): packed
+    /// through 16 x 16 transposes.
+    case weightPanelsTransposed(UnsafePointer<Float>, inFeatures: Int)
+}
+
+/// Where C goes.
+enum COperand {
+    /// Row-major with row stride ldc.
+    case matrix(UnsafeMutablePointer<Float>, ldc: Int)
+    /// A weight gradient in panels, C(i, j) = gradient[j, i] (i an input, j an output feature).
+    case weightPanels(UnsafeMutablePointer<Float>, inFeatures: Int)
+
+    /// The block of C whose first element is (row, col), and its row stride. A block never straddles a
+    /// panel: its columns start at a multiple of nr, which divides the panel width.
+    @inline(__always)
+    func block(row: Int, col: Int) -> (UnsafeMutablePointer<Float>, Int) {
+        switch self {
+        case .matrix(let c, let ldc):
+            return (c + row * ldc + col, ldc)
+        case .weightPanels(let c, let inFeatures):
+            return (c + WeightPanels.offset(output: col, input: row, inFeatures: inFeatures), weightPanelWidth)
+        }
+    }
+}
+
 typealias Microkernel = (
     Int, UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int, Bool
 ) -> Void
@@ -108,16 +140,22 @@ struct OutputShare {
     var cols: Range<Int>
     var splitsColumns: Bool
 
-    init(m: Int, n: Int, tile: MatmulTile, part: Int, parts: Int) {
+    /// - columnsAreOutputFeatures: C's columns are a layer's output features; a column split then
+    ///   follows `outputFeatureShare` (whole weight panels).
+    /// - preferColumns: split columns whenever there are enough column blocks (a weight gradient, whose
+    ///   columns are the features its part owns).
+    init(m: Int, n: Int, tile: MatmulTile, part: Int, parts: Int, columnsAreOutputFeatures: Bool = false, preferColumns: Bool = false) {
+        let granule = columnsAreOutputFeatures && weightPanelWidth % tile.nr == 0 ? weightPanelWidth : tile.nr
         let rowBlocks = (m + tile.mr - 1) / tile.mr
-        let colBlocks = (n + tile.nr - 1) / tile.nr
+        let colBlocks = (n + granule - 1) / granule
         // Each part packs all of the operand along the unsplit dimension: with a column split that is
         // A (m x k), with a row split B (k x n). Split columns when B is the larger and there are
         // enough column blocks, or when there are too few row blocks.
-        splitsColumns = (n > m && colBlocks >= parts) || (rowBlocks < parts && colBlocks > rowBlocks)
+        splitsColumns =
+            (preferColumns && colBlocks >= parts) || (n > m && colBlocks >= parts) || (rowBlocks < parts && colBlocks > rowBlocks)
         if splitsColumns {
             rows = part >= 0 && part < parts ? 0..<m : 0..<0
-            cols = partRange(count: n, granule: tile.nr, part: part, parts: parts)
+            cols = partRange(count: n, granule: granule, part: part, parts: parts)
         } else {
             rows = partRange(count: m, granule: tile.mr, part: part, parts: parts)
             cols = 0..<n
@@ -127,13 +165,14 @@ struct OutputShare {
 
 /// C[m,n] = A[m,k] B[k,n] for this part's share of C, finished by `epilogue`. Blocked as in BLIS:
 /// column blocks of nc, k passes of kc (B micro panels stay in L1), row blocks of mc, then mr x nr
-/// register blocks. B is packed with zero padding. A is read in place, row-major or transposed (the
+/// register blocks. B is packed with zero padding, unless it is a weight in panels: those are micro
+/// panels already (zero padded past the last feature) and are read in place, 128-byte rows one after
+/// the other. (A row-major weight read in place was slower: at n = 128 its rows are 512 bytes apart,
+/// the panel maps onto a few L1 sets and misses L1.) A is read in place, row-major or transposed (the
 /// micro kernel takes both), because at these shapes packing it cost as much as a fifth of the product;
-/// only a ragged last row block is packed, zero padded, so that nothing past A's end is read. (Reading
-/// B in place was tried: at n = 128 its rows are 512 bytes apart, the panel maps onto a few L1 sets,
-/// misses L1, and the product ran at half the speed.)
+/// only a ragged last row block is packed, zero padded, so that nothing past A's end is read.
 func matmul(
-    m: Int, n: Int, k: Int, a: MatrixView, b: MatrixView, c: UnsafeMutablePointer<Float>, ldc: Int,
+    m: Int, n: Int, k: Int, a: MatrixView, b: BOperand, c: COperand,
     epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>,
     share: OutputShare
 ) {
@@ -169,7 +208,15 @@ func matmul(
             var jr = 0
             while jr < nb {
                 let cols = min(nr, nb - jr)
-                packB(b, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
+                switch b {
+                case .matrix(let view):
+                    packB(view, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
+                case .weightPanels:
+                    break
+                case .weightPanelsTransposed(let weight, let inFeatures):
+                    packWeightTransposed(
+                        weight, inFeatures: inFeatures, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
+                }
                 jr += nr
             }
             var ic = share.rows.lowerBound
@@ -195,10 +242,15 @@ func matmul(
                     while jr < nb {
                         let cols = min(nr, nb - jr)
                         let col = jc + jr
-                        let bPanel = UnsafePointer(packedB + jr * kb)
-                        let cBlock = c + row * ldc + col
+                        var bPanel = UnsafePointer(packedB + jr * kb)
+                        var ldb = nr
+                        if case .weightPanels(let weight, let inFeatures) = b {
+                            bPanel = weight + WeightPanels.offset(output: col, input: pc, inFeatures: inFeatures)
+                            ldb = weightPanelWidth
+                        }
+                        let (cBlock, ldc) = c.block(row: row, col: col)
                         if rows == mr && cols == nr {
-                            microkernel(kb, aBlock, blockRowStride, blockDepthStride, bPanel, nr, cBlock, ldc, pc > 0)
+                            microkernel(kb, aBlock, blockRowStride, blockDepthStride, bPanel, ldb, cBlock, ldc, pc > 0)
                             if finishing && finishes {
                                 pass.finish(cBlock, ldc, cBlock, ldc, rows: mr, cols: nr, row: row, col: col)
                             }
@@ -210,7 +262,7 @@ func matmul(
                                     for j in 0..<cols { edge[r * nr + j] = cBlock[r * ldc + j] }
                                 }
                             }
-                            microkernel(kb, aBlock, blockRowStride, blockDepthStride, bPanel, nr, edge, nr, pc > 0)
+                            microkernel(kb, aBlock, blockRowStride, blockDepthStride, bPanel, ldb, edge, nr, pc > 0)
                             pass.finish(edge, nr, cBlock, ldc, rows: rows, cols: cols, row: row, col: col)
                         }
                         jr += nr
@@ -254,25 +306,7 @@ private func packA(
 private func packB(
     _ b: MatrixView, rows: Int, count: Int, cols: Int, width: Int, nr: Int, into dst: UnsafeMutablePointer<Float>
 ) {
-    if b.rowStride == 1 {
-        // Columns contiguous (a transposed operand, the weight in the input gradient's product): whole
-        // 16 x 16 blocks are transposed in registers, the rest element by element.
-        var done = 0
-        if width == nr && nr % 16 == 0 {
-            while done + 16 <= count {
-                var j = 0
-                while j < nr {
-                    transpose16x16(b.base + (cols + j) * b.colStride + rows + done, b.colStride, dst + done * nr + j, nr)
-                    j += 16
-                }
-                done += 16
-            }
-        }
-        for j in 0..<width {
-            let src = b.base + cols * b.colStride + j * b.colStride + rows
-            for p in done..<count { dst[p * nr + j] = src[p] }
-        }
-    } else if b.colStride == 1 && width == nr {
+    if b.colStride == 1 && width == nr {
         // Rows contiguous and a full panel: whole vectors.
         for p in 0..<count {
             let src = b.base + (rows + p) * b.rowStride + cols
@@ -291,6 +325,33 @@ private func packB(
         for p in 0..<count {
             for j in width..<nr { dst[p * nr + j] = 0 }
         }
+    }
+}
+
+/// Packs B(p, j) = weight[p, j] for p in [rows, rows+count) (output features) and j in [cols, cols+width)
+/// (inputs) from a weight in panels into one micro panel of nr columns, element (p, j) at p * nr + j;
+/// columns past the end are zeros. Within a panel 16 consecutive features of one input are contiguous,
+/// so aligned 16 x 16 blocks go through a register transpose.
+private func packWeightTransposed(
+    _ weight: UnsafePointer<Float>, inFeatures: Int, rows: Int, count: Int, cols: Int, width: Int, nr: Int,
+    into dst: UnsafeMutablePointer<Float>
+) {
+    var p = 0
+    while p < count {
+        let feature = rows + p
+        if width == nr && nr % 16 == 0 && feature % 16 == 0 && p + 16 <= count {
+            var j = 0
+            while j < nr {
+                let src = weight + WeightPanels.offset(output: feature, input: cols + j, inFeatures: inFeatures)
+                transpose16x16(src, weightPanelWidth, dst + p * nr + j, nr)
+                j += 16
+            }
+            p += 16
+            continue
+        }
+        for j in 0..<width { dst[p * nr + j] = weight[WeightPanels.offset(output: feature, input: cols + j, inFeatures: inFeatures)] }
+        for j in width..<nr { dst[p * nr + j] = 0 }
+        p += 1
     }
 }
 
@@ -348,6 +409,8 @@ func roundUpToMultiple(_ value: Int, _ multiple: Int) -> Int {
 }
 
 // MARK: - The layer kernels
+//
+// Weights, their gradients and moments are in panels of 32 output features (`WeightPanels`).
 
 public func linearForward(
     _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
@@ -357,12 +420,13 @@ public func linearForward(
 ) {
     let epilogue = MatmulEpilogue(
         kind: .forward, activation: activation, slope: negativeSlope, bias: bias, preact: preact, ld: n)
+    // y = x wᵀ, the weight's panels read in place as B.
     matmul(
         m: m, n: n, k: k,
         a: MatrixView(base: x, rowStride: k, colStride: 1),
-        b: MatrixView(base: w, rowStride: n, colStride: 1),
-        c: y, ldc: n, epilogue: epilogue, tile: tile, workspace: workspace,
-        share: OutputShare(m: m, n: n, tile: tile.normalized, part: part, parts: parts))
+        b: .weightPanels(w, inFeatures: k),
+        c: .matrix(y, ldc: n), epilogue: epilogue, tile: tile, workspace: workspace,
+        share: OutputShare(m: m, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true))
 }
 
 public func linearBackwardInput(
@@ -381,12 +445,12 @@ public func linearBackwardInput(
             kind: .backwardInput, activation: prevActivation, slope: negativeSlope,
             prevOutput: needsPreact ? nil : source, prevPreact: needsPreact ? source : nil, ld: k)
     }
-    // dx[m,k] = dy[m,n] w^T: B(p, j) = w[j, p].
+    // dx[m,k] = dy[m,n] w: B(p, j) = w[p, j].
     matmul(
         m: m, n: k, k: n,
         a: MatrixView(base: dy, rowStride: n, colStride: 1),
-        b: MatrixView(base: w, rowStride: 1, colStride: n),
-        c: dx, ldc: k, epilogue: epilogue, tile: tile, workspace: workspace,
+        b: .weightPanelsTransposed(w, inFeatures: k),
+        c: .matrix(dx, ldc: k), epilogue: epilogue, tile: tile, workspace: workspace,
         share: OutputShare(m: m, n: k, tile: tile.normalized, part: part, parts: parts))
 }
 
@@ -395,14 +459,16 @@ public func linearBackwardWeights(
     _ db: UnsafeMutablePointer<Float>?, _ m: Int, _ n: Int, _ k: Int,
     _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int
 ) {
-    // dw[k,n] = x^T dy: A(i, p) = x[p, i].
-    let share = OutputShare(m: k, n: n, tile: tile.normalized, part: part, parts: parts)
+    // C(i, j) = (x^T dy)(i, j) = dw[j, i], written into the gradient's panels; A(i, p) = x[p, i]. The
+    // parts split the output features (C's columns) when there are enough, as the forward product does.
+    let share = OutputShare(
+        m: k, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true, preferColumns: true)
     matmul(
         m: k, n: n, k: m,
         a: MatrixView(base: x, rowStride: 1, colStride: k),
-        b: MatrixView(base: dy, rowStride: n, colStride: 1),
-        c: dw, ldc: n, epilogue: .raw, tile: tile, workspace: workspace, share: share)
-    // The bias gradient of this part's columns, by the part that owns the first row of dw (every part
+        b: .matrix(MatrixView(base: dy, rowStride: n, colStride: 1)),
+        c: .weightPanels(dw, inFeatures: k), epilogue: .raw, tile: tile, workspace: workspace, share: share)
+    // The bias gradient of this part's columns, by the part that owns the first row of C (every part
     // when columns are split), summed in the fixed order 0..<m.
     guard let db, !share.rows.isEmpty, share.rows.lowerBound == 0 else { return }
     let cols = share.cols

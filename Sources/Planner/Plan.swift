@@ -47,7 +47,8 @@ public struct LayerSummary: Codable, Equatable, Sendable {
 }
 
 /// One parameter tensor, named as PyTorch names it (`fc1.weight`), with PyTorch's shape ([out, in]).
-/// mlpc stores weights transposed, [in, out] row-major, because the forward product is faster that way.
+/// mlpc stores a weight in panels of 32 output features (`WeightPanels` in KernelInterface): the layout
+/// the forward product reads in place, and one in which the features a thread owns are contiguous.
 public struct ParameterTensor: Codable, Equatable, Sendable {
     public enum Role: String, Codable, Sendable { case weight, bias }
     public var name: String
@@ -57,11 +58,25 @@ public struct ParameterTensor: Codable, Equatable, Sendable {
     public var shape: [Int]
     /// Offset in floats inside the parameter block (also inside the gradient and moment blocks).
     public var offset: Int
+    /// Elements, as PyTorch counts them.
     public var count: Int
+    /// Floats the tensor takes in the block (a weight's last panel is padded with zeros).
+    public var storedCount: Int
     public var fanIn: Int
     public var fanOut: Int
     public var initialization: Initialization
     public var location: SourceLocation
+
+    /// Where PyTorch's element `index` (row-major over `shape`) is, counted from `offset`.
+    public func storedIndex(_ index: Int) -> Int {
+        switch role {
+        case .bias:
+            return index
+        case .weight:
+            let inFeatures = shape[1]
+            return WeightPanels.offset(output: index / inFeatures, input: index % inFeatures, inFeatures: inFeatures)
+        }
+    }
 }
 
 public struct OptimizerSettings: Codable, Equatable, Sendable {

@@ -74,13 +74,14 @@ struct PlanBuilder {
             parameters.append(
                 ParameterTensor(
                     name: "\(op.name).weight", layer: op.name, role: .weight, shape: [outF, inF], offset: parameterBlockFloats,
-                    count: inF * outF, fanIn: inF, fanOut: outF, initialization: initialization, location: op.location))
-            parameterBlockFloats += roundUp(inF * outF, parameterAlignmentFloats)
+                    count: inF * outF, storedCount: WeightPanels.storedFloats(outFeatures: outF, inFeatures: inF), fanIn: inF,
+                    fanOut: outF, initialization: initialization, location: op.location))
+            parameterBlockFloats += roundUp(WeightPanels.storedFloats(outFeatures: outF, inFeatures: inF), parameterAlignmentFloats)
             if hasBias {
                 parameters.append(
                     ParameterTensor(
                         name: "\(op.name).bias", layer: op.name, role: .bias, shape: [outF], offset: parameterBlockFloats,
-                        count: outF, fanIn: inF, fanOut: outF, initialization: initialization, location: op.location))
+                        count: outF, storedCount: outF, fanIn: inF, fanOut: outF, initialization: initialization, location: op.location))
                 parameterBlockFloats += roundUp(outF, parameterAlignmentFloats)
             }
         }
@@ -281,10 +282,10 @@ struct PlanBuilder {
 
     func weightSlice(_ layer: String, _ block: Slice) -> Slice {
         let tensor = parameters.first { $0.name == "\(layer).weight" }!
-        // Stored [in, out]: the transpose of PyTorch's [out, in].
+        // Stored in panels of 32 output features: [panels, in, 32].
         return Slice(
-            buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.count,
-            shape: [tensor.shape[1], tensor.shape[0]])
+            buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.storedCount,
+            shape: [WeightPanels.panels(outFeatures: tensor.shape[0]), tensor.shape[1], weightPanelWidth])
     }
 
     func biasSlice(_ layer: String, _ block: Slice) -> Slice? {

@@ -2,7 +2,7 @@ import Foundation
 import Planner
 
 /// Fills the parameter block as the spec's initialisation says, from the seed. Weights are drawn in
-/// PyTorch's order (row-major [out, in]) and stored transposed ([in, out]), so a layer's values do not
+/// PyTorch's order (row-major [out, in]) and stored in mlpc's panels, so a layer's values do not
 /// depend on the layout mlpc chose. Each tensor draws from its own stream (seed, tensor index), so adding a
 /// layer does not change the values of the layers before it.
 public func initializeParameters(_ plan: Plan, seed: UInt64, into parameters: UnsafeMutablePointer<Float>) {
@@ -29,15 +29,7 @@ public func initializeParameters(_ plan: Plan, seed: UInt64, into parameters: Un
             draw = { _ in 0 }
         }
         let base = parameters + tensor.offset
-        switch tensor.role {
-        case .weight:
-            let outF = tensor.shape[0], inF = tensor.shape[1]
-            for o in 0..<outF {
-                for i in 0..<inF { base[i * outF + o] = draw(&rng) }
-            }
-        case .bias:
-            for o in 0..<tensor.count { base[o] = draw(&rng) }
-        }
+        for index in 0..<tensor.count { base[tensor.storedIndex(index)] = draw(&rng) }
     }
 }
 

@@ -34,8 +34,9 @@ public final class StepExecutor {
         workspace = (arena.base + ws.offset).assumingMemoryBound(to: Float.self)
         workspaceStride = ws.shape.count == 2 ? ws.shape[1] : ws.elements
         let arena = self.arena
-        train = plan.trainKernels.map { BoundKernel($0, arena) }
-        eval = plan.evalKernels.map { BoundKernel($0, arena) }
+        let shares = optimizerShares(plan, parts: threads)
+        train = plan.trainKernels.map { BoundKernel($0, arena, optimizerShares: shares) }
+        eval = plan.evalKernels.map { BoundKernel($0, arena, optimizerShares: shares) }
     }
 
     public var parameters: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "parameters")!.slice) }
@@ -180,19 +181,21 @@ public final class StepExecutor {
             return k.softmaxCrossEntropy(logits, labels, m, classes, grad, rowLoss)
         case .meanSquaredError(let out, let labels, let grad, let classes):
             return k.meanSquaredError(out, labels, m, classes, grad)
-        case .optimizer(let params, let grads, let s0, let s1, let count, let settings):
+        case .optimizer(let params, let grads, let s0, let s1, let settings, let shares):
             let step = optimizerSteps
-            let p = count >= 65536 ? threads : 1
-            pool.run(parts: p) { part in
-                switch settings.kind {
-                case .sgd:
-                    k.sgdStep(
-                        params, grads, settings.stateBlocks > 0 ? s0 : nil, count, settings.lr, settings.momentum,
-                        settings.dampening, settings.nesterov, settings.weightDecay, step == 1, part, p)
-                case .adam, .adamw:
-                    k.adamStep(
-                        params, grads, s0, s1, count, settings.lr, settings.beta1, settings.beta2, settings.eps,
-                        settings.weightDecay, settings.kind == .adamw, step, part, p)
+            pool.run(parts: shares.count) { part in
+                for range in shares[part] {
+                    let at = range.lowerBound, count = range.count
+                    switch settings.kind {
+                    case .sgd:
+                        k.sgdStep(
+                            params + at, grads + at, settings.stateBlocks > 0 ? s0 + at : nil, count, settings.lr, settings.momentum,
+                            settings.dampening, settings.nesterov, settings.weightDecay, step == 1, 0, 1)
+                    case .adam, .adamw:
+                        k.adamStep(
+                            params + at, grads + at, s0 + at, s1 + at, count, settings.lr, settings.beta1, settings.beta2,
+                            settings.eps, settings.weightDecay, settings.kind == .adamw, step, 0, 1)
+                    }
                 }
             }
         case .classify(let logits, let out, let classes, _):
@@ -225,9 +228,10 @@ struct BoundKernel {
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
             classes: Int)
         case meanSquaredError(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Float>, classes: Int)
+        /// The shares are ranges of the parameter block, per part (`optimizerShares`).
         case optimizer(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-            count: Int, OptimizerSettings)
+            OptimizerSettings, shares: [[Range<Int>]])
         case classify(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, classes: Int, Int)
     }
 
@@ -235,7 +239,7 @@ struct BoundKernel {
     /// Backward and optimizer kernels run after the loss.
     let isBackward: Bool
 
-    init(_ kernel: Kernel, _ arena: Arena) {
+    init(_ kernel: Kernel, _ arena: Arena, optimizerShares: [[Range<Int>]]) {
         func f(_ s: Planner.Slice) -> UnsafeMutablePointer<Float> { arena.floats(s) }
         func i(_ s: Planner.Slice) -> UnsafeMutablePointer<Int32> { arena.int32s(s) }
         func width(_ s: Planner.Slice) -> Int { s.shape.dropFirst().reduce(1, *) }
@@ -280,7 +284,7 @@ struct BoundKernel {
         case .optimizerStep(let parameters, let gradients, let state, let settings, _):
             let s0 = state.first.map(f) ?? f(gradients)
             let s1 = state.count > 1 ? f(state[1]) : s0
-            operation = .optimizer(f(parameters), f(gradients), s0, s1, count: parameters.elements, settings)
+            operation = .optimizer(f(parameters), f(gradients), s0, s1, settings, shares: optimizerShares)
             isBackward = true
         case .classify(let logits, let predictions):
             operation = .classify(f(logits), i(predictions), classes: width(logits), 0)
@@ -291,3 +295,65 @@ struct BoundKernel {
 
 
 
+
+/// The ranges of the parameter block each part of the optimizer step updates. A layer whose weight
+/// gradient runs on several parts and splits its output features (whole panels, `outputFeatureShare`)
+/// gives each part the weight panels and bias entries of its features, the ones that part computed
+/// and, in the forward product, reads: they stay in that core's cache. The other tensors, and the
+/// padding between tensors, are shared out in even contiguous ranges. A block under 65,536 floats is
+/// one part's: a hand-off would cost more than the split saves. Every float of the block is in exactly
+/// one range, and the update is elementwise, so the split never changes a bit.
+func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
+    let total = plan.parameterBlockFloats
+    let parts = total >= 65536 ? max(1, requested) : 1
+    guard parts > 1 else { return [total > 0 ? [0..<total] : []] }
+    // Layers whose weight gradient splits its output features over `threads` parts.
+    var featureParts: [String: Int] = [:]
+    for kernel in plan.trainKernels {
+        guard case .linearBackwardWeights(let layer, _, _, _, _, let mm, _) = kernel else { continue }
+        let threads = min(mm.threads, parts)
+        if threads > 1 && WeightPanels.panels(outFeatures: mm.n) >= threads { featureParts[layer] = threads }
+    }
+    var shares = [[Range<Int>]](repeating: [], count: parts)
+    var rest: [Range<Int>] = []
+    var covered = 0
+    for tensor in plan.parameters.sorted(by: { $0.offset < $1.offset }) {
+        if tensor.offset > covered { rest.append(covered..<tensor.offset) }
+        let end = tensor.offset + tensor.storedCount
+        covered = max(covered, end)
+        guard let threads = featureParts[tensor.layer] else {
+            rest.append(tensor.offset..<end)
+            continue
+        }
+        for part in 0..<threads {
+            let features = outputFeatureShare(outFeatures: tensor.shape[0], part: part, parts: threads)
+            let local: Range<Int>
+            switch tensor.role {
+            case .weight: local = WeightPanels.storedRange(features: features, outFeatures: tensor.shape[0], inFeatures: tensor.shape[1])
+            case .bias: local = features
+            }
+            if !local.isEmpty { shares[part].append((tensor.offset + local.lowerBound)..<(tensor.offset + local.upperBound)) }
+        }
+    }
+    if covered < total { rest.append(covered..<total) }
+    // The rest, merged where contiguous, then cut into even pieces in order.
+    var merged: [Range<Int>] = []
+    for range in rest where !range.isEmpty {
+        if let last = merged.last, last.upperBound == range.lowerBound {
+            merged[merged.count - 1] = last.lowerBound..<range.upperBound
+        } else {
+            merged.append(range)
+        }
+    }
+    let restCount = merged.reduce(0) { $0 + $1.count }
+    for part in 0..<parts {
+        let share = partRange(count: restCount, granule: 16, part: part, parts: parts)
+        var position = 0
+        for range in merged {
+            let from = max(share.lowerBound, position), to = min(share.upperBound, position + range.count)
+            if from < to { shares[part].append((range.lowerBound + from - position)..<(range.lowerBound + to - position)) }
+            position += range.count
+        }
+    }
+    return shares
+}

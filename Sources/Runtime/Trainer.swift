@@ -191,7 +191,7 @@ public final class Trainer {
     func firstNonFiniteParameter() -> ParameterTensor? {
         let p = executor.parameters
         for tensor in plan.parameters {
-            for i in 0..<tensor.count where !p[tensor.offset + i].isFinite { return tensor }
+            for i in 0..<tensor.storedCount where !p[tensor.offset + i].isFinite { return tensor }
         }
         return nil
     }

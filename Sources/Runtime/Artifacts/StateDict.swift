@@ -3,9 +3,9 @@ import Planner
 import SpecParser
 
 // PyTorch's state_dict as safetensors: one tensor per parameter, named and shaped as PyTorch names and
-// shapes it (`fc1.weight` [out, in], `fc1.bias` [out]), row-major float32. mlpc keeps weights transposed
-// ([in, out]) in one parameter block, so writing transposes back and reading transposes again; both are
-// plain copies, so a round trip is bit-exact.
+// shapes it (`fc1.weight` [out, in], `fc1.bias` [out]), row-major float32. mlpc keeps weights in panels of
+// 32 output features in one parameter block (`ParameterTensor.storedIndex` maps PyTorch's element to its
+// place), so writing and reading are copies through that map and a round trip is bit-exact.
 
 /// A problem loading tensors into a plan's parameter block: a tensor missing, extra, of the wrong shape,
 /// or not finite. Names the file, and for a shape mismatch the spec line the layer comes from.
@@ -28,17 +28,8 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
 /// with `prefix` in front (`exp_avg.fc1.weight`), in PyTorch's layout.
 public func stateDictTensors(plan: Plan, block: UnsafePointer<Float>, prefix: String = "") -> [SafetensorsTensor] {
     plan.parameters.map { tensor in
-        var values = [Float](repeating: 0, count: tensor.count)
         let base = block + tensor.offset
-        switch tensor.role {
-        case .weight:
-            let outF = tensor.shape[0], inF = tensor.shape[1]
-            for o in 0..<outF {
-                for i in 0..<inF { values[o * inF + i] = base[i * outF + o] }
-            }
-        case .bias:
-            for o in 0..<tensor.count { values[o] = base[o] }
-        }
+        let values = (0..<tensor.count).map { base[tensor.storedIndex($0)] }
         return SafetensorsTensor(name: prefix + tensor.name, shape: tensor.shape, values: values)
     }
 }
@@ -77,21 +68,13 @@ public func loadStateDict(
     fillBlock(file, plan: plan, prefix: prefix, into: block)
 }
 
-/// Copies the (checked) tensors into the block, transposing weights to mlpc's [in, out] layout.
+/// Copies the (checked) tensors into the block, weights into their panels.
 func fillBlock(_ file: SafetensorsFile, plan: Plan, prefix: String, into block: UnsafeMutablePointer<Float>) {
     block.update(repeating: 0, count: plan.parameterBlockFloats)
     for tensor in plan.parameters {
         guard let found = file.tensor(named: prefix + tensor.name), found.values.count == tensor.count else { continue }
         let base = block + tensor.offset
-        switch tensor.role {
-        case .weight:
-            let outF = tensor.shape[0], inF = tensor.shape[1]
-            for o in 0..<outF {
-                for i in 0..<inF { base[i * outF + o] = found.values[o * inF + i] }
-            }
-        case .bias:
-            for o in 0..<tensor.count { base[o] = found.values[o] }
-        }
+        for index in 0..<tensor.count { base[tensor.storedIndex(index)] = found.values[index] }
     }
 }
 

@@ -19,7 +19,7 @@ final class StateDictTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: scratch)
     }
 
-    func testWeightsFileHoldsPyTorchNamesShapesAndTransposedValues() throws {
+    func testWeightsFileHoldsPyTorchNamesShapesAndValuesOutOfThePanels() throws {
         let run = try TinyData.run(TinyData.specText(), directory: directory, epochs: 1)
         let path = scratch + "/weights.safetensors"
         try writeWeightsFile(plan: run.plan, parameters: run.trainer.executor.parameters, to: path)
@@ -31,9 +31,9 @@ final class StateDictTests: XCTestCase {
         let fc1 = try XCTUnwrap(run.plan.parameters.first { $0.name == "fc1.weight" })
         let stored = run.trainer.executor.parameters + fc1.offset
         let weight = try XCTUnwrap(file.tensor(named: "fc1.weight"))
-        // PyTorch's weight[o][i] is mlpc's stored [i][o].
+        // PyTorch's weight[o][i] is in mlpc's panels of 32 output features: panel o / 32, row i, lane o % 32.
         for (o, i) in [(0, 0), (3, 17), (15, 35)] {
-            XCTAssertEqual(weight.values[o * 36 + i].bitPattern, stored[i * 16 + o].bitPattern)
+            XCTAssertEqual(weight.values[o * 36 + i].bitPattern, stored[i * 32 + o].bitPattern)
         }
     }
 

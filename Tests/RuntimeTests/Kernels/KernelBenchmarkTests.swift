@@ -29,8 +29,8 @@ final class KernelBenchmarkTests: XCTestCase {
 
     enum Product: String { case forward, backwardInput, backwardWeights }
 
-    /// (kind, m, n, k) in the layer's terms: forward x[m,k] w[k,n]; backward input dy[m,n] w[k,n]^T;
-    /// backward weights x[m,k]^T dy[m,n].
+    /// (kind, m, n, k) in the layer's terms, the weight [n, k] in panels: forward x[m,k] w^T; backward
+    /// input dy[m,n] w; backward weights dy[m,n]^T x[m,k].
     static let cases: [(Product, Int, Int, Int)] = [
         (.forward, 64, 128, 784), (.forward, 64, 64, 128), (.forward, 64, 10, 64), (.forward, 1000, 128, 784),
         (.backwardInput, 64, 10, 64), (.backwardInput, 64, 64, 128),
@@ -45,12 +45,14 @@ final class KernelBenchmarkTests: XCTestCase {
                 let (pm, pn, pk) = kind == .forward ? (m, n, k) : kind == .backwardInput ? (m, k, n) : (k, n, m)
                 let tile = MatmulTile.choose(m: pm, n: pn, k: pk, isa: set.isa)
                 let perPart = workspaceFloats(tile, pm, pn, pk)
-                let a = random.floats(m * max(n, k)), b = random.floats(k * n), bias = random.floats(n)
+                let a = random.floats(m * max(n, k)), bias = random.floats(n)
+                let b = random.floats(max(m * n, WeightPanels.storedFloats(outFeatures: n, inFeatures: k)))
                 let workspace = UnsafeMutablePointer<Float>.allocate(capacity: perPart * 2)
-                let out = UnsafeMutablePointer<Float>.allocate(capacity: max(m * n, m * k, k * n))
+                let out = UnsafeMutablePointer<Float>.allocate(
+                    capacity: max(m * n, m * k, WeightPanels.storedFloats(outFeatures: n, inFeatures: k)))
                 let extra = UnsafeMutablePointer<Float>.allocate(capacity: max(n, m * k))
                 defer { workspace.deallocate(); out.deallocate(); extra.deallocate() }
-                let outCount = kind == .forward ? m * n : kind == .backwardInput ? m * k : k * n
+                let outCount = kind == .forward ? m * n : kind == .backwardInput ? m * k : WeightPanels.storedFloats(outFeatures: n, inFeatures: k)
                 extra.initialize(repeating: 0.5, count: max(n, m * k))
                 var results: [[Float]] = []
                 var line = "\(set.isa) \(kind.rawValue) m=\(m) n=\(n) k=\(k):"

@@ -85,3 +85,26 @@ extension TestRandom {
 }
 
 import Foundation
+
+/// A weight [out, in] in PyTorch's row-major layout put into mlpc's panels (`WeightPanels`), the
+/// padding past the last feature zero: what the linear kernels take.
+func weightPanels(_ weight: [Float], out: Int, in inFeatures: Int) -> [Float] {
+    var panels = [Float](repeating: 0, count: WeightPanels.storedFloats(outFeatures: out, inFeatures: inFeatures))
+    for o in 0..<out {
+        for i in 0..<inFeatures {
+            panels[WeightPanels.offset(output: o, input: i, inFeatures: inFeatures)] = weight[o * inFeatures + i]
+        }
+    }
+    return panels
+}
+
+/// The [out, in] row-major weight held in panels.
+func weightFromPanels(_ panels: [Float], out: Int, in inFeatures: Int) -> [Float] {
+    var weight = [Float](repeating: 0, count: out * inFeatures)
+    for o in 0..<out {
+        for i in 0..<inFeatures {
+            weight[o * inFeatures + i] = panels[WeightPanels.offset(output: o, input: i, inFeatures: inFeatures)]
+        }
+    }
+    return weight
+}

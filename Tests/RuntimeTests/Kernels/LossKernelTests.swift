@@ -92,20 +92,24 @@ final class LossKernelTests: XCTestCase {
         let tile2 = MatmulTile.choose(m: m, n: c, k: h, isa: set.isa)
         var hidden = [Float](repeating: .nan, count: m * h), preact = hidden
         var logits = [Float](repeating: .nan, count: m * c)
-        run({ set.linearForward(x, w1, b1, &hidden, &preact, m, h, k0, activation, slope, tile1, $0, 0, 1) }, tile: tile1, m: m, n: h, k: k0)
-        run({ set.linearForward(hidden, w2, b2, &logits, nil, m, c, h, .identity, 0, tile2, $0, 0, 1) }, tile: tile2, m: m, n: c, k: h)
+        // Weights are [out, in] here (PyTorch's layout); the kernels take them in panels.
+        let w1Panels = weightPanels(w1, out: h, in: k0), w2Panels = weightPanels(w2, out: c, in: h)
+        run({ set.linearForward(x, w1Panels, b1, &hidden, &preact, m, h, k0, activation, slope, tile1, $0, 0, 1) }, tile: tile1, m: m, n: h, k: k0)
+        run({ set.linearForward(hidden, w2Panels, b2, &logits, nil, m, c, h, .identity, 0, tile2, $0, 0, 1) }, tile: tile2, m: m, n: c, k: h)
         var dlogits = [Float](repeating: .nan, count: m * c), rowLoss = [Float](repeating: .nan, count: m)
         switch loss {
         case .crossEntropy: _ = set.softmaxCrossEntropy(logits, labels, m, c, &dlogits, &rowLoss)
         case .meanSquaredError: _ = set.meanSquaredError(logits, labels, m, c, &dlogits)
         }
-        var dw2 = [Float](repeating: .nan, count: h * c), db2 = [Float](repeating: .nan, count: c)
+        var dw2 = [Float](repeating: .nan, count: WeightPanels.storedFloats(outFeatures: c, inFeatures: h))
+        var db2 = [Float](repeating: .nan, count: c)
         let tileW2 = MatmulTile.choose(m: h, n: c, k: m, isa: set.isa)
         run({ set.linearBackwardWeights(hidden, dlogits, &dw2, &db2, m, c, h, tileW2, $0, 0, 1) }, tile: tileW2, m: h, n: c, k: m)
         var dhidden = [Float](repeating: .nan, count: m * h)
         let tileIn = MatmulTile.choose(m: m, n: h, k: c, isa: set.isa)
-        run({ set.linearBackwardInput(dlogits, w2, &dhidden, m, c, h, activation, slope, hidden, preact, tileIn, $0, 0, 1) }, tile: tileIn, m: m, n: h, k: c)
-        var dw1 = [Float](repeating: .nan, count: k0 * h), db1 = [Float](repeating: .nan, count: h)
+        run({ set.linearBackwardInput(dlogits, w2Panels, &dhidden, m, c, h, activation, slope, hidden, preact, tileIn, $0, 0, 1) }, tile: tileIn, m: m, n: h, k: c)
+        var dw1 = [Float](repeating: .nan, count: WeightPanels.storedFloats(outFeatures: h, inFeatures: k0))
+        var db1 = [Float](repeating: .nan, count: h)
         let tileW1 = MatmulTile.choose(m: k0, n: h, k: m, isa: set.isa)
         run({ set.linearBackwardWeights(x, dhidden, &dw1, &db1, m, h, k0, tileW1, $0, 0, 1) }, tile: tileW1, m: k0, n: h, k: m)
 
@@ -116,13 +120,13 @@ final class LossKernelTests: XCTestCase {
                 var hiddenRow = [Double](repeating: 0, count: h)
                 for j in 0..<h {
                     var z = b1[j]
-                    for p in 0..<k0 { z += Double(x[i * k0 + p]) * w1[p * h + j] }
+                    for p in 0..<k0 { z += Double(x[i * k0 + p]) * w1[j * k0 + p] }
                     hiddenRow[j] = referenceActivation(z, activation, Double(slope))
                 }
                 var out = [Double](repeating: 0, count: c)
                 for j in 0..<c {
                     out[j] = b2[j]
-                    for p in 0..<h { out[j] += hiddenRow[p] * w2[p * c + j] }
+                    for p in 0..<h { out[j] += hiddenRow[p] * w2[j * h + p] }
                 }
                 let label = Int(labels[i])
                 switch loss {
@@ -136,7 +140,7 @@ final class LossKernelTests: XCTestCase {
             return total / Double(m)
         }
         var parameters = [w1, b1, w2, b2].map { $0.map(Double.init) }
-        let gradients = [dw1, db1, dw2, db2]
+        let gradients = [weightFromPanels(dw1, out: h, in: k0), db1, weightFromPanels(dw2, out: c, in: h), db2]
         let names = ["w1", "b1", "w2", "b2"]
         let step = 1e-5
         for (tensor, gradient) in gradients.enumerated() {

@@ -5,6 +5,8 @@ import XCTest
 
 /// The three matrix-product kernels of a linear layer against slow references, for every kernel set the
 /// CPU runs, on ragged shapes, small cache blocks (several k passes and row/column blocks), and splits.
+/// Weights are written here in PyTorch's layout, [out, in] = [n, k] row-major; the runners put them into
+/// the kernels' panels and take the weight gradient back out.
 final class MatmulKernelTests: XCTestCase {
     /// (m, n, k) with 1, odd sizes, sizes just around the register blocks, and a k with several passes.
     static let shapes: [(Int, Int, Int)] = [
@@ -29,8 +31,8 @@ final class MatmulKernelTests: XCTestCase {
             for j in 0..<n {
                 var sum = Double(bias?[j] ?? 0), magnitude = abs(sum)
                 for p in 0..<k {
-                    sum += Double(x[i * k + p]) * Double(w[p * n + j])
-                    magnitude += abs(Double(x[i * k + p]) * Double(w[p * n + j]))
+                    sum += Double(x[i * k + p]) * Double(w[j * k + p])
+                    magnitude += abs(Double(x[i * k + p]) * Double(w[j * k + p]))
                 }
                 z[i * n + j] = sum
                 y[i * n + j] = referenceActivation(sum, activation, Double(slope))
@@ -110,8 +112,8 @@ final class MatmulKernelTests: XCTestCase {
                         for j in 0..<k {
                             var sum = 0.0, magnitude = 0.0
                             for p in 0..<n {
-                                sum += Double(dy[i * n + p]) * Double(w[j * n + p])
-                                magnitude += abs(Double(dy[i * n + p]) * Double(w[j * n + p]))
+                                sum += Double(dy[i * n + p]) * Double(w[p * k + j])
+                                magnitude += abs(Double(dy[i * n + p]) * Double(w[p * k + j]))
                             }
                             let derivative = referenceActivationDerivative(Double(preact[i * k + j]), activation, 0.2)
                             expected[i * k + j] = sum * derivative
@@ -151,12 +153,13 @@ final class MatmulKernelTests: XCTestCase {
         for set in runnableKernelSets() {
             for (m, n, k) in Self.shapes {
                 let x = random.floats(m * k), dy = random.floats(m * n)
-                var expected = [Double](repeating: 0, count: k * n), scale = expected
-                for p in 0..<k {
-                    for j in 0..<n {
+                // dw is [n, k]: row j is output feature j.
+                var expected = [Double](repeating: 0, count: n * k), scale = expected
+                for j in 0..<n {
+                    for p in 0..<k {
                         for i in 0..<m {
-                            expected[p * n + j] += Double(x[i * k + p]) * Double(dy[i * n + j])
-                            scale[p * n + j] += abs(Double(x[i * k + p]) * Double(dy[i * n + j]))
+                            expected[j * k + p] += Double(x[i * k + p]) * Double(dy[i * n + j])
+                            scale[j * k + p] += abs(Double(x[i * k + p]) * Double(dy[i * n + j]))
                         }
                     }
                 }
@@ -188,6 +191,64 @@ final class MatmulKernelTests: XCTestCase {
         }
     }
 
+    // MARK: ownership of output features
+
+    /// The forward product of a layer like fc1 (more output features than rows) splits its columns and
+    /// the weight gradient its columns too, both as `outputFeatureShare` says (whole panels): the part
+    /// that reads a weight panel in the forward pass writes its gradient (and, in the step executor,
+    /// updates it).
+    func testForwardAndWeightGradientPartsOwnTheOutputFeatureShare() {
+        var random = TestRandom(seed: 8)
+        for set in runnableKernelSets() {
+            for (m, n, k) in [(64, 128, 100), (8, 70, 33)] {
+                let x = random.floats(m * k), w = random.floats(n * k), bias = random.floats(n), dy = random.floats(m * n)
+                for parts in [2, 3] {
+                    let forwardTile = MatmulTile.choose(m: m, n: n, k: k, isa: set.isa)
+                    let weightsTile = MatmulTile.choose(m: k, n: n, k: m, isa: set.isa)
+                    for part in 0..<parts {
+                        let features = outputFeatureShare(outFeatures: n, part: part, parts: parts)
+                        let (y, _) = runForward(set, x, w, bias, m, n, k, .relu, 0, forwardTile, parts: parts, only: [part])
+                        let (dw, db) = runBackwardWeights(set, x, dy, m, n, k, weightsTile, parts: parts, only: [part])
+                        for j in 0..<n {
+                            let owned = features.contains(j)
+                            let label = "\(set.isa) \(m)x\(n)x\(k) part \(part)/\(parts) feature \(j)"
+                            XCTAssertEqual(!y[j].isNaN, owned, "forward column, " + label)
+                            XCTAssertEqual((0..<k).allSatisfy { !dw[j * k + $0].isNaN }, owned, "gradient row, " + label)
+                            XCTAssertEqual(!db[j].isNaN, owned, "bias gradient, " + label)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testWeightPanelsPlaceEveryElementOnceAndKeepFeaturesContiguous() {
+        for (out, inFeatures) in [(1, 1), (10, 64), (32, 3), (33, 5), (128, 784)] {
+            var seen = Set<Int>()
+            for o in 0..<out {
+                for i in 0..<inFeatures {
+                    let offset = WeightPanels.offset(output: o, input: i, inFeatures: inFeatures)
+                    XCTAssertTrue(seen.insert(offset).inserted)
+                    XCTAssertLessThan(offset, WeightPanels.storedFloats(outFeatures: out, inFeatures: inFeatures))
+                }
+            }
+            for parts in 1...3 {
+                var covered = 0
+                for part in 0..<parts {
+                    let features = outputFeatureShare(outFeatures: out, part: part, parts: parts)
+                    let range = WeightPanels.storedRange(features: features, outFeatures: out, inFeatures: inFeatures)
+                    guard !features.isEmpty else { continue }
+                    XCTAssertEqual(range.lowerBound, covered, "\(out)x\(inFeatures) part \(part)/\(parts)")
+                    for o in features {
+                        XCTAssertTrue(range.contains(WeightPanels.offset(output: o, input: inFeatures - 1, inFeatures: inFeatures)))
+                    }
+                    covered = range.upperBound
+                }
+                XCTAssertEqual(covered, WeightPanels.storedFloats(outFeatures: out, inFeatures: inFeatures))
+            }
+        }
+    }
+
     // MARK: tile policy
 
     func testTileChoiceDependsOnlyOnShapeAndFitsTheCaches() {
@@ -215,9 +276,10 @@ final class MatmulKernelTests: XCTestCase {
 
     /// Runs every part in turn, each with its own workspace; unwritten outputs stay NaN and fail.
     private func runForward(
-        _ set: KernelSet, _ x: [Float], _ w: [Float], _ bias: [Float]?, _ m: Int, _ n: Int, _ k: Int,
-        _ activation: ActivationCode, _ slope: Float, _ tile: MatmulTile, parts: Int
+        _ set: KernelSet, _ x: [Float], _ weight: [Float], _ bias: [Float]?, _ m: Int, _ n: Int, _ k: Int,
+        _ activation: ActivationCode, _ slope: Float, _ tile: MatmulTile, parts: Int, only: [Int]? = nil
     ) -> ([Float], [Float]) {
+        let w = weightPanels(weight, out: n, in: k)
         var y = [Float](repeating: .nan, count: m * n), preact = y
         let perPart = workspaceFloats(tile, m, n, k)
         var workspace = [Float](repeating: .nan, count: perPart * parts)
@@ -228,7 +290,7 @@ final class MatmulKernelTests: XCTestCase {
                     y.withUnsafeMutableBufferPointer { y in
                         preact.withUnsafeMutableBufferPointer { z in
                             workspace.withUnsafeMutableBufferPointer { ws in
-                                for part in 0..<parts {
+                                for part in only ?? Array(0..<parts) {
                                     set.linearForward(
                                         x.baseAddress!, w.baseAddress!, bias == nil ? nil : b.baseAddress!,
                                         y.baseAddress!, z.baseAddress!, m, n, k, activation, slope, tile,
@@ -244,10 +306,11 @@ final class MatmulKernelTests: XCTestCase {
     }
 
     private func runBackwardInput(
-        _ set: KernelSet, _ dy: [Float], _ w: [Float], _ m: Int, _ n: Int, _ k: Int,
+        _ set: KernelSet, _ dy: [Float], _ weight: [Float], _ m: Int, _ n: Int, _ k: Int,
         _ activation: ActivationCode, _ slope: Float, _ output: [Float], _ preact: [Float]?,
         _ tile: MatmulTile, parts: Int
     ) -> [Float] {
+        let w = weightPanels(weight, out: n, in: k)
         var dx = [Float](repeating: .nan, count: m * k)
         let perPart = workspaceFloats(tile, m, k, n)
         var workspace = [Float](repeating: .nan, count: perPart * parts)
@@ -273,10 +336,13 @@ final class MatmulKernelTests: XCTestCase {
         return dx
     }
 
+    /// Runs `only` parts (all by default) and returns dw as [n, k] row-major; unwritten outputs stay NaN.
     private func runBackwardWeights(
-        _ set: KernelSet, _ x: [Float], _ dy: [Float], _ m: Int, _ n: Int, _ k: Int, _ tile: MatmulTile, parts: Int
+        _ set: KernelSet, _ x: [Float], _ dy: [Float], _ m: Int, _ n: Int, _ k: Int, _ tile: MatmulTile, parts: Int,
+        only: [Int]? = nil
     ) -> ([Float], [Float]) {
-        var dw = [Float](repeating: .nan, count: k * n), db = [Float](repeating: .nan, count: n)
+        var dw = [Float](repeating: .nan, count: WeightPanels.storedFloats(outFeatures: n, inFeatures: k))
+        var db = [Float](repeating: .nan, count: n)
         let perPart = workspaceFloats(tile, k, n, m)
         var workspace = [Float](repeating: .nan, count: perPart * parts)
         x.withUnsafeBufferPointer { x in
@@ -284,7 +350,7 @@ final class MatmulKernelTests: XCTestCase {
                 dw.withUnsafeMutableBufferPointer { dw in
                     db.withUnsafeMutableBufferPointer { db in
                         workspace.withUnsafeMutableBufferPointer { ws in
-                            for part in 0..<parts {
+                            for part in only ?? Array(0..<parts) {
                                 set.linearBackwardWeights(
                                     x.baseAddress!, dy.baseAddress!, dw.baseAddress!, db.baseAddress!, m, n, k, tile,
                                     ws.baseAddress! + part * perPart, part, parts)
@@ -294,6 +360,6 @@ final class MatmulKernelTests: XCTestCase {
                 }
             }
         }
-        return (dw, db)
+        return (weightFromPanels(dw, out: n, in: k), db)
     }
 }
