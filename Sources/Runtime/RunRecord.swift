@@ -55,3 +55,15 @@ extension EpochMetrics {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// "2026-11-29T07:13:19Z": the UTC time in ISO 8601, as ISO8601DateFormatter writes it by default, but
+/// from the C library: the formatter loads ICU, whose tables added about 5 MB to a run's resident memory.
+public func utcTimestamp(secondsSince1970 seconds: Int) -> String {
+    var time = time_t(seconds)
+    var parts = tm()
+    guard gmtime_r(&time, &parts) != nil else { return "1970-01-01T00:00:00Z" }
+    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    let year = Int(parts.tm_year) + 1900
+    let yearText = String(repeating: "0", count: max(0, 4 - String(year).count)) + String(year)
+    return "\(yearText)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+}

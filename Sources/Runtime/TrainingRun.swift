@@ -50,7 +50,6 @@ public final class TrainingRun {
         trainer = Trainer(
             executor: executor, train: data.train, test: data.test, seed: options.seed, shuffle: spec.training.shuffle.value,
             dropLast: spec.training.dropLast.value, validationFraction: spec.data.validationFraction.value)
-        let formatter = ISO8601DateFormatter()
         specSHA256 = SHA256.hash(Array(spec.resolvedYAML.utf8)).hex
         record = RunRecord(
             mlpcVersion: options.mlpcVersion, status: "running", stopReason: nil, specPath: spec.path,
@@ -58,7 +57,7 @@ public final class TrainingRun {
             dataSHA256: data.sha256, seed: options.seed, threads: plan.target.threads, kernels: "\(kernels.isa)",
             cpu: plan.target.cpuName, epochs: options.epochs, batchSize: plan.batchSize, parameters: plan.parameterCount,
             arenaBytes: plan.arenaBytes, epochSeconds: [], epochMeanLoss: [], epochTestAccuracy: [], testAccuracy: nil,
-            testAccuracyCI95: nil, totalSeconds: 0, startedAt: formatter.string(from: Date()))
+            testAccuracyCI95: nil, totalSeconds: 0, startedAt: utcTimestamp(secondsSince1970: time(nil)))
     }
 
     var runJSONPath: String { options.outputDirectory + "/run.json" }
