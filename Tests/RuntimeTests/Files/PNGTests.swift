@@ -63,6 +63,22 @@ final class PNGTests: XCTestCase {
         XCTAssertEqual([decodedRGB.width, decodedRGB.height], [4, 3])
     }
 
+    /// Noise does not compress: the stream spans several 64 KiB IDAT chunks, which the decoder joins.
+    func testLargeNoisyImageRoundTripsThroughManyIDATChunks() throws {
+        var state: UInt64 = 0x1234_5678
+        let (width, height) = (400, 300)
+        let pixels = (0..<(width * height * 3)).map { _ -> UInt8 in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        let png = try encodePNG(width: width, height: height, channels: 3, pixels: pixels)
+        XCTAssertGreaterThan(png.count, 5 * 65536)
+        let decoded = try decodePNG(bytes: png, path: path, as: .rgb)
+        XCTAssertEqual(decoded.width, width)
+        XCTAssertEqual(decoded.height, height)
+        XCTAssertEqual(decoded.pixels, pixels)
+    }
+
     func testColourBecomesBT601LumaWhenGrayIsAsked() throws {
         let rgb: [UInt8] = [255, 0, 0, 0, 255, 0, 0, 0, 255, 90, 90, 90]
         let png = FileFixtures.handMadePNG(width: 4, height: 1, bitDepth: 8, colorType: 2, rows: [rgb])
