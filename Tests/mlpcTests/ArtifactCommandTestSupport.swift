@@ -40,15 +40,18 @@ enum ArtifactCLI {
 
     static func finish(_ process: Process, _ out: Pipe, _ err: Pipe) -> Result {
         // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
-        var errData = Data()
+        // The reader thread fills the box; group.wait() orders its write before the read below.
+        final class DataBox: @unchecked Sendable { var data = Data() }
+        let errBox = DataBox()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
+            errBox.data = err.fileHandleForReading.readDataToEndOfFile()
             group.leave()
         }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
+        let errData = errBox.data
         process.waitUntilExit()
         return Result(
             status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
