@@ -83,10 +83,10 @@ public enum PlanText {
         var rows: [[String]] = [["#", "kernel", "reads -> writes", "MFLOP", "bytes", "tile (mr x nr, mc/nc/kc)", "threads", "spec"]]
         for (i, kernel) in kernels.enumerated() {
             let io = kernel.reads.map(name).joined(separator: " ") + " -> " + kernel.writes.map(name).joined(separator: " ")
-            var tile = "", threads = "1"
+            var tile = ""
+            let threads = "\(plan.threads(of: kernel))"
             if let m = kernel.matmul {
                 tile = "\(m.tile.mr)x\(m.tile.nr), \(m.tile.mc)/\(m.tile.nc)/\(m.tile.kc)"
-                threads = "\(m.threads)"
             }
             let source = kernel.source.map { "\($0.file):\($0.line)" } ?? ""
             rows.append([

@@ -34,9 +34,12 @@ public final class StepExecutor {
         workspace = (arena.base + ws.offset).assumingMemoryBound(to: Float.self)
         workspaceStride = ws.shape.count == 2 ? ws.shape[1] : ws.elements
         let arena = self.arena
-        let shares = optimizerShares(plan, parts: threads)
-        train = plan.trainKernels.map { BoundKernel($0, arena, optimizerShares: shares) }
-        eval = plan.evalKernels.map { BoundKernel($0, arena, optimizerShares: shares) }
+        let threads = self.threads
+        let optimizerParts = plan.trainKernels.first { if case .optimizerStep = $0 { return true } else { return false } }
+            .map { min(plan.threads(of: $0), threads) } ?? 1
+        let shares = optimizerShares(plan, parts: optimizerParts)
+        train = plan.trainKernels.map { BoundKernel($0, arena, threads: min(plan.threads(of: $0), threads), optimizerShares: shares) }
+        eval = plan.evalKernels.map { BoundKernel($0, arena, threads: min(plan.threads(of: $0), threads), optimizerShares: shares) }
     }
 
     public var parameters: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "parameters")!.slice) }
@@ -124,10 +127,6 @@ public final class StepExecutor {
         fatalError("a plan always ends evaluation with classify")
     }
 
-    /// Batches of at least this many input values are gathered by all threads: a training batch of MNIST
-    /// (50,176 values) takes about 10 microseconds on one core, a hand-off one or two.
-    static let parallelGatherElements = 8192
-
     @inline(__always)
     func run(_ kernel: BoundKernel, batch: BatchSource?, rows m: Int) -> Float? {
         let k = kernels
@@ -135,9 +134,9 @@ public final class StepExecutor {
         let workspace = self.workspace
         let stride = self.workspaceStride
         switch kernel.operation {
-        case .gather(let input, let labels, let scale, let shift):
+        case .gather(let input, let labels, let scale, let shift, let parts):
             guard let batch else { return nil }
-            let p = batch.rows * batch.features >= Self.parallelGatherElements ? min(threads, batch.rows) : 1
+            let p = max(1, min(parts, batch.rows))
             pool.run(parts: p) { part in
                 k.gatherRows(
                     batch.images, batch.labels, batch.features, batch.indices, batch.rows, scale, shift, input, labels, part, p)
@@ -208,7 +207,7 @@ public final class StepExecutor {
 /// A kernel with its slices resolved to pointers and its shapes to integers.
 struct BoundKernel {
     enum Operation {
-        case gather(input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, scale: Float, shift: Float)
+        case gather(input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, scale: Float, shift: Float, parts: Int)
         case linearForward(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>,
             UnsafeMutablePointer<Float>?, ActivationCode, Float, n: Int, k: Int, MatmulTile, parts: Int)
@@ -239,14 +238,16 @@ struct BoundKernel {
     /// Backward and optimizer kernels run after the loss.
     let isBackward: Bool
 
-    init(_ kernel: Kernel, _ arena: Arena, optimizerShares: [[Range<Int>]]) {
+    /// `threads`: the plan's threads for the kernel, capped by the executor's.
+    init(_ kernel: Kernel, _ arena: Arena, threads: Int, optimizerShares: [[Range<Int>]]) {
         func f(_ s: Planner.Slice) -> UnsafeMutablePointer<Float> { arena.floats(s) }
         func i(_ s: Planner.Slice) -> UnsafeMutablePointer<Int32> { arena.int32s(s) }
         func width(_ s: Planner.Slice) -> Int { s.shape.dropFirst().reduce(1, *) }
         switch kernel {
         case .gatherBatch(let input, let labels, let mean, let std):
             let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
-            operation = .gather(input: f(input), labels: i(labels), scale: normalization.scale, shift: normalization.shift)
+            operation = .gather(
+                input: f(input), labels: i(labels), scale: normalization.scale, shift: normalization.shift, parts: threads)
             isBackward = false
         case .linearForward(_, let input, let weight, let bias, let output, let pre, let act, let mm, _):
             operation = .linearForward(
@@ -296,16 +297,16 @@ struct BoundKernel {
 
 
 
-/// The ranges of the parameter block each part of the optimizer step updates. A layer whose weight
+/// The ranges of the parameter block each of `parts` parts of the optimizer step updates (one part when
+/// the plan runs the step on one thread). A layer whose weight
 /// gradient runs on several parts and splits its output features (whole panels, `outputFeatureShare`)
 /// gives each part the weight panels and bias entries of its features, the ones that part computed
 /// and, in the forward product, reads: they stay in that core's cache. The other tensors, and the
-/// padding between tensors, are shared out in even contiguous ranges. A block under 65,536 floats is
-/// one part's: a hand-off would cost more than the split saves. Every float of the block is in exactly
-/// one range, and the update is elementwise, so the split never changes a bit.
+/// padding between tensors, are shared out in even contiguous ranges. Every float of the block is in
+/// exactly one range, and the update is elementwise, so the split never changes a bit.
 func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
     let total = plan.parameterBlockFloats
-    let parts = total >= 65536 ? max(1, requested) : 1
+    let parts = max(1, requested)
     guard parts > 1 else { return [total > 0 ? [0..<total] : []] }
     // Layers whose weight gradient splits its output features over `threads` parts.
     var featureParts: [String: Int] = [:]

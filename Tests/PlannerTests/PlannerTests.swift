@@ -130,7 +130,19 @@ final class FusionTests: XCTestCase {
         let plan = try XCTUnwrap(makePlan(SpecFixtures.reference, target: .reference).plan)
         let threads = Dictionary(uniqueKeysWithValues: plan.trainKernels.compactMap { k in k.matmul.map { (k.label, $0.threads) } })
         XCTAssertEqual(threads["fc1.linear+bias+relu"], 2)
+        XCTAssertEqual(threads["fc2.linear+bias+relu"], 2)
         XCTAssertEqual(threads["fc3.linear"], 1)
+        XCTAssertEqual(threads["fc3.grad_weight+bias"], 1)
+    }
+
+    func testBatchGatherAndOptimizerStepRunOnEveryThread() throws {
+        let plan = try XCTUnwrap(makePlan(SpecFixtures.reference, target: .reference).plan)
+        XCTAssertEqual(plan.target.threads, 2)
+        let threads = plan.trainKernels.map { plan.threads(of: $0) }
+        XCTAssertEqual(plan.trainKernels.first?.label, "gather_batch")
+        XCTAssertEqual(threads.first, 2, "64 x 784 values are gathered by both threads")
+        XCTAssertEqual(threads.last, 2, "109,386 parameters are updated by both threads")
+        XCTAssertEqual(plan.threads(of: try XCTUnwrap(plan.trainKernels.first { $0.label == "softmax_cross_entropy+grad" })), 1)
     }
 }
 

@@ -74,7 +74,12 @@ final class OptimizerShareTests: XCTestCase {
         let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "tiny.yaml", dataDirectoryOverride: "unused")
         let spec = try XCTUnwrap(loaded.spec)
         let plan = try XCTUnwrap(makePlan(spec, target: hostTarget(threads: 2, isa: CPUFeatures.current().bestISA)).0)
-        XCTAssertEqual(optimizerShares(plan, parts: 2), [[0..<plan.parameterBlockFloats]])
+        let step = try XCTUnwrap(plan.trainKernels.last)
+        XCTAssertEqual(step.label, "adam_step")
+        XCTAssertEqual(plan.threads(of: step), 1)
+        XCTAssertEqual(optimizerShares(plan, parts: 1), [[0..<plan.parameterBlockFloats]])
+        let reference = try Self.referencePlan(threads: 2)
+        XCTAssertEqual(reference.threads(of: try XCTUnwrap(reference.trainKernels.last)), 2)
     }
 
     /// Steps of the reference shapes on random images give the same parameter bits on 1, 2 and 3
