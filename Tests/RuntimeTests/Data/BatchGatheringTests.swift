@@ -33,15 +33,25 @@ final class BatchGatheringTests: XCTestCase {
         }
     }
 
-    /// Runs every kernel set's gather over `indices` split into `parts`, each part called on its own.
-    private func gather(
-        _ kernels: KernelSet, images: [UInt8], labels: [UInt8], featureCount: Int, indices: [Int32], count: Int,
-        normalization: PixelNormalization, parts: Int = 1, out: inout [Float], labelsOut: inout [Int32]
-    ) {
+    /// Runs a kernel set's gather of every index, split into `parts` run one after the other, into
+    /// outputs that start as NaN and -1, so anything left unwritten shows.
+    private func gathered(
+        _ kernels: KernelSet, _ examples: (images: [UInt8], labels: [UInt8]), featureCount: Int, indices: [Int32],
+        normalization: PixelNormalization, parts: Int = 1
+    ) -> (values: [Float], labels: [Int32]) {
+        var out = [Float](repeating: .nan, count: indices.count * featureCount)
+        var labelsOut = [Int32](repeating: -1, count: indices.count)
         for part in 0..<parts {
             kernels.gatherRows(
-                images, labels, featureCount, indices, count, normalization.scale, normalization.shift, &out, &labelsOut, part, parts)
+                examples.images, examples.labels, featureCount, indices, indices.count, normalization.scale, normalization.shift,
+                &out, &labelsOut, part, parts)
         }
+        return (out, labelsOut)
+    }
+
+    /// `count` examples of random bytes, labelled 0..<classes in turn.
+    private func randomExamples(_ count: Int, featureCount: Int, classes: Int, _ random: inout TestRandom) -> (images: [UInt8], labels: [UInt8]) {
+        ((0..<(count * featureCount)).map { _ in UInt8(truncatingIfNeeded: random.next()) }, (0..<count).map { UInt8($0 % classes) })
     }
 
     func testGatherCopiesTheIndexedRowsNormalizedWithTheSameBitsInEveryKernelSet() {
@@ -49,20 +59,14 @@ final class BatchGatheringTests: XCTestCase {
         let normalization = PixelNormalization(mean: 0.1307, standardDeviation: 0.3081)
         // Widths below, at and above a vector, with ragged ends, and MNIST's 784.
         for featureCount in [1, 5, 16, 37, 784] {
-            let examples = 9
-            let images = (0..<(examples * featureCount)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-            let labels = (0..<examples).map { UInt8($0 % 10) }
+            let examples = randomExamples(9, featureCount: featureCount, classes: 10, &random)
             let indices: [Int32] = [8, 0, 3, 3, 7]
             for kernels in runnableKernelSets() {
-                var out = [Float](repeating: .nan, count: indices.count * featureCount)
-                var labelsOut = [Int32](repeating: -1, count: indices.count)
-                gather(
-                    kernels, images: images, labels: labels, featureCount: featureCount, indices: indices, count: indices.count,
-                    normalization: normalization, out: &out, labelsOut: &labelsOut)
+                let (out, labelsOut) = gathered(kernels, examples, featureCount: featureCount, indices: indices, normalization: normalization)
                 for (row, index) in indices.enumerated() {
-                    XCTAssertEqual(labelsOut[row], Int32(labels[Int(index)]), "\(kernels.isa) row \(row)")
+                    XCTAssertEqual(labelsOut[row], Int32(examples.labels[Int(index)]), "\(kernels.isa) row \(row)")
                     for feature in 0..<featureCount {
-                        let x = images[Int(index) * featureCount + feature]
+                        let x = examples.images[Int(index) * featureCount + feature]
                         // A product, then a sum: two roundings, as documented.
                         let product = Float(x) * normalization.scale
                         let expected = product + normalization.shift
@@ -82,9 +86,8 @@ final class BatchGatheringTests: XCTestCase {
         for kernels in runnableKernelSets() {
             var out = [Float](repeating: -7, count: 12)
             var labelsOut = [Int32](repeating: -1, count: 3)
-            gather(
-                kernels, images: images, labels: labels, featureCount: 4, indices: indices, count: 2, normalization: .unitRange,
-                out: &out, labelsOut: &labelsOut)
+            let unit = PixelNormalization.unitRange
+            kernels.gatherRows(images, labels, 4, indices, 2, unit.scale, unit.shift, &out, &labelsOut, 0, 1)
             XCTAssertEqual(out, [Float](repeating: 1, count: 8) + [Float](repeating: -7, count: 4), "\(kernels.isa)")
             XCTAssertEqual(labelsOut, [5, 6, -1], "\(kernels.isa)")
         }
@@ -92,25 +95,15 @@ final class BatchGatheringTests: XCTestCase {
 
     func testGatherSplitIntoPartsWritesTheSameBitsAsOnePart() {
         var random = TestRandom(seed: 12)
-        let featureCount = 50, examples = 40
-        let images = (0..<(examples * featureCount)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-        let labels = (0..<examples).map { UInt8($0 % 7) }
-        let indices = (0..<23).map { _ in Int32(random.int(below: examples)) }
+        let examples = randomExamples(40, featureCount: 50, classes: 7, &random)
+        let indices = (0..<23).map { _ in Int32(random.int(below: 40)) }
         let normalization = PixelNormalization(mean: 0.5, standardDeviation: 0.25)
         for kernels in runnableKernelSets() {
-            var whole = [Float](repeating: .nan, count: indices.count * featureCount)
-            var wholeLabels = [Int32](repeating: -1, count: indices.count)
-            gather(
-                kernels, images: images, labels: labels, featureCount: featureCount, indices: indices, count: indices.count,
-                normalization: normalization, out: &whole, labelsOut: &wholeLabels)
+            let whole = gathered(kernels, examples, featureCount: 50, indices: indices, normalization: normalization)
             for parts in [2, 3, 7, 23, 30] {
-                var split = [Float](repeating: .nan, count: whole.count)
-                var splitLabels = [Int32](repeating: -1, count: indices.count)
-                gather(
-                    kernels, images: images, labels: labels, featureCount: featureCount, indices: indices, count: indices.count,
-                    normalization: normalization, parts: parts, out: &split, labelsOut: &splitLabels)
-                XCTAssertEqual(bitPatterns(split), bitPatterns(whole), "\(kernels.isa), \(parts) parts")
-                XCTAssertEqual(splitLabels, wholeLabels, "\(kernels.isa), \(parts) parts")
+                let split = gathered(kernels, examples, featureCount: 50, indices: indices, normalization: normalization, parts: parts)
+                XCTAssertEqual(bitPatterns(split.values), bitPatterns(whole.values), "\(kernels.isa), \(parts) parts")
+                XCTAssertEqual(split.labels, whole.labels, "\(kernels.isa), \(parts) parts")
             }
         }
     }
