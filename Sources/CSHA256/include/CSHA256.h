@@ -8,6 +8,9 @@
 extern "C" {
 #endif
 
+/// SHA-256's 64 round constants K0...K63 (FIPS 180-4, 4.2.2), shared with the portable Swift code.
+extern const uint32_t csha256_round_constants[64];
+
 /// Nonzero when this CPU has SHA-256 instructions that `csha256_compress_blocks` uses
 /// (x86-64: the SHA extensions with SSE4.1 and SSSE3). Checked once; cheap to call again.
 int csha256_hardware_available(void);
