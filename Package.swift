@@ -58,6 +58,9 @@ let package = Package(
         .target(name: "CFloatEnvironment"),
         // SHA-256 block compression on the CPU's SHA instructions (checked at run time), for dataset checksums.
         .target(name: "CSHA256"),
+        // HTTP GET on libcurl opened with dlopen at the first download: the executable links no
+        // networking library, so starting mlpc does not load curl, TLS and their dependencies.
+        .target(name: "CCurlLoader", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
 
         .target(name: "SpecParser", dependencies: ["CYaml"]),
         .target(name: "Planner", dependencies: ["SpecParser", "KernelInterface"]),
@@ -69,7 +72,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
-                "CZlib", "CPNG", "CFloatEnvironment", "CSHA256",
+                "CZlib", "CPNG", "CFloatEnvironment", "CSHA256", "CCurlLoader",
             ],
             swiftSettings: [
                 .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),
