@@ -1,8 +1,5 @@
+import CCurlLoader
 import Foundation
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 // Fetching the MNIST files that are missing from a dataset directory. Each missing file is asked
 // for as NAME.gz from each mirror in turn; a download counts only if it inflates cleanly and the
@@ -111,6 +108,11 @@ public func ensureMNIST(
                 attempts.append(.init(url: url, failure: error.message))
             } catch let error as FileWriteError {
                 attempts.append(.init(url: url, failure: error.description))
+            } catch let error as LibcurlUnavailable {
+                // Every mirror would fail the same way.
+                attempts.append(.init(url: url, failure: error.advice(directory: directory)))
+                log("  failed: \(error.advice(directory: directory))")
+                break
             } catch {
                 attempts.append(.init(url: url, failure: "\(error)"))
             }
@@ -129,93 +131,167 @@ struct DownloadFailure: Error {
     init(_ message: String) { self.message = message }
 }
 
-/// A synchronous HTTP GET with a connect/idle timeout and a cap on the body size, on URLSession.
+/// No libcurl could be opened, so nothing can be downloaded; the files can still be put in place by hand.
+struct LibcurlUnavailable: Error {
+    /// The library looked for first ("libcurl.so.4" on Linux).
+    var libraryName: String
+    /// What the dynamic loader said.
+    var reason: String
+
+    func advice(directory: String) -> String {
+        "cannot download: libcurl (\(libraryName)) is not installed (\(reason)); install it or put the MNIST files in \(directory)"
+    }
+}
+
+/// A synchronous HTTP GET with a connect/idle timeout and a cap on the body size, on libcurl opened
+/// with dlopen at the first download (linking it, or FoundationNetworking, would load curl and its
+/// TLS stack into every mlpc process, even those that never download).
 final class HTTPDownloader {
     /// Larger than any MNIST file (the training images are about 9.9 MB compressed).
     static let maximumBodySize = 256 << 20
+    /// A bound on a whole transfer, on top of the idle timeout.
+    static let minimumTransferTime: TimeInterval = 600
 
     let timeout: TimeInterval
+    let maximumBodySize: Int
+    /// nil: the platform's libcurl, opened once per process. Otherwise these file names, opened for
+    /// each fetch and closed after it (tests name one that does not exist).
+    let libraryNames: [String]?
 
-    init(timeout: TimeInterval) { self.timeout = timeout }
+    init(timeout: TimeInterval, maximumBodySize: Int = HTTPDownloader.maximumBodySize, libraryNames: [String]? = nil) {
+        self.timeout = timeout
+        self.maximumBodySize = maximumBodySize
+        self.libraryNames = libraryNames
+    }
 
     func fetch(_ address: String) throws -> [UInt8] {
         guard let url = URL(string: address), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
             throw DownloadFailure("not an http(s) URL")
         }
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = max(timeout, 600)
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        let receiver = BodyReceiver(limit: Self.maximumBodySize)
-        let session = URLSession(configuration: configuration, delegate: receiver, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-        session.dataTask(with: url).resume()
-        receiver.done.wait()
-        return try receiver.result()
+        let capacity = 512
+        var message = [CChar](repeating: 0, count: capacity)
+        let curl: OpaquePointer?
+        if let libraryNames {
+            curl = Self.open(libraryNames, message: &message)
+        } else {
+            curl = mlpc_curl_default(&message, capacity)
+        }
+        guard let curl else {
+            throw LibcurlUnavailable(
+                libraryName: libraryNames?.first ?? String(cString: mlpc_curl_primary_library_name()),
+                reason: String(cString: message))
+        }
+        defer { if libraryNames != nil { mlpc_curl_close(curl) } }
+
+        let collector = BodyCollector(limit: maximumBodySize)
+        var status = 0
+        var systemError = 0
+        let seconds = { (interval: TimeInterval) in Int(max(1, min(interval.rounded(.up), 86_400))) }
+        let result = withExtendedLifetime(collector) {
+            mlpc_http_get(
+                curl, address, seconds(timeout), seconds(timeout), seconds(max(timeout, Self.minimumTransferTime)),
+                collectBody, Unmanaged.passUnretained(collector).toOpaque(), &status, &systemError, &message, capacity)
+        }
+        let detail = String(cString: message)
+        if collector.exceeded { throw DownloadFailure("response larger than \(maximumBodySize) bytes") }
+        guard result == Int32(MLPC_HTTP_ANSWERED) else { throw DownloadFailure(Self.describe(result: result, systemError: Int32(truncatingIfNeeded: systemError), detail: detail)) }
+        guard status == 200 else { throw DownloadFailure(status == 0 ? "no HTTP status in the response" : "HTTP \(status) \(Self.reasonPhrase(status))") }
+        return collector.body
+    }
+
+    private static func open(_ names: [String], message: inout [CChar]) -> OpaquePointer? {
+        let copies = names.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer<CChar>($0) }
+        let capacity = message.count
+        return mlpc_curl_open(pointers, pointers.count, &message, capacity)
+    }
+
+    /// The failure of a transfer that got no HTTP answer, from libcurl's result, the errno of a
+    /// failed connect, and libcurl's message.
+    static func describe(result: Int32, systemError: Int32, detail: String) -> String {
+        let said = detail.isEmpty ? "libcurl error \(result)" : detail
+        switch Int(result) {
+        case Int(MLPC_HTTP_SETUP_FAILED): return "cannot start the download: \(said)"
+        case Int(MLPC_CURLE_COULDNT_CONNECT):
+            switch systemError {
+            case ECONNREFUSED: return "connection refused"
+            case ENETUNREACH, EHOSTUNREACH: return "network unreachable (offline?)"
+            default: return "cannot connect (\(said))"
+            }
+        case Int(MLPC_CURLE_OPERATION_TIMEDOUT): return "timed out"
+        case Int(MLPC_CURLE_COULDNT_RESOLVE_HOST): return "host not found (offline?)"
+        case Int(MLPC_CURLE_COULDNT_RESOLVE_PROXY): return "proxy not found (offline?): \(said)"
+        case Int(MLPC_CURLE_GOT_NOTHING): return "the server closed the connection without answering"
+        case Int(MLPC_CURLE_SEND_ERROR), Int(MLPC_CURLE_RECV_ERROR): return "connection lost (\(said))"
+        case Int(MLPC_CURLE_TOO_MANY_REDIRECTS): return "too many redirects"
+        case Int(MLPC_CURLE_UNSUPPORTED_PROTOCOL), Int(MLPC_CURLE_URL_MALFORMAT): return "not an http(s) URL (\(said))"
+        case Int(MLPC_CURLE_SSL_CONNECT_ERROR), Int(MLPC_CURLE_SSL_CERTPROBLEM), Int(MLPC_CURLE_SSL_CIPHER),
+            Int(MLPC_CURLE_PEER_FAILED_VERIFICATION), Int(MLPC_CURLE_SSL_CACERT_BADFILE), Int(MLPC_CURLE_SSL_SHUTDOWN_FAILED),
+            Int(MLPC_CURLE_SSL_CRL_BADFILE), Int(MLPC_CURLE_SSL_ISSUER_ERROR), Int(MLPC_CURLE_SSL_PINNEDPUBKEYNOTMATCH),
+            Int(MLPC_CURLE_SSL_INVALIDCERTSTATUS):
+            return "TLS failure: \(said)"
+        default: return said
+        }
+    }
+
+    /// RFC 9110's reason phrases for the statuses a file server gives; others by their class.
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 204: return "No Content"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 407: return "Proxy Authentication Required"
+        case 408: return "Request Timeout"
+        case 410: return "Gone"
+        case 416: return "Range Not Satisfiable"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 100..<200: return "Informational"
+        case 200..<300: return "Success"
+        case 300..<400: return "Redirection"
+        case 400..<500: return "Client Error"
+        case 500..<600: return "Server Error"
+        default: return "Unknown Status"
+        }
     }
 }
 
-/// Collects a response body; the session's delegate queue calls it, `fetch` waits on `done`.
-private final class BodyReceiver: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    let done = DispatchSemaphore(value: 0)
-    private let limit: Int
-    private let lock = NSLock()
-    private var body: [UInt8] = []
-    private var status: Int?
-    private var failure: String?
+/// Collects a response body up to `limit` bytes; libcurl's write callback (collectBody) fills it on
+/// the thread that called mlpc_http_get.
+private final class BodyCollector {
+    let limit: Int
+    var body: [UInt8] = []
+    var exceeded = false
 
     init(limit: Int) { self.limit = limit }
+}
 
-    func result() throws -> [UInt8] {
-        lock.lock()
-        defer { lock.unlock() }
-        if let failure { throw DownloadFailure(failure) }
-        return body
+/// Stops the transfer (returns 0 for a non-empty piece) once the body would pass the collector's limit.
+private let collectBody: mlpc_body_sink = { bytes, count, context in
+    guard let context else { return 0 }
+    let collector = Unmanaged<BodyCollector>.fromOpaque(context).takeUnretainedValue()
+    guard count <= collector.limit - collector.body.count else {
+        collector.exceeded = true
+        return 0
     }
-
-    func urlSession(
-        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
-    ) {
-        let code = (response as? HTTPURLResponse)?.statusCode ?? 200
-        lock.lock()
-        status = code
-        if code != 200 { failure = "HTTP \(code) \(HTTPURLResponse.localizedString(forStatusCode: code))" }
-        lock.unlock()
-        completionHandler(code == 200 ? .allow : .cancel)
+    if let bytes, count > 0 {
+        collector.body.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: count))
     }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        lock.lock()
-        if body.count + data.count > limit {
-            failure = "response larger than \(limit) bytes"
-            lock.unlock()
-            dataTask.cancel()
-            return
-        }
-        body.append(contentsOf: data)
-        lock.unlock()
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        lock.lock()
-        if failure == nil, let error {
-            failure = Self.describe(error)
-        }
-        lock.unlock()
-        done.signal()
-    }
-
-    private static func describe(_ error: Error) -> String {
-        guard let urlError = error as? URLError else { return error.localizedDescription }
-        switch urlError.code {
-        case .cannotConnectToHost: return "connection refused"
-        case .timedOut: return "timed out"
-        case .cannotFindHost, .dnsLookupFailed: return "host not found (offline?)"
-        case .notConnectedToInternet: return "not connected to the internet"
-        case .networkConnectionLost: return "connection lost"
-        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate: return "TLS failure: \(urlError.localizedDescription)"
-        default: return urlError.localizedDescription
-        }
-    }
+    return count
 }
