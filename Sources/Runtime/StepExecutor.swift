@@ -294,13 +294,9 @@ struct BoundKernel {
     }
 }
 
-
-
-
 /// The ranges of the parameter block each of `parts` parts of the optimizer step updates (one part when
-/// the plan runs the step on one thread). A layer whose weight
-/// gradient runs on several parts and splits its output features (whole panels, `outputFeatureShare`)
-/// gives each part the weight panels and bias entries of its features, the ones that part computed
+/// the plan runs the step on one thread). A layer whose weight gradient runs on several parts and splits
+/// its output features (whole panels, `outputFeatureShare`) gives each part the weight panels and bias entries of its features, the ones that part computed
 /// and, in the forward product, reads: they stay in that core's cache. The other tensors, and the
 /// padding between tensors, are shared out in even contiguous ranges. Every float of the block is in
 /// exactly one range, and the update is elementwise, so the split never changes a bit.
