@@ -23,16 +23,9 @@ final class ExecutableDependencyTests: XCTestCase {
         let path = try MLPCProcess.binaryPath()
         let ldd = "/usr/bin/ldd"
         guard FileManager.default.isExecutableFile(atPath: ldd) else { throw XCTSkip("no ldd on this system") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ldd)
-        process.arguments = [path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let listing = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, listing)
+        let result = try MLPCProcess.run([path], executable: ldd)
+        let listing = result.stdout
+        XCTAssertEqual(result.status, 0, listing + result.stderr)
         XCTAssertTrue(listing.contains("libswiftCore"), listing)
         for line in listing.split(separator: "\n") {
             XCTAssertFalse(Self.forbidden.contains { line.contains($0) }, "loaded with mlpc: \(line)")

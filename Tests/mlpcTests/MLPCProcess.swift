@@ -55,14 +55,15 @@ enum MLPCProcess {
         }
     }
 
-    /// Runs `mlpc arguments` in `directory` (default: the repository root) with a clean environment (no
-    /// MLPC_DATA_DIR, no colour, and MNIST mirrors that refuse connections, so no test ever touches the
-    /// network), killing it after `timeout` seconds. Output goes through files, so a large output
-    /// cannot block the child.
+    /// Runs `mlpc arguments` (or `executable arguments`) in `directory` (default: the repository root)
+    /// with a clean environment (no MLPC_DATA_DIR, no colour, and MNIST mirrors that refuse connections,
+    /// so no test ever touches the network), killing it after `timeout` seconds. Output goes through
+    /// files, so a large output cannot block the child.
     static func run(
-        _ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:], timeout: Double = 60
+        _ arguments: [String], in directory: String? = nil, environment extra: [String: String] = [:], timeout: Double = 60,
+        executable: String? = nil
     ) throws -> CommandResult {
-        let binary = try binaryPath()
+        let binary = try executable ?? binaryPath()
         let scratch = NSTemporaryDirectory() + "mlpc-out-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }

@@ -113,22 +113,9 @@ final class HTTPDownloaderTests: XCTestCase {
     /// A TCP socket on 127.0.0.1 that is listening (so connecting succeeds) but never accepts or
     /// answers; closed in tearDown. Returns its port.
     private func listenWithoutAnswering() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        let (descriptor, port) = try DataFixtures.boundLoopbackSocket()
         listeners.append(descriptor)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(descriptor, 4) == 0 else { throw CocoaError(.fileWriteUnknown) }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        guard named == 0 else { throw CocoaError(.fileWriteUnknown) }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard listen(descriptor, 4) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        return port
     }
 }
