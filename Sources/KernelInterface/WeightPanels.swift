@@ -36,6 +36,13 @@ public enum WeightPanels {
     }
 }
 
+/// Whether a layer with `outFeatures` outputs can give each of `parts` parts at least one whole panel:
+/// then its weight gradient splits by output feature (`outputFeatureShare`), and the optimizer step
+/// gives each part the panels it computed.
+public func splitsByOutputFeature(outFeatures: Int, parts: Int) -> Bool {
+    WeightPanels.panels(outFeatures: outFeatures) >= parts
+}
+
 /// The output features part `part` of `parts` owns in a linear layer's products and its optimizer step:
 /// whole panels of `weightPanelWidth` features (`partRange` with that granule), so the same split is
 /// the forward product's columns, the weight gradient's columns and the optimizer's share.

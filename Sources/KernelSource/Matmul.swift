@@ -140,22 +140,25 @@ struct OutputShare {
     var cols: Range<Int>
     var splitsColumns: Bool
 
-    /// - columnsAreOutputFeatures: C's columns are a layer's output features; a column split then
-    ///   follows `outputFeatureShare` (whole weight panels).
-    /// - preferColumns: split columns whenever there are enough column blocks (a weight gradient, whose
+    /// - columnsAreOutputFeatures: C's columns are a layer's output features; they are then split in
+    ///   whole weight panels, as `outputFeatureShare` says (every register block's nr divides the panel
+    ///   width).
+    /// - preferColumns: split columns whenever `splitsByOutputFeature` allows (a weight gradient, whose
     ///   columns are the features its part owns).
     init(m: Int, n: Int, tile: MatmulTile, part: Int, parts: Int, columnsAreOutputFeatures: Bool = false, preferColumns: Bool = false) {
-        let granule = columnsAreOutputFeatures && weightPanelWidth % tile.nr == 0 ? weightPanelWidth : tile.nr
         let rowBlocks = (m + tile.mr - 1) / tile.mr
-        let colBlocks = (n + granule - 1) / granule
+        let colBlocks = columnsAreOutputFeatures ? WeightPanels.panels(outFeatures: n) : (n + tile.nr - 1) / tile.nr
         // Each part packs all of the operand along the unsplit dimension: with a column split that is
         // A (m x k), with a row split B (k x n). Split columns when B is the larger and there are
         // enough column blocks, or when there are too few row blocks.
         splitsColumns =
-            (preferColumns && colBlocks >= parts) || (n > m && colBlocks >= parts) || (rowBlocks < parts && colBlocks > rowBlocks)
+            (preferColumns && columnsAreOutputFeatures && splitsByOutputFeature(outFeatures: n, parts: parts))
+            || (n > m && colBlocks >= parts) || (rowBlocks < parts && colBlocks > rowBlocks)
         if splitsColumns {
             rows = part >= 0 && part < parts ? 0..<m : 0..<0
-            cols = partRange(count: n, granule: granule, part: part, parts: parts)
+            cols = columnsAreOutputFeatures
+                ? outputFeatureShare(outFeatures: n, part: part, parts: parts)
+                : partRange(count: n, granule: tile.nr, part: part, parts: parts)
         } else {
             rows = partRange(count: m, granule: tile.mr, part: part, parts: parts)
             cols = 0..<n

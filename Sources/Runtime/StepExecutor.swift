@@ -296,8 +296,9 @@ struct BoundKernel {
 
 /// The ranges of the parameter block each of `parts` parts of the optimizer step updates (one part when
 /// the plan runs the step on one thread). A layer whose weight gradient runs on several parts and splits
-/// its output features (whole panels, `outputFeatureShare`) gives each part the weight panels and bias entries of its features, the ones that part computed
-/// and, in the forward product, reads: they stay in that core's cache. The other tensors, and the
+/// its output features (`splitsByOutputFeature`, `outputFeatureShare`) gives each part the weight panels
+/// and bias entries of its features, the ones that part computed and, in the forward product, reads:
+/// they stay in that core's cache. The other tensors, and the
 /// padding between tensors, are shared out in even contiguous ranges. Every float of the block is in
 /// exactly one range, and the update is elementwise, so the split never changes a bit.
 func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
@@ -309,7 +310,7 @@ func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
     for kernel in plan.trainKernels {
         guard case .linearBackwardWeights(let layer, _, _, _, _, let mm, _) = kernel else { continue }
         let threads = min(mm.threads, parts)
-        if threads > 1 && WeightPanels.panels(outFeatures: mm.n) >= threads { featureParts[layer] = threads }
+        if threads > 1 && splitsByOutputFeature(outFeatures: mm.n, parts: threads) { featureParts[layer] = threads }
     }
     var shares = [[Range<Int>]](repeating: [], count: parts)
     var rest: [Range<Int>] = []
