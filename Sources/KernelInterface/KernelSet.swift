@@ -1,12 +1,15 @@
 /// One instruction set's kernels, as plain function values that point at global functions of a kernel
-/// module, so that calling one allocates nothing. All tensors are row-major Float32 behind raw pointers.
+/// module, so that calling one allocates nothing. All tensors are row-major Float32 behind raw pointers,
+/// except a linear layer's weight w (PyTorch's [out, in] = [n, k]) and its gradient, which are in
+/// `WeightPanels`' layout.
 ///
 /// Sendable because every member is a global function of a kernel module (nothing is captured).
 ///
 /// Kernels that take `part` and `parts` compute only their share of the output (split by output rows or
 /// columns, never by a reduction), so the result is bit-identical for any `parts`; part is in 0..<parts.
 public struct KernelSet: @unchecked Sendable {
-    /// y[m,n] = act(x[m,k] w[k,n] + bias[n]); preact (if not nil) receives x w + bias.
+    /// y[m,n] = act(x[m,k] w[n,k]ᵀ + bias[n]); preact (if not nil) receives x wᵀ + bias. When the columns
+    /// of y are split, a part computes the output features `outputFeatureShare` gives it.
     /// Parameters: x, w, bias, y, preact, m, n, k, activation, negativeSlope, tile, workspace, part, parts.
     /// `workspace` holds `MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)` floats for this part.
     public typealias LinearForward = (
@@ -15,7 +18,7 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>, Int, Int
     ) -> Void
 
-    /// dx[m,k] = (dy[m,n] w[k,n]^T) * act'(previous layer), the derivative taken from the previous
+    /// dx[m,k] = (dy[m,n] w[n,k]) * act'(previous layer), the derivative taken from the previous
     /// layer's output, or from its preactivation for GELU (see `ActivationCode.derivativeNeedsPreactivation`).
     /// Parameters: dy, w, dx, m, n, k, prevActivation, negativeSlope, prevOutput, prevPreact, tile,
     /// workspace, part, parts. The tile and workspace are for the product of shape (m, k, n).
@@ -25,7 +28,8 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>, Int, Int
     ) -> Void
 
-    /// dw[k,n] = x[m,k]^T dy[m,n] (overwrites) and db[n] = sum over m = 0..<m of dy[m,n].
+    /// dw[n,k] = (x[m,k]ᵀ dy[m,n])ᵀ (overwrites) and db[n] = sum over m = 0..<m of dy[m,n]. A part computes
+    /// the output features `outputFeatureShare` gives it when `splitsByOutputFeature` allows.
     /// Parameters: x, dy, dw, db, m, n, k, tile, workspace, part, parts. The tile and workspace are for
     /// the product of shape (k, n, m).
     public typealias LinearBackwardWeights = (
