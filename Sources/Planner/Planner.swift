@@ -73,12 +73,13 @@ struct PlanBuilder {
         // Parameters: one block, each tensor padded to 16 floats; gradients and moments share the layout.
         for op in graph.operations {
             guard case .linear(let inF, let outF, let hasBias, _, let initialization) = op.kind else { continue }
+            let storedWeight = WeightPanels.storedFloats(outFeatures: outF, inFeatures: inF)
             parameters.append(
                 ParameterTensor(
                     name: "\(op.name).weight", layer: op.name, role: .weight, shape: [outF, inF], offset: parameterBlockFloats,
-                    count: inF * outF, storedCount: WeightPanels.storedFloats(outFeatures: outF, inFeatures: inF), fanIn: inF,
-                    fanOut: outF, initialization: initialization, location: op.location))
-            parameterBlockFloats += roundUp(WeightPanels.storedFloats(outFeatures: outF, inFeatures: inF), parameterAlignmentFloats)
+                    count: inF * outF, storedCount: storedWeight, fanIn: inF, fanOut: outF, initialization: initialization,
+                    location: op.location))
+            parameterBlockFloats += roundUp(storedWeight, parameterAlignmentFloats)
             if hasBias {
                 parameters.append(
                     ParameterTensor(

@@ -148,7 +148,8 @@ public final class StepBenchmark {
         return Report(
             warmupSteps: max(0, warmupSteps), measuredSteps: steps, batchSize: plan.batchSize, stepSeconds: median(stepTimes[...]),
             fastestStepSeconds: stepTimes.min() ?? 0,
-            meanStepSeconds: stepTimes.isEmpty ? 0 : stepTimes.reduce(0, +) / Double(stepTimes.count), kernels: kernels, flopsPerStep: plan.trainFlopsPerStep,
+            meanStepSeconds: stepTimes.isEmpty ? 0 : stepTimes.reduce(0, +) / Double(stepTimes.count), kernels: kernels,
+            flopsPerStep: plan.trainFlopsPerStep,
             epochSamples: samples, stepsPerEpoch: (samples + plan.batchSize - 1) / plan.batchSize)
     }
 }

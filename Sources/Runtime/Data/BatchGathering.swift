@@ -9,9 +9,10 @@
 /// Rounding: PyTorch rounds three times in float32 (the division by 255, the subtraction, the
 /// division by std). Here `scale` = 1 / (255 * std) and `shift` = -mean / std are computed in double
 /// precision from the float32 mean and std and rounded once to float32, and the gather rounds twice
-/// (the product, then the sum, never fused, so the bits do not depend on the kernel set). Both results are within a few float32 ulps of the exact value; they differ from
-/// each other by at most 4 ulps of max(|result|, |shift|) for every pixel value and the usual means
-/// and deviations (the tests check this against PyTorch's formula).
+/// (the product, then the sum, never fused, so the bits do not depend on the kernel set). Both results
+/// are within a few float32 ulps of the exact value; they differ from each other by at most 4 ulps of
+/// max(|result|, |shift|) for every pixel value and the usual means and deviations (the tests check
+/// this against PyTorch's formula).
 public struct PixelNormalization: Equatable, Sendable {
     public var mean: Float
     public var standardDeviation: Float

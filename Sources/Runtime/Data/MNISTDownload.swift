@@ -194,8 +194,12 @@ final class HTTPDownloader {
         }
         let detail = String(cString: message)
         if collector.exceeded { throw DownloadFailure("response larger than \(maximumBodySize) bytes") }
-        guard result == Int32(MLPC_HTTP_ANSWERED) else { throw DownloadFailure(Self.describe(result: result, systemError: Int32(truncatingIfNeeded: systemError), detail: detail)) }
-        guard status == 200 else { throw DownloadFailure(status == 0 ? "no HTTP status in the response" : "HTTP \(status) \(Self.reasonPhrase(status))") }
+        guard result == Int32(MLPC_HTTP_ANSWERED) else {
+            throw DownloadFailure(Self.describe(result: result, systemError: Int32(truncatingIfNeeded: systemError), detail: detail))
+        }
+        guard status == 200 else {
+            throw DownloadFailure(status == 0 ? "no HTTP status in the response" : "HTTP \(status) \(Self.reasonPhrase(status))")
+        }
         return collector.body
     }
 
