@@ -8,8 +8,7 @@ import XCTest
 final class CheckpointTests: XCTestCase {
     var directory = ""
 
-    override func setUpWithError() throws { directory = try TinyData.makeDirectory() }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+    override func setUpWithError() throws { directory = try TinyData.makeDirectory(self) }
 
     /// Dropout draws from the optimizer step and Adam's bias correction counts steps: both must carry over.
     static let dropoutAdam = TinyData.specText(
@@ -25,13 +24,10 @@ final class CheckpointTests: XCTestCase {
         return run
     }
 
-    func scratchDirectory() -> String { NSTemporaryDirectory() + "mlpc-ckpt-\(UUID().uuidString)" }
-
     func testResumingAtAnEpochBoundaryEndsBitIdentical() throws {
         for text in [Self.dropoutAdam, Self.sgdMomentum] {
             let reference = try TinyData.run(text, directory: directory, epochs: 4)
-            let out = scratchDirectory()
-            defer { try? FileManager.default.removeItem(atPath: out) }
+            let out = try makeTemporaryDirectory(self, "mlpc-ckpt")
             let first = try freshRun(text, epochs: 4, out: out)
             try first.prepareOutput()
             for epoch in 1...2 { _ = try first.runEpoch(epoch) }
@@ -49,8 +45,7 @@ final class CheckpointTests: XCTestCase {
     func testInterruptMidEpochCheckpointsTheStepAndResumesBitIdentical() throws {
         let text = Self.dropoutAdam
         let reference = try TinyData.run(text, directory: directory, epochs: 3)
-        let out = scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: out) }
+        let out = try makeTemporaryDirectory(self, "mlpc-ckpt")
         let first = try freshRun(text, epochs: 3, out: out)
         try first.prepareOutput()
         var steps = 0
@@ -91,9 +86,10 @@ final class CheckpointTests: XCTestCase {
     func testCheckpointOfAnotherSeedIsRefused() throws {
         let run = try TinyData.run(Self.sgdMomentum, directory: directory, epochs: 1)
         let (spec, plan, data) = try TinyData.prepare(Self.sgdMomentum, directory: directory)
+        let out = try makeTemporaryDirectory(self, "mlpc-ckpt")
         let other = try TrainingRun(
             spec: spec, plan: plan, kernels: kernels(for: plan.target.isa), data: data,
-            options: .init(epochs: 2, seed: 99, outputDirectory: scratchDirectory(), mlpcVersion: "test"))
+            options: .init(epochs: 2, seed: 99, outputDirectory: out, mlpcVersion: "test"))
         XCTAssertThrowsError(try other.resume(from: Checkpoint.read(path: run.checkpointPath, plan: plan), path: run.checkpointPath)) {
             XCTAssertTrue("\($0)".contains("its seed is 7, this run's 99"), "\($0)")
         }

@@ -6,8 +6,7 @@ import XCTest
 final class RunPicturesTests: XCTestCase {
     var directory = ""
 
-    override func setUpWithError() throws { directory = try TinyData.makeDirectory() }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+    override func setUpWithError() throws { directory = try TinyData.makeDirectory(self) }
 
     func finishedRun(epochs: Int) throws -> (TrainingRun, Trainer.Evaluation) {
         let run = try TinyData.run(TinyData.specText(batch: 16), directory: directory, epochs: epochs)

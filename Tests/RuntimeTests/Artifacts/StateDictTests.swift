@@ -10,13 +10,8 @@ final class StateDictTests: XCTestCase {
     var scratch = ""
 
     override func setUpWithError() throws {
-        directory = try TinyData.makeDirectory()
-        scratch = try FileFixtures.makeScratchDirectory()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
-        try? FileManager.default.removeItem(atPath: scratch)
+        directory = try TinyData.makeDirectory(self)
+        scratch = try makeTemporaryDirectory(self, "mlpc-files")
     }
 
     func testWeightsFileHoldsPyTorchNamesShapesAndValuesOutOfThePanels() throws {

@@ -94,7 +94,7 @@ final class CanvasTests: XCTestCase {
         var canvas = Canvas(width: 17, height: 11)
         canvas.drawText("ok", x: 1, y: 1, color: .blue)
         canvas.fillRect(x: 12, y: 5, width: 4, height: 4, color: .red)
-        let target = try FileFixtures.makeScratchDirectory() + "/canvas.png"
+        let target = try makeTemporaryDirectory(self, "mlpc-files") + "/canvas.png"
         try canvas.writePNG(to: target)
         let decoded = try FileFixtures.decodeWithPython(target)
         XCTAssertEqual([decoded.width, decoded.height, decoded.channels], [17, 11, 3])

@@ -21,7 +21,7 @@ final class FigureTests: XCTestCase {
 
     /// Writes the canvas, decodes it with the independent Python decoder and checks it matches.
     private func assertPythonDecodes(_ canvas: Canvas, name: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let target = try FileFixtures.makeScratchDirectory() + "/\(name).png"
+        let target = try makeTemporaryDirectory(self, "mlpc-files") + "/\(name).png"
         try canvas.writePNG(to: target)
         let decoded = try FileFixtures.decodeWithPython(target)
         XCTAssertEqual([decoded.width, decoded.height, decoded.channels], [canvas.width, canvas.height, 3], file: file, line: line)

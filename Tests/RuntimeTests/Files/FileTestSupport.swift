@@ -1,20 +1,13 @@
 import Foundation
 import XCTest
 
-// Shared by the file and figure tests: scratch folders, an independent PNG writer (stored deflate
-// blocks, so it needs no zlib) for fixtures the encoder under test cannot make, and a PNG reader
-// written in Python (zlib + struct only) that checks the bytes mlpc writes with another decoder.
+// Shared by the file and figure tests: an independent PNG writer (stored deflate blocks, so it
+// needs no zlib) for fixtures the encoder under test cannot make, and a PNG reader written in
+// Python (zlib + struct only) that checks the bytes mlpc writes with another decoder. Scratch
+// folders come from makeTemporaryDirectory, which removes them when the test ends.
 
 /// Namespaced so these names cannot collide with other test files of the RuntimeTests module.
 enum FileFixtures {
-    static func makeScratchDirectory(_ name: String = #function) throws -> String {
-        let base = FileManager.default.temporaryDirectory.path
-        let safe = name.filter { $0.isLetter || $0.isNumber }
-        let path = "\(base)/mlpc-files-\(safe)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     static let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
         var c = UInt32(n)
         for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }

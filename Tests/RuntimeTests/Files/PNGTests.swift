@@ -28,7 +28,7 @@ final class PNGTests: XCTestCase {
 
     func testEncodedGrayPNGDecodesWithPythonToTheSamePixels() throws {
         let pixels = gradient(width: 13, height: 7, channels: 1)
-        let target = try FileFixtures.makeScratchDirectory() + "/gray.png"
+        let target = try makeTemporaryDirectory(self, "mlpc-files") + "/gray.png"
         try writePNG(width: 13, height: 7, channels: 1, pixels: pixels, to: target)
         let decoded = try FileFixtures.decodeWithPython(target)
         XCTAssertEqual([decoded.width, decoded.height, decoded.channels], [13, 7, 1])
@@ -37,7 +37,7 @@ final class PNGTests: XCTestCase {
 
     func testEncodedRGBPNGDecodesWithPythonToTheSamePixels() throws {
         let pixels = gradient(width: 5, height: 9, channels: 3)
-        let target = try FileFixtures.makeScratchDirectory() + "/rgb.png"
+        let target = try makeTemporaryDirectory(self, "mlpc-files") + "/rgb.png"
         try writePNG(width: 5, height: 9, channels: 3, pixels: pixels, to: target)
         let decoded = try FileFixtures.decodeWithPython(target)
         XCTAssertEqual([decoded.width, decoded.height, decoded.channels], [5, 9, 3])
@@ -117,7 +117,7 @@ final class PNGTests: XCTestCase {
     }
 
     func testReadPNGFromDisk() throws {
-        let target = try FileFixtures.makeScratchDirectory() + "/disk.png"
+        let target = try makeTemporaryDirectory(self, "mlpc-files") + "/disk.png"
         try writePNG(width: 2, height: 2, channels: 1, pixels: [0, 64, 128, 255], to: target)
         XCTAssertEqual(try readPNG(path: target, as: .gray).pixels, [0, 64, 128, 255])
         XCTAssertThrowsError(try readPNG(path: target + ".missing", as: .gray)) { error in

@@ -57,7 +57,7 @@ final class SafetensorsFileTests: XCTestCase {
     }
 
     func testWriteThenReadFromDisk() throws {
-        let directory = try FileFixtures.makeScratchDirectory()
+        let directory = try makeTemporaryDirectory(self, "mlpc-files")
         let target = directory + "/weights.safetensors"
         try sample.write(to: target)
         let read = try SafetensorsFile.read(path: target)
@@ -84,7 +84,7 @@ final class SafetensorsFileTests: XCTestCase {
     }
 
     func testPythonJSONAndStructReadTheWrittenLayout() throws {
-        let directory = try FileFixtures.makeScratchDirectory()
+        let directory = try makeTemporaryDirectory(self, "mlpc-files")
         let target = directory + "/weights.safetensors"
         try sample.write(to: target)
         let script = #"""

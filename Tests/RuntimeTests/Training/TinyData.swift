@@ -35,10 +35,10 @@ enum TinyData {
         return image
     }
 
-    /// Writes train (count) and t10k (count / 4) files into a new temporary directory and returns it.
-    static func makeDirectory(trainCount: Int = 120) throws -> String {
-        let directory = NSTemporaryDirectory() + "mlpc-tiny-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    /// Writes train (count) and t10k (count / 4) files into a new temporary directory, removed when
+    /// `test` ends, and returns it.
+    static func makeDirectory(_ test: XCTestCase, trainCount: Int = 120) throws -> String {
+        let directory = try makeTemporaryDirectory(test, "mlpc-tiny")
         var noise: UInt64 = 42
         for (prefix, count) in [("train", trainCount), ("t10k", trainCount / 4)] {
             let labels = (0..<count).map { UInt8($0 % classes) }
@@ -83,9 +83,11 @@ enum TinyData {
         return (spec, plan, data)
     }
 
+    /// Trains `epochs` epochs on the data in `directory` (one of makeDirectory's). The run's output
+    /// folder goes inside `directory`, so it goes when the test removes that.
     static func run(_ text: String, directory: String, threads: Int = 1, epochs: Int, isa: KernelISA? = nil) throws -> TrainingRun {
         let (spec, plan, data) = try prepare(text, directory: directory, threads: threads, isa: isa)
-        let out = NSTemporaryDirectory() + "mlpc-run-\(UUID().uuidString)"
+        let out = directory + "/run-\(UUID().uuidString)"
         let run = try TrainingRun(
             spec: spec, plan: plan, kernels: kernels(for: plan.target.isa), data: data,
             options: .init(epochs: epochs, seed: spec.seed.value, outputDirectory: out, mlpcVersion: "test"))

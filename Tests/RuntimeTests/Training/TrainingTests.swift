@@ -10,8 +10,7 @@ import XCTest
 final class TrainingTests: XCTestCase {
     var directory = ""
 
-    override func setUpWithError() throws { directory = try TinyData.makeDirectory() }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+    override func setUpWithError() throws { directory = try TinyData.makeDirectory(self) }
 
     func testTinyDatasetTrainsToNearZeroLoss() throws {
         let run = try TinyData.run(TinyData.specText(), directory: directory, epochs: 40)
@@ -84,8 +83,7 @@ final class TrainingTests: XCTestCase {
 final class AllocationTests: XCTestCase {
     func testTrainingStepAllocatesNothingAfterWarmUp() throws {
         guard malloc_counter_available() == 1 else { throw XCTSkip("malloc interposition is off under sanitizers") }
-        let directory = try TinyData.makeDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let directory = try TinyData.makeDirectory(self)
         let text = TinyData.specText(
             layers: "    - flatten\n    - linear: {out: 64, activation: relu}\n    - dropout: {p: 0.2}\n    - linear: {out: 32, activation: gelu}\n    - linear: {out: 3}")
         for threads in [1, 2] {
@@ -123,8 +121,7 @@ final class AllocationTests: XCTestCase {
     /// batch 8192 alone would be hundreds of kilobytes).
     func testArenaIsTheOnlyAllocationThatGrowsWithTheBatch() throws {
         guard malloc_counter_available() == 1 else { throw XCTSkip("malloc interposition is off under sanitizers") }
-        let directory = try TinyData.makeDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let directory = try TinyData.makeDirectory(self)
         let pool = WorkerPool(threads: 1)
         var overhead: [Int] = []
         for batch in [8, 512, 8192] {
