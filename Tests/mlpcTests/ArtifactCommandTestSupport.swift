@@ -64,12 +64,6 @@ enum ArtifactCLI {
         return finish(process, out, err)
     }
 
-    static func scratchDirectory(_ label: String) throws -> String {
-        let path = NSTemporaryDirectory() + "mlpc-artifacts-\(label)-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     static let side = TinyDataset.side
 
     /// The tiny dataset of TinyDataset with `trainCount` training and `trainCount / 4` test images.

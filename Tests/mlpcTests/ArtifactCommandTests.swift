@@ -14,16 +14,28 @@ final class ArtifactCommandTests: XCTestCase {
 
     func trained() throws -> TrainedRun {
         if let shared = Self.shared { return shared }
-        let root = try ArtifactCLI.scratchDirectory("shared")
-        try ArtifactCLI.writeDataset(into: root, trainCount: 240)
-        let spec = root + "/tiny.yaml"
-        try ArtifactCLI.spec(epochs: 15).write(toFile: spec, atomically: true, encoding: .utf8)
-        let result = try ArtifactCLI.run(["run", spec, "--data-dir", root, "--out", root + "/run", "--quiet"])
-        XCTAssertEqual(result.status, 0, result.error)
-        guard result.status == 0 else { throw XCTSkip("training the shared run failed: \(result.error)") }
-        let trained = TrainedRun(data: root, run: root + "/run", spec: spec)
-        Self.shared = trained
-        return trained
+        // Outlives this test: removed in the class tear-down, or here when training fails.
+        let root = try createTemporaryDirectory("mlpc-artifacts-shared")
+        do {
+            try ArtifactCLI.writeDataset(into: root, trainCount: 240)
+            let spec = root + "/tiny.yaml"
+            try ArtifactCLI.spec(epochs: 15).write(toFile: spec, atomically: true, encoding: .utf8)
+            let result = try ArtifactCLI.run(["run", spec, "--data-dir", root, "--out", root + "/run", "--quiet"])
+            XCTAssertEqual(result.status, 0, result.error)
+            guard result.status == 0 else { throw XCTSkip("training the shared run failed: \(result.error)") }
+            let trained = TrainedRun(data: root, run: root + "/run", spec: spec)
+            Self.shared = trained
+            return trained
+        } catch {
+            try? FileManager.default.removeItem(atPath: root)
+            throw error
+        }
+    }
+
+    override class func tearDown() {
+        if let shared = Self.shared { try? FileManager.default.removeItem(atPath: shared.data) }
+        Self.shared = nil
+        super.tearDown()
     }
 
     func testRunLeavesModelWeightsCheckpointAndPictures() throws {
@@ -171,7 +183,7 @@ final class ArtifactCommandTests: XCTestCase {
         var result = try ArtifactCLI.run(["show", t.data, "--index", "240", "--train"])
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.error.contains("train-images-idx3-ubyte holds 240 images"), result.error)
-        let empty = try ArtifactCLI.scratchDirectory("empty")
+        let empty = try makeTemporaryDirectory(self, "mlpc-artifacts-empty")
         result = try ArtifactCLI.run(["show", empty, "--index", "0"])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.error.contains("t10k-images-idx3-ubyte"), result.error)
@@ -181,8 +193,7 @@ final class ArtifactCommandTests: XCTestCase {
     /// A real SIGINT to a training child: it finishes the step, saves a checkpoint, says how to resume
     /// and exits 3; resuming ends with exactly the weights of a run that was never interrupted.
     func testInterruptSavesACheckpointAndResumeEndsWithTheUninterruptedWeights() throws {
-        let root = try ArtifactCLI.scratchDirectory("sigint")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        let root = try makeTemporaryDirectory(self, "mlpc-artifacts-sigint")
         try ArtifactCLI.writeDataset(into: root, trainCount: 12000)
         let spec = root + "/tiny.yaml"
         try ArtifactCLI.spec(hidden: 32, epochs: 30, batch: 4, dropout: true).write(toFile: spec, atomically: true, encoding: .utf8)
@@ -234,7 +245,7 @@ final class ArtifactCommandTests: XCTestCase {
     }
 
     func testResumeOfADirectoryWithoutCheckpointFails() throws {
-        let empty = try ArtifactCLI.scratchDirectory("nocheckpoint")
+        let empty = try makeTemporaryDirectory(self, "mlpc-artifacts-nocheckpoint")
         let result = try ArtifactCLI.run(["run", "--resume", empty])
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.error.contains("\(empty)/spec.yaml does not exist"), result.error)

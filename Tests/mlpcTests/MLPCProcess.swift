@@ -64,8 +64,7 @@ enum MLPCProcess {
         executable: String? = nil
     ) throws -> CommandResult {
         let binary = try executable ?? binaryPath()
-        let scratch = NSTemporaryDirectory() + "mlpc-out-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let scratch = try createTemporaryDirectory("mlpc-out")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let stdoutPath = scratch + "/stdout"
         let stderrPath = scratch + "/stderr"
@@ -122,11 +121,19 @@ func assertNoCrash(_ result: CommandResult, file: StaticString = #filePath, line
     }
 }
 
-/// A fresh temporary directory, removed when the test ends.
+/// A fresh directory `label-<UUID>` in the system's temporary folder, removed with everything in it
+/// when `test` ends, passed or failed, so repeated test runs leave nothing behind in /tmp.
 func makeTemporaryDirectory(_ test: XCTestCase, _ label: String = "mlpc-test") throws -> String {
+    let path = try createTemporaryDirectory(label)
+    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+    return path
+}
+
+/// A fresh directory `label-<UUID>` in the system's temporary folder that the caller removes: for
+/// folders that outlive one test (a class's shared fixture) or belong to no test.
+func createTemporaryDirectory(_ label: String) throws -> String {
     let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
     return path
 }
 
