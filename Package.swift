@@ -56,6 +56,8 @@ let package = Package(
 
         // Flush-to-zero for the threads that run kernels.
         .target(name: "CFloatEnvironment"),
+        // Cache prefetch of the next batch's rows (C: Swift has no prefetch instruction).
+        .target(name: "CMemoryHints"),
         // SHA-256 block compression on the CPU's SHA instructions (checked at run time), for dataset checksums.
         .target(name: "CSHA256"),
         // HTTP GET on libcurl opened with dlopen at the first download: the executable links no
@@ -72,7 +74,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
-                "CZlib", "CPNG", "CFloatEnvironment", "CSHA256", "CCurlLoader",
+                "CZlib", "CPNG", "CFloatEnvironment", "CMemoryHints", "CSHA256", "CCurlLoader",
             ],
             swiftSettings: [
                 .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),

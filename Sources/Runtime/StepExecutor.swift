@@ -1,4 +1,5 @@
 import CFloatEnvironment
+import CMemoryHints
 import Foundation
 import KernelInterface
 import Planner
@@ -50,19 +51,26 @@ public final class StepExecutor {
     }
 
     /// The source of a batch: uint8 images (features per row) and labels, and the row indices to take.
+    /// `upcoming` names the rows of the batch after this one, when the caller knows it: the gather
+    /// prefetches them, so that the next step's random rows come from cache instead of memory.
     public struct BatchSource {
         public var images: UnsafePointer<UInt8>
         public var labels: UnsafePointer<UInt8>
         public var features: Int
         public var indices: UnsafePointer<Int32>
         public var rows: Int
+        public var upcoming: UnsafeBufferPointer<Int32>
 
-        public init(images: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, features: Int, indices: UnsafePointer<Int32>, rows: Int) {
+        public init(
+            images: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, features: Int, indices: UnsafePointer<Int32>, rows: Int,
+            upcoming: UnsafeBufferPointer<Int32> = UnsafeBufferPointer(start: nil, count: 0)
+        ) {
             self.images = images
             self.labels = labels
             self.features = features
             self.indices = indices
             self.rows = rows
+            self.upcoming = upcoming
         }
     }
 
@@ -140,6 +148,11 @@ public final class StepExecutor {
             pool.run(parts: p) { part in
                 k.gatherRows(
                     batch.images, batch.labels, batch.features, batch.indices, batch.rows, scale, shift, input, labels, part, p)
+                // Each part prefetches the rows it will gather next time (the same split).
+                if let upcoming = batch.upcoming.baseAddress {
+                    let share = partRange(count: batch.upcoming.count, granule: 1, part: part, parts: p)
+                    mlpc_prefetch_rows(batch.images, batch.features, upcoming + share.lowerBound, share.count)
+                }
             }
         case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts):
             let p = min(parts, threads)

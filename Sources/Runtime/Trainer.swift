@@ -120,9 +120,11 @@ public final class Trainer {
                 try epochOrder.withUnsafeBufferPointer { order in
                     for step in first..<steps {
                         let rows = min(b, order.count - step * b)
+                        let next = (step + 1) * b
                         let batch = StepExecutor.BatchSource(
                             images: images.baseAddress!, labels: labels.baseAddress!, features: train.featureCount,
-                            indices: order.baseAddress! + step * b, rows: rows)
+                            indices: order.baseAddress! + step * b, rows: rows,
+                            upcoming: UnsafeBufferPointer(rebasing: order[min(next, order.count)..<min(next + b, order.count)]))
                         let loss = executor.forward(batch)
                         if !loss.isFinite {
                             let culprit = nonFiniteReport(batch)
@@ -229,9 +231,11 @@ public func evaluateClassifier(_ executor: StepExecutor, _ data: LabeledImages, 
                 var start = 0
                 while start < order.count {
                     let rows = min(b, order.count - start)
+                    let next = start + rows
                     let batch = StepExecutor.BatchSource(
                         images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
-                        indices: order.baseAddress! + start, rows: rows)
+                        indices: order.baseAddress! + start, rows: rows,
+                        upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
                     let predictions = executor.evaluate(batch)
                     for r in 0..<rows {
                         let truth = Int(labels[Int(order[start + r])])

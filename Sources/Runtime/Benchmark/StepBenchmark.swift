@@ -98,9 +98,12 @@ public final class StepBenchmark {
                     func nextBatch() -> StepExecutor.BatchSource {
                         let start = (cursor % batchCount) * b
                         cursor += 1
+                        // The batch after it, as training names it for the gather's prefetch.
+                        let next = (cursor % batchCount) * b
                         return StepExecutor.BatchSource(
                             images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
-                            indices: order.baseAddress! + start, rows: min(b, order.count - start))
+                            indices: order.baseAddress! + start, rows: min(b, order.count - start),
+                            upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
                     }
                     for _ in 0..<max(0, warmupSteps) {
                         let batch = nextBatch()
@@ -208,7 +211,11 @@ extension LabeledImages {
         let features = imageShape.reduce(1, *)
         var seeder = SplitMix64(state: seed)
         var rng = Xoshiro256StarStar(seeder: &seeder)
-        var images = [UInt8](repeating: 0, count: max(0, count) * features)
+        var images = [UInt8](unsafeUninitializedCapacity: max(0, count) * features) { buffer, initialized in
+            if let base = buffer.baseAddress { adviseHugePages(UnsafeMutableRawPointer(base), bytes: buffer.count) }
+            buffer.initialize(repeating: 0)
+            initialized = buffer.count
+        }
         var i = 0
         while i < images.count {
             var bits = rng.next()

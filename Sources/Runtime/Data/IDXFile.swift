@@ -228,6 +228,7 @@ public struct IDXFile: Sendable {
         hasher.update(headerBytes(header.dimensions))
         var got = 0
         let data = try [UInt8](unsafeUninitializedCapacity: dataLength) { buffer, initialized in
+            adviseHugePages(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: dataLength)
             got = try reader.read(into: UnsafeMutableRawPointer(buffer.baseAddress!), count: dataLength, hashingInto: &hasher)
             if got < dataLength {
                 // Zero the rest so the buffer is fully initialized before it is thrown away.
