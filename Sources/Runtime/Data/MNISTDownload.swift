@@ -63,11 +63,21 @@ public struct DatasetDownloadError: Error, CustomStringConvertible, Sendable {
 /// (neither NAME nor NAME.gz exists) from `mirrors`, and verifying each download against
 /// `checksums` (SHA-256 of the decompressed bytes, by file name). Files already there are left as
 /// they are: `IDXDataset.load` verifies them. `timeout` bounds both connecting and each silence
-/// while receiving. Returns the paths written; `log` is told about each download.
+/// while receiving. Returns the paths written; `log` is told about each download. `libraryNames`
+/// replaces the platform's libcurl names (`HTTPDownloader`), so tests can make it missing.
 @discardableResult
 public func ensureMNIST(
     directory: String, mirrors: [String] = mnistMirrors(), checksums: [String: SHA256Digest] = MNISTChecksums.decompressed,
     layout: IDXDatasetLayout = .mnist, timeout: TimeInterval = 30, log: (String) -> Void
+) throws -> [String] {
+    try ensureMNIST(
+        directory: directory, mirrors: mirrors, checksums: checksums, layout: layout, timeout: timeout, libraryNames: nil, log: log)
+}
+
+@discardableResult
+func ensureMNIST(
+    directory: String, mirrors: [String], checksums: [String: SHA256Digest], layout: IDXDatasetLayout, timeout: TimeInterval,
+    libraryNames: [String]?, log: (String) -> Void
 ) throws -> [String] {
     let located = DatasetLocator.locate(directory: directory, layout: layout)
     let missingNames = DatasetFileRole.allCases.filter { located[$0] == nil }.map { layout.name(of: $0) }
@@ -81,7 +91,7 @@ public func ensureMNIST(
         throw DatasetDownloadError(directory: directory, missing: missing, directoryProblem: error.localizedDescription)
     }
 
-    let client = HTTPDownloader(timeout: timeout)
+    let client = HTTPDownloader(timeout: timeout, libraryNames: libraryNames)
     var written: [String] = []
     var failed: [DatasetDownloadError.MissingFile] = []
     for (name, destination) in zip(missingNames, destinations) {

@@ -94,6 +94,32 @@ final class MNISTDownloadTests: XCTestCase {
         XCTAssertEqual(filesInTarget(), [])
     }
 
+    /// Without libcurl every mirror would fail the same way: each missing file gets one attempt, whose
+    /// failure says libcurl is not installed and where to put the files by hand, and nothing is written.
+    func testWithoutLibcurlEachFileIsTriedOnceAndTheErrorSaysWhatToDo() throws {
+        let port = try DataFixtures.unusedPort()
+        let mirrors = ["http://127.0.0.1:\(port)/a/", "http://127.0.0.1:\(port)/b/"]
+        var logged: [String] = []
+        do {
+            try ensureMNIST(
+                directory: target, mirrors: mirrors, checksums: MNISTChecksums.decompressed, layout: .mnist, timeout: 5,
+                libraryNames: ["libmlpc-absent-curl.so.4"]
+            ) { logged.append($0) }
+            XCTFail("expected a download error")
+        } catch let error as DatasetDownloadError {
+            XCTAssertEqual(error.missing.map(\.name), DatasetFileRole.allCases.map { layout.name(of: $0) })
+            for file in error.missing {
+                XCTAssertEqual(file.attempts.map(\.url), [mirrors[0] + file.name + ".gz"], "\(file.name) was tried more than once")
+                let failure = file.attempts.first?.failure ?? ""
+                XCTAssertTrue(failure.contains("libcurl (libmlpc-absent-curl.so.4) is not installed"), failure)
+                XCTAssertTrue(failure.contains("put the MNIST files in \(target)"), failure)
+            }
+            XCTAssertTrue(error.description.contains("is not installed"), error.description)
+        }
+        XCTAssertEqual(logged.filter { $0.hasPrefix("downloading") }.count, DatasetFileRole.allCases.count, "\(logged)")
+        XCTAssertEqual(filesInTarget(), [])
+    }
+
     func testMirrorServing404GivesTheStatusAndTheNextMirrorIsTried() throws {
         let empty = "\(scratch)/empty"
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
