@@ -1,4 +1,11 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#elseif canImport(Musl)
+import Musl
+#endif
 
 // A labelled image dataset stored as four IDX files (train and test images and labels), such as
 // MNIST. Loading reads and checks all four before training starts, so every problem is reported
@@ -153,15 +160,7 @@ public struct IDXDataset: Sendable {
         let missing = DatasetFileRole.allCases.filter { located[$0] == nil }.map { layout.name(of: $0) }
         guard missing.isEmpty else { throw DatasetError.missingFiles(directory: directory, names: missing) }
 
-        var files: [DatasetFileRole: IDXFile] = [:]
-        for role in DatasetFileRole.allCases {
-            guard let path = located[role] else { continue }
-            do {
-                files[role] = try IDXFile.read(path: path)
-            } catch let error as IDXError {
-                throw DatasetError.file(error)
-            }
-        }
+        let files = try readFiles(located)
         guard let trainImages = files[.trainImages], let trainLabels = files[.trainLabels],
             let testImages = files[.testImages], let testLabels = files[.testLabels]
         else {
@@ -188,6 +187,41 @@ public struct IDXDataset: Sendable {
         let test = try pair(images: testImages, labels: testLabels, imagesRole: .testImages, labelsRole: .testLabels,
                             classCount: classCount, imageShape: imageShape)
         return IDXDataset(train: train, test: test, files: records)
+    }
+
+    /// Reads the files at `paths`. Train images, the largest by far (inflating and hashing it is most
+    /// of the load time), is read on a second thread while this thread reads the rest. Each outcome
+    /// is kept, and the first failure in `DatasetFileRole.allCases` order is thrown only after the
+    /// join, so the error is the one a sequential read reports, whichever thread fails first.
+    static func readFiles(_ paths: [DatasetFileRole: String]) throws -> [DatasetFileRole: IDXFile] {
+        let read = { (path: String) in Result { try IDXFile.read(path: path) } }
+        let (trainImages, others) = runConcurrently(
+            { paths[.trainImages].map(read) },
+            { () -> [DatasetFileRole: Result<IDXFile, Error>] in
+                var outcomes: [DatasetFileRole: Result<IDXFile, Error>] = [:]
+                for role in DatasetFileRole.allCases where role != .trainImages {
+                    guard let path = paths[role] else { continue }
+                    let outcome = read(path)
+                    outcomes[role] = outcome
+                    // The files after this one come later in the order, so none of them can
+                    // change which error is reported: skip them.
+                    if case .failure = outcome { break }
+                }
+                return outcomes
+            })
+        var outcomes = others
+        outcomes[.trainImages] = trainImages
+
+        var files: [DatasetFileRole: IDXFile] = [:]
+        for role in DatasetFileRole.allCases {
+            switch outcomes[role] {
+            case .success(let file): files[role] = file
+            case .failure(let error as IDXError): throw DatasetError.file(error)
+            case .failure(let error): throw error
+            case nil: continue
+            }
+        }
+        return files
     }
 
     static func expectedChecksums(
@@ -332,3 +366,49 @@ public func probeDataset(directory: String, layout: IDXDatasetLayout = .mnist, i
     }
     return DatasetProbe(directory: directory, files: files, problems: problems)
 }
+
+/// Runs `background` on a new thread while this thread runs `here`, and returns both results once the
+/// new thread has been joined, so nothing it started outlives the call. When no thread can be started
+/// both run here, one after the other.
+func runConcurrently<Background, Here>(
+    _ background: @escaping () -> Background, _ here: () -> Here
+) -> (Background, Here) {
+    let slot = ThreadResultSlot<Background>()
+    let entry = ThreadEntry { slot.value = background() }
+    let context = Unmanaged.passRetained(entry).toOpaque()
+    var thread = pthread_t()
+    guard pthread_create(&thread, nil, threadEntryMain, context) == 0 else {
+        Unmanaged<ThreadEntry>.fromOpaque(context).release()
+        return (background(), here())
+    }
+    let hereValue = here()
+    pthread_join(thread, nil)
+    // The thread stored its result before it ended, and pthread_join orders that store before this read.
+    guard let backgroundValue = slot.value else { preconditionFailure("the joined thread stored no result") }
+    return (backgroundValue, hereValue)
+}
+
+/// Where a thread started by `runConcurrently` leaves its result (a class so the thread's closure and
+/// the caller share it).
+private final class ThreadResultSlot<Value> {
+    var value: Value?
+}
+
+/// The closure a thread runs, passed through pthread_create's context pointer.
+private final class ThreadEntry {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+#if canImport(Darwin)
+private func threadEntryMain(_ context: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
+    Unmanaged<ThreadEntry>.fromOpaque(context).takeRetainedValue().run()
+    return nil
+}
+#else
+private func threadEntryMain(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let context else { return nil }
+    Unmanaged<ThreadEntry>.fromOpaque(context).takeRetainedValue().run()
+    return nil
+}
+#endif
