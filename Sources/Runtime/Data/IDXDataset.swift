@@ -1,11 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#elseif canImport(Musl)
-import Musl
-#endif
 
 // A labelled image dataset stored as four IDX files (train and test images and labels), such as
 // MNIST. Loading reads and checks all four before training starts, so every problem is reported
@@ -366,49 +359,3 @@ public func probeDataset(directory: String, layout: IDXDatasetLayout = .mnist, i
     }
     return DatasetProbe(directory: directory, files: files, problems: problems)
 }
-
-/// Runs `background` on a new thread while this thread runs `here`, and returns both results once the
-/// new thread has been joined, so nothing it started outlives the call. When no thread can be started
-/// both run here, one after the other.
-func runConcurrently<Background, Here>(
-    _ background: @escaping () -> Background, _ here: () -> Here
-) -> (Background, Here) {
-    let slot = ThreadResultSlot<Background>()
-    let entry = ThreadEntry { slot.value = background() }
-    let context = Unmanaged.passRetained(entry).toOpaque()
-    var thread = pthread_t()
-    guard pthread_create(&thread, nil, threadEntryMain, context) == 0 else {
-        Unmanaged<ThreadEntry>.fromOpaque(context).release()
-        return (background(), here())
-    }
-    let hereValue = here()
-    pthread_join(thread, nil)
-    // The thread stored its result before it ended, and pthread_join orders that store before this read.
-    guard let backgroundValue = slot.value else { preconditionFailure("the joined thread stored no result") }
-    return (backgroundValue, hereValue)
-}
-
-/// Where a thread started by `runConcurrently` leaves its result (a class so the thread's closure and
-/// the caller share it).
-private final class ThreadResultSlot<Value> {
-    var value: Value?
-}
-
-/// The closure a thread runs, passed through pthread_create's context pointer.
-private final class ThreadEntry {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
-}
-
-#if canImport(Darwin)
-private func threadEntryMain(_ context: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
-    Unmanaged<ThreadEntry>.fromOpaque(context).takeRetainedValue().run()
-    return nil
-}
-#else
-private func threadEntryMain(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    guard let context else { return nil }
-    Unmanaged<ThreadEntry>.fromOpaque(context).takeRetainedValue().run()
-    return nil
-}
-#endif
