@@ -61,6 +61,9 @@ public final class Trainer {
     public var onStep: (_ step: Int, _ steps: Int) -> Void = { _, _ in }
     /// Updated after every step, so an interrupted epoch can be checkpointed and continued.
     public private(set) var progress = EpochProgress(epoch: 0, stepsDone: 0, lossSum: 0, rowsSeen: 0, lastLoss: 0)
+    /// The test-set evaluation that ended the last epoch, while the parameters are still the ones it
+    /// saw (starting an epoch clears it): a run's final evaluation reuses it rather than repeating it.
+    public private(set) var latestTestEvaluation: Evaluation?
 
     public init(
         executor: StepExecutor, train: LabeledImages, test: LabeledImages, seed: UInt64, shuffle: Bool, dropLast: Bool,
@@ -108,6 +111,7 @@ public final class Trainer {
     /// `resumed.stepsDone` steps (its epoch must be `epoch`), giving the same result as an uninterrupted epoch.
     public func runEpoch(_ epoch: Int, resuming resumed: EpochProgress? = nil) throws -> EpochMetrics {
         let start = DispatchTime.now().uptimeNanoseconds
+        latestTestEvaluation = nil
         prepareOrder(epoch: epoch)
         let b = plan.batchSize
         let steps = stepsPerEpoch
@@ -149,7 +153,9 @@ public final class Trainer {
                 source: bad.location)
         }
         let trainEnd = DispatchTime.now().uptimeNanoseconds
-        let accuracy = evaluate(test, indices: nil).accuracy
+        let testEvaluation = evaluate(test, indices: nil)
+        latestTestEvaluation = testEvaluation
+        let accuracy = testEvaluation.accuracy
         var validation: Double? = nil
         if !validationIndices.isEmpty { validation = evaluate(train, indices: validationIndices).accuracy }
         let end = DispatchTime.now().uptimeNanoseconds

@@ -143,10 +143,10 @@ public final class TrainingRun {
         return m
     }
 
-    /// Final evaluation on the test set, recorded with its 95% confidence interval; writes
-    /// weights.safetensors, model.safetensors and the pictures.
+    /// Final evaluation on the test set (the last epoch's, when an epoch was trained), recorded with its
+    /// 95% confidence interval; writes weights.safetensors, model.safetensors and the pictures.
     public func finish() throws -> Trainer.Evaluation {
-        let evaluation = trainer.evaluate(data.test, indices: nil)
+        let evaluation = trainer.latestTestEvaluation ?? trainer.evaluate(data.test, indices: nil)
         let parameters = UnsafePointer(trainer.executor.parameters)
         try writeWeightsFile(plan: plan, parameters: parameters, to: weightsPath)
         try writeModelFile(

@@ -17,6 +17,29 @@ final class RunPicturesTests: XCTestCase {
         try readPNG(path: run.options.outputDirectory + "/" + name, as: .rgb)
     }
 
+    /// finish() takes the evaluation that ended the last epoch instead of repeating it: it must be what
+    /// evaluating the final parameters gives.
+    func testFinishReportsTheEvaluationOfTheFinalParameters() throws {
+        let run = try TinyData.run(TinyData.specText(batch: 16), directory: directory, epochs: 2)
+        let kept = try XCTUnwrap(run.trainer.latestTestEvaluation, "the last epoch's evaluation was not kept")
+        let final = try run.finish()
+        let fresh = run.trainer.evaluate(run.data.test, indices: nil)
+        for evaluation in [kept, final] {
+            XCTAssertEqual(evaluation.correct, fresh.correct)
+            XCTAssertEqual(evaluation.total, fresh.total)
+            XCTAssertEqual(evaluation.confusion, fresh.confusion)
+            XCTAssertEqual(evaluation.predictions, fresh.predictions)
+        }
+    }
+
+    func testStartingAnEpochForgetsTheKeptEvaluation() throws {
+        let run = try TinyData.run(TinyData.specText(batch: 16), directory: directory, epochs: 1)
+        XCTAssertNotNil(run.trainer.latestTestEvaluation)
+        run.trainer.stopRequested = { true }
+        XCTAssertThrowsError(try run.trainer.runEpoch(2))
+        XCTAssertNil(run.trainer.latestTestEvaluation, "an interrupted epoch changed the parameters but kept the old evaluation")
+    }
+
     func testFinishWritesWeightsModelAndFourPictures() throws {
         let (run, _) = try finishedRun(epochs: 2)
         for name in ["weights.safetensors", "model.safetensors", "checkpoint.safetensors", "samples.png", "predictions.png", "curves.png", "confusion.png"] {
