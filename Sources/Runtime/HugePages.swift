@@ -6,12 +6,14 @@ import Glibc
 let hugePageBytes = 2 << 20
 
 /// The addresses of the whole huge pages inside `[start, start + bytes)`: from `start` rounded up to a
-/// huge-page boundary to the end rounded down; nil when no whole huge page fits.
-func hugePageSpan(start: Int, bytes: Int, pageBytes: Int = hugePageBytes) -> Range<Int>? {
+/// huge-page boundary to the end rounded down; nil when no whole huge page fits (or the range would
+/// pass the end of the address space).
+func hugePageSpan(start: UInt, bytes: Int, pageBytes: UInt = UInt(hugePageBytes)) -> Range<UInt>? {
     guard bytes > 0, pageBytes > 0 else { return nil }
-    let (end, overflow) = start.addingReportingOverflow(bytes)
-    guard !overflow else { return nil }
-    let first = (start + pageBytes - 1) / pageBytes * pageBytes
+    let (end, endOverflow) = start.addingReportingOverflow(UInt(bytes))
+    let (roundedUp, upOverflow) = start.addingReportingOverflow(pageBytes - 1)
+    guard !endOverflow, !upOverflow else { return nil }
+    let first = roundedUp / pageBytes * pageBytes
     let last = end / pageBytes * pageBytes
     return last > first ? first..<last : nil
 }
@@ -23,9 +25,9 @@ func hugePageSpan(start: Int, bytes: Int, pageBytes: Int = hugePageBytes) -> Ran
 /// 15-20. Only advice: where transparent huge pages are off, or not on Linux, nothing changes.
 func adviseHugePages(_ start: UnsafeMutableRawPointer, bytes: Int) {
     #if os(Linux)
-    guard let span = hugePageSpan(start: Int(bitPattern: start), bytes: bytes),
+    guard let span = hugePageSpan(start: UInt(bitPattern: start), bytes: bytes),
         let aligned = UnsafeMutableRawPointer(bitPattern: span.lowerBound)
     else { return }
-    _ = madvise(aligned, span.count, MADV_HUGEPAGE)
+    _ = madvise(aligned, Int(span.upperBound - span.lowerBound), MADV_HUGEPAGE)
     #endif
 }

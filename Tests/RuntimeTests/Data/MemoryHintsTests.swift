@@ -10,21 +10,24 @@ import XCTest
 /// change no result.
 final class MemoryHintsTests: XCTestCase {
     func testHugePageSpanIsTheWholePagesInsideTheRange() {
-        let page = 2 << 20
-        XCTAssertEqual(hugePageSpan(start: 0, bytes: 3 * page), 0..<(3 * page))
-        XCTAssertEqual(hugePageSpan(start: 100, bytes: 3 * page), page..<(3 * page))
-        XCTAssertEqual(hugePageSpan(start: page - 1, bytes: 2 * page + 1), page..<(3 * page))
+        let page: UInt = 2 << 20
+        XCTAssertEqual(hugePageSpan(start: 0, bytes: 3 * Int(page)), 0..<(3 * page))
+        XCTAssertEqual(hugePageSpan(start: 100, bytes: 3 * Int(page)), page..<(3 * page))
+        XCTAssertEqual(hugePageSpan(start: page - 1, bytes: 2 * Int(page) + 1), page..<(3 * page))
         XCTAssertEqual(hugePageSpan(start: page + 4096, bytes: 47_040_000), (2 * page)..<((page + 4096 + 47_040_000) / page * page))
     }
 
     func testHugePageSpanIsNilWhenNoWholePageFits() {
-        let page = 2 << 20
-        XCTAssertNil(hugePageSpan(start: 0, bytes: page - 1))
-        XCTAssertNil(hugePageSpan(start: 16, bytes: page))
-        XCTAssertNil(hugePageSpan(start: page + 1, bytes: page + 100))
+        let page: UInt = 2 << 20
+        XCTAssertNil(hugePageSpan(start: 0, bytes: Int(page) - 1))
+        XCTAssertNil(hugePageSpan(start: 16, bytes: Int(page)))
+        XCTAssertNil(hugePageSpan(start: page + 1, bytes: Int(page) + 100))
         XCTAssertNil(hugePageSpan(start: 0, bytes: 0))
         XCTAssertNil(hugePageSpan(start: 64, bytes: -5))
-        XCTAssertNil(hugePageSpan(start: Int.max - 10, bytes: 4 * page))
+        // Ranges that would pass the end of the address space, whether or not rounding up does.
+        XCTAssertNil(hugePageSpan(start: UInt.max - 10, bytes: 4 * Int(page)))
+        XCTAssertNil(hugePageSpan(start: UInt.max - 10, bytes: 5))
+        XCTAssertNil(hugePageSpan(start: UInt.max - page, bytes: Int(page)))
     }
 
     func testAdvisedMemoryKeepsWhatIsWrittenIntoIt() {
