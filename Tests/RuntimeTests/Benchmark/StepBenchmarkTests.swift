@@ -11,12 +11,7 @@ final class StepBenchmarkTests: XCTestCase {
     static let layers = "    - flatten\n    - linear: {out: 16, activation: relu}\n    - linear: {out: 3}"
 
     func makePlan(threads: Int = 1) throws -> Plan {
-        let text = TinyData.specText(layers: Self.layers)
-        let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "tiny.yaml", dataDirectoryOverride: "unused")
-        guard let spec = loaded.spec else { throw TestFailure("spec did not load: \(loaded.diagnostics)") }
-        let (plan, diagnostics) = Planner.makePlan(spec, target: hostTarget(threads: threads, isa: CPUFeatures.current().bestISA))
-        guard let plan, !diagnostics.hasErrors else { throw TestFailure("plan failed: \(diagnostics)") }
-        return plan
+        try TinyData.plan(TinyData.specText(layers: Self.layers), threads: threads).1
     }
 
     func images(count: Int = 100, seed: UInt64 = 5) -> LabeledImages {

@@ -1,7 +1,6 @@
 import Foundation
 import KernelInterface
 import Planner
-import SpecParser
 import XCTest
 
 @testable import Runtime
@@ -45,30 +44,9 @@ final class MemoryHintsTests: XCTestCase {
     /// Two executors from the same plan and seed train on the same batches, one told each next batch
     /// (so its gather prefetches it, as training does) and one not: the parameters stay bit-identical.
     func testPrefetchingTheNextBatchChangesNoResult() throws {
-        let text = """
-            name: hints
-            seed: 3
-            data:
-              dir: unused
-              normalize: {mean: 0.5, std: 0.5}
-            model:
-              input_shape: [1, 12, 12]
-              layers:
-                - flatten
-                - linear: {out: 40, activation: relu}
-                - linear: {out: 5}
-            loss: cross_entropy
-            optimizer: {kind: adam, lr: 0.01}
-            training:
-              batch_size: 16
-              epochs: 1
-              threads: 2
-            """
-        let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "hints.yaml", dataDirectoryOverride: "/nonexistent")
-        let spec = try XCTUnwrap(loaded.spec, "\(loaded.diagnostics)")
-        let (plan, diagnostics) = makePlan(spec, target: hostTarget(threads: 2, isa: CPUFeatures.current().bestISA))
-        let checked = try XCTUnwrap(plan, "\(diagnostics)")
-        let data = LabeledImages.synthetic(count: 90, imageShape: [12, 12], classes: 5, seed: 9)
+        let layers = "    - flatten\n    - linear: {out: 40, activation: relu}\n    - linear: {out: 5}"
+        let checked = try TinyData.plan(TinyData.specText(layers: layers, batch: 16, epochs: 1, threads: 2, seed: 3), threads: 2).1
+        let data = LabeledImages.synthetic(count: 90, imageShape: [TinyData.side, TinyData.side], classes: 5, seed: 9)
         // A shuffled order whose last batch is ragged (90 = 5 x 16 + 10).
         let order: [Int32] = (0..<90).map { Int32(($0 * 37 + 11) % 90) }
 
@@ -87,7 +65,7 @@ final class MemoryHintsTests: XCTestCase {
                                 ? UnsafeBufferPointer(rebasing: order[next..<min(next + 16, order.count)])
                                 : UnsafeBufferPointer(start: nil, count: 0)
                             let batch = StepExecutor.BatchSource(
-                                images: images.baseAddress!, labels: labels.baseAddress!, features: 144,
+                                images: images.baseAddress!, labels: labels.baseAddress!, features: TinyData.side * TinyData.side,
                                 indices: order.baseAddress! + start, rows: rows, upcoming: upcoming)
                             _ = executor.forward(batch)
                             executor.backwardAndUpdate(rows: rows)

@@ -30,11 +30,7 @@ final class OptimizerShareTests: XCTestCase {
               batch_size: 64
               epochs: 1
             """
-        let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "reference.yaml", dataDirectoryOverride: "unused")
-        guard let spec = loaded.spec else { throw TestFailure("spec did not load: \(loaded.diagnostics)") }
-        let (plan, diagnostics) = makePlan(spec, target: hostTarget(threads: threads, isa: CPUFeatures.current().bestISA))
-        guard let plan, !diagnostics.hasErrors else { throw TestFailure("plan failed: \(diagnostics)") }
-        return plan
+        return try TinyData.plan(text, path: "reference.yaml", threads: threads).1
     }
 
     func testEveryParameterFloatIsInExactlyOneShare() throws {
@@ -70,10 +66,7 @@ final class OptimizerShareTests: XCTestCase {
     }
 
     func testSmallBlocksAreOnePartsWork() throws {
-        let text = TinyData.specText()
-        let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "tiny.yaml", dataDirectoryOverride: "unused")
-        let spec = try XCTUnwrap(loaded.spec)
-        let plan = try XCTUnwrap(makePlan(spec, target: hostTarget(threads: 2, isa: CPUFeatures.current().bestISA)).0)
+        let plan = try TinyData.plan(TinyData.specText(), threads: 2).1
         let step = try XCTUnwrap(plan.trainKernels.last)
         XCTAssertEqual(step.label, "adam_step")
         XCTAssertEqual(plan.threads(of: step), 1)

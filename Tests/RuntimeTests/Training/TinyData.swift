@@ -72,13 +72,22 @@ enum TinyData {
         """
     }
 
-    /// Parses, plans and loads; fails the test on any diagnostic error.
-    static func prepare(_ text: String, directory: String, threads: Int = 1, isa: KernelISA? = nil) throws -> (Spec, Plan, LoadedData) {
-        let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "tiny.yaml", dataDirectoryOverride: directory)
+    /// Parses and plans `text` for this machine (its best kernels unless `isa` says otherwise); throws
+    /// on any diagnostic error. `path` only names the spec in diagnostics.
+    static func plan(
+        _ text: String, path: String = "tiny.yaml", dataDirectory: String = "unused", threads: Int = 1, isa: KernelISA? = nil
+    ) throws -> (Spec, Plan) {
+        let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: path, dataDirectoryOverride: dataDirectory)
         guard let spec = loaded.spec else { throw TestFailure("spec did not load: \(loaded.diagnostics)") }
         let target = hostTarget(threads: threads, isa: isa ?? CPUFeatures.current().bestISA)
         let (plan, diagnostics) = makePlan(spec, target: target)
         guard let plan, !diagnostics.hasErrors else { throw TestFailure("plan failed: \(diagnostics)") }
+        return (spec, plan)
+    }
+
+    /// Parses, plans and loads; fails the test on any diagnostic error.
+    static func prepare(_ text: String, directory: String, threads: Int = 1, isa: KernelISA? = nil) throws -> (Spec, Plan, LoadedData) {
+        let (spec, plan) = try plan(text, dataDirectory: directory, threads: threads, isa: isa)
         let data = try loadData(spec: spec, plan: plan, log: { _ in })
         return (spec, plan, data)
     }
