@@ -6,6 +6,18 @@ import Darwin
 import Musl
 #endif
 
+/// Starts a thread that runs `body`; nil when the system gives no thread (nothing is left behind then).
+/// The caller joins it with pthread_join.
+func startThread(_ body: @escaping () -> Void) -> pthread_t? {
+    let context = Unmanaged.passRetained(ThreadEntry(body)).toOpaque()
+    var thread = pthread_t()
+    guard pthread_create(&thread, nil, threadEntryMain, context) == 0 else {
+        Unmanaged<ThreadEntry>.fromOpaque(context).release()
+        return nil
+    }
+    return thread
+}
+
 /// Runs `background` on a new thread while this thread runs `here`, and returns both results once the
 /// new thread has been joined, so nothing it started outlives the call. When no thread can be started
 /// both run here, one after the other.
@@ -13,13 +25,7 @@ func runConcurrently<Background, Here>(
     _ background: @escaping () -> Background, _ here: () -> Here
 ) -> (Background, Here) {
     let slot = ThreadResultSlot<Background>()
-    let entry = ThreadEntry { slot.value = background() }
-    let context = Unmanaged.passRetained(entry).toOpaque()
-    var thread = pthread_t()
-    guard pthread_create(&thread, nil, threadEntryMain, context) == 0 else {
-        Unmanaged<ThreadEntry>.fromOpaque(context).release()
-        return (background(), here())
-    }
+    guard let thread = startThread({ slot.value = background() }) else { return (background(), here()) }
     let hereValue = here()
     pthread_join(thread, nil)
     // The thread stored its result before it ended, and pthread_join orders that store before this read.

@@ -36,16 +36,15 @@ public final class WorkerPool {
         state = PoolState(
             workerCount: self.threads - 1, spinNanoseconds: max(0, spinMicroseconds) * 1000,
             eagerSpinNanoseconds: max(0, eagerSpinMicroseconds) * 1000)
+        let state = self.state
         for _ in 0..<(self.threads - 1) {
-            var thread = pthread_t()
-            let context = Unmanaged.passRetained(state).toOpaque()
-            let status = pthread_create(&thread, nil, workerMain, context)
-            guard status == 0 else {
-                // No more threads to be had: run with the ones that started. Parts are claimed, not
-                // assigned, so fewer workers only means the caller runs more of them.
-                Unmanaged<PoolState>.fromOpaque(context).release()
-                break
+            let started = startThread {
+                mlpc_enable_flush_to_zero()
+                state.workerLoop()
             }
+            // No more threads to be had: run with the ones that started. Parts are claimed, not
+            // assigned, so fewer workers only means the caller runs more of them.
+            guard let thread = started else { break }
             workers.append(thread)
         }
         state.workerCount = workers.count
@@ -250,20 +249,3 @@ private func monotonicNanoseconds() -> Int {
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Int(now.tv_sec) * 1_000_000_000 + Int(now.tv_nsec)
 }
-
-#if canImport(Darwin)
-private func workerMain(_ context: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
-    let state = Unmanaged<PoolState>.fromOpaque(context).takeRetainedValue()
-    mlpc_enable_flush_to_zero()
-    state.workerLoop()
-    return nil
-}
-#else
-private func workerMain(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    guard let context else { return nil }
-    let state = Unmanaged<PoolState>.fromOpaque(context).takeRetainedValue()
-    mlpc_enable_flush_to_zero()
-    state.workerLoop()
-    return nil
-}
-#endif
