@@ -20,12 +20,17 @@ import Synchronization
 /// yields its core between polls, so another process that needs the core gets it; an idle pool sleeps
 /// and costs nothing. The caller waits for the workers the same way.
 ///
-/// `run` must be called from one thread at a time and not from inside a body.
+/// A job can also run in the background (`startBackground`): the workers take its parts while the
+/// caller goes on, and the next `run` waits for it first.
+///
+/// `run` and `startBackground` must be called from one thread at a time and not from inside a body.
 public final class WorkerPool {
     /// Threads that run parts, the caller included.
     public let threads: Int
     private let state: PoolState
     private var workers: [pthread_t] = []
+    /// The background job not yet waited for: its generation and parts.
+    private var background: (generation: Int, parts: Int)?
 
     /// - Parameters:
     ///   - threads: total threads running parts, the calling thread included (values below 1 mean 1).
@@ -51,6 +56,7 @@ public final class WorkerPool {
     }
 
     deinit {
+        waitForBackground()
         state.stop()
         for thread in workers { pthread_join(thread, nil) }
     }
@@ -61,18 +67,53 @@ public final class WorkerPool {
     /// not for workers: a worker that another process keeps off its core only means the caller runs more
     /// of the parts itself.
     public func run(parts: Int, _ body: (Int) -> Void) {
+        waitForBackground()
         guard parts > 1, parts <= PoolState.maxParts, state.workerCount > 0 else {
             for part in 0..<max(parts, 0) { body(part) }
             return
         }
         withoutActuallyEscaping(body) { escapable in
-            let generation = state.begin(parts: parts, body: escapable)
+            let generation = state.begin(parts: parts, firstClaimable: 1, body: escapable, job: nil)
             escapable(0)
             state.runClaimedParts(of: generation)
             state.waitForParts(parts)
             state.end()
         }
     }
+
+    /// Hands job.run(part: 0), ... job.run(part: parts - 1) to the workers and returns at once, so they
+    /// run while the caller does other work (the training step gathers the next batch this way while it
+    /// runs kernels on one thread). `waitForBackground` returns when every part has finished; the next
+    /// `run` and `startBackground` call it first. Parts no worker has claimed by then run on the caller,
+    /// so a worker kept off its core, or a pool without workers, costs time, never a result.
+    ///
+    /// The pool keeps `job` until the wait; it must not call the pool. A job is an object rather than a
+    /// closure so that handing it over allocates nothing (an escaping closure stored for another thread
+    /// gets a new context each time).
+    public func startBackground(parts: Int, _ job: PoolJob) {
+        waitForBackground()
+        guard parts > 0 else { return }
+        guard parts <= PoolState.maxParts, state.workerCount > 0 else {
+            for part in 0..<parts { job.run(part: part) }
+            return
+        }
+        background = (state.begin(parts: parts, firstClaimable: 0, body: nil, job: job), parts)
+    }
+
+    /// Waits for the job `startBackground` started, running its unclaimed parts on the calling thread;
+    /// returns at once when there is none. Everything its parts wrote is then visible to the caller.
+    public func waitForBackground() {
+        guard let job = background else { return }
+        background = nil
+        state.runClaimedParts(of: job.generation)
+        state.waitForParts(job.parts)
+        state.end()
+    }
+}
+
+/// Work the pool runs in parts in the background (`WorkerPool.startBackground`).
+public protocol PoolJob: AnyObject {
+    func run(part: Int)
 }
 
 /// The state workers share with the pool. A class so the workers can hold it while the pool's own
@@ -83,12 +124,14 @@ private final class PoolState: @unchecked Sendable {
     /// compare-and-swap: generation << 32 | parts << 16 | next unclaimed part. A worker that wakes late
     /// cannot take a part of a newer job with an older job's body.
     let job = Atomic<Int>(0)
-    /// Parts of the current job finished (the caller's part 0 counts from the start).
+    /// Parts of the current job finished (the caller's part 0 of a `run` counts from the start).
     let completedParts = Atomic<Int>(0)
     let sleepingWorkers = Atomic<Int>(0)
     let callerSleeping = Atomic<Bool>(false)
     let stopping = Atomic<Bool>(false)
+    /// What the current job runs: a `run` call's body, or a background job.
     let body: UnsafeMutablePointer<((Int) -> Void)?>
+    let backgroundJob: UnsafeMutablePointer<PoolJob?>
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
     let wakeWorkers: UnsafeMutablePointer<pthread_cond_t>
     let wakeCaller: UnsafeMutablePointer<pthread_cond_t>
@@ -104,6 +147,8 @@ private final class PoolState: @unchecked Sendable {
         self.eagerSpinNanoseconds = min(eagerSpinNanoseconds, spinNanoseconds)
         body = .allocate(capacity: 1)
         body.initialize(to: nil)
+        backgroundJob = .allocate(capacity: 1)
+        backgroundJob.initialize(to: nil)
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         wakeWorkers = .allocate(capacity: 1)
@@ -115,6 +160,8 @@ private final class PoolState: @unchecked Sendable {
     deinit {
         body.deinitialize(count: 1)
         body.deallocate()
+        backgroundJob.deinitialize(count: 1)
+        backgroundJob.deallocate()
         pthread_cond_destroy(wakeCaller)
         wakeCaller.deallocate()
         pthread_cond_destroy(wakeWorkers)
@@ -127,14 +174,16 @@ private final class PoolState: @unchecked Sendable {
     @inline(__always) static func parts(of word: Int) -> Int { (word >> 16) & maxParts }
     @inline(__always) static func next(of word: Int) -> Int { word & maxParts }
 
-    /// Publishes a job whose part 0 the caller runs; returns its generation.
-    func begin(parts count: Int, body job: @escaping (Int) -> Void) -> Int {
-        body.pointee = job
-        completedParts.store(1, ordering: .relaxed)
+    /// Publishes a job whose parts below `firstClaimable` the caller runs (and counts as finished);
+    /// returns its generation.
+    func begin(parts count: Int, firstClaimable: Int, body: ((Int) -> Void)?, job: PoolJob?) -> Int {
+        self.body.pointee = body
+        backgroundJob.pointee = job
+        completedParts.store(firstClaimable, ordering: .relaxed)
         generation = (generation + 1) & 0x7FFF_FFFF
         // Sequentially consistent with the sleepers' count: either a worker about to sleep sees the new
         // job, or this thread sees it sleeping and wakes it. The store also publishes the body.
-        self.job.store(generation << 32 | count << 16 | 1, ordering: .sequentiallyConsistent)
+        self.job.store(generation << 32 | count << 16 | firstClaimable, ordering: .sequentiallyConsistent)
         if sleepingWorkers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(mutex)
             pthread_cond_broadcast(wakeWorkers)
@@ -147,6 +196,7 @@ private final class PoolState: @unchecked Sendable {
         // Every part has finished and none is left to claim, so nobody reads the slot; clearing it drops
         // the closure before withoutActuallyEscaping checks that it did not escape.
         body.pointee = nil
+        backgroundJob.pointee = nil
     }
 
     /// Claims and runs parts of job `generation` until none is left (or a newer job replaced it).
@@ -162,7 +212,11 @@ private final class PoolState: @unchecked Sendable {
                 continue
             }
             // The job cannot end before this claimed part completes, so its body is still in the slot.
-            body.pointee?(part)
+            if let body = body.pointee {
+                body(part)
+            } else {
+                backgroundJob.pointee?.run(part: part)
+            }
             let done = completedParts.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
             if done == count && callerSleeping.load(ordering: .sequentiallyConsistent) {
                 pthread_mutex_lock(mutex)
