@@ -5,7 +5,8 @@ import SpecParser
 ///
 /// The timeline is the training kernels followed by the evaluation kernels, so evaluation reuses the
 /// bytes of the training step's activations. Parameters, gradients, optimizer state and the packing
-/// workspace are persistent.
+/// workspace are persistent. With a batch prefetch, both batch pairs live through the whole training
+/// step: one holds this step's batch, the other receives the next one.
 func allocateArena(_ plan: inout Plan) {
     let timeline = plan.trainKernels + plan.evalKernels
     let end = max(timeline.count - 1, 0)
@@ -17,9 +18,13 @@ func allocateArena(_ plan: inout Plan) {
             last[slice.buffer] = max(last[slice.buffer] ?? index, index)
         }
     }
+    let alternating = plan.alternatingBatchBuffers
     for i in plan.buffers.indices {
         let buffer = plan.buffers[i]
-        if isPersistent(buffer.role) {
+        if alternating.contains(buffer.name) {
+            plan.buffers[i].firstUse = 0
+            plan.buffers[i].lastUse = max(plan.trainKernels.count - 1, 0)
+        } else if isPersistent(buffer.role) {
             plan.buffers[i].firstUse = 0
             plan.buffers[i].lastUse = end
         } else {
@@ -64,6 +69,51 @@ func allocateArena(_ plan: inout Plan) {
     }
     plan.trainKernels = plan.trainKernels.map { $0.mapSlices(relocate) }
     plan.evalKernels = plan.evalKernels.map { $0.mapSlices(relocate) }
+    if let prefetch = plan.batchPrefetch {
+        plan.batchPrefetch = BatchPrefetch(input: relocate(prefetch.input), labels: relocate(prefetch.labels), overlaps: prefetch.overlaps)
+    }
+}
+
+/// A batch prefetch's second pair matches the gather's pair in shape and type and lies inside its own
+/// buffers; both pairs live through the whole training step; every kernel of the window runs on one
+/// thread (the other threads run the gather) and none of them touches the second pair.
+func verifyBatchPrefetch(_ plan: Plan, _ byName: [String: Buffer]) -> [PlanViolation] {
+    guard let prefetch = plan.batchPrefetch else { return [] }
+    var violations: [PlanViolation] = []
+    func fail(_ text: String) { violations.append(PlanViolation(description: "batch prefetch: " + text)) }
+    guard let batch = plan.trainingBatch else {
+        fail("the training step does not start with a gather")
+        return violations
+    }
+    for (spare, used) in [(prefetch.input, batch.input), (prefetch.labels, batch.labels)] {
+        guard let buffer = byName[spare.buffer], let usedBuffer = byName[used.buffer] else {
+            fail("unknown buffer \(spare.buffer)")
+            continue
+        }
+        if spare.buffer == used.buffer { fail("\(spare.buffer) is the buffer the gather writes") }
+        if spare.shape != used.shape || buffer.elementType != usedBuffer.elementType {
+            fail("\(spare.buffer) is not shaped like \(used.buffer)")
+        }
+        if spare.offset != buffer.offset || spare.elements > buffer.elements {
+            fail("its slice of \(spare.buffer) is not the buffer")
+        }
+        for b in [buffer, usedBuffer] where b.firstUse != 0 || b.lastUse < plan.trainKernels.count - 1 {
+            fail("\(b.name) does not live through the training step")
+        }
+    }
+    let window = prefetch.overlaps
+    if window.isEmpty || window.lowerBound < 1 || window.upperBound > plan.trainKernels.count {
+        fail("its window \(window) is not a range of the training kernels after the gather")
+        return violations
+    }
+    for index in window {
+        let kernel = plan.trainKernels[index]
+        if plan.threads(of: kernel) != 1 { fail("kernel \(index) (\(kernel.label)) runs on more than one thread") }
+        for slice in kernel.reads + kernel.writes where slice.buffer == prefetch.input.buffer || slice.buffer == prefetch.labels.buffer {
+            fail("kernel \(index) (\(kernel.label)) uses \(slice.buffer)")
+        }
+    }
+    return violations
 }
 
 func isPersistent(_ role: Buffer.Role) -> Bool {
@@ -153,6 +203,7 @@ public func verify(_ plan: Plan) -> [PlanViolation] {
     }
     let timeline = plan.trainKernels + plan.evalKernels
     var written: Set<String> = Set(buffers.filter { isPersistent($0.role) }.map(\.name))
+    violations += verifyBatchPrefetch(plan, byName)
     for (index, kernel) in timeline.enumerated() {
         for slice in kernel.reads + kernel.writes {
             guard let buffer = byName[slice.buffer] else {

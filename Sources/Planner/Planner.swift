@@ -16,6 +16,7 @@ public func makePlan(_ spec: Spec, target: Target) -> (plan: Plan?, diagnostics:
     guard let graph = buildModelGraph(spec, diagnostics: &diagnostics) else { return (nil, diagnostics) }
     var builder = PlanBuilder(spec: spec, target: target, graph: graph)
     var plan = builder.build()
+    addBatchPrefetch(&plan)
     allocateArena(&plan)
     diagnostics += resourceDiagnostics(plan, spec: spec)
     return (plan, diagnostics)
