@@ -13,8 +13,18 @@ public final class StepExecutor {
     public let kernels: KernelSet
     let pool: WorkerPool
     let threads: Int
-    let train: [BoundKernel]
+    /// The training kernels bound to each pair of batch buffers: [0] to the plan's input and labels,
+    /// [1], with a batch prefetch, to the second pair. A step runs the list of the pair its batch is in.
+    let trainByPair: [[BoundKernel]]
     let eval: [BoundKernel]
+    /// With a batch prefetch this executor can run (more than one thread): the next batch, and the
+    /// training kernel before which its gather starts.
+    let prepared: PreparedBatch?
+    let prefetchStart: Int
+    /// The pair holding the batch of the step in progress.
+    var pair = 0
+    /// Steps whose batch the previous step had gathered ahead of time.
+    public private(set) var stepsWithPreparedBatch = 0
     let workspace: UnsafeMutablePointer<Float>
     let workspaceStride: Int
     /// Optimizer steps taken so far (Adam's bias correction and SGD's first momentum step use it).
@@ -39,9 +49,35 @@ public final class StepExecutor {
         let optimizerParts = plan.trainKernels.first { if case .optimizerStep = $0 { return true } else { return false } }
             .map { min(plan.threads(of: $0), threads) } ?? 1
         let shares = optimizerShares(plan, parts: optimizerParts)
-        train = plan.trainKernels.map { BoundKernel($0, arena, threads: min(plan.threads(of: $0), threads), optimizerShares: shares) }
-        eval = plan.evalKernels.map { BoundKernel($0, arena, threads: min(plan.threads(of: $0), threads), optimizerShares: shares) }
+        let bind = { (kernel: Kernel) in
+            BoundKernel(kernel, arena, threads: min(plan.threads(of: kernel), threads), optimizerShares: shares)
+        }
+        eval = plan.evalKernels.map(bind)
+        if threads > 1, let prefetch = plan.batchPrefetch, let secondPair = plan.trainKernelsOnSecondBatchPair,
+            case .gather(let input, let labels, let scale, let shift, let parts)? = plan.trainKernels.first.map(bind)?.operation,
+            case .gather(let spareInput, let spareLabels, _, _, _)? = secondPair.first.map(bind)?.operation
+        {
+            trainByPair = [plan.trainKernels.map(bind), secondPair.map(bind)]
+            let prepared = PreparedBatch(
+                capacity: plan.batchSize, inputs: [input, spareInput], labels: [labels, spareLabels], scale: scale, shift: shift,
+                parts: parts, kernels: kernels)
+            self.prepared = prepared
+            prefetchStart = prefetch.overlaps.lowerBound
+        } else {
+            trainByPair = [plan.trainKernels.map(bind)]
+            prepared = nil
+            prefetchStart = -1
+        }
     }
+
+    deinit {
+        // A gather still running writes into this arena.
+        pool.waitForBackground()
+    }
+
+    /// Whether training steps gather the next batch ahead of time (the plan's batch prefetch, on a
+    /// pool of more than one thread).
+    public var prefetchesBatches: Bool { prepared != nil }
 
     public var parameters: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "parameters")!.slice) }
     public var gradients: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "gradients")!.slice) }
@@ -76,11 +112,27 @@ public final class StepExecutor {
 
     /// Forward and loss of one training batch; returns the mean loss. Call `backwardAndUpdate` next.
     /// Split so the numerics guard can look at the loss before any parameter changes.
+    /// With a batch prefetch, a batch whose rows the previous step gathered ahead of time starts at its
+    /// first product; any other batch is gathered here, and `batch.upcoming` is gathered ahead for the
+    /// next step. Either way the kernels see the same bytes.
     public func forward(_ batch: BatchSource) -> Float {
+        pool.waitForBackground()
+        var gathered = false
+        if let prepared {
+            if prepared.holds(batch) {
+                pair = prepared.pair
+                gathered = true
+                stepsWithPreparedBatch += 1
+            }
+            prepared.schedule(batch.upcoming, into: 1 - pair, from: batch)
+        }
+        let kernels = trainByPair[pair]
         var loss: Float = 0
-        for index in train.indices {
-            let kernel = train[index]
+        for index in kernels.indices {
+            let kernel = kernels[index]
             if kernel.isBackward { break }
+            if index == prefetchStart { startPreparingNextBatch() }
+            if gathered, case .gather = kernel.operation { continue }
             if let l = run(kernel, batch: batch, rows: batch.rows) { loss = l }
         }
         return loss
@@ -88,22 +140,49 @@ public final class StepExecutor {
 
     public func backwardAndUpdate(rows: Int) {
         optimizerSteps += 1
-        for kernel in train where kernel.isBackward {
-            _ = run(kernel, batch: nil, rows: rows)
+        let kernels = trainByPair[pair]
+        for index in kernels.indices where kernels[index].isBackward {
+            if index == prefetchStart { startPreparingNextBatch() }
+            _ = run(kernels[index], batch: nil, rows: rows)
         }
+    }
+
+    /// Hands the scheduled gather of the next batch to the pool's workers; the next kernel that needs
+    /// every thread, or the next step, waits for it.
+    @inline(__always)
+    func startPreparingNextBatch() {
+        guard let prepared, prepared.state == .scheduled else { return }
+        prepared.state = .gathering
+        pool.startBackground(parts: prepared.parts, prepared)
+    }
+
+    /// Before running kernels outside a step's order (the benchmark's kernel-by-kernel steps, the
+    /// numerics report, evaluation, whose buffers may share the pairs' bytes): the gather ahead has
+    /// finished and its batch is forgotten, so the next step gathers its own.
+    func forgetPreparedBatch() {
+        pool.waitForBackground()
+        prepared?.state = .idle
     }
 
     /// For `StepBenchmark`, which times a step kernel by kernel: how many kernels a training step has,
     /// whether kernel `index` belongs to `backwardAndUpdate` (whose caller counts the optimizer step
     /// first), and running kernel `index` alone exactly as a step runs it (nothing allocated).
-    var trainingKernelCount: Int { train.count }
-    func isBackwardTrainingKernel(at index: Int) -> Bool { train[index].isBackward }
-    func runTrainingKernel(at index: Int, _ batch: BatchSource) -> Float? { run(train[index], batch: batch, rows: batch.rows) }
+    /// Kernel by kernel, a step gathers its own batch (into the plan's pair) and none ahead.
+    var trainingKernelCount: Int { trainByPair[0].count }
+    func isBackwardTrainingKernel(at index: Int) -> Bool { trainByPair[0][index].isBackward }
+    func runTrainingKernel(at index: Int, _ batch: BatchSource) -> Float? {
+        if index == 0 {
+            forgetPreparedBatch()
+            pair = 0
+        }
+        return run(trainByPair[0][index], batch: batch, rows: batch.rows)
+    }
 
     /// Runs the forward kernels of the training step one at a time and returns the first whose output is
     /// not finite (for the numerics guard's report), or nil.
     public func firstNonFiniteForwardKernel(_ batch: BatchSource) -> (label: String, source: SourceLocation?)? {
-        for (index, kernel) in train.enumerated() {
+        forgetPreparedBatch()
+        for (index, kernel) in trainByPair[pair].enumerated() {
             if kernel.isBackward { break }
             _ = run(kernel, batch: batch, rows: batch.rows)
             for slice in plan.trainKernels[index].writes where plan.buffer(named: slice.buffer)?.elementType == .float32 {
@@ -119,6 +198,7 @@ public final class StepExecutor {
 
     /// Evaluation forward pass over `rows` samples; predictions land in the plan's predictions buffer.
     public func evaluate(_ batch: BatchSource) -> UnsafeMutablePointer<Int32> {
+        forgetPreparedBatch()
         var predictions: UnsafeMutablePointer<Int32>? = nil
         for kernel in eval {
             _ = run(kernel, batch: batch, rows: batch.rows)
@@ -195,7 +275,7 @@ public final class StepExecutor {
             return k.meanSquaredError(out, labels, m, classes, grad)
         case .optimizer(let params, let grads, let s0, let s1, let settings, let shares):
             let step = optimizerSteps
-            pool.run(parts: shares.count) { part in
+            func update(_ part: Int) {
                 for range in shares[part] {
                     let at = range.lowerBound, count = range.count
                     switch settings.kind {
@@ -210,10 +290,86 @@ public final class StepExecutor {
                     }
                 }
             }
+            // One part runs here without the pool, which would first wait for a gather running ahead.
+            if shares.count == 1 { update(0) } else { pool.run(parts: shares.count, update) }
         case .classify(let logits, let out, let classes, _):
             k.argmaxRows(logits, m, classes, out)
         }
         return nil
+    }
+}
+
+/// The batch gathered ahead of time into the pair of batch buffers the current step does not use (the
+/// plan's `BatchPrefetch`), with the rows it holds, so that the next step can check they are the rows
+/// it was asked for. The gather runs on a worker; the pool's wait orders it before any use.
+final class PreparedBatch: PoolJob {
+    enum State {
+        /// Nothing gathered ahead.
+        case idle
+        /// Rows named, gather not started yet.
+        case scheduled
+        /// The gather started (and has finished once the pool has waited for it).
+        case gathering
+    }
+    var state = State.idle
+    let capacity: Int
+    let indices: UnsafeMutablePointer<Int32>
+    var rows = 0
+    var images: UnsafePointer<UInt8>?
+    var labelsSource: UnsafePointer<UInt8>?
+    var features = 0
+    /// The pair the rows go to.
+    var pair = 0
+    let inputs: [UnsafeMutablePointer<Float>]
+    let labels: [UnsafeMutablePointer<Int32>]
+    let scale: Float
+    let shift: Float
+    let parts: Int
+    let kernels: KernelSet
+
+    init(
+        capacity: Int, inputs: [UnsafeMutablePointer<Float>], labels: [UnsafeMutablePointer<Int32>], scale: Float, shift: Float,
+        parts: Int, kernels: KernelSet
+    ) {
+        self.capacity = max(1, capacity)
+        indices = .allocate(capacity: self.capacity)
+        self.inputs = inputs
+        self.labels = labels
+        self.scale = scale
+        self.shift = shift
+        self.parts = max(1, parts)
+        self.kernels = kernels
+    }
+
+    deinit { indices.deallocate() }
+
+    /// Names the rows to gather ahead into `pair` (nothing when there are none, or more than a batch).
+    func schedule(_ upcoming: UnsafeBufferPointer<Int32>, into pair: Int, from batch: StepExecutor.BatchSource) {
+        guard let base = upcoming.baseAddress, upcoming.count > 0, upcoming.count <= capacity else {
+            state = .idle
+            return
+        }
+        indices.update(from: base, count: upcoming.count)
+        rows = upcoming.count
+        images = batch.images
+        labelsSource = batch.labels
+        features = batch.features
+        self.pair = pair
+        state = .scheduled
+    }
+
+    /// Whether the gathered rows are exactly `batch`'s: the same images and the same row indices.
+    func holds(_ batch: StepExecutor.BatchSource) -> Bool {
+        guard state == .gathering, batch.rows == rows, batch.images == images, batch.labels == labelsSource,
+            batch.features == features
+        else { return false }
+        return memcmp(batch.indices, indices, rows * MemoryLayout<Int32>.stride) == 0
+    }
+
+    /// Part `part` of the gather (a background job of the pool).
+    func run(part: Int) {
+        guard let images, let labelsSource else { return }
+        kernels.gatherRows(images, labelsSource, features, indices, rows, scale, shift, inputs[pair], labels[pair], part, parts)
     }
 }
 

@@ -73,6 +73,14 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
         out += String(
             format: "\nmatrix products %.1f us of the step (%.0f%%); the step's time beyond the kernels' medians: %.1f us\n",
             matmulSeconds * 1e6, r.stepSeconds > 0 ? 100 * matmulSeconds / r.stepSeconds : 0, (r.stepSeconds - sum) * 1e6)
+        if let window = r.prefetchWindow, window.upperBound <= r.kernels.count, !window.isEmpty {
+            let overlapped = r.kernels[window].reduce(0) { $0 + $1.seconds }
+            out += String(
+                format: "batch prefetch: whole steps gather the next batch on another thread during kernels %d-%d (%@ ... %@, %.1f us);\n",
+                window.lowerBound, window.upperBound - 1, r.kernels[window.lowerBound].label, r.kernels[window.upperBound - 1].label,
+                overlapped * 1e6)
+            out += "  \(grouped(r.prefetchedSteps)) of \(grouped(r.measuredSteps)) measured steps found their batch gathered (the table times the gather on its own)\n"
+        }
         out += String(
             format: "epoch: %.3f s (%@ steps x the median step, %@ samples; training steps only, no evaluation)\n", r.epochSeconds,
             grouped(r.stepsPerEpoch), grouped(r.epochSamples))
@@ -105,6 +113,8 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
             "mean_step_microseconds": r.meanStepSeconds * 1e6,
             "step_gflops": r.stepGFLOPs, "flops_per_step": r.flopsPerStep, "steps_per_epoch": r.stepsPerEpoch,
             "epoch_samples": r.epochSamples, "epoch_seconds": r.epochSeconds, "kernels": kernels,
+            "prefetched_steps": r.prefetchedSteps,
+            "prefetch_window": r.prefetchWindow.map { [$0.lowerBound, $0.upperBound - 1] as Any } ?? NSNull(),
             "matmul_peaks": peaks.map { ["size": $0.size, "threads": $0.threads, "gflops": $0.gflops] as [String: Any] },
         ]
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),

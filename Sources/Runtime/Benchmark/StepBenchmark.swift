@@ -15,7 +15,9 @@ import Planner
 /// kernels. The step time comes from the first kind, the per-kernel times from the second; each is the
 /// median over its steps, because these machines are shared and a mean would carry other processes'
 /// bursts. Batches walk through a shuffled order of the images as an epoch does, so the gather reads
-/// memory the way training does.
+/// memory the way training does. Whole steps gather the next batch ahead as training does (with the
+/// plan's batch prefetch); steps run kernel by kernel gather their own batch, so the gather has a time
+/// of its own in the table.
 public final class StepBenchmark {
     public let plan: Plan
     public let executor: StepExecutor
@@ -71,6 +73,10 @@ public final class StepBenchmark {
         /// Steps in one epoch over `epochSamples` samples (the last one may be partial).
         public var epochSamples: Int
         public var stepsPerEpoch: Int
+        /// The training kernels the next batch's gather overlaps in whole steps (nil: no prefetch), and
+        /// how many measured whole steps found their batch gathered ahead.
+        public var prefetchWindow: Range<Int>?
+        public var prefetchedSteps: Int
 
         /// An epoch's training steps at the median step time (evaluation not included).
         public var epochSeconds: Double { Double(stepsPerEpoch) * stepSeconds }
@@ -90,6 +96,7 @@ public final class StepBenchmark {
         // kernelTimes[k * steps + s]: kernel k in kernel-by-kernel step s.
         var kernelTimes = [Double](repeating: 0, count: kernelCount * steps)
         var cursor = 0
+        var prefetchedSteps = 0
         order.withUnsafeBufferPointer { order in
             data.images.withUnsafeBufferPointer { images in
                 data.labels.withUnsafeBufferPointer { labels in
@@ -112,6 +119,7 @@ public final class StepBenchmark {
                     }
                     var wholeDone = 0, splitDone = 0
                     while wholeDone < steps || splitDone < steps {
+                        let preparedBefore = executor.stepsWithPreparedBatch
                         for _ in 0..<min(16, steps - wholeDone) {
                             let batch = nextBatch()
                             let start = monotonicSeconds()
@@ -120,6 +128,7 @@ public final class StepBenchmark {
                             stepTimes.append(monotonicSeconds() - start)
                             wholeDone += 1
                         }
+                        prefetchedSteps += executor.stepsWithPreparedBatch - preparedBefore
                         for _ in 0..<min(16, steps - splitDone) {
                             let batch = nextBatch()
                             var previous = monotonicSeconds()
@@ -153,7 +162,8 @@ public final class StepBenchmark {
             fastestStepSeconds: stepTimes.min() ?? 0,
             meanStepSeconds: stepTimes.isEmpty ? 0 : stepTimes.reduce(0, +) / Double(stepTimes.count), kernels: kernels,
             flopsPerStep: plan.trainFlopsPerStep,
-            epochSamples: samples, stepsPerEpoch: (samples + plan.batchSize - 1) / plan.batchSize)
+            epochSamples: samples, stepsPerEpoch: (samples + plan.batchSize - 1) / plan.batchSize,
+            prefetchWindow: executor.prefetchesBatches ? plan.batchPrefetch?.overlaps : nil, prefetchedSteps: prefetchedSteps)
     }
 }
 

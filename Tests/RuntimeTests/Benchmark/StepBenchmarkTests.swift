@@ -117,7 +117,7 @@ final class StepBenchmarkTests: XCTestCase {
         return try JSONDecoder().decode(MatmulShape.self, from: Data(json.utf8))
     }
 
-    static func result() throws -> BenchmarkResult {
+    static func result(prefetchWindow: Range<Int>? = nil, prefetchedSteps: Int = 0) throws -> BenchmarkResult {
         let mm = try fc1Shape()
         let kernels = [
             StepBenchmark.KernelTiming(index: 0, label: "gather_batch", flops: 100_352, seconds: 10e-6, fastestSeconds: 8e-6, matmul: nil),
@@ -126,7 +126,8 @@ final class StepBenchmarkTests: XCTestCase {
         ]
         let report = StepBenchmark.Report(
             warmupSteps: 10, measuredSteps: 20, batchSize: 64, stepSeconds: 100e-6, fastestStepSeconds: 90e-6, meanStepSeconds: 105e-6, kernels: kernels,
-            flopsPerStep: 29_000_000, epochSamples: 60_000, stepsPerEpoch: 938)
+            flopsPerStep: 29_000_000, epochSamples: 60_000, stepsPerEpoch: 938, prefetchWindow: prefetchWindow,
+            prefetchedSteps: prefetchedSteps)
         return BenchmarkResult(
             specName: "mnist_mlp", kernelSet: "avx512", threads: 2, cpu: "test CPU", data: "synthetic", report: report,
             peaks: [
@@ -167,5 +168,58 @@ final class StepBenchmarkTests: XCTestCase {
         XCTAssertNil(kernels[0]["percent_of_peak"])
         XCTAssertEqual(try XCTUnwrap(object["epoch_seconds"] as? Double), 0.0938, accuracy: 1e-9)
         XCTAssertEqual(object["steps_per_epoch"] as? Int, 938)
+        XCTAssertTrue(object["prefetch_window"] is NSNull)
+        XCTAssertEqual(object["prefetched_steps"] as? Int, 0)
+    }
+
+    func testTextAndJSONNameTheKernelsTheGatherOverlaps() throws {
+        let result = try Self.result(prefetchWindow: 1..<2, prefetchedSteps: 19)
+        XCTAssertTrue(
+            result.text.contains("during kernels 1-1 (fc1.linear+bias+relu ... fc1.linear+bias+relu, 64.0 us)"), result.text)
+        XCTAssertTrue(result.text.contains("19 of 20 measured steps found their batch gathered"), result.text)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.json.utf8)) as? [String: Any])
+        XCTAssertEqual(object["prefetch_window"] as? [Int], [1, 1])
+        XCTAssertEqual(object["prefetched_steps"] as? Int, 19)
+        XCTAssertFalse(try Self.result().text.contains("batch prefetch"))
+    }
+
+    /// On two threads whole steps gather ahead and kernel-by-kernel steps do not; mixed in the
+    /// benchmark's rounds they still train exactly as ordinary steps on one thread.
+    func testPrefetchingWholeStepsAndKernelByKernelStepsTrainLikeOneThread() throws {
+        let plan = try makePlan(threads: 2)
+        XCTAssertNotNil(plan.batchPrefetch)
+        let data = images(count: 400)
+        let set = kernels(for: plan.target.isa)
+        let benchmark = try StepBenchmark(plan: plan, kernels: set, pool: WorkerPool(threads: 2), data: data, seed: 3)
+        let report = benchmark.run(warmupSteps: 3, measuredSteps: 20)
+        XCTAssertEqual(report.prefetchWindow, plan.batchPrefetch?.overlaps)
+        // The first round's 16 whole steps follow the warm-up's whole steps: each batch was gathered
+        // ahead. The second round's 4 follow kernel-by-kernel steps: its first was not.
+        XCTAssertEqual(report.prefetchedSteps, 16 + 3)
+        let steps = benchmark.executor.optimizerSteps
+        XCTAssertEqual(steps, 3 + 40)
+
+        let onePlan = try makePlan(threads: 1)
+        let reference = try StepExecutor(plan: onePlan, kernels: set, pool: WorkerPool(threads: 1), dropoutSeed: 3 ^ 0xD0D0_D0D0)
+        XCTAssertFalse(reference.prefetchesBatches)
+        initializeParameters(onePlan, seed: 3, into: reference.parameters)
+        let batches = benchmark.order.count / plan.batchSize
+        data.images.withUnsafeBufferPointer { images in
+            data.labels.withUnsafeBufferPointer { labels in
+                benchmark.order.withUnsafeBufferPointer { order in
+                    for step in 0..<steps {
+                        let batch = StepExecutor.BatchSource(
+                            images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
+                            indices: order.baseAddress! + (step % batches) * plan.batchSize, rows: plan.batchSize)
+                        _ = reference.forward(batch)
+                        reference.backwardAndUpdate(rows: batch.rows)
+                    }
+                }
+            }
+        }
+        let count = plan.parameterBlockFloats
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: benchmark.executor.parameters, count: count)).map(\.bitPattern),
+            Array(UnsafeBufferPointer(start: reference.parameters, count: count)).map(\.bitPattern))
     }
 }
