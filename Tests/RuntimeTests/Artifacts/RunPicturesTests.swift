@@ -47,6 +47,26 @@ final class RunPicturesTests: XCTestCase {
         }
     }
 
+    /// The pictures are drawn on two threads; a failure is reported as the sequential order would
+    /// report it (samples, predictions, curves, confusion), and the pictures that could be written are.
+    func testTheFirstFailingPictureInListingOrderIsReported() throws {
+        let run = try TinyData.run(TinyData.specText(batch: 16), directory: directory, epochs: 1)
+        let out = run.options.outputDirectory
+        // A folder where a picture goes: renaming the finished file onto it fails.
+        for blocked in [RunPictureName.confusion, RunPictureName.samples] {
+            try FileManager.default.createDirectory(atPath: out + "/" + blocked, withIntermediateDirectories: false)
+        }
+        XCTAssertThrowsError(try run.finish()) { error in
+            XCTAssertTrue("\(error)".contains(RunPictureName.samples), "\(error)")
+            XCTAssertFalse("\(error)".contains(RunPictureName.confusion), "\(error)")
+        }
+        for written in [RunPictureName.predictions, RunPictureName.curves] {
+            XCTAssertNoThrow(try picture(run, written), written)
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains(".tmp") }
+        XCTAssertEqual(leftovers, [], "no half-written picture is left behind")
+    }
+
     func testSamplesShowTheFirstTrainingBatchWithLabels() throws {
         let (run, _) = try finishedRun(epochs: 1)
         let image = try picture(run, RunPictureName.samples)
