@@ -45,7 +45,7 @@ func addBatchPrefetch(_ plan: inout Plan) {
         }
         var end = index
         while end < plan.trainKernels.count && plan.threads(of: plan.trainKernels[end]) == 1 { end += 1 }
-        if best == nil || end - index > best!.count { best = index..<end }
+        if end - index > (best?.count ?? 0) { best = index..<end }
         index = end
     }
     guard let window = best else { return }

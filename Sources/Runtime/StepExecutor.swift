@@ -87,8 +87,10 @@ public final class StepExecutor {
     }
 
     /// The source of a batch: uint8 images (features per row) and labels, and the row indices to take.
-    /// `upcoming` names the rows of the batch after this one, when the caller knows it: the gather
-    /// prefetches them, so that the next step's random rows come from cache instead of memory.
+    /// `upcoming` names the rows of the batch after this one, when the caller knows it: a training step
+    /// with a batch prefetch gathers them ahead, on another thread, and a gather in place prefetches
+    /// them into cache. The images and labels are read until that step's `backwardAndUpdate` returns;
+    /// the indices only during the call that is given them.
     public struct BatchSource {
         public var images: UnsafePointer<UInt8>
         public var labels: UnsafePointer<UInt8>
@@ -145,6 +147,10 @@ public final class StepExecutor {
             if index == prefetchStart { startPreparingNextBatch() }
             _ = run(kernels[index], batch: nil, rows: rows)
         }
+        // The gather ahead reads the caller's images: it ends before the step returns, so the batch's
+        // memory is only read during the caller's forward and backwardAndUpdate calls. (The reference
+        // plan's window ends before fc2's products, which wait for it anyway.)
+        pool.waitForBackground()
     }
 
     /// Hands the scheduled gather of the next batch to the pool's workers; the next kernel that needs
