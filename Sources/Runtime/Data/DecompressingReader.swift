@@ -124,11 +124,19 @@ final class DecompressingReader {
     /// Reads up to `count` bytes into `destination` like `read(into:count:)`, and feeds them to
     /// `hasher` piece by piece while each piece is still in the cache: one pass over the bytes.
     func read(into destination: UnsafeMutableRawPointer, count: Int, hashingInto hasher: inout SHA256) throws -> Int {
+        try read(into: destination, count: count) { start, n in
+            hasher.update(UnsafeRawBufferPointer(start: destination + start, count: n))
+        }
+    }
+
+    /// Reads like `read(into:count:)` in pieces of `hashPieceSize`, calling `piece(start, count)` after
+    /// each one with its place in `destination`.
+    func read(into destination: UnsafeMutableRawPointer, count: Int, eachPiece piece: (Int, Int) -> Void) throws -> Int {
         var got = 0
         while got < count {
             let want = min(Self.hashPieceSize, count - got)
             let n = try read(into: destination + got, count: want)
-            hasher.update(UnsafeRawBufferPointer(start: destination + got, count: n))
+            piece(got, n)
             got += n
             if n < want { break }
         }

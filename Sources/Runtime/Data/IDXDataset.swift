@@ -182,15 +182,20 @@ public struct IDXDataset: Sendable {
         return IDXDataset(train: train, test: test, files: records)
     }
 
-    /// Reads the files at `paths`. Train images, the largest by far (inflating and hashing it is most
-    /// of the load time), is read on a second thread while this thread reads the rest. Each outcome
-    /// is kept, and the first failure in `DatasetFileRole.allCases` order is thrown only after the
-    /// join, so the error is the one a sequential read reports, whichever thread fails first.
+    /// Reads the files at `paths`. Train images, the largest by far (inflating it is most of the load
+    /// time), is read on a second thread while this thread reads the rest and then hashes the train
+    /// images as they are inflated (`PipelinedSHA256`). Each outcome is kept, and the first failure in
+    /// `DatasetFileRole.allCases` order is thrown only after the join, so the error is the one a
+    /// sequential read reports, whichever thread fails first.
     static func readFiles(_ paths: [DatasetFileRole: String]) throws -> [DatasetFileRole: IDXFile] {
         let read = { (path: String) in Result { try IDXFile.read(path: path) } }
+        let trainImagesHash = PipelinedSHA256()
         let (trainImages, others) = runConcurrently(
-            { paths[.trainImages].map(read) },
+            { paths[.trainImages].map { path in Result { try IDXFile.read(path: path, hashedBy: trainImagesHash) } } },
             { () -> [DatasetFileRole: Result<IDXFile, Error>] in
+                // Whatever happens to the other files, hash the train images as they come (when the
+                // train images were read first, without a second thread, this returns at once).
+                defer { if paths[.trainImages] != nil { trainImagesHash.hashUntilClosed() } }
                 var outcomes: [DatasetFileRole: Result<IDXFile, Error>] = [:]
                 for role in DatasetFileRole.allCases where role != .trainImages {
                     guard let path = paths[role] else { continue }

@@ -203,6 +203,13 @@ public struct IDXFile: Sendable {
 
     /// Reads, checks and hashes the IDX file at `path`; gzip-compressed when the name ends in ".gz".
     public static func read(path: String, maximumDataLength: Int = IDXFile.maximumDataLength) throws -> IDXFile {
+        try read(path: path, maximumDataLength: maximumDataLength, hashedBy: nil)
+    }
+
+    /// The same, with the hashing done by `pipeline` (on another thread that calls its
+    /// `hashUntilClosed`) when one is given. The pipeline is closed whatever happens.
+    static func read(path: String, maximumDataLength: Int = IDXFile.maximumDataLength, hashedBy pipeline: PipelinedSHA256?) throws -> IDXFile {
+        defer { pipeline?.close() }
         let reader = try DecompressingReader(path: path, compressed: path.hasSuffix(".gz"))
         let header = try IDXHeader.read(from: reader)
         let dataLength = header.dataLength
@@ -223,13 +230,26 @@ public struct IDXFile: Sendable {
         }
 
         // The data goes straight from zlib into its final array and is hashed piece by piece on the
-        // way, so the file is decoded once, in one pass, with no copy.
+        // way (here, or on the pipeline's thread), so the file is decoded once, with no copy.
         var hasher = SHA256()
-        hasher.update(headerBytes(header.dimensions))
+        var pipelinedDigest: SHA256Digest? = nil
+        if pipeline == nil { hasher.update(headerBytes(header.dimensions)) }
         var got = 0
         let data = try [UInt8](unsafeUninitializedCapacity: dataLength) { buffer, initialized in
-            adviseHugePages(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: dataLength)
-            got = try reader.read(into: UnsafeMutableRawPointer(buffer.baseAddress!), count: dataLength, hashingInto: &hasher)
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            adviseHugePages(base, bytes: dataLength)
+            if let pipeline {
+                pipeline.begin(prefix: headerBytes(header.dimensions), data: base)
+                defer {
+                    // The hashing thread reads this buffer, which an error here frees: wait for it
+                    // before leaving, whatever happened.
+                    pipeline.close()
+                    pipelinedDigest = pipeline.waitForDigest()
+                }
+                got = try reader.read(into: base, count: dataLength) { start, count in pipeline.publish(start + count) }
+            } else {
+                got = try reader.read(into: base, count: dataLength, hashingInto: &hasher)
+            }
             if got < dataLength {
                 // Zero the rest so the buffer is fully initialized before it is thrown away.
                 (buffer.baseAddress! + got).initialize(repeating: 0, count: dataLength - got)
@@ -251,7 +271,7 @@ public struct IDXFile: Sendable {
                     + "\(header.headerLength + dataLength) bytes in all")
         }
 
-        return IDXFile(header: header, data: data, sha256: hasher.finalize())
+        return IDXFile(header: header, data: data, sha256: pipelinedDigest ?? hasher.finalize())
     }
 
     /// The header bytes of a uint8 IDX file with these dimensions.
