@@ -16,8 +16,8 @@ final class CheckpointTests: XCTestCase {
         optimizer: "{kind: adam, lr: 0.01}", batch: 16)
     static let sgdMomentum = TinyData.specText(optimizer: "{kind: sgd, lr: 0.05, momentum: 0.9}", batch: 16)
 
-    func freshRun(_ text: String, epochs: Int, out: String) throws -> TrainingRun {
-        let (spec, plan, data) = try TinyData.prepare(text, directory: directory)
+    func freshRun(_ text: String, epochs: Int, out: String, threads: Int = 1) throws -> TrainingRun {
+        let (spec, plan, data) = try TinyData.prepare(text, directory: directory, threads: threads)
         let run = try TrainingRun(
             spec: spec, plan: plan, kernels: kernels(for: plan.target.isa), data: data,
             options: .init(epochs: epochs, seed: spec.seed.value, outputDirectory: out, mlpcVersion: "test"))
@@ -42,34 +42,42 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// On one thread and on two, where the interrupted step has already gathered the next batch ahead
+    /// and the resumed epoch's first step gathers its own.
     func testInterruptMidEpochCheckpointsTheStepAndResumesBitIdentical() throws {
         let text = Self.dropoutAdam
         let reference = try TinyData.run(text, directory: directory, epochs: 3)
-        let out = try makeTemporaryDirectory(self, "mlpc-ckpt")
-        let first = try freshRun(text, epochs: 3, out: out)
-        try first.prepareOutput()
-        var steps = 0
-        first.trainer.stopRequested = {
-            steps += 1
-            return steps == first.trainer.stepsPerEpoch + 3  // the 3rd step of epoch 2
+        for threads in [1, 2] {
+            let out = try makeTemporaryDirectory(self, "mlpc-ckpt")
+            let first = try freshRun(text, epochs: 3, out: out, threads: threads)
+            try first.prepareOutput()
+            var steps = 0
+            first.trainer.stopRequested = {
+                steps += 1
+                return steps == first.trainer.stepsPerEpoch + 3  // the 3rd step of epoch 2
+            }
+            XCTAssertThrowsError(try { for epoch in 1...3 { _ = try first.runEpoch(epoch) } }()) { error in
+                guard case RuntimeError.interrupted(let epoch, let step) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(epoch, 2)
+                XCTAssertEqual(step, 3)
+            }
+            let second = try freshRun(text, epochs: 3, out: out, threads: threads)
+            let checkpoint = try Checkpoint.read(path: first.checkpointPath, plan: second.plan)
+            XCTAssertEqual(checkpoint.completedEpochs, 1)
+            XCTAssertEqual(checkpoint.partialEpoch?.stepsDone, 3)
+            XCTAssertEqual(checkpoint.optimizerSteps, first.trainer.stepsPerEpoch + 3)
+            try second.resume(from: checkpoint, path: first.checkpointPath)
+            XCTAssertEqual(second.nextEpoch, 2)
+            for epoch in second.nextEpoch...3 { _ = try second.runEpoch(epoch) }
+            XCTAssertEqual(TinyData.parameterDigest(second), TinyData.parameterDigest(reference), "\(threads) threads")
+            // The interrupted epoch's mean loss is the uninterrupted one, to the bit.
+            XCTAssertEqual(second.metrics.map(\.meanLoss), reference.metrics.map(\.meanLoss))
+            XCTAssertEqual(second.metrics.map(\.lastLoss), reference.metrics.map(\.lastLoss))
+            if threads > 1 {
+                XCTAssertTrue(second.trainer.executor.prefetchesBatches)
+                XCTAssertGreaterThan(second.trainer.executor.stepsWithPreparedBatch, 0)
+            }
         }
-        XCTAssertThrowsError(try { for epoch in 1...3 { _ = try first.runEpoch(epoch) } }()) { error in
-            guard case RuntimeError.interrupted(let epoch, let step) = error else { return XCTFail("\(error)") }
-            XCTAssertEqual(epoch, 2)
-            XCTAssertEqual(step, 3)
-        }
-        let second = try freshRun(text, epochs: 3, out: out)
-        let checkpoint = try Checkpoint.read(path: first.checkpointPath, plan: second.plan)
-        XCTAssertEqual(checkpoint.completedEpochs, 1)
-        XCTAssertEqual(checkpoint.partialEpoch?.stepsDone, 3)
-        XCTAssertEqual(checkpoint.optimizerSteps, first.trainer.stepsPerEpoch + 3)
-        try second.resume(from: checkpoint, path: first.checkpointPath)
-        XCTAssertEqual(second.nextEpoch, 2)
-        for epoch in second.nextEpoch...3 { _ = try second.runEpoch(epoch) }
-        XCTAssertEqual(TinyData.parameterDigest(second), TinyData.parameterDigest(reference))
-        // The interrupted epoch's mean loss is the uninterrupted one, to the bit.
-        XCTAssertEqual(second.metrics.map(\.meanLoss), reference.metrics.map(\.meanLoss))
-        XCTAssertEqual(second.metrics.map(\.lastLoss), reference.metrics.map(\.lastLoss))
     }
 
     func testCheckpointHoldsMomentsUnderPyTorchStateNames() throws {
