@@ -53,18 +53,19 @@ public final class StepExecutor {
             BoundKernel(kernel, arena, threads: min(plan.threads(of: kernel), threads), optimizerShares: shares)
         }
         eval = plan.evalKernels.map(bind)
-        if threads > 1, let prefetch = plan.batchPrefetch, let secondPair = plan.trainKernelsOnSecondBatchPair,
-            case .gather(let input, let labels, let scale, let shift, let parts)? = plan.trainKernels.first.map(bind)?.operation,
-            case .gather(let spareInput, let spareLabels, _, _, _)? = secondPair.first.map(bind)?.operation
+        let firstPair = plan.trainKernels.map(bind)
+        if threads > 1, let prefetch = plan.batchPrefetch, let secondPair = plan.trainKernelsOnSecondBatchPair?.map(bind),
+            case .gather(let input, let labels, let scale, let shift, let parts)? = firstPair.first?.operation,
+            case .gather(let spareInput, let spareLabels, _, _, _)? = secondPair.first?.operation
         {
-            trainByPair = [plan.trainKernels.map(bind), secondPair.map(bind)]
+            trainByPair = [firstPair, secondPair]
             let prepared = PreparedBatch(
                 capacity: plan.batchSize, inputs: [input, spareInput], labels: [labels, spareLabels], scale: scale, shift: shift,
                 parts: parts, kernels: kernels)
             self.prepared = prepared
             prefetchStart = prefetch.overlaps.lowerBound
         } else {
-            trainByPair = [plan.trainKernels.map(bind)]
+            trainByPair = [firstPair]
             prepared = nil
             prefetchStart = -1
         }
