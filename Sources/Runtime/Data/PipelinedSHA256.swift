@@ -64,13 +64,16 @@ final class PipelinedSHA256: @unchecked Sendable {
             hashToTheEnd()
         } else {
             var polls = 0
-            while !finished.load(ordering: .acquiring) {
-                polls += 1
-                // The hasher trails the reader by a piece or two: yield first, then sleep briefly.
-                if polls < 64 { sched_yield() } else { usleep(50) }
-            }
+            while !finished.load(ordering: .acquiring) { Self.pause(&polls) }
         }
         return digest
+    }
+
+    /// One wait between polls: the other thread trails by a piece or two (tens of microseconds), so
+    /// yield the core first, then sleep briefly.
+    private static func pause(_ polls: inout Int) {
+        polls += 1
+        if polls < 64 { sched_yield() } else { usleep(50) }
     }
 
     private func claimHashing() -> Bool {
@@ -98,8 +101,7 @@ final class PipelinedSHA256: @unchecked Sendable {
                 continue
             }
             if isClosed { break }
-            idlePolls += 1
-            if idlePolls < 64 { sched_yield() } else { usleep(50) }
+            Self.pause(&idlePolls)
         }
         digest = hasher.finalize()
         finished.store(true, ordering: .releasing)
