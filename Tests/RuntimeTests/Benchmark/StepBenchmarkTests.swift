@@ -59,25 +59,36 @@ final class StepBenchmarkTests: XCTestCase {
         _ = benchmark.run(warmupSteps: 0, measuredSteps: 1)
         XCTAssertEqual(benchmark.executor.optimizerSteps, 2)
 
-        let reference = try StepExecutor(plan: plan, kernels: set, pool: WorkerPool(threads: 1), dropoutSeed: 3 ^ 0xD0D0_D0D0)
+        let reference = try ordinarySteps(2, plan: plan, data: data, order: benchmark.order)
+        XCTAssertEqual(parameterBits(benchmark.executor), parameterBits(reference))
+    }
+
+    /// A fresh executor initialised as the benchmark initialises its own (seed 3), after `steps`
+    /// ordinary steps over `order`, batch after batch and round again, as the benchmark walks it.
+    func ordinarySteps(_ steps: Int, plan: Plan, data: LabeledImages, order: [Int32]) throws -> StepExecutor {
+        let reference = try StepExecutor(
+            plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: plan.target.threads),
+            dropoutSeed: 3 ^ 0xD0D0_D0D0)
         initializeParameters(plan, seed: 3, into: reference.parameters)
+        let batches = order.count / plan.batchSize
         data.images.withUnsafeBufferPointer { images in
             data.labels.withUnsafeBufferPointer { labels in
-                benchmark.order.withUnsafeBufferPointer { order in
-                    for step in 0..<2 {
+                order.withUnsafeBufferPointer { order in
+                    for step in 0..<steps {
                         let batch = StepExecutor.BatchSource(
                             images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
-                            indices: order.baseAddress! + step * plan.batchSize, rows: plan.batchSize)
+                            indices: order.baseAddress! + (step % batches) * plan.batchSize, rows: plan.batchSize)
                         _ = reference.forward(batch)
                         reference.backwardAndUpdate(rows: batch.rows)
                     }
                 }
             }
         }
-        let count = plan.parameterBlockFloats
-        XCTAssertEqual(
-            Array(UnsafeBufferPointer(start: benchmark.executor.parameters, count: count)).map(\.bitPattern),
-            Array(UnsafeBufferPointer(start: reference.parameters, count: count)).map(\.bitPattern))
+        return reference
+    }
+
+    func parameterBits(_ executor: StepExecutor) -> [UInt32] {
+        Array(UnsafeBufferPointer(start: executor.parameters, count: executor.plan.parameterBlockFloats)).map(\.bitPattern)
     }
 
     func testImagesOfAnotherSizeAreRejected() throws {
@@ -199,27 +210,8 @@ final class StepBenchmarkTests: XCTestCase {
         let steps = benchmark.executor.optimizerSteps
         XCTAssertEqual(steps, 3 + 40)
 
-        let onePlan = try makePlan(threads: 1)
-        let reference = try StepExecutor(plan: onePlan, kernels: set, pool: WorkerPool(threads: 1), dropoutSeed: 3 ^ 0xD0D0_D0D0)
+        let reference = try ordinarySteps(steps, plan: try makePlan(threads: 1), data: data, order: benchmark.order)
         XCTAssertFalse(reference.prefetchesBatches)
-        initializeParameters(onePlan, seed: 3, into: reference.parameters)
-        let batches = benchmark.order.count / plan.batchSize
-        data.images.withUnsafeBufferPointer { images in
-            data.labels.withUnsafeBufferPointer { labels in
-                benchmark.order.withUnsafeBufferPointer { order in
-                    for step in 0..<steps {
-                        let batch = StepExecutor.BatchSource(
-                            images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
-                            indices: order.baseAddress! + (step % batches) * plan.batchSize, rows: plan.batchSize)
-                        _ = reference.forward(batch)
-                        reference.backwardAndUpdate(rows: batch.rows)
-                    }
-                }
-            }
-        }
-        let count = plan.parameterBlockFloats
-        XCTAssertEqual(
-            Array(UnsafeBufferPointer(start: benchmark.executor.parameters, count: count)).map(\.bitPattern),
-            Array(UnsafeBufferPointer(start: reference.parameters, count: count)).map(\.bitPattern))
+        XCTAssertEqual(parameterBits(benchmark.executor), parameterBits(reference))
     }
 }
