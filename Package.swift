@@ -63,6 +63,9 @@ let package = Package(
         // HTTP GET on libcurl opened with dlopen at the first download: the executable links no
         // networking library, so starting mlpc does not load curl, TLS and their dependencies.
         .target(name: "CCurlLoader", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        // Whole-file gzip inflation on libdeflate, opened with dlopen when the system has it: about 3.5
+        // times zlib's speed on the train images; zlib remains the decoder that always works.
+        .target(name: "CDeflateLoader", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
 
         .target(name: "SpecParser", dependencies: ["CYaml"]),
         .target(name: "Planner", dependencies: ["SpecParser", "KernelInterface"]),
@@ -74,7 +77,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
-                "CZlib", "CPNG", "CFloatEnvironment", "CMemoryHints", "CSHA256", "CCurlLoader",
+                "CZlib", "CPNG", "CFloatEnvironment", "CMemoryHints", "CSHA256", "CCurlLoader", "CDeflateLoader",
             ],
             swiftSettings: [
                 .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),
