@@ -68,8 +68,8 @@ enum MLPCProcess {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let stdoutPath = scratch + "/stdout"
         let stderrPath = scratch + "/stderr"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         guard let stdoutHandle = FileHandle(forWritingAtPath: stdoutPath), let stderrHandle = FileHandle(forWritingAtPath: stderrPath)
         else { throw CocoaError(.fileWriteUnknown) }
 
