@@ -41,7 +41,8 @@ static void load_libdeflate(void) {
             dlclose(library);
             continue;
         }
-        // Converting object pointers from dlsym to function pointers is what POSIX prescribes.
+        // dlsym returns object pointers; this is the conversion to function pointers that POSIX's
+        // dlsym page shows.
         *(void **)&libdeflate.alloc_decompressor = alloc;
         *(void **)&libdeflate.gzip_decompress_ex = decompress;
         *(void **)&libdeflate.free_decompressor = release;
