@@ -100,6 +100,27 @@ final class DecompressingReader {
         return got
     }
 
+    /// The whole stored file, as it is on disk (compressed bytes for a gzip file), in a new buffer the
+    /// caller deallocates. Read with pread, so the stream's own position does not move. Nil for input
+    /// held in memory, on a read error, or when the file no longer has the size it had when opened.
+    func storedBytes() -> UnsafeMutableRawBufferPointer? {
+        guard case .file(let fd) = input else { return nil }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: storedSize + 1, alignment: 64)
+        // One byte more than the size is asked for: getting it means the file grew.
+        var got = 0
+        while got <= storedSize {
+            let n = pread(fd, buffer.baseAddress! + got, storedSize + 1 - got, off_t(got))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            got += n
+        }
+        guard got == storedSize else {
+            buffer.deallocate()
+            return nil
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: buffer[0..<storedSize])
+    }
+
     /// Reads and discards the rest of the data, up to `limit` bytes, and returns how many there were
     /// (at most `limit + 1`, which means "more than limit"). For compressed input this also runs
     /// zlib's end-of-member checks.

@@ -258,7 +258,7 @@ public struct IDXFile: Sendable {
         }
 
         if wholeFileInflation, reader.isCompressed, dataLength >= wholeFileInflationMinimum,
-           let data = inflatedByLibdeflate(path: path, header: header)
+           let data = inflatedByLibdeflate(reader, header: header)
         {
             let prefix = headerBytes(header.dimensions)
             let digest = data.withUnsafeBytes { bytes -> SHA256Digest in
@@ -325,20 +325,18 @@ public struct IDXFile: Sendable {
     /// code path's work (a few milliseconds at most).
     static let wholeFileInflationMinimum = 1 << 20
 
-    /// The data of the gzip file at `path`, inflated whole by libdeflate (about 3.5 times zlib's speed),
-    /// or nil when there is no libdeflate or the file is anything but one gzip member holding exactly
-    /// `header` and its data: a damaged or cut-off stream, more members, trailing bytes, a file that
-    /// changed. The streaming zlib reader then reads it, and reports what is wrong with the place.
-    /// The inflated header is checked against `header`, read before by zlib from the same file.
-    static func inflatedByLibdeflate(path: String, header: IDXHeader) -> [UInt8]? {
+    /// The data of the gzip file `reader` reads, inflated whole by libdeflate (about 3.5 times zlib's
+    /// speed), or nil when there is no libdeflate or the file is anything but one gzip member holding
+    /// exactly `header` and its data: a damaged or cut-off stream, more members, trailing bytes, a file
+    /// that changed since it was opened. The streaming zlib reader then reads it, and reports what is
+    /// wrong with the place. The inflated header is checked against `header`, which `reader` read.
+    static func inflatedByLibdeflate(_ reader: DecompressingReader, header: IDXHeader) -> [UInt8]? {
         let headerLength = header.headerLength, dataLength = header.dataLength
         // Deflate never stores data in much more than its own size (stored blocks add 5 bytes in
         // 65,535); a larger file has something else in it, which the streaming reader reports
         // without reading it whole.
         let largestGzipSize = (headerLength + dataLength) + (headerLength + dataLength) / 1000 + 4096
-        guard mlpc_libdeflate_available() != 0, header.storedSize <= largestGzipSize,
-              let compressed = wholeFileBytes(path: path, expectedSize: header.storedSize)
-        else {
+        guard mlpc_libdeflate_available() != 0, reader.storedSize <= largestGzipSize, let compressed = reader.storedBytes() else {
             return nil
         }
         defer { compressed.deallocate() }
@@ -365,29 +363,6 @@ public struct IDXFile: Sendable {
         return inflated ? data : nil
     }
 
-    /// The file's bytes in a new buffer, or nil when it cannot be read whole or its size is not
-    /// `expectedSize` (it changed since it was opened); the caller deallocates the buffer.
-    private static func wholeFileBytes(path: String, expectedSize: Int) -> UnsafeMutableRawBufferPointer? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(expectedSize, 1), alignment: 64)
-        var filled = 0
-        while filled < expectedSize {
-            let count = readFile(fd, buffer.baseAddress! + filled, expectedSize - filled)
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            filled += count
-        }
-        // One byte more than expected means the file grew.
-        var extra: UInt8 = 0
-        guard filled == expectedSize, readFile(fd, &extra, 1) == 0 else {
-            buffer.deallocate()
-            return nil
-        }
-        return UnsafeMutableRawBufferPointer(rebasing: buffer[0..<expectedSize])
-    }
-
     /// The header bytes of a uint8 IDX file with these dimensions.
     static func headerBytes(_ dimensions: [Int]) -> [UInt8] {
         var bytes: [UInt8] = [0, 0, IDXHeader.uint8TypeCode, UInt8(truncatingIfNeeded: dimensions.count)]
@@ -405,13 +380,3 @@ extension String {
     }
 }
 
-/// read(2), which IDXFile's own `read` methods hide by name.
-private func readFile(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.read(fd, buffer, count)
-    #elseif canImport(Darwin)
-    return Darwin.read(fd, buffer, count)
-    #else
-    return Musl.read(fd, buffer, count)
-    #endif
-}

@@ -82,12 +82,32 @@ final class WholeFileInflationTests: XCTestCase {
         XCTAssertEqual(file.sha256, SHA256.hash(plain))
     }
 
-    func testAFileThatChangedSizeSinceItsHeaderWasReadIsLeftToZlib() throws {
-        let path = try writeFile("changed-idx3-ubyte.gz", DataFixtures.gzip(DataFixtures.idx(dimensions, pixels)))
-        var header = try IDXHeader.read(path: path)
-        XCTAssertEqual(IDXFile.inflatedByLibdeflate(path: path, header: header), expectedDecoder == .libdeflate ? pixels : nil)
-        header.storedSize += 1
-        XCTAssertNil(IDXFile.inflatedByLibdeflate(path: path, header: header))
+    func testAFileThatChangedSizeSinceItWasOpenedIsLeftToZlib() throws {
+        let gz = DataFixtures.gzip(DataFixtures.idx(dimensions, pixels))
+        let path = try writeFile("changed-idx3-ubyte.gz", gz)
+        let reader = try DecompressingReader(path: path, compressed: true)
+        let header = try IDXHeader.read(from: reader)
+        XCTAssertEqual(IDXFile.inflatedByLibdeflate(reader, header: header), expectedDecoder == .libdeflate ? pixels : nil)
+        // The file grows after it was opened, then is cut short.
+        try DataFixtures.write(gz + [0], to: path)
+        XCTAssertNil(IDXFile.inflatedByLibdeflate(reader, header: header))
+        try DataFixtures.write(Array(gz.dropLast(100)), to: path)
+        XCTAssertNil(IDXFile.inflatedByLibdeflate(reader, header: header))
+    }
+
+    func testStoredBytesAreTheFileAsOnDiskAndLeaveTheStreamWhereItWas() throws {
+        let gz = DataFixtures.gzip(DataFixtures.idx(dimensions, pixels))
+        let path = try writeFile("stored-idx3-ubyte.gz", gz)
+        let reader = try DecompressingReader(path: path, compressed: true)
+        let header = try IDXHeader.read(from: reader)
+        let stored = try XCTUnwrap(reader.storedBytes())
+        defer { stored.deallocate() }
+        XCTAssertEqual(Array(stored), gz)
+        // The stream goes on after the header as if nothing had been read.
+        var data = [UInt8](repeating: 0, count: header.dataLength)
+        let got = try data.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: header.dataLength) }
+        XCTAssertEqual(got, header.dataLength)
+        XCTAssertEqual(data, pixels)
     }
 
     // MARK: Damaged large files: zlib reports them, exactly as without libdeflate
@@ -129,7 +149,8 @@ final class WholeFileInflationTests: XCTestCase {
         let junk = [UInt8](repeating: 0x55, count: 2 << 20)
         let gz = DataFixtures.gzip(DataFixtures.idx(dimensions, pixels)) + junk
         let path = try writeFile("padded-idx3-ubyte.gz", gz)
-        XCTAssertNil(IDXFile.inflatedByLibdeflate(path: path, header: try IDXHeader.read(path: path)))
+        let reader = try DecompressingReader(path: path, compressed: true)
+        XCTAssertNil(IDXFile.inflatedByLibdeflate(reader, header: try IDXHeader.read(from: reader)))
         try assertSameError("padded2-idx3-ubyte.gz", gz, .corruptCompression)
     }
 
