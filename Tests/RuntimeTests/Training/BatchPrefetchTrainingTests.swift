@@ -49,6 +49,18 @@ final class BatchPrefetchTrainingTests: XCTestCase {
         return SHA256.hash(Array(bytes)).hex
     }
 
+    /// Trains `batches` naming `upcoming` on one thread and on two: the parameters must end
+    /// bit-identical, and `prepared` of the two-thread steps must have found their batch gathered ahead.
+    func assertSameAsOneThread(
+        _ batches: [[Int32]], upcoming: [Int?], prepared: Int, _ message: String = "", line: UInt = #line
+    ) throws {
+        let expected = train(try executor(threads: 1), batches, upcoming: upcoming)
+        let prefetching = try executor(threads: 2)
+        XCTAssertTrue(prefetching.prefetchesBatches, line: line)
+        XCTAssertEqual(train(prefetching, batches, upcoming: upcoming), expected, line: line)
+        XCTAssertEqual(prefetching.stepsWithPreparedBatch, prepared, message, line: line)
+    }
+
     func batches(_ count: Int, rows: Int = 16, seed: UInt64 = 3) -> [[Int32]] {
         var random = TestRandom(seed: seed)
         return (0..<count).map { _ in (0..<rows).map { _ in Int32(random.int(below: data.count)) } }
@@ -57,23 +69,15 @@ final class BatchPrefetchTrainingTests: XCTestCase {
     func testStepsGatheredAheadTrainExactlyAsOnOneThread() throws {
         let batches = batches(12)
         let upcoming = (0..<12).map { $0 + 1 < 12 ? $0 + 1 : nil }
-        let reference = try executor(threads: 1)
-        XCTAssertFalse(reference.prefetchesBatches)
-        let expected = train(reference, batches, upcoming: upcoming)
-        let prefetching = try executor(threads: 2)
-        XCTAssertTrue(prefetching.prefetchesBatches)
-        XCTAssertEqual(train(prefetching, batches, upcoming: upcoming), expected)
-        XCTAssertEqual(prefetching.stepsWithPreparedBatch, 11, "every step but the first found its batch gathered")
+        XCTAssertFalse(try executor(threads: 1).prefetchesBatches)
+        try assertSameAsOneThread(batches, upcoming: upcoming, prepared: 11, "every step but the first found its batch gathered")
     }
 
     func testABatchOtherThanTheOneNamedIsGatheredInPlace() throws {
         // Each step names a batch that is not the one asked for next (a resumed or reordered epoch).
         let batches = batches(8)
         let wrong: [Int?] = [2, 0, 5, 1, nil, 7, 3, 0]
-        let expected = train(try executor(threads: 1), batches, upcoming: wrong)
-        let prefetching = try executor(threads: 2)
-        XCTAssertEqual(train(prefetching, batches, upcoming: wrong), expected)
-        XCTAssertEqual(prefetching.stepsWithPreparedBatch, 0)
+        try assertSameAsOneThread(batches, upcoming: wrong, prepared: 0)
     }
 
     func testTheSameRowsInAnotherArrayAreRecognised() throws {
@@ -89,11 +93,7 @@ final class BatchPrefetchTrainingTests: XCTestCase {
     func testAPartialBatchIsGatheredAheadWithItsRows() throws {
         var batches = batches(4)
         batches[3] = Array(batches[3].prefix(5))
-        let upcoming: [Int?] = [1, 2, 3, nil]
-        let expected = train(try executor(threads: 1), batches, upcoming: upcoming)
-        let prefetching = try executor(threads: 2)
-        XCTAssertEqual(train(prefetching, batches, upcoming: upcoming), expected)
-        XCTAssertEqual(prefetching.stepsWithPreparedBatch, 3)
+        try assertSameAsOneThread(batches, upcoming: [1, 2, 3, nil], prepared: 3)
     }
 
     func testEvaluationBetweenStepsForgetsTheBatchGatheredAhead() throws {
