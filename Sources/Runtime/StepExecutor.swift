@@ -188,8 +188,11 @@ public final class StepExecutor {
     /// Runs the forward kernels of the training step one at a time and returns the first whose output is
     /// not finite (for the numerics guard's report), or nil.
     public func firstNonFiniteForwardKernel(_ batch: BatchSource) -> (label: String, source: SourceLocation?)? {
+        // Rerun on the plan's own pair: the slices checked below are the plan's, so a batch gathered
+        // ahead into the second pair would be checked in the wrong buffers.
         forgetPreparedBatch()
-        for (index, kernel) in trainByPair[pair].enumerated() {
+        pair = 0
+        for (index, kernel) in trainByPair[0].enumerated() {
             if kernel.isBackward { break }
             _ = run(kernel, batch: batch, rows: batch.rows)
             for slice in plan.trainKernels[index].writes where plan.buffer(named: slice.buffer)?.elementType == .float32 {

@@ -96,6 +96,27 @@ final class BatchPrefetchTrainingTests: XCTestCase {
         try assertSameAsOneThread(batches, upcoming: [1, 2, 3, nil], prepared: 3)
     }
 
+    func testTheNumericsReportChecksTheBuffersItsRerunWrites() throws {
+        // Step 1 runs on the batch gathered ahead into the second pair. The report then reruns the
+        // forward kernels on that batch: a NaN left in the first pair's input must not be blamed on it.
+        let batches = batches(2)
+        let prefetching = try executor(threads: 2)
+        _ = train(prefetching, batches, upcoming: [1, nil])
+        XCTAssertEqual(prefetching.pair, 1)
+        let input = prefetching.arena.floats(prefetching.plan.buffer(named: "input")!.slice)
+        input[0] = .nan
+        let report = data.images.withUnsafeBufferPointer { images in
+            data.labels.withUnsafeBufferPointer { labels in
+                batches[1].withUnsafeBufferPointer { indices in
+                    prefetching.firstNonFiniteForwardKernel(StepExecutor.BatchSource(
+                        images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
+                        indices: indices.baseAddress!, rows: batches[1].count))
+                }
+            }
+        }
+        XCTAssertNil(report.map(\.label))
+    }
+
     func testEvaluationBetweenStepsForgetsTheBatchGatheredAhead() throws {
         // Evaluation's buffers may reuse the bytes of the second pair: the next step gathers again.
         let batches = batches(6)
