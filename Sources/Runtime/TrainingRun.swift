@@ -37,6 +37,8 @@ public final class TrainingRun {
     let specSHA256: String
     let pool: WorkerPool
     let started = DispatchTime.now().uptimeNanoseconds
+    /// Seconds the run spent in the sessions before this one (resumed runs).
+    var secondsBefore: Double = 0
 
     public init(spec: Spec, plan: Plan, kernels: KernelSet, data: LoadedData, options: Options) throws {
         self.spec = spec
@@ -86,6 +88,7 @@ public final class TrainingRun {
         guard conflicts.isEmpty else {
             throw ModelFileError(path: path, reason: "cannot resume this run: " + conflicts.joined(separator: "; "))
         }
+        try checkCounters(of: checkpoint, path: path)
         checkpoint.restore(into: trainer.executor)
         completedEpochs = checkpoint.completedEpochs
         partialEpoch = checkpoint.partialEpoch
@@ -93,6 +96,46 @@ public final class TrainingRun {
         record.epochSeconds = metrics.map(\.seconds)
         record.epochMeanLoss = metrics.map(\.meanLoss)
         record.epochTestAccuracy = metrics.map(\.testAccuracy)
+        // The record keeps the run's history: where it was started from, when, and its time so far.
+        if let history = checkpoint.history ?? recordedHistory() {
+            record.specPath = history.specPath
+            record.startedAt = history.startedAt
+            secondsBefore = history.totalSeconds
+        }
+    }
+
+    /// The counters must describe a point this run's epochs can reach: a damaged or hand-edited checkpoint
+    /// would otherwise continue from the wrong step, or with Adam's bias correction off.
+    func checkCounters(of checkpoint: Checkpoint, path: String) throws {
+        let steps = trainer.stepsPerEpoch
+        let stepsDone = checkpoint.partialEpoch?.stepsDone ?? 0
+        func damaged(_ reason: String) -> ModelFileError {
+            ModelFileError(path: path, reason: "cannot resume this run: " + reason + " (the checkpoint is damaged or from another dataset)")
+        }
+        if let partial = checkpoint.partialEpoch {
+            guard partial.stepsDone < steps else {
+                throw damaged("it stopped after step \(partial.stepsDone) of epoch \(partial.epoch), but an epoch of this run has \(steps) steps")
+            }
+            guard partial.rowsSeen == partial.stepsDone * plan.batchSize else {
+                throw damaged("its epoch_rows is \(partial.rowsSeen), but \(partial.stepsDone) steps of batch \(plan.batchSize) see \(partial.stepsDone * plan.batchSize)")
+            }
+            guard partial.lossSum.isFinite, partial.lossSum >= 0, partial.lastLoss.isFinite else {
+                throw damaged("its running loss of epoch \(partial.epoch) is not a finite non-negative number")
+            }
+        }
+        let expected = checkpoint.completedEpochs * steps + stepsDone
+        guard checkpoint.optimizerSteps == expected else {
+            throw damaged(
+                "its optimizer_steps is \(checkpoint.optimizerSteps), but \(checkpoint.completedEpochs) epochs of \(steps) steps and \(stepsDone) more make \(expected)")
+        }
+    }
+
+    /// The history in the run directory's run.json, for checkpoints written before they recorded it.
+    func recordedHistory() -> Checkpoint.RunHistory? {
+        guard let data = FileManager.default.contents(atPath: runJSONPath),
+            let old = try? JSONDecoder().decode(RunRecord.self, from: data), old.totalSeconds.isFinite, old.totalSeconds >= 0
+        else { return nil }
+        return Checkpoint.RunHistory(specPath: old.specPath, startedAt: old.startedAt, totalSeconds: old.totalSeconds)
     }
 
     /// Saves the state now: at an epoch boundary, or inside `partial`'s epoch after an interruption.
@@ -100,7 +143,8 @@ public final class TrainingRun {
         let checkpoint = Checkpoint(
             plan: plan, executor: trainer.executor, completedEpochs: completedEpochs, partialEpoch: partial, seed: options.seed,
             specSHA256: specSHA256, epochs: options.epochs, metrics: metrics, dataDirectory: data.directory,
-            dataSHA256: data.sha256)
+            dataSHA256: data.sha256,
+            history: .init(specPath: record.specPath, startedAt: record.startedAt, totalSeconds: runSeconds))
         try checkpoint.write(to: checkpointPath, mlpcVersion: options.mlpcVersion)
     }
 
@@ -136,7 +180,7 @@ public final class TrainingRun {
         record.epochSeconds.append(m.seconds)
         record.epochMeanLoss.append(m.meanLoss)
         record.epochTestAccuracy.append(m.testAccuracy)
-        record.totalSeconds = elapsed
+        record.totalSeconds = runSeconds
         try writeFileAtomically(metricsText, to: metricsPath)
         try writeFileAtomically(record.json(), to: runJSONPath)
         try writeCheckpoint()
@@ -149,8 +193,12 @@ public final class TrainingRun {
         let evaluation = trainer.latestTestEvaluation ?? trainer.evaluate(data.test, indices: nil)
         let parameters = UnsafePointer(trainer.executor.parameters)
         try writeWeightsFile(plan: plan, parameters: parameters, to: weightsPath)
+        // The model names the spec file the run was started from, also after a resume (which reads the
+        // run directory's copy).
+        var recordedSpec = spec
+        recordedSpec.path = record.specPath
         try writeModelFile(
-            spec: spec, plan: plan, parameters: parameters, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
+            spec: recordedSpec, plan: plan, parameters: parameters, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
             to: modelPath)
         trainer.prepareOrder(epoch: 1)
         try writeRunPictures(
@@ -159,7 +207,7 @@ public final class TrainingRun {
         record.status = "completed"
         record.testAccuracy = evaluation.accuracy
         record.testAccuracyCI95 = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
-        record.totalSeconds = elapsed
+        record.totalSeconds = runSeconds
         try writeFileAtomically(record.json(), to: runJSONPath)
         return evaluation
     }
@@ -168,9 +216,10 @@ public final class TrainingRun {
     public func recordStop(status: String, reason: String) {
         record.status = status
         record.stopReason = reason
-        record.totalSeconds = elapsed
+        record.totalSeconds = runSeconds
         try? writeFileAtomically(record.json(), to: runJSONPath)
     }
 
-    var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+    /// The run's seconds so far, over every session.
+    var runSeconds: Double { secondsBefore + Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
 }

@@ -95,6 +95,11 @@ struct RunCommand: ParsableCommand {
         if let batchSize, batchSize != settings.batchSize {
             throw CommandFailure.usage("--batch-size \(batchSize) disagrees with the run's batch size \(settings.batchSize) (\(checkpointPath))")
         }
+        // Fewer epochs than the run has reached would record a model from later than its last epoch.
+        let epochs = self.epochs ?? settings.epochs
+        if let shortfall = settings.shortfall(epochs: epochs) {
+            throw CommandFailure.usage("cannot resume \(directory) for \(epochs) epoch\(epochs == 1 ? "" : "s") (\(checkpointPath)): \(shortfall)")
+        }
         let checked = try checkSpec(
             specOptions(specCopy, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
             probeData: false, batchSize: settings.batchSize)
@@ -110,8 +115,7 @@ struct RunCommand: ParsableCommand {
                     "\(spec) differs from \(specCopy), the spec the run was started with; resume without the spec argument, or start a new run with --out")
             }
         }
-        try train(
-            checked, epochs: epochs ?? settings.epochs, seed: settings.seed, outputDirectory: directory, checkpoint: checkpointPath)
+        try train(checked, epochs: epochs, seed: settings.seed, outputDirectory: directory, checkpoint: checkpointPath)
     }
 
     func train(_ checked: CheckedSpec, epochs: Int, seed: UInt64, outputDirectory: String, checkpoint: String?) throws {

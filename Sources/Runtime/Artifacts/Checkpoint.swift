@@ -35,8 +35,25 @@ public struct Checkpoint {
     public var metrics: [EpochMetrics]
     public var dataDirectory: String
     public var dataSHA256: [String: String]
+    /// The run's history, so a resumed run.json keeps it: the spec file the run was started from,
+    /// when it started, and its seconds so far over all sessions. Nil in checkpoints written before these
+    /// were recorded.
+    public var history: RunHistory?
     /// Parameters and moments as tensors (see the file comment).
     public var tensors: SafetensorsFile
+
+    /// What a resumed run.json carries over from the sessions before.
+    public struct RunHistory: Equatable, Sendable {
+        public var specPath: String
+        public var startedAt: String
+        public var totalSeconds: Double
+
+        public init(specPath: String, startedAt: String, totalSeconds: Double) {
+            self.specPath = specPath
+            self.startedAt = startedAt
+            self.totalSeconds = totalSeconds
+        }
+    }
 
     enum Key {
         static let epoch = "epoch"
@@ -50,12 +67,16 @@ public struct Checkpoint {
         static let epochs = "epochs"
         static let metrics = "metrics"
         static let dataSHA256 = "data_sha256"
+        static let specPath = "spec_path"
+        static let startedAt = "started_at"
+        static let totalSeconds = "total_seconds"
     }
 
     /// Captures the executor's parameters and moments with the counters given.
     public init(
         plan: Plan, executor: StepExecutor, completedEpochs: Int, partialEpoch: EpochProgress?, seed: UInt64,
-        specSHA256: String, epochs: Int, metrics: [EpochMetrics], dataDirectory: String, dataSHA256: [String: String]
+        specSHA256: String, epochs: Int, metrics: [EpochMetrics], dataDirectory: String, dataSHA256: [String: String],
+        history: RunHistory? = nil
     ) {
         var tensors = stateDictTensors(plan: plan, block: executor.parameters)
         for (index, name) in optimizerStateNames(plan).enumerated() {
@@ -71,6 +92,7 @@ public struct Checkpoint {
         self.metrics = metrics
         self.dataDirectory = dataDirectory
         self.dataSHA256 = dataSHA256
+        self.history = history
         self.tensors = SafetensorsFile(tensors: tensors)
     }
 
@@ -89,6 +111,11 @@ public struct Checkpoint {
             Key.metrics: "[" + metrics.map { $0.jsonLine() }.joined(separator: ",") + "]",
             Key.dataSHA256: jsonObject(dataSHA256),
         ]
+        if let history {
+            metadata[Key.specPath] = history.specPath
+            metadata[Key.startedAt] = history.startedAt
+            metadata[Key.totalSeconds] = String(history.totalSeconds)
+        }
         if let partial = partialEpoch {
             metadata[Key.stepInEpoch] = String(partial.stepsDone)
             // Bit patterns, so the resumed epoch's mean loss is the uninterrupted one to the last bit.
@@ -104,12 +131,28 @@ public struct Checkpoint {
     }
 
     /// What a run needs to know before it can plan the spec again: the seed, batch size, epochs and data
-    /// directory the checkpoint was made with.
+    /// directory the checkpoint was made with, and how far it got (epochs completed, steps into the next).
     public struct Settings: Equatable, Sendable {
         public var seed: UInt64
         public var batchSize: Int
         public var epochs: Int
         public var dataDirectory: String
+        public var completedEpochs: Int
+        public var stepInEpoch: Int
+
+        /// The fewest epochs a resumed run may be asked for: those completed, or the epoch it stopped in.
+        public var minimumEpochs: Int { stepInEpoch > 0 ? completedEpochs + 1 : completedEpochs }
+
+        /// Why the run cannot be resumed to end after `epochs` epochs (its files would then describe a
+        /// model from later than their last epoch), or nil when it can.
+        public func shortfall(epochs: Int) -> String? {
+            guard epochs < minimumEpochs else { return nil }
+            let reached =
+                stepInEpoch > 0
+                ? "it stopped in epoch \(completedEpochs + 1), after step \(stepInEpoch)"
+                : "it has completed \(completedEpochs) epoch\(completedEpochs == 1 ? "" : "s")"
+            return "\(reached); give --epochs \(minimumEpochs) or more"
+        }
     }
 
     /// Reads only the settings from the checkpoint's metadata.
@@ -121,11 +164,15 @@ public struct Checkpoint {
         guard let seed = file.metadata[Key.seed].flatMap({ UInt64($0) }),
             let batch = file.metadata[Key.batchSize].flatMap({ Int($0) }), batch > 0,
             let epochs = file.metadata[Key.epochs].flatMap({ Int($0) }), epochs > 0,
-            let directory = file.metadata[ArtifactMetadataKey.dataDirectory]
+            let directory = file.metadata[ArtifactMetadataKey.dataDirectory],
+            let completed = file.metadata[Key.epoch].flatMap({ Int($0) }), completed >= 0,
+            let step = file.metadata[Key.stepInEpoch].flatMap({ Int($0) }), step >= 0
         else {
-            throw ModelFileError(path: path, reason: "the checkpoint metadata lacks a valid seed, batch_size, epochs or data_directory")
+            throw ModelFileError(
+                path: path, reason: "the checkpoint metadata lacks a valid seed, batch_size, epochs, epoch, step_in_epoch or data_directory")
         }
-        return Settings(seed: seed, batchSize: batch, epochs: epochs, dataDirectory: directory)
+        return Settings(
+            seed: seed, batchSize: batch, epochs: epochs, dataDirectory: directory, completedEpochs: completed, stepInEpoch: step)
     }
 
     /// Reads and checks a checkpoint: every counter present and well-formed, and the tensors exactly those
@@ -184,18 +231,28 @@ public struct Checkpoint {
             throw ModelFileError(path: path, reason: "the checkpoint records \(completed) epochs but metrics for \(metrics.count)")
         }
         try checkStateDict(file, path: path, plan: plan, prefixes: [""] + optimizerStateNames(plan).map { $0 + "." })
+        try requireNonNegativeSecondMoments(file, path: path, plan: plan)
+        var history: RunHistory?
+        if let specPath = metadata[Key.specPath], let startedAt = metadata[Key.startedAt], let secondsText = metadata[Key.totalSeconds] {
+            guard let seconds = Double(secondsText), seconds.isFinite, seconds >= 0 else {
+                throw ModelFileError(
+                    path: path, reason: "checkpoint metadata '\(Key.totalSeconds)' is \"\(secondsText)\", expected a non-negative number")
+            }
+            history = RunHistory(specPath: specPath, startedAt: startedAt, totalSeconds: seconds)
+        }
         var checkpoint = Checkpoint(
             completedEpochs: completed, partialEpoch: partial, optimizerSteps: try integer(Key.optimizerSteps), seed: seed,
             specSHA256: try value(ArtifactMetadataKey.specSHA256), batchSize: try integer(Key.batchSize),
             epochs: try integer(Key.epochs), metrics: metrics, dataDirectory: try value(ArtifactMetadataKey.dataDirectory),
-            dataSHA256: dataSums, tensors: file)
+            dataSHA256: dataSums, history: history, tensors: file)
         checkpoint.tensors.metadata = [:]
         return checkpoint
     }
 
     init(
         completedEpochs: Int, partialEpoch: EpochProgress?, optimizerSteps: Int, seed: UInt64, specSHA256: String, batchSize: Int,
-        epochs: Int, metrics: [EpochMetrics], dataDirectory: String, dataSHA256: [String: String], tensors: SafetensorsFile
+        epochs: Int, metrics: [EpochMetrics], dataDirectory: String, dataSHA256: [String: String], history: RunHistory?,
+        tensors: SafetensorsFile
     ) {
         self.completedEpochs = completedEpochs
         self.partialEpoch = partialEpoch
@@ -207,6 +264,7 @@ public struct Checkpoint {
         self.metrics = metrics
         self.dataDirectory = dataDirectory
         self.dataSHA256 = dataSHA256
+        self.history = history
         self.tensors = tensors
     }
 
@@ -219,6 +277,19 @@ public struct Checkpoint {
             fillBlock(tensors, plan: plan, prefix: name + ".", into: executor.stateBlock(index))
         }
         executor.optimizerSteps = optimizerSteps
+    }
+}
+
+/// Adam's second moments are running means of squares: a negative one can only come from a damaged
+/// file, and would otherwise surface later as a diverged run.
+private func requireNonNegativeSecondMoments(_ file: SafetensorsFile, path: String, plan: Plan) throws {
+    guard optimizerStateNames(plan).contains("exp_avg_sq") else { return }
+    for parameter in plan.parameters {
+        let name = "exp_avg_sq." + parameter.name
+        guard let tensor = file.tensor(named: name), let index = tensor.values.firstIndex(where: { $0 < 0 }) else { continue }
+        throw ModelFileError(
+            path: path,
+            reason: "tensor '\(name)' holds \(tensor.values[index]) at element \(index): a second moment cannot be negative (the checkpoint is damaged)")
     }
 }
 
