@@ -31,6 +31,9 @@ public enum SpecLoader {
     /// on a wrong or hostile path before parsing starts.
     public static let maximumFileSize = 1 << 20
 
+    /// EF BB BF, U+FEFF encoded in UTF-8.
+    static let utf8ByteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
+
     /// Loads the spec at `path`. `dataDirectoryOverride` (from --data-dir or MLPC_DATA_DIR) replaces
     /// `data.dir` as given, without resolving it against the spec's folder.
     public static func load(path: String, dataDirectoryOverride: String? = nil) -> SpecLoadResult {
@@ -48,8 +51,15 @@ public enum SpecLoader {
             return SpecLoadResult(
                 spec: nil, diagnostics: [], source: nil, fileError: tooLargeMessage(path: path, size: bytes.count))
         }
-        let source = SourceFile(path: path, bytes: bytes)
-        let tree = YAMLReader.read(bytes, file: path)
+        // YAML 1.2 allows a byte-order mark at the start of a stream (Windows Notepad writes one). It is
+        // not part of the text: dropping it here keeps it out of the source lines, `Spec.sourceText` and
+        // every column (line 1 column 1 is the first character after it). libyaml itself would skip it
+        // but count it as a column, which moves the first key right of the keys below it.
+        let hasByteOrderMark = bytes.starts(with: SpecLoader.utf8ByteOrderMark)
+        let text = hasByteOrderMark ? Array(bytes.dropFirst(SpecLoader.utf8ByteOrderMark.count)) : bytes
+        let source = SourceFile(path: path, bytes: text)
+        let tree = YAMLReader.read(
+            text, file: path, fileOffsetOfFirstByte: hasByteOrderMark ? SpecLoader.utf8ByteOrderMark.count : 0)
         var diagnostics = tree.diagnostics
         var spec: Spec?
         if let root = tree.root {

@@ -18,7 +18,9 @@ enum YAMLReader {
         var diagnostics: [Diagnostic]
     }
 
-    static func read(_ bytes: [UInt8], file: String) -> Output {
+    /// `fileOffsetOfFirstByte` is where `bytes` start in the file (3 when the caller dropped a
+    /// byte-order mark), so byte offsets in messages name the file's own bytes.
+    static func read(_ bytes: [UInt8], file: String, fileOffsetOfFirstByte: Int = 0) -> Output {
         var builder = TreeBuilder(file: file, marks: MarkConverter(bytes: bytes, file: file))
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) != 0 else {
@@ -35,7 +37,7 @@ enum YAMLReader {
             var event = yaml_event_t()
             while !builder.isFinished {
                 guard yaml_parser_parse(&parser, &event) != 0 else {
-                    builder.fail(parserProblem(parser, marks: &builder.marks))
+                    builder.fail(parserProblem(parser, marks: &builder.marks, fileOffsetOfFirstByte: fileOffsetOfFirstByte))
                     break
                 }
                 builder.consume(event)
@@ -45,7 +47,9 @@ enum YAMLReader {
         return Output(root: builder.failed ? nil : builder.root, diagnostics: builder.diagnostics)
     }
 
-    private static func parserProblem(_ parser: yaml_parser_t, marks: inout MarkConverter) -> Diagnostic {
+    private static func parserProblem(
+        _ parser: yaml_parser_t, marks: inout MarkConverter, fileOffsetOfFirstByte: Int
+    ) -> Diagnostic {
         let problem = parser.problem.map { String(cString: $0) } ?? "unknown problem"
         switch parser.error {
         case YAML_READER_ERROR:
@@ -53,7 +57,7 @@ enum YAMLReader {
             let location = marks.location(byteOffset: Int(parser.problem_offset))
             var message = "the spec is not valid UTF-8 text: \(problem)"
             if parser.problem_value != -1 {
-                message += " (byte 0x\(String(UInt32(truncatingIfNeeded: parser.problem_value), radix: 16, uppercase: true)) at offset \(parser.problem_offset))"
+                message += " (byte 0x\(String(UInt32(truncatingIfNeeded: parser.problem_value), radix: 16, uppercase: true)) at offset \(Int(parser.problem_offset) + fileOffsetOfFirstByte))"
             }
             return .error(SpecDiagnosticCode.notText, message, at: location)
         case YAML_MEMORY_ERROR:
