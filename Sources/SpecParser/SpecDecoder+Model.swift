@@ -138,7 +138,10 @@ extension SpecDecoder {
             kind = decodeLinear(parameters).map { .linear($0) }
         case "dropout":
             checkKeys(parameters, allowed: ["p", "name"])
-            kind = number(parameters, "p", default: 0.5, in: .unitHalfOpen, example: "0.2").map { .dropout(p: $0) }
+            kind = number(
+                parameters, "p", default: 0.5, in: .unitHalfOpen,
+                float32: .belowOne(because: "dropout would drop every element"), example: "0.2"
+            ).map { .dropout(p: $0) }
         default:
             kind = activation(entry.kind, at: entry.location, parameters: parameters, extraKeys: ["name"])
                 .map { .activation($0) }

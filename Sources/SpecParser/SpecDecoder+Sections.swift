@@ -123,7 +123,12 @@ extension SpecDecoder {
             if let normalize = mapping(entry.value, path: "data.normalize", owner: entry.key.location) {
                 checkKeys(normalize, allowed: SpecDecoder.normalizeKeys)
                 mean = number(normalize, "mean", default: nil, in: .any, example: "0.5")
-                std = number(normalize, "std", default: nil, in: .positive, example: "0.5")
+                std = number(
+                    normalize, "std", default: nil, in: .positive,
+                    float32: .normal(because: "the pixels are divided by it"), example: "0.5")
+                if let givenMean = mean, let givenStd = std, !checkNormalizedPixelRange(mean: givenMean, std: givenStd) {
+                    std = nil
+                }
             } else {
                 mean = nil
                 std = nil
@@ -134,6 +139,33 @@ extension SpecDecoder {
         return DataSpec(
             directory: directory, resolvedDirectory: resolved, mean: mean, std: std, validationFraction: fraction,
             location: view.location)
+    }
+
+    /// The gather kernel maps a pixel x in 0...255 to x * scale + shift in Float32, with
+    /// scale = 1/(255 std) and shift = -mean/std computed from the Float32 mean and std. The pixels 0
+    /// and 255 land on -mean/std and (1 - mean)/std: both must be finite in Float32, and the scale
+    /// must stay a normal Float32, or every image becomes the same constant. Reports at `std`, the
+    /// divisor, with a note at `mean`.
+    private mutating func checkNormalizedPixelRange(mean: Located<Double>, std: Located<Double>) -> Bool {
+        let floatMean = Double(Float(mean.value))
+        let floatStd = Double(Float(std.value))
+        let meanNote = DiagnosticNote("mean is \(shortNumber(mean.value)) here", at: mean.location)
+        for (pixel, value) in [("0", -floatMean / floatStd), ("255", (1 - floatMean) / floatStd)] where !Float(value).isFinite {
+            report(.error(
+                .outOfRange,
+                "'data.normalize' maps pixel \(pixel) to \(pixel == "0" ? "-mean/std" : "(1 - mean)/std") = \(approximateNumber(value)), beyond the largest float32 (\(largestFloat32Text))",
+                at: std.location, notes: [meanNote]))
+            return false
+        }
+        let scale = 1 / (255 * floatStd)
+        guard Float(scale).isNormal else {
+            report(.error(
+                .outOfRange,
+                "'data.normalize.std' \(shortNumber(std.value)) makes the pixel scale 1/(255 std) = \(approximateNumber(scale)), below the smallest normal float32 (\(smallestNormalFloat32Text)); every image would become the same constant",
+                at: std.location))
+            return false
+        }
+        return true
     }
 
     /// A relative data directory is relative to the spec file's folder, so a spec works from any
@@ -201,12 +233,17 @@ extension SpecDecoder {
         checkOptimizerKeys(view, kind: kind?.value)
 
         let isSGD = kind?.value == .sgd
-        let lr = number(view, "lr", default: isSGD ? nil : 1e-3, in: .positive, example: "0.01")
+        let lr = number(
+            view, "lr", default: isSGD ? nil : 1e-3, in: .positive,
+            float32: .normal(because: "every update is scaled by it"), example: "0.01")
         let momentum = number(view, "momentum", default: 0, in: .nonNegative, example: "0.9")
         let dampening = number(view, "dampening", default: 0, in: .unitClosed, example: "0")
         let nesterov = boolean(view, "nesterov", default: false)
         let betas = decodeBetas(view)
-        let eps = number(view, "eps", default: 1e-8, in: .positive, example: "1e-8")
+        let eps = number(
+            view, "eps", default: 1e-8, in: .positive,
+            float32: .normal(because: "Adam divides by sqrt(v) + eps, which is then 0 where a gradient stays 0"),
+            example: "1e-8")
         let weightDecay = number(
             view, "weight_decay", default: kind?.value == .adamw ? 0.01 : 0, in: .nonNegative, example: "0")
 
@@ -216,9 +253,40 @@ extension SpecDecoder {
         guard let kind, let lr, let momentum, let dampening, let nesterov, let betas, let eps, let weightDecay else {
             return nil
         }
+        guard checkAdamCoefficients(view, kind: kind.value, lr: lr, beta1: betas.0, weightDecay: weightDecay) else {
+            return nil
+        }
         return OptimizerSpec(
             kind: kind, lr: lr, momentum: momentum, dampening: dampening, nesterov: nesterov, beta1: betas.0,
             beta2: betas.1, eps: eps, weightDecay: weightDecay, location: view.location)
+    }
+
+    /// Adam and AdamW round coefficients derived from the options to Float32 (torch.optim's way, see
+    /// KernelSource/Optimizers.swift): the first step's size lr / (1 - beta1) (later steps' are
+    /// smaller) and AdamW's decay factor 1 - lr * weight_decay. Each must be finite in Float32.
+    private mutating func checkAdamCoefficients(
+        _ view: MappingView, kind: OptimizerKind, lr: Located<Double>, beta1: Located<Double>,
+        weightDecay: Located<Double>
+    ) -> Bool {
+        guard kind != .sgd else { return true }
+        let stepSize = lr.value / (1 - beta1.value)
+        if !Float(stepSize).isFinite {
+            let notes = view["betas"] == nil ? [] : [DiagnosticNote("beta1 is \(shortNumber(beta1.value)) here", at: beta1.location)]
+            report(.error(
+                .outOfRange,
+                "'optimizer.lr' \(shortNumber(lr.value)) makes \(kind.rawValue)'s first step size lr / (1 - beta1) = \(shortNumber(lr.value)) / (1 - \(shortNumber(beta1.value))) = \(approximateNumber(stepSize)), beyond the largest float32 (\(largestFloat32Text))",
+                at: lr.location, notes: notes))
+            return false
+        }
+        let decayFactor = 1 - lr.value * weightDecay.value
+        if kind == .adamw, !Float(decayFactor).isFinite {
+            report(.error(
+                .outOfRange,
+                "'optimizer.weight_decay' \(shortNumber(weightDecay.value)) makes adamw's decay factor 1 - lr * weight_decay = \(approximateNumber(decayFactor)), beyond the largest float32 (\(largestFloat32Text))",
+                at: weightDecay.location, notes: [DiagnosticNote("lr is \(shortNumber(lr.value)) here", at: lr.location)]))
+            return false
+        }
+        return true
     }
 
     /// Options of the other optimizer get their own message: they are real options, just not here.

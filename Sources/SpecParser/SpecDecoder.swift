@@ -1,3 +1,5 @@
+import Foundation
+
 /// Decodes a `YAMLNode` tree into a `Spec`: checks every key, type and range, fills PyTorch's
 /// defaults, and collects every problem in one pass. The sections live in SpecDecoder+Sections.swift
 /// and SpecDecoder+Model.swift; this file holds the typed readers they share.
@@ -84,6 +86,33 @@ struct NumberInterval {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 }
+
+/// What a number must still be once rounded to Float32: the kernels compute in Float, so a value the
+/// spec accepts as a Double but Float cannot hold would only show up later, as a divergence in training.
+/// Every number must at least be finite in Float32; the cases with a reason say why a field needs more.
+enum Float32Rule {
+    /// Finite in Float32 (at most 3.4e38 in magnitude); a value that rounds to 0 or a subnormal is harmless.
+    case finite
+    /// Finite and, when not 0, a normal Float32 (at least 1.2e-38): for divisors and factors that
+    /// rounding to 0 or to a subnormal (a handful of bits) makes meaningless.
+    case normal(because: String)
+    /// Finite and still below 1 after rounding.
+    case belowOne(because: String)
+}
+
+/// A number as a message prints it: Swift's shortest round-trip form, without the exponent's '+'
+/// (1e+300 -> 1e300).
+func shortNumber(_ value: Double) -> String {
+    "\(value)".replacingOccurrences(of: "e+", with: "e")
+}
+
+/// Two significant digits, for Float32's limits in messages (3.4e38, 1.2e-38).
+func approximateNumber(_ value: Double) -> String {
+    String(format: "%.2g", value).replacingOccurrences(of: "e+", with: "e")
+}
+
+let largestFloat32Text = approximateNumber(Double(Float.greatestFiniteMagnitude))
+let smallestNormalFloat32Text = approximateNumber(Double(Float.leastNormalMagnitude))
 
 extension SpecDecoder {
     // MARK: Structure
@@ -190,17 +219,20 @@ extension SpecDecoder {
 
     /// A finite number: an integer or a decimal with an optional exponent (`0.001`, `1e-3`, `5`).
     mutating func number(
-        _ view: MappingView, _ key: String, default defaultValue: Double?, in interval: NumberInterval, example: String
+        _ view: MappingView, _ key: String, default defaultValue: Double?, in interval: NumberInterval,
+        float32 rule: Float32Rule = .finite, example: String
     ) -> Located<Double>? {
         guard let entry = view[key], !entry.value.isNull else {
             if let defaultValue { return Located(defaultValue, at: view.location) }
             reportMissing(key, in: view, example: example)
             return nil
         }
-        return number(entry.value, name: view.qualified(key), in: interval)
+        return number(entry.value, name: view.qualified(key), in: interval, float32: rule)
     }
 
-    mutating func number(_ node: YAMLNode, name: String, in interval: NumberInterval) -> Located<Double>? {
+    mutating func number(
+        _ node: YAMLNode, name: String, in interval: NumberInterval, float32 rule: Float32Rule = .finite
+    ) -> Located<Double>? {
         guard let scalar = node.scalar, scalar.style == .plain, let value = parseNumber(scalar.value) else {
             report(.error(.wrongType, "expected a number for '\(name)', found \(node.shortDescription)", at: node.location))
             return nil
@@ -209,7 +241,31 @@ extension SpecDecoder {
             report(.error(.outOfRange, "'\(name)' \(interval.requirement), found \(scalar.value)", at: node.location))
             return nil
         }
+        if let problem = float32Problem(value, rule: rule) {
+            report(.error(.outOfRange, "'\(name)' \(scalar.value) \(problem)", at: node.location))
+            return nil
+        }
         return Located(value, at: node.location)
+    }
+
+    /// Why `value` breaks `rule` once rounded to Float32 ("is beyond the largest float32 (3.4e38)"),
+    /// or nil when it does not.
+    func float32Problem(_ value: Double, rule: Float32Rule) -> String? {
+        let rounded = Float(value)
+        guard rounded.isFinite else {
+            return "is beyond the largest float32 (\(largestFloat32Text)); the kernels compute in float32"
+        }
+        switch rule {
+        case .finite:
+            return nil
+        case .normal(let reason):
+            guard value != 0, !rounded.isNormal else { return nil }
+            let becomes = rounded == 0 ? "rounds to 0" : "is a subnormal"
+            return "is below the smallest normal float32 (\(smallestNormalFloat32Text)) and \(becomes) in float32; \(reason)"
+        case .belowOne(let reason):
+            guard rounded >= 1 else { return nil }
+            return "rounds to 1 in float32; \(reason)"
+        }
     }
 
     /// `true` or `false` (YAML 1.2; YAML 1.1's yes/no/on/off are refused, they surprise people).
