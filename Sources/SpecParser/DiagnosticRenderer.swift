@@ -13,24 +13,25 @@ public enum DiagnosticRenderer {
     ///   help: did you mean 'epochs'?
     /// specs/a.yaml:3:1: note: ...
     /// ```
-    /// A diagnostic without a location prints as `mlpc: error: message [CODE]`.
+    /// A diagnostic without a location prints as `mlpc: error: message [CODE]`. Control characters in
+    /// messages (a path or name from a file) are printed as escapes, never raw.
     public static func text(_ diagnostics: [Diagnostic], sources: [String: SourceFile], color: Bool) -> String {
         let style = TextStyle(enabled: color)
         var output = ""
         for diagnostic in diagnostics {
             let label = style.severity(diagnostic.severity)
             let code = diagnostic.code.isEmpty ? "" : " [\(diagnostic.code)]"
-            output += header(diagnostic.location, style: style) + label + " " + style.bold(diagnostic.message + code) + "\n"
+            output += header(diagnostic.location, style: style) + label + " " + style.bold(escapingControlCharacters(diagnostic.message) + code) + "\n"
             output += excerpt(diagnostic.location, sources: sources, style: style)
             if let suggestion = diagnostic.suggestion {
-                output += "  " + style.help("help:") + " " + suggestion + "\n"
+                output += "  " + style.help("help:") + " " + escapingControlCharacters(suggestion) + "\n"
             }
             for note in diagnostic.notes {
                 if note.location != nil {
-                    output += header(note.location, style: style) + style.severity(.note) + " " + note.message + "\n"
+                    output += header(note.location, style: style) + style.severity(.note) + " " + escapingControlCharacters(note.message) + "\n"
                     output += excerpt(note.location, sources: sources, style: style)
                 } else {
-                    output += "  " + style.severity(.note) + " " + note.message + "\n"
+                    output += "  " + style.severity(.note) + " " + escapingControlCharacters(note.message) + "\n"
                 }
             }
         }
@@ -48,7 +49,7 @@ public enum DiagnosticRenderer {
 
     private static func header(_ location: SourceLocation?, style: TextStyle) -> String {
         guard let location else { return style.bold("mlpc:") + " " }
-        return style.bold("\(location.file):\(location.line):\(location.column):") + " "
+        return style.bold("\(escapingControlCharacters(location.file)):\(location.line):\(location.column):") + " "
     }
 
     /// The source line and a caret under the column. Tabs in the line are repeated in the caret line

@@ -100,6 +100,11 @@ extension SpecDecoder {
         if let entry = view["dir"], !entry.value.isNull, let text = string(entry.value, name: "data.dir") {
             if text.value.isEmpty {
                 report(.error(.outOfRange, "'data.dir' must not be empty", at: text.location))
+            } else if text.value.unicodeScalars.contains("\0") {
+                // The system ends a path at its first NUL: "a\0b" would silently become "a".
+                report(.error(
+                    .outOfRange, "'data.dir' \(quote(text.value)) contains a NUL character; a path cannot hold one",
+                    at: text.location))
             } else {
                 written = text
             }

@@ -133,7 +133,7 @@ extension SpecDecoder {
         for entry in entries {
             if let first = firstKeys[entry.key.value] {
                 report(.error(
-                    .duplicateKey, "duplicate key '\(entry.key.value)' in \(path.isEmpty ? "the spec" : "'\(path)'")",
+                    .duplicateKey, "duplicate key \(quote(entry.key.value)) in \(path.isEmpty ? "the spec" : "'\(path)'")",
                     at: entry.key.location, notes: [DiagnosticNote("first given here", at: first)]))
             } else {
                 firstKeys[entry.key.value] = entry.key.location

@@ -67,13 +67,32 @@ func quote(_ text: String, limit: Int = 40) -> String {
             break
         }
         count += 1
-        switch scalar.value {
-        case 0x0A: result += "\\n"
-        case 0x09: result += "\\t"
-        case 0x0D: result += "\\r"
-        case 0..<0x20, 0x7F, 0x80..<0xA0: result += "\\u{\(String(scalar.value, radix: 16))}"
-        default: result.unicodeScalars.append(scalar)
-        }
+        appendEscapingControlCharacter(scalar, to: &result)
     }
     return result + "'"
+}
+
+/// `text` with its control characters (C0, DEL, C1) written as escapes (\n, \t, \r, \u{1b}), so that
+/// text from a file or a path cannot move the cursor or recolour a terminal.
+public func escapingControlCharacters(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: isControlCharacter) else { return text }
+    var result = ""
+    for scalar in text.unicodeScalars {
+        appendEscapingControlCharacter(scalar, to: &result)
+    }
+    return result
+}
+
+private func isControlCharacter(_ scalar: Unicode.Scalar) -> Bool {
+    scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+}
+
+private func appendEscapingControlCharacter(_ scalar: Unicode.Scalar, to result: inout String) {
+    switch scalar.value {
+    case 0x0A: result += "\\n"
+    case 0x09: result += "\\t"
+    case 0x0D: result += "\\r"
+    case _ where isControlCharacter(scalar): result += "\\u{\(String(scalar.value, radix: 16))}"
+    default: result.unicodeScalars.append(scalar)
+    }
 }
