@@ -33,18 +33,22 @@ public struct MemoryReport: Codable, Equatable, Sendable {
 func resourceDiagnostics(_ plan: Plan, spec: Spec) -> [Diagnostic] {
     let report = MemoryReport(plan)
     guard report.arenaBytes > plan.target.memoryBytes else { return [] }
-    return [
-        .error(
-            "E0501",
-            "the plan needs \(formatBytes(report.arenaBytes)) of memory but this machine has \(formatBytes(plan.target.memoryBytes))",
-            at: spec.training.batchSize.location,
-            notes: [
-                DiagnosticNote(
-                    "parameters \(formatBytes(report.parameterBytes)), gradients \(formatBytes(report.gradientBytes)), optimizer state \(formatBytes(report.optimizerStateBytes)), activations \(formatBytes(report.activationBytes)) at batch \(plan.batchSize), workspace \(formatBytes(report.workspaceBytes))",
-                    at: spec.model.location)
-            ],
-            suggestion: "reduce the layer sizes or the batch size")
+    var notes = [
+        DiagnosticNote(
+            "parameters \(formatBytes(report.parameterBytes)), gradients \(formatBytes(report.gradientBytes)), optimizer state \(formatBytes(report.optimizerStateBytes)), activations \(formatBytes(report.activationBytes)) at batch \(plan.batchSize), workspace \(formatBytes(report.workspaceBytes))",
+            at: spec.model.location)
     ]
+    var message = "the plan needs \(formatBytes(report.arenaBytes)) of memory but this machine has \(formatBytes(plan.target.memoryBytes))"
+    var suggestion = "reduce the layer sizes or the batch size"
+    // The location stays at the spec's batch_size (the place to change it for good), but a batch size
+    // from the command line must not read as the spec's.
+    if let override = spec.training.batchSizeOverride {
+        message += " at batch size \(plan.batchSize), given by \(override.flag) \(plan.batchSize)"
+        notes.append(DiagnosticNote(
+            "\(override.flag) overrides the spec's batch_size \(override.specValue)", at: spec.training.batchSize.location))
+        suggestion = "reduce the layer sizes or \(override.flag)"
+    }
+    return [.error("E0501", message, at: spec.training.batchSize.location, notes: notes, suggestion: suggestion)]
 }
 
 /// 1536 -> "1.5 KiB"; exact bytes are printed beside this where they matter.

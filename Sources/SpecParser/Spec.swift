@@ -10,7 +10,8 @@ public struct Spec: Codable, Equatable, Sendable {
     public var training: TrainingSpec
     /// The spec file as given on the command line.
     public var path: String
-    /// The exact bytes of the spec file as text (for run records, copies and model files).
+    /// The spec file's text exactly as written, less a leading byte-order mark (for run records,
+    /// copies and model files).
     public var sourceText: String
 
     public init(
@@ -203,6 +204,9 @@ public struct TrainingSpec: Codable, Equatable, Sendable {
     /// Batch size for evaluation; defaults to 1000.
     public var evalBatchSize: Located<Int>
     public var location: SourceLocation
+    /// Set when a command-line flag replaced `batchSize`, so diagnostics about the batch size name the
+    /// flag rather than blame the spec's line (which `batchSize` still points at).
+    public private(set) var batchSizeOverride: CommandLineOverride?
 
     public init(
         batchSize: Located<Int>, epochs: Located<Int>, shuffle: Located<Bool>, dropLast: Located<Bool>,
@@ -215,5 +219,24 @@ public struct TrainingSpec: Codable, Equatable, Sendable {
         self.threads = threads
         self.evalBatchSize = evalBatchSize
         self.location = location
+    }
+
+    /// Replaces the batch size with `value` given by `flag` (`--batch-size`), remembering the spec's own.
+    public mutating func overrideBatchSize(_ value: Int, from flag: String) {
+        batchSizeOverride = CommandLineOverride(flag: flag, specValue: batchSize.value)
+        batchSize.value = value
+    }
+}
+
+/// A command-line flag that replaced a value of the spec.
+public struct CommandLineOverride: Codable, Equatable, Sendable {
+    /// The flag as the user types it, e.g. "--batch-size".
+    public var flag: String
+    /// The value the spec itself gives.
+    public var specValue: Int
+
+    public init(flag: String, specValue: Int) {
+        self.flag = flag
+        self.specValue = specValue
     }
 }
