@@ -13,14 +13,14 @@ struct CheckCommand: ParsableCommand {
     @OptionGroup var options: SpecOptions
 
     @Option(help: "Output format: text (summary and diagnostics) or json (diagnostics as a JSON array).")
-    var format: OutputFormat = .text
+    var format: CheckOutputFormat = .text
 
     func validate() throws {
         if format == .dot { throw ValidationError("check prints text or json; use `mlpc plan --format dot` for a graph") }
     }
 
     func run() throws {
-        let checked = try checkSpec(options, threads: nil, format: format, probeData: true)
+        let checked = try checkSpec(options, threads: nil, format: format == .json ? .json : .text, probeData: true)
         switch format {
         case .json:
             print(DiagnosticRenderer.json(checked.diagnostics))
@@ -30,6 +30,14 @@ struct CheckCommand: ParsableCommand {
             print("\(checked.spec.path): ok")
         }
     }
+}
+
+/// `check`'s formats: text and json, which help and completion list. `dot` is a format of `plan`; it
+/// parses here only so that `validate()` can point there instead of a bare "invalid value".
+enum CheckOutputFormat: String, ExpressibleByArgument {
+    case text, json, dot
+
+    static var allValueStrings: [String] { [text.rawValue, json.rawValue] }
 }
 
 struct PlanCommand: ParsableCommand {
