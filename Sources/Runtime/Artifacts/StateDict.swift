@@ -53,7 +53,8 @@ public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, pr
         }
     }
     for tensor in file.tensors where !expected.contains(tensor.name) {
-        problems.append("\(tensor.name) \(shapeList(tensor.shape)) is not a parameter of the model")
+        // The name comes from the file: escaped, so a hostile name cannot drive the terminal.
+        problems.append("\(escapedForMessage(tensor.name)) \(shapeList(tensor.shape)) is not a parameter of the model")
     }
     guard problems.isEmpty else { throw StateDictError(path: path, problems: problems) }
     try file.requireFinite(path: path)

@@ -14,16 +14,18 @@ public let pngMaximumPixelCount = 64 << 20
 // libpng's PNG_FORMAT_* macros are composite expressions Swift does not import.
 private let pngFormatRGBA: png_uint_32 = 0x02 | 0x01  // PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA
 private let pngImageFlag16BitSRGB: png_uint_32 = 0x04  // PNG_IMAGE_FLAG_16BIT_sRGB
+private let pngFormatFlagColormap: png_uint_32 = 0x08  // PNG_FORMAT_FLAG_COLORMAP
 
-/// Reads the PNG file at `path` and decodes it (see `decodePNG(bytes:path:as:)`).
+/// The largest PNG file read: 1 GiB, more than the 64-megapixel limit needs even stored uncompressed
+/// at 16 bits per sample, so a huge file named by mistake is refused before it is loaded.
+public let pngMaximumFileSize = 1 << 30
+
+/// Reads the PNG file at `path` and decodes it (see `decodePNG(bytes:path:as:)`). A path that
+/// cannot be read (missing, a directory, a device or FIFO, no permission) throws `FileAccessError`;
+/// a file that is not a usable PNG throws `PNGError`.
 public func readPNG(path: String, as format: PixelFormat) throws -> RasterImage {
-    let data: Data
-    do {
-        data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-        throw PNGError(path: path, reason: "cannot read file: \(error.localizedDescription)")
-    }
-    return try decodePNG(bytes: [UInt8](data), path: path, as: format)
+    let bytes = try readRegularFile(path: path, what: "a PNG image", limit: pngMaximumFileSize)
+    return try decodePNG(bytes: bytes, path: path, as: format)
 }
 
 /// Decodes any PNG into 8-bit `format` (gray or RGB). Transparent and translucent pixels are
@@ -31,7 +33,11 @@ public func readPNG(path: String, as format: PixelFormat) throws -> RasterImage 
 /// colour becomes gray; colour becomes gray by BT.601 luma (see `RasterImage.luminance()`).
 /// 16-bit samples are reduced to 8 bits by libpng, taken as sRGB-encoded unless the file says otherwise. Corrupt input throws; it never crashes.
 public func decodePNG(bytes: [UInt8], path: String, as format: PixelFormat) throws -> RasterImage {
-    let (width, height) = try checkPNGStructure(bytes, path: path)
+    let structure = try checkPNGStructure(bytes, path: path)
+    let (width, height) = (structure.width, structure.height)
+    if let paletteEntries = structure.paletteEntries {
+        try checkPaletteIndices(bytes, width: width, height: height, paletteEntries: paletteEntries, path: path)
+    }
     let rgba = try decodeRGBA(bytes, width: width, height: height, path: path)
     var rgb = [UInt8](repeating: 0, count: width * height * 3)
     for i in 0..<(width * height) {
@@ -49,14 +55,25 @@ private func readBigEndian32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
     UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
 }
 
+/// What the chunk walk learns: the IHDR size and, for a palette image (colour type 3), how many
+/// colours its PLTE chunk holds (nil for other colour types, or when PLTE is missing: libpng
+/// reports that itself).
+private struct PNGStructure {
+    var width: Int
+    var height: Int
+    var paletteEntries: Int?
+}
+
 /// Walks the chunks and returns the IHDR size. Checks the signature, every chunk's length and
 /// CRC, that IHDR comes first with a valid size, that there is image data and that IEND ends it.
-private func checkPNGStructure(_ bytes: [UInt8], path: String) throws -> (width: Int, height: Int) {
+private func checkPNGStructure(_ bytes: [UInt8], path: String) throws -> PNGStructure {
     guard bytes.count >= 8, Array(bytes[0..<8]) == pngSignature else {
         throw PNGError(path: path, offset: 0, reason: "not a PNG file (the 8-byte PNG signature is missing)")
     }
     var position = 8
     var size: (width: Int, height: Int)?
+    var isPaletteImage = false
+    var paletteEntries: Int?
     var sawImageData = false
     while true {
         guard position + 12 <= bytes.count else {
@@ -94,16 +111,62 @@ private func checkPNGStructure(_ bytes: [UInt8], path: String) throws -> (width:
                 throw PNGError(path: path, offset: dataStart, reason: "image size \(width)x\(height) is more than the \(pngMaximumPixelCount) pixels mlpc decodes")
             }
             size = (width, height)
+            isPaletteImage = bytes[dataStart + 9] == 3
         } else if type == "IHDR" {
             throw PNGError(path: path, offset: position, reason: "second IHDR chunk")
         }
         if type == "IDAT" { sawImageData = true }
+        if type == "PLTE", isPaletteImage, paletteEntries == nil { paletteEntries = length / 3 }
         position = crcAt + 4
         if type == "IEND" { break }
     }
     guard let size else { throw PNGError(path: path, offset: 8, reason: "no IHDR chunk") }
     guard sawImageData else { throw PNGError(path: path, offset: 8, reason: "no IDAT (image data) chunk") }
-    return size
+    return PNGStructure(width: size.width, height: size.height, paletteEntries: paletteEntries)
+}
+
+/// Refuses a palette image with a pixel whose index is past the end of its palette. libpng expands
+/// such a pixel to black without a warning, which would silently change the picture. The indices are
+/// read with libpng's colour-mapped output, which for a palette image is the file's own indices.
+private func checkPaletteIndices(_ bytes: [UInt8], width: Int, height: Int, paletteEntries: Int, path: String) throws {
+    var image = png_image()
+    image.version = png_uint_32(PNG_IMAGE_VERSION)
+    defer { png_image_free(&image) }
+    let begun = bytes.withUnsafeBytes { buffer in
+        png_image_begin_read_from_memory(&image, buffer.baseAddress, buffer.count)
+    }
+    guard begun != 0, image.warning_or_error & 3 < 2 else {
+        throw PNGError(path: path, reason: "libpng cannot read the header: \(libpngMessage(image))")
+    }
+    guard Int(image.width) == width, Int(image.height) == height else {
+        throw PNGError(path: path, offset: 16, reason: "libpng reports size \(image.width)x\(image.height), IHDR says \(width)x\(height)")
+    }
+    image.format = pngFormatRGBA | pngFormatFlagColormap
+    var indices = [UInt8](repeating: 0, count: width * height)
+    // Room for the largest colour map libpng builds (256 RGBA entries).
+    var colormap = [UInt8](repeating: 0, count: 256 * 4)
+    let finished = indices.withUnsafeMutableBytes { buffer in
+        colormap.withUnsafeMutableBytes { map in
+            png_image_finish_read(&image, nil, buffer.baseAddress, 0, map.baseAddress)
+        }
+    }
+    guard finished != 0, image.warning_or_error & 3 < 2 else {
+        throw PNGError(path: path, reason: "libpng cannot decode the image: \(libpngMessage(image))")
+    }
+    if let first = indices.firstIndex(where: { Int($0) >= paletteEntries }) {
+        throw PNGError(
+            path: path,
+            reason: "pixel (\(first % width), \(first / width)) uses palette index \(indices[first]) but the PLTE chunk holds \(paletteEntries) colour\(paletteEntries == 1 ? "" : "s") (indices 0...\(paletteEntries - 1)): the file is corrupt")
+    }
+}
+
+/// libpng's message for the last warning or error, with anything a terminal would act on escaped
+/// (it can quote bytes of the file).
+private func libpngMessage(_ image: png_image) -> String {
+    let text = withUnsafeBytes(of: image.message) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+    }
+    return escapedForMessage(text)
 }
 
 /// Decodes to 8-bit non-premultiplied sRGB RGBA with libpng's simplified API.
@@ -112,18 +175,11 @@ private func decodeRGBA(_ bytes: [UInt8], width: Int, height: Int, path: String)
     image.version = png_uint_32(PNG_IMAGE_VERSION)
     defer { png_image_free(&image) }
 
-    func message(_ image: png_image) -> String {
-        withUnsafeBytes(of: image.message) { raw in
-            let text = raw.prefix { $0 != 0 }
-            return String(decoding: text, as: UTF8.self)
-        }
-    }
-
     let begun = bytes.withUnsafeBytes { buffer in
         png_image_begin_read_from_memory(&image, buffer.baseAddress, buffer.count)
     }
     guard begun != 0, image.warning_or_error & 3 < 2 else {
-        throw PNGError(path: path, reason: "libpng cannot read the header: \(message(image))")
+        throw PNGError(path: path, reason: "libpng cannot read the header: \(libpngMessage(image))")
     }
     guard Int(image.width) == width, Int(image.height) == height else {
         throw PNGError(path: path, offset: 16, reason: "libpng reports size \(image.width)x\(image.height), IHDR says \(width)x\(height)")
@@ -137,7 +193,7 @@ private func decodeRGBA(_ bytes: [UInt8], width: Int, height: Int, path: String)
         png_image_finish_read(&image, nil, buffer.baseAddress, 0, nil)
     }
     guard finished != 0, image.warning_or_error & 3 < 2 else {
-        throw PNGError(path: path, reason: "libpng cannot decode the image: \(message(image))")
+        throw PNGError(path: path, reason: "libpng cannot decode the image: \(libpngMessage(image))")
     }
     return rgba
 }

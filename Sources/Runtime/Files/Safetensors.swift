@@ -40,7 +40,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         var text = path
         if let offset { text += ": byte \(offset)" }
-        if let tensor { text += ": tensor '\(tensor)'" }
+        if let tensor { text += ": tensor '\(escapedForMessage(tensor))'" }
         return text + ": " + reason
     }
 }
@@ -68,15 +68,10 @@ public struct SafetensorsFile: Equatable, Sendable {
 
     // MARK: Reading
 
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`. A path that cannot be read throws `FileAccessError`;
+    /// bytes that are not a valid safetensors file throw `SafetensorsError`.
     public static func read(path: String) throws -> SafetensorsFile {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw SafetensorsError(path: path, reason: "cannot read file: \(error.localizedDescription)")
-        }
-        return try parse(bytes: [UInt8](data), path: path)
+        try parse(bytes: readRegularFile(path: path, what: "a safetensors file"), path: path)
     }
 
     /// Parses and validates a whole safetensors file held in `bytes`; `path` only names it in errors.
@@ -137,10 +132,10 @@ public struct SafetensorsFile: Equatable, Sendable {
                 }
                 for pair in pairs {
                     guard case .string(let text) = pair.value.kind else {
-                        throw fail(8 + pair.value.offset, nil, "'__metadata__' value for key '\(pair.key)' is a JSON \(pair.value.kind.typeName), expected a string")
+                        throw fail(8 + pair.value.offset, nil, "'__metadata__' value for key '\(escapedForMessage(pair.key))' is a JSON \(pair.value.kind.typeName), expected a string")
                     }
                     if metadata[pair.key] != nil {
-                        throw fail(8 + pair.keyOffset, nil, "duplicate '__metadata__' key '\(pair.key)'")
+                        throw fail(8 + pair.keyOffset, nil, "duplicate '__metadata__' key '\(escapedForMessage(pair.key))'")
                     }
                     metadata[pair.key] = text
                 }
@@ -167,7 +162,7 @@ public struct SafetensorsFile: Equatable, Sendable {
                 throw fail(8 + dtypeValue.offset, name, "'dtype' is a JSON \(dtypeValue.kind.typeName), expected a string")
             }
             guard dtype == "F32" else {
-                throw fail(8 + dtypeValue.offset, name, "dtype is \(dtype); only F32 tensors can be read")
+                throw fail(8 + dtypeValue.offset, name, "dtype is \(escapedForMessage(dtype)); only F32 tensors can be read")
             }
             let shapeValue = try field("shape")
             guard case .array(let dims) = shapeValue.kind else {
@@ -210,7 +205,7 @@ public struct SafetensorsFile: Equatable, Sendable {
         var previous: String?
         for entry in entries {
             if entry.begin < cursor, let previous {
-                throw fail(entry.offset, entry.name, "data_offsets [\(entry.begin), \(entry.end)] overlap tensor '\(previous)', which ends at \(cursor)")
+                throw fail(entry.offset, entry.name, "data_offsets [\(entry.begin), \(entry.end)] overlap tensor '\(escapedForMessage(previous))', which ends at \(cursor)")
             }
             if entry.begin > cursor {
                 throw fail(entry.offset, entry.name, "data_offsets [\(entry.begin), \(entry.end)] leave bytes \(cursor)..<\(entry.begin) of the data region (file offset \(dataStart + cursor)) covered by no tensor")
@@ -379,7 +374,7 @@ private struct JSONValue {
         var summary: String {
             switch self {
             case .number(let text): return text
-            case .string(let text): return "\"\(text)\""
+            case .string(let text): return "\"\(escapedForMessage(text))\""
             case .bool(let value): return String(value)
             default: return typeName
             }
@@ -496,7 +491,7 @@ private struct JSONParser {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return JSONValue(kind: .number(try parseNumber()), offset: start)
         default:
-            throw JSONSyntaxError(offset: position, reason: "unexpected character '\(Unicode.Scalar(byte))'")
+            throw JSONSyntaxError(offset: position, reason: "unexpected character '\(escapedForMessage(String(Unicode.Scalar(byte))))'")
         }
     }
 
@@ -604,7 +599,7 @@ private struct JSONParser {
                     }
                     scalars.append(scalar)
                 default:
-                    throw JSONSyntaxError(offset: position - 2, reason: "invalid escape '\\\(Unicode.Scalar(escape))'")
+                    throw JSONSyntaxError(offset: position - 2, reason: "invalid escape '\\\(escapedForMessage(String(Unicode.Scalar(escape))))'")
                 }
             default:
                 guard byte >= 0x20 else { throw JSONSyntaxError(offset: position - 1, reason: "unescaped control character in string") }
