@@ -26,34 +26,61 @@ struct ModelOptions: ParsableArguments {
         return nil
     }
 
-    /// Loads the model; a problem with the file is an invalid input (status 1), naming the file.
+    /// Loads the model. A path that cannot be read is an unusable argument (status 2); a file that is
+    /// not a usable model is invalid input (status 1). Both messages name the file.
     func load() throws -> LoadedModel {
         let kernels = try selectedKernels()
         do {
             return try LoadedModel(
                 path: model, specPath: spec, dataDirectoryOverride: dataDirectoryOverride, threads: threads, kernels: kernels)
         } catch {
-            throw CommandFailure.invalid("mlpc: error: \(error)")
+            throw commandFailure(for: error)
         }
     }
 
-    /// The model's test set, checked against its input shape and classes.
+    /// The model's test set, checked against its input shape and classes. A data directory given on
+    /// the command line (or in $MLPC_DATA_DIR) that is not a directory is an unusable argument.
     func testSet(of loaded: LoadedModel) throws -> LabeledImages {
+        let directory = loaded.spec.data.resolvedDirectory
+        if let given = dataDirectoryOverride {
+            let source = dataDir != nil ? "--data-dir" : "MLPC_DATA_DIR"
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: given, isDirectory: &isDirectory) else {
+                throw CommandFailure.usage("\(source) \(given): no such directory")
+            }
+            guard isDirectory.boolValue else { throw CommandFailure.usage("\(source) \(given): is not a directory") }
+        }
         do {
             return try loadDatasetSplit(
-                directory: loaded.spec.data.resolvedDirectory, split: .test, classCount: loaded.plan.classes,
-                inputShape: loaded.plan.inputShape)
+                directory: directory, split: .test, classCount: loaded.plan.classes, inputShape: loaded.plan.inputShape)
         } catch {
-            throw CommandFailure.invalid("mlpc: error: \(error)")
+            // Without an override the directory is the one the model file recorded: text from a file,
+            // shown escaped wherever the message quotes it.
+            var message = "\(error)"
+            if dataDirectoryOverride == nil, !directory.isEmpty, escapedForMessage(directory) != directory {
+                message = message.replacingOccurrences(of: directory, with: escapedForMessage(directory))
+            }
+            throw CommandFailure.invalid("mlpc: error: " + message)
         }
     }
+}
+
+/// How `eval`, `predict` and `show` report a failure, as the README's exit statuses say: a path that
+/// cannot be read (missing, a directory, not a regular file, no permission) is status 2, like any
+/// unusable argument; a file whose content is unusable is status 1.
+func commandFailure(for error: Error) -> CommandFailure {
+    if error is FileAccessError { return .usage("\(error)") }
+    return .invalid("mlpc: error: \(error)")
 }
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Evaluate a trained model on the test set: accuracy with its 95% confidence interval, per-class accuracy and the confusion matrix.",
-        discussion: "Exit status: 0 evaluated, 1 the model or the data is unusable, 2 unusable arguments."
+        discussion: """
+            Exit status: 0 evaluated; 1 the model or the data is unusable (including a model whose outputs are not finite); \
+            2 unusable arguments, or a path that does not exist or cannot be read.
+            """
     )
 
     @OptionGroup var options: ModelOptions
@@ -61,7 +88,12 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let loaded = try options.load()
         let test = try options.testSet(of: loaded)
-        let evaluation = loaded.evaluate(test)
+        let evaluation: Trainer.Evaluation
+        do {
+            evaluation = try loaded.evaluate(test)
+        } catch {
+            throw commandFailure(for: error)
+        }
         print(formatEvaluation(evaluation, labels: test.labels, classes: loaded.plan.classes, name: loaded.path), terminator: "")
     }
 }
@@ -76,9 +108,13 @@ func formatEvaluation(_ evaluation: Trainer.Evaluation, labels: [UInt8], classes
     for c in 0..<classes {
         let row = evaluation.confusion[c]
         let total = row.reduce(0, +)
+        guard total > 0 else {
+            // A percentage of nothing would read as a class the model always gets wrong.
+            out += String(format: "  %2d:     n/a   (no test images)\n", c)
+            continue
+        }
         let right = row[c]
-        let percent = total > 0 ? 100 * Double(right) / Double(total) : 0
-        out += String(format: "  %2d: %6.2f%%  (%d/%d)\n", c, percent, right, total)
+        out += String(format: "  %2d: %6.2f%%  (%d/%d)\n", c, 100 * Double(right) / Double(total), right, total)
     }
     out += "\nconfusion matrix (rows: true class, columns: predicted):\n"
     let width = max(3, String(evaluation.confusion.flatMap { $0 }.max() ?? 0).count + 1)

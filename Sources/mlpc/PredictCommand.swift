@@ -5,11 +5,15 @@ import Runtime
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Classify PNG images (any size, gray or colour) or test-set images with a trained model; prints the class and the probabilities.",
+        abstract: "Classify PNG images (any size, gray or colour) or test-set images with a trained model; prints the class and each class's probability or output.",
         discussion: """
             A picture is made gray, inverted when its border is light (a dark digit on paper; MNIST digits are white on black), \
-            and resized to the model's input.
-            Exit status: 0 classified, 1 the model, a picture or the data is unusable, 2 unusable arguments.
+            and resized to the model's input (a flat input of n features takes a square picture of sqrt(n) x sqrt(n); \
+            one whose n is not a square takes none, only --index).
+            For a model trained with cross_entropy each class gets its probability (the softmax of the model's outputs); \
+            for another loss (mse) each class gets the model's own output, its bar drawn from the output clamped to [0, 1].
+            Exit status: 0 classified; 1 the model, a picture or the data is unusable (including outputs that are not finite); \
+            2 unusable arguments (a picture for a model that takes none), or a path that does not exist or cannot be read.
             """
     )
 
@@ -42,15 +46,20 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try options.load()
-        let size = loaded.inputImageSize
         // Read every picture before printing anything, so a bad one fails the command cleanly.
         var pictures: [(String, [UInt8])] = []
-        for input in inputs {
-            do {
-                let image = try readPNG(path: input, as: .rgb)
-                pictures.append((input, modelInputImage(from: image, width: size.width, height: size.height, inversion: invert.policy).pixels))
-            } catch {
-                throw CommandFailure.invalid("mlpc: error: \(error)")
+        if !inputs.isEmpty {
+            guard let size = loaded.inputImageSize else {
+                throw CommandFailure.usage(
+                    "\(loaded.path): the model's input shape \(loaded.plan.inputShape) is not an image (a flat input of \(loaded.plan.inputFeatures) features, not a square), so it cannot classify a picture; use --index N for test images")
+            }
+            for input in inputs {
+                do {
+                    let image = try readPNG(path: input, as: .rgb)
+                    pictures.append((input, modelInputImage(from: image, width: size.width, height: size.height, inversion: invert.policy).pixels))
+                } catch {
+                    throw commandFailure(for: error)
+                }
             }
         }
         var tests: [(String, [UInt8], Int)] = []
@@ -63,22 +72,37 @@ struct PredictCommand: ParsableCommand {
                 tests.append(("test image \(index)", test.image(at: index), Int(test.labels[index])))
             }
         }
-        for (name, pixels) in pictures {
-            print(try describe(name, loaded.classify(pixels: pixels), truth: nil))
+        // Classify everything before printing, so a model whose outputs are not finite fails cleanly.
+        var described: [String] = []
+        do {
+            for (name, pixels) in pictures {
+                described.append(describe(name, try loaded.classify(pixels: pixels, input: name), truth: nil, probabilities: loaded.outputsAreLogits))
+            }
+            for (name, pixels, truth) in tests {
+                described.append(describe(name, try loaded.classify(pixels: pixels, input: name), truth: truth, probabilities: loaded.outputsAreLogits))
+            }
+        } catch {
+            throw commandFailure(for: error)
         }
-        for (name, pixels, truth) in tests {
-            print(try describe(name, loaded.classify(pixels: pixels), truth: truth))
-        }
+        for text in described { print(text) }
     }
 
-    func describe(_ name: String, _ scores: ClassScores, truth: Int?) -> String {
+    /// The class, then one line per class: its probability (cross-entropy) or the model's own output
+    /// (another loss, whose outputs are not probabilities), with a bar of up to 40 '#'.
+    func describe(_ name: String, _ scores: ClassScores, truth: Int?, probabilities: Bool) -> String {
         var out = "\(name): \(scores.predicted)"
         if let truth { out += " (true: \(truth))" }
-        out += "\n"
-        for (c, p) in scores.probabilities.enumerated() {
-            let bar = String(repeating: "#", count: Int((Double(p) * 40).rounded()))
-            out += String(format: "  %2d: %.4f ", c, Double(p)) + bar + "\n"
+        out += probabilities ? "\n" : " (outputs, not probabilities)\n"
+        for (c, value) in (probabilities ? scores.probabilities : scores.scores).enumerated() {
+            out += String(format: "  %2d: %.4f ", c, Double(value)) + String(repeating: "#", count: barLength(value)) + "\n"
         }
         return out
+    }
+
+    /// Up to 40 '#' for a value clamped to [0, 1]; none for NaN (classify refuses outputs that are not
+    /// finite, but the bar must never be the thing that traps).
+    func barLength(_ value: Float) -> Int {
+        guard value.isFinite else { return 0 }
+        return Int((Double(min(max(value, 0), 1)) * 40).rounded())
     }
 }

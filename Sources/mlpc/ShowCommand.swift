@@ -6,7 +6,10 @@ struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
         abstract: "Draw one image of a dataset in the terminal, with its label.",
-        discussion: "Exit status: 0 drawn, 1 the data is unusable, 2 unusable arguments (such as an index out of range)."
+        discussion: """
+            Exit status: 0 drawn; 1 the data is unusable (including dataset files missing from the directory); \
+            2 unusable arguments (such as an index out of range), or a directory that does not exist or is not a directory.
+            """
     )
 
     @Argument(help: "The dataset directory (IDX files, plain or .gz).")
@@ -26,6 +29,14 @@ struct ShowCommand: ParsableCommand {
     }
 
     func run() throws {
+        // The argument itself must be a directory; what is (or is not) inside it is the data's problem.
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dataDir, isDirectory: &isDirectory) else {
+            throw CommandFailure.usage("\(dataDir): no such directory")
+        }
+        guard isDirectory.boolValue else {
+            throw CommandFailure.usage("\(dataDir) is not a directory (give the dataset directory holding the IDX files)")
+        }
         let images: LabeledImages
         do {
             images = try loadDatasetSplit(directory: dataDir, split: train ? .train : .test)

@@ -108,7 +108,7 @@ final class ArtifactCommandTests: XCTestCase {
         let t = try trained()
         let missing = t.data + "/missing.png"
         var result = try ArtifactCLI.run(["predict", t.run + "/model.safetensors", missing])
-        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.status, 2, "a path that does not exist is an unusable argument")
         XCTAssertTrue(result.error.contains(missing), result.error)
         let broken = t.data + "/broken.png"
         try Data("not a picture".utf8).write(to: URL(fileURLWithPath: broken))
@@ -134,7 +134,7 @@ final class ArtifactCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.error.contains(t.spec + ": not a usable model file"), result.error)
         result = try ArtifactCLI.run(["eval", t.data + "/none.safetensors"])
-        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.status, 2, "a path that does not exist is an unusable argument")
         XCTAssertTrue(result.error.contains(t.data + "/none.safetensors: no such file"), result.error)
     }
 

@@ -12,6 +12,8 @@ import SpecParser
 public enum ArtifactMetadataKey {
     /// "mlpc.model" or "mlpc.checkpoint".
     public static let format = "format"
+    /// The `format` value of a model file.
+    public static let modelFormat = "mlpc.model"
     public static let spec = "spec"
     public static let specSHA256 = "spec_sha256"
     /// Where the spec was read from when training, so messages point at a file the user knows.
@@ -44,7 +46,7 @@ public func writeModelFile(
     spec: Spec, plan: Plan, parameters: UnsafePointer<Float>, dataDirectory: String, mlpcVersion: String, to path: String
 ) throws {
     let metadata = [
-        ArtifactMetadataKey.format: "mlpc.model",
+        ArtifactMetadataKey.format: ArtifactMetadataKey.modelFormat,
         ArtifactMetadataKey.spec: spec.resolvedYAML,
         ArtifactMetadataKey.specSHA256: SHA256.hash(Array(spec.resolvedYAML.utf8)).hex,
         ArtifactMetadataKey.specPath: spec.path,
@@ -54,20 +56,16 @@ public func writeModelFile(
     try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters), metadata: metadata).write(to: path)
 }
 
-/// Reads a safetensors file, turning every failure (missing, a directory, damaged) into a message that
-/// names the file.
+/// Reads a safetensors file. A path that cannot be read (missing, a directory, a device or FIFO, no
+/// permission) throws `FileAccessError`; damaged content throws `ModelFileError`. Both name the file.
 func readSafetensors(path: String, what: String) throws -> SafetensorsFile {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw ModelFileError(path: path, reason: "no such file")
-    }
-    guard !isDirectory.boolValue else { throw ModelFileError(path: path, reason: "is a directory, not \(what)") }
+    let bytes = try readRegularFile(path: path, what: "a " + what)
     do {
-        return try SafetensorsFile.read(path: path)
+        return try SafetensorsFile.parse(bytes: bytes, path: path)
     } catch let error as SafetensorsError {
         var parts: [String] = []
         if let offset = error.offset { parts.append("byte \(offset)") }
-        if let tensor = error.tensor { parts.append("tensor '\(tensor)'") }
+        if let tensor = error.tensor { parts.append("tensor '\(escapedForMessage(tensor))'") }
         parts.append(error.reason)
         throw ModelFileError(path: path, reason: "not a usable \(what): " + parts.joined(separator: ": "))
     }
@@ -111,6 +109,9 @@ public final class LoadedModel {
     /// is the one stored in the file; with it, that spec file is used and the tensors are checked
     /// against it. `dataDirectoryOverride` replaces the spec's data.dir (else the directory recorded
     /// when training is used).
+    ///
+    /// A path that cannot be read throws `FileAccessError`; a file that is not a usable model
+    /// (damaged, another kind of mlpc file, outputs that are not finite) throws `ModelFileError`.
     public init(path requested: String, specPath: String? = nil, dataDirectoryOverride: String? = nil, threads: Int? = nil, kernels: KernelSet) throws {
         var path = requested
         var isDirectory: ObjCBool = false
@@ -118,12 +119,16 @@ public final class LoadedModel {
             path = (path.hasSuffix("/") ? path : path + "/") + "model.safetensors"
         }
         let file = try readSafetensors(path: path, what: "model file")
+        try checkModelFormat(file.metadata[ArtifactMetadataKey.format], path: path)
         let recordedData = file.metadata[ArtifactMetadataKey.dataDirectory]
         let dataDirectory = dataDirectoryOverride ?? recordedData
         let specText: String, specName: String
+        // Where a relative data.dir of the embedded spec is resolved from: the spec's original folder.
+        var embeddedSpecOrigin: String?
         if let specPath {
             let loaded = SpecLoader.load(path: specPath)
-            if let fileError = loaded.fileError { throw ModelFileError(path: specPath, reason: fileError) }
+            // A spec path that cannot be read is an unusable argument, like a model path.
+            if let fileError = loaded.fileError { throw FileAccessError(path: specPath, reason: fileError) }
             guard let text = loaded.source?.text else { throw ModelFileError(path: specPath, reason: "cannot read the spec") }
             specText = text
             specName = specPath
@@ -136,13 +141,20 @@ public final class LoadedModel {
             let digest = SHA256.hash(Array(text.utf8)).hex
             if let recorded = file.metadata[ArtifactMetadataKey.specSHA256], recorded != digest {
                 throw ModelFileError(
-                    path: path, reason: "the spec in its metadata has SHA-256 \(digest) but the file records \(recorded): the file was altered")
+                    path: path,
+                    reason: "the spec in its metadata has SHA-256 \(digest) but the file records \(escapedForMessage(recorded)): the file was altered")
             }
             specText = text
-            specName = file.metadata[ArtifactMetadataKey.specPath] ?? "spec.yaml"
+            // Diagnostics point at lines of the embedded text, so they name the model file holding it,
+            // never the original spec file (which may have changed since, or never said that).
+            embeddedSpecOrigin = file.metadata[ArtifactMetadataKey.specPath]
+            specName = embeddedSpecName(modelPath: path, originalSpecPath: embeddedSpecOrigin)
         }
-        let (spec, plan) = try planSpec(
+        var (spec, plan) = try planSpec(
             text: specText, specPath: specName, dataDirectoryOverride: dataDirectory, threads: threads, kernels: kernels, path: path)
+        if dataDirectory == nil, let embeddedSpecOrigin {
+            spec.data.resolvedDirectory = resolveDataDirectory(spec.data.directory.value, relativeTo: embeddedSpecOrigin)
+        }
         pool = WorkerPool(threads: plan.target.threads)
         executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: 0)
         try loadStateDict(file, path: path, plan: plan, into: executor.parameters)
@@ -152,18 +164,66 @@ public final class LoadedModel {
         self.trainedDataDirectory = recordedData
     }
 
-    /// Accuracy, per-class counts and the confusion matrix over every image of `data`.
-    public func evaluate(_ data: LabeledImages) -> Trainer.Evaluation {
-        evaluateClassifier(executor, data, indices: (0..<Int32(data.count)).map { $0 })
+    /// Accuracy, per-class counts and the confusion matrix over every image of `data`. Throws
+    /// `ModelFileError` when the model's outputs for an image are not finite (a parameter so large
+    /// that float32 arithmetic overflows): the predictions would then be arbitrary.
+    public func evaluate(_ data: LabeledImages) throws -> Trainer.Evaluation {
+        let classes = plan.classes
+        var total = Trainer.Evaluation(
+            correct: 0, total: 0, confusion: [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes), predictions: [])
+        total.predictions.reserveCapacity(data.count)
+        // One evaluation batch at a time, so the logits of each batch can be checked before the next
+        // one overwrites them.
+        var start = 0
+        while start < data.count {
+            let rows = min(plan.evalBatchSize, data.count - start)
+            let part = evaluateClassifier(executor, data, indices: (Int32(start)..<Int32(start + rows)).map { $0 })
+            try requireFiniteOutputs(rows: rows) { "test image \(start + $0) of \(data.imagesPath)" }
+            total.correct += part.correct
+            total.total += part.total
+            for t in 0..<classes {
+                for p in 0..<classes { total.confusion[t][p] += part.confusion[t][p] }
+            }
+            total.predictions += part.predictions
+            start += rows
+        }
+        return total
     }
 
-    /// The width and height of one input image (the last two dimensions of the input shape; a flat
-    /// input of n features is 1 x n).
-    public var inputImageSize: (width: Int, height: Int) { imageDimensions(of: plan.inputShape) }
+    /// Throws when a row of the last evaluation's logits holds NaN or an infinity, naming the model
+    /// file, the input (`name(row)`) and the first outputs that are not finite.
+    func requireFiniteOutputs(rows: Int, name: (Int) -> String) throws {
+        let classes = plan.classes
+        let logits = executor.evalLogits
+        for row in 0..<rows {
+            let outputs = UnsafeBufferPointer(start: logits + row * classes, count: classes)
+            guard outputs.allSatisfy(\.isFinite) else {
+                let bad = outputs.indices.filter { !outputs[$0].isFinite }
+                let listed = bad.prefix(3).map { "class \($0): \(outputs[$0])" }.joined(separator: ", ") + (bad.count > 3 ? ", ..." : "")
+                throw ModelFileError(
+                    path: path,
+                    reason: "its outputs for \(name(row)) are not finite (\(listed)): a parameter is too large for float32 arithmetic, so the model gives no answer")
+            }
+        }
+    }
+
+    /// The width and height of the picture the model takes (see `imageDimensions(of:)`), or nil when
+    /// its input is not one gray image: a flat input ([n]) whose size is not a square, or channels.
+    public var inputImageSize: (width: Int, height: Int)? {
+        let size = imageDimensions(of: plan.inputShape)
+        guard size.width * size.height == plan.inputFeatures else { return nil }
+        if plan.inputShape.count == 1, plan.inputFeatures > 1, size.height == 1 { return nil }
+        return size
+    }
+
+    /// True when the model was trained with cross-entropy, so the softmax of its outputs are class
+    /// probabilities; for another loss (mse) its outputs are scores of its own kind.
+    public var outputsAreLogits: Bool { spec.loss.kind.value == .crossEntropy }
 
     /// Class scores of one image of raw uint8 pixels (as in the dataset: 0 black ... 255 white), run
-    /// through the plan's evaluation kernels with one row.
-    public func classify(pixels: [UInt8]) throws -> ClassScores {
+    /// through the plan's evaluation kernels with one row. `input` names the image in the error
+    /// thrown when the model's outputs for it are not finite.
+    public func classify(pixels: [UInt8], input: String = "the input") throws -> ClassScores {
         guard pixels.count == plan.inputFeatures else {
             throw RuntimeError.data("an input of \(pixels.count) pixels does not fit the model's \(plan.inputFeatures) input features")
         }
@@ -188,8 +248,45 @@ public final class LoadedModel {
                 }
             }
         }
+        try requireFiniteOutputs(rows: 1) { _ in input }
+        // Finite outputs give a finite softmax; checked anyway, since callers draw bars from it.
+        guard probabilities.allSatisfy(\.isFinite) else {
+            throw ModelFileError(path: path, reason: "the class probabilities for \(input) are not finite: the model gives no answer")
+        }
         return ClassScores(predicted: predicted, scores: scores, probabilities: probabilities)
     }
+}
+
+/// Refuses a file whose metadata names another format than a model's: a training checkpoint (which
+/// also holds optimizer state) or anything else. A file with no format at all (weights.safetensors, a
+/// state_dict saved by PyTorch) is accepted: the spec then comes from --spec.
+func checkModelFormat(_ format: String?, path: String) throws {
+    guard let format, format != ArtifactMetadataKey.modelFormat else { return }
+    if format == "mlpc.checkpoint" {
+        throw ModelFileError(
+            path: path,
+            reason: "is a training checkpoint (metadata format \"mlpc.checkpoint\"), not a model file; use the run's model.safetensors, or give the run directory")
+    }
+    throw ModelFileError(
+        path: path,
+        reason: "its metadata says format \"\(escapedForMessage(format))\", not \"\(ArtifactMetadataKey.modelFormat)\": it is not an mlpc model file")
+}
+
+/// The name diagnostics give the spec embedded in the model file at `modelPath`: the model file,
+/// saying where the spec was first read from, so a line number is never taken for a line of that file.
+func embeddedSpecName(modelPath: String, originalSpecPath: String?) -> String {
+    guard let originalSpecPath else { return "\(modelPath) (its embedded spec)" }
+    return "\(modelPath) (its embedded spec, from \(escapedForMessage(originalSpecPath)))"
+}
+
+/// `directory` resolved against the folder of `specPath` as the spec loader resolves data.dir: an
+/// absolute directory as it is, a relative one joined to the spec's folder.
+func resolveDataDirectory(_ directory: String, relativeTo specPath: String) -> String {
+    if directory.hasPrefix("/") { return directory }
+    guard let slash = specPath.lastIndex(of: "/") else { return directory }
+    let folder = specPath[..<slash]
+    if folder.isEmpty { return "/" + directory }
+    return folder + "/" + directory
 }
 
 /// What the model says about one image: the predicted class, the raw outputs, and their softmax.
@@ -200,9 +297,25 @@ public struct ClassScores: Equatable, Sendable {
     public var probabilities: [Float]
 }
 
-/// Width and height of an image of `shape` (the last two dimensions; a flat shape is one row).
+/// Width and height of an image of `shape`: the last two dimensions. A flat shape of n features is
+/// a square image when n is a perfect square (MNIST's 784 is 28 x 28, the way torchvision flattens
+/// it), else one row of n.
 func imageDimensions(of shape: [Int]) -> (width: Int, height: Int) {
     let dims = shape.drop { $0 == 1 }
     if dims.count >= 2 { return (dims[dims.endIndex - 1], dims[dims.endIndex - 2]) }
-    return (dims.last ?? shape.reduce(1, *), 1)
+    let count = dims.last ?? shape.reduce(1, *)
+    if let side = squareSide(of: count), side > 1 { return (side, side) }
+    return (count, 1)
+}
+
+/// The integer s with s * s == n, if there is one.
+func squareSide(of n: Int) -> Int? {
+    guard n >= 0 else { return nil }
+    // The double root is within one of the integer root; the candidates around it settle it exactly.
+    let guess = Int(Double(n).squareRoot().rounded())
+    for side in max(0, guess - 1)...(guess + 1) {
+        let (square, overflow) = side.multipliedReportingOverflow(by: side)
+        if !overflow, square == n { return side }
+    }
+    return nil
 }

@@ -35,7 +35,7 @@ final class ModelFileTests: XCTestCase {
         let run = try TinyData.run(TinyData.specText(), directory: directory, epochs: 3)
         let model = try LoadedModel(path: try writeModel(run), kernels: kernels(for: run.plan.target.isa))
         let test = try loadDatasetSplit(directory: directory, split: .test, classCount: 3, inputShape: model.plan.inputShape)
-        let loaded = model.evaluate(test)
+        let loaded = try model.evaluate(test)
         let original = run.trainer.evaluate(run.data.test, indices: nil)
         XCTAssertEqual(loaded.predictions, original.predictions)
         XCTAssertEqual(loaded.confusion, original.confusion)
