@@ -65,7 +65,8 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
         }
     }
     let header = { (role: DatasetFileRole) in probe.files.first { $0.role == role }?.header }
-    if let images = header(.trainImages) {
+    for role in [DatasetFileRole.trainImages, .testImages] {
+        guard let images = header(role) else { continue }
         let imageShape = Array(images.dimensions.dropFirst())
         if !acceptsImageShape(imageShape, input: plan.inputShape) {
             diagnostics.append(
@@ -92,7 +93,14 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
         let held = Int((Double(trainCount) * spec.data.validationFraction.value).rounded(.down))
         let n = trainCount - held
         let b = plan.batchSize
-        if n % b != 0 {
+        // (The data's own checks refuse an empty training set, and validation_fraction < 1 always leaves
+        // an example.)
+        if spec.training.dropLast.value && n < b {
+            diagnostics.append(
+                .error(
+                    "E0405", noTrainingStepReason(spec: spec, batchSize: b, examples: n), at: spec.training.batchSize.location,
+                    notes: [DiagnosticNote("drop_last is set here", at: spec.training.dropLast.location)]))
+        } else if n % b != 0 {
             if spec.training.dropLast.value {
                 diagnostics.append(
                     .warning(
@@ -117,6 +125,13 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
         }
     }
     return diagnostics
+}
+
+/// Why an epoch would have no training step: no examples, or fewer than one batch with drop_last.
+func noTrainingStepReason(spec: Spec, batchSize: Int, examples: Int) -> String {
+    if examples == 0 { return "no training step would run: the training set is empty" }
+    return "no training step would run: drop_last drops the only, partial batch (\(examples) training examples, batch_size \(batchSize)); "
+        + "lower batch_size to \(examples) or less, or set drop_last: false"
 }
 
 func shapeList(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

@@ -9,11 +9,15 @@ import Glibc
 /// already holds a run unless the caller means to replace it (--overwrite) or continue it (--resume).
 /// The lock is an flock on `.mlpc.lock`: the kernel releases it when the process ends, however it ends,
 /// so a crash never leaves a stale lock.
+///
+/// Nothing in the directory changes until `beginRun()`, which the caller calls once the run can start
+/// (spec planned, data loaded and verified): an --overwrite refused for bad data keeps the old run, and a
+/// directory this claim created is removed again when the run never began.
 public final class RunDirectory {
     public enum Mode: Equatable {
         /// A new run: the directory must not hold one already.
         case fresh
-        /// A new run replacing the one in the directory: its files are removed first.
+        /// A new run replacing the one in the directory: its files are removed when it begins.
         case overwrite
         /// Continuing the run in the directory.
         case resume
@@ -27,19 +31,29 @@ public final class RunDirectory {
     static let lockName = ".mlpc.lock"
 
     public let path: String
+    public let mode: Mode
     private let lockDescriptor: Int32
+    /// The directories this claim created, outermost first.
+    private let createdDirectories: [String]
+    /// Run files found in the directory when it was claimed.
+    private let existing: [String]
+    /// Whether `beginRun()` was called.
+    public private(set) var began = false
 
     public init(path: String, mode: Mode) throws {
         self.path = path
+        self.mode = mode
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw RunDirectoryError(path: path, reason: "it is a file, not a directory")
         }
-        try RunDirectory.makeDirectories(path)
+        let created = try RunDirectory.makeDirectories(path)
         let lockPath = path + "/" + RunDirectory.lockName
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw RunDirectoryError(path: path, reason: "cannot write into it: \(String(cString: strerror(errno)))")
+            let reason = "cannot write into it: \(String(cString: strerror(errno)))"
+            RunDirectory.removeDirectories(created)
+            throw RunDirectoryError(path: path, reason: reason)
         }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let holder = (try? String(contentsOfFile: lockPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -52,38 +66,57 @@ public final class RunDirectory {
         _ = ftruncate(fd, 0)
         _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
 
-        let existing = RunDirectory.runFiles.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
-        switch mode {
-        case .fresh:
-            if !existing.isEmpty {
-                throw RunDirectoryError(
-                    path: path,
-                    reason: "it already holds a run (\(RunDirectory.list(existing))); pass --overwrite to replace it, --resume \(path) to continue it, or choose another --out")
-            }
-        case .overwrite:
-            for name in existing where unlink(path + "/" + name) != 0 {
+        createdDirectories = created
+        existing = RunDirectory.runFiles.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+        if mode == .fresh && !existing.isEmpty {
+            // Set up enough for deinit to release the lock.
+            throw RunDirectoryError(
+                path: path,
+                reason: "it already holds a run (\(RunDirectory.list(existing))); pass --overwrite to replace it, --resume \(path) to continue it, or choose another --out")
+        }
+    }
+
+    /// The run starts writing: with --overwrite the old run's files go now, and temporary files a killed
+    /// process left behind are removed.
+    public func beginRun() throws {
+        if mode == .overwrite {
+            for name in existing where unlink(path + "/" + name) != 0 && errno != ENOENT {
                 throw RunDirectoryError(path: path, reason: "cannot remove \(name) of the old run: \(String(cString: strerror(errno)))")
             }
-        case .resume:
-            break
         }
+        began = true
         removeStaleTemporaryFiles()
     }
 
-    /// mkdir -p, reporting the component that failed and why.
-    static func makeDirectories(_ path: String) throws {
+    /// mkdir -p, reporting the component that failed and why; returns the directories it created,
+    /// outermost first (removed again when it fails part way).
+    static func makeDirectories(_ path: String) throws -> [String] {
         var prefix = path.hasPrefix("/") ? "" : "."
+        var created: [String] = []
         for component in path.split(separator: "/") {
             prefix += "/" + component
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory) {
-                if !isDirectory.boolValue { throw RunDirectoryError(path: path, reason: "\(prefix) is a file, not a directory") }
+                if !isDirectory.boolValue {
+                    removeDirectories(created)
+                    throw RunDirectoryError(path: path, reason: "\(prefix) is a file, not a directory")
+                }
                 continue
             }
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw RunDirectoryError(path: path, reason: "cannot create \(prefix): \(String(cString: strerror(errno)))")
+            if mkdir(prefix, 0o755) != 0 {
+                if errno == EEXIST { continue }
+                let reason = "cannot create \(prefix): \(String(cString: strerror(errno)))"
+                removeDirectories(created)
+                throw RunDirectoryError(path: path, reason: reason)
             }
+            created.append(prefix)
         }
+        return created
+    }
+
+    /// Removes directories this process created, innermost first; rmdir leaves any that are not empty.
+    static func removeDirectories(_ directories: [String]) {
+        for directory in directories.reversed() { rmdir(directory) }
     }
 
     static func list(_ names: [String]) -> String {
@@ -91,8 +124,12 @@ public final class RunDirectory {
     }
 
     deinit {
+        // A run that never began leaves no trace in a directory it created: the lock file goes, then the
+        // directories (only if empty).
+        if !began && !createdDirectories.isEmpty { unlink(path + "/" + RunDirectory.lockName) }
         flock(lockDescriptor, LOCK_UN)
         close(lockDescriptor)
+        if !began { RunDirectory.removeDirectories(createdDirectories) }
     }
 
     /// Temporary files of an atomic write that a killed process left behind (`.NAME.tmp-PID`).

@@ -92,6 +92,9 @@ public final class Trainer {
         evalIndices = (0..<Int32(max(test.count, validationIndices.count))).map { $0 }
     }
 
+    /// Training examples an epoch steps through (the training set less any held out for validation).
+    public var trainingExamples: Int { trainIndices.count }
+
     public var stepsPerEpoch: Int {
         let n = trainIndices.count, b = plan.batchSize
         return dropLast ? n / b : (n + b - 1) / b

@@ -52,6 +52,9 @@ public final class TrainingRun {
         trainer = Trainer(
             executor: executor, train: data.train, test: data.test, seed: options.seed, shuffle: spec.training.shuffle.value,
             dropLast: spec.training.dropLast.value, validationFraction: spec.data.validationFraction.value)
+        guard trainer.stepsPerEpoch > 0 else {
+            throw RuntimeError.data(noTrainingStepReason(spec: spec, batchSize: plan.batchSize, examples: trainer.trainingExamples))
+        }
         specSHA256 = SHA256.hash(Array(spec.resolvedYAML.utf8)).hex
         record = RunRecord(
             mlpcVersion: options.mlpcVersion, status: "running", stopReason: nil, specPath: spec.path,
@@ -73,9 +76,17 @@ public final class TrainingRun {
 
     /// Continues from `checkpoint` (read against this run's plan): it must come from the same spec, seed,
     /// batch size and data. Parameters, moments, counters and the metrics so far are restored.
-    public func resume(from checkpoint: Checkpoint, path: String) throws {
+    /// `recordedSpecSHA256` is the SHA-256 of the run directory's spec.yaml, when this run's spec was read
+    /// from it: the checkpoint must have been written with that spec. (This run's own resolved spec may
+    /// differ from it in the data directory alone, when the data moved; the data's checksums must agree.)
+    public func resume(from checkpoint: Checkpoint, path: String, recordedSpecSHA256: String? = nil) throws {
         var conflicts: [String] = []
-        if checkpoint.specSHA256 != specSHA256 {
+        if let recordedSpecSHA256 {
+            if checkpoint.specSHA256 != recordedSpecSHA256 {
+                conflicts.append(
+                    "its spec has SHA-256 \(checkpoint.specSHA256), the run directory's spec.yaml \(recordedSpecSHA256) (was spec.yaml edited?)")
+            }
+        } else if checkpoint.specSHA256 != specSHA256 {
             conflicts.append("its spec has SHA-256 \(checkpoint.specSHA256), this spec \(specSHA256)")
         }
         if checkpoint.seed != options.seed { conflicts.append("its seed is \(checkpoint.seed), this run's \(options.seed)") }

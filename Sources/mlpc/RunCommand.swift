@@ -102,12 +102,12 @@ struct RunCommand: ParsableCommand {
         }
         let checked = try checkSpec(
             specOptions(specCopy, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
-            probeData: false, batchSize: settings.batchSize)
+            probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil)
         if let spec {
             // The given spec, resolved with the run's data directory, seed and batch size, must be the run's.
             var given = try checkSpec(
                 specOptions(spec, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
-                probeData: false, batchSize: settings.batchSize
+                probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil
             ).spec
             given.seed.value = settings.seed
             guard given.resolvedYAML == checked.spec.resolvedYAML else {
@@ -115,10 +115,19 @@ struct RunCommand: ParsableCommand {
                     "\(spec) differs from \(specCopy), the spec the run was started with; resume without the spec argument, or start a new run with --out")
             }
         }
-        try train(checked, epochs: epochs, seed: settings.seed, outputDirectory: directory, checkpoint: checkpointPath)
+        // The checkpoint was written with the run directory's spec.yaml; this run's spec differs from it
+        // only in the data directory when --data-dir (or MLPC_DATA_DIR) names where the data is now.
+        guard let recorded = FileManager.default.contents(atPath: specCopy) else {
+            throw CommandFailure.usage("cannot resume \(directory): cannot read \(specCopy)")
+        }
+        try train(
+            checked, epochs: epochs, seed: settings.seed, outputDirectory: directory, checkpoint: checkpointPath,
+            recordedSpecSHA256: SHA256.hash(Array(recorded)).hex)
     }
 
-    func train(_ checked: CheckedSpec, epochs: Int, seed: UInt64, outputDirectory: String, checkpoint: String?) throws {
+    func train(
+        _ checked: CheckedSpec, epochs: Int, seed: UInt64, outputDirectory: String, checkpoint: String?, recordedSpecSHA256: String? = nil
+    ) throws {
         // The resolved spec the run records says what ran: the seed and batch size actually used.
         var spec = checked.spec
         spec.seed.value = seed
@@ -139,24 +148,32 @@ struct RunCommand: ParsableCommand {
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
         }
-        let run = try TrainingRun(
-            spec: spec, plan: checked.plan, kernels: kernels, data: data,
-            options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version))
+        let run: TrainingRun
+        do {
+            run = try TrainingRun(
+                spec: spec, plan: checked.plan, kernels: kernels, data: data,
+                options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version))
+        } catch {
+            throw CommandFailure.invalid("mlpc: error: \(spec.path): \(error)")
+        }
         if let checkpoint {
             do {
-                try run.resume(from: Checkpoint.read(path: checkpoint, plan: checked.plan), path: checkpoint)
+                try run.resume(
+                    from: Checkpoint.read(path: checkpoint, plan: checked.plan), path: checkpoint, recordedSpecSHA256: recordedSpecSHA256)
             } catch {
                 throw CommandFailure.invalid("mlpc: error: \(error)")
             }
         }
         do {
+            // Only now, with the spec planned and the data loaded and verified, does the directory change.
+            try directory.beginRun()
             try run.prepareOutput()
         } catch {
             throw CommandFailure.usage("\(error)")
         }
         if !quiet {
             print(
-                "training \(spec.name.value): \(grouped(checked.plan.parameterCount)) parameters, \(data.train.count) training images, batch \(checked.plan.batchSize), \(checked.plan.target.threads) thread\(checked.plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(checked.plan.arenaBytes))"
+                "training \(spec.name.value): \(grouped(checked.plan.parameterCount)) parameters, \(trainingImages(run)), batch \(checked.plan.batchSize), \(checked.plan.target.threads) thread\(checked.plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(checked.plan.arenaBytes))"
             )
             if let partial = run.partialEpoch {
                 print("resuming \(outputDirectory) at epoch \(partial.epoch), step \(partial.stepsDone + 1)")
@@ -205,6 +222,13 @@ struct RunCommand: ParsableCommand {
             throw CommandFailure.usage("\(error)")
         }
     }
+}
+
+/// "60000 training images", or with a validation split "54000 training images (6000 held out for validation)".
+func trainingImages(_ run: TrainingRun) -> String {
+    let used = run.trainer.trainingExamples
+    let held = run.data.train.count - used
+    return "\(used) training images" + (held > 0 ? " (\(held) held out for validation)" : "")
 }
 
 /// A one-line progress bar on stderr with rate and ETA, redrawn at most ten times a second.

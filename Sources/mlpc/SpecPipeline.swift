@@ -33,7 +33,8 @@ struct CheckedSpec {
 /// stdout) when there are errors, and the failure carries the exit status: 2 for a path that cannot be
 /// read, 1 for an invalid spec.
 func checkSpec(
-    _ options: SpecOptions, threads: Int?, format: OutputFormat, probeData: Bool, batchSize: Int? = nil
+    _ options: SpecOptions, threads: Int?, format: OutputFormat, probeData: Bool, batchSize: Int? = nil,
+    batchSizeFromFlag: Bool = true
 ) throws -> CheckedSpec {
     let loaded = SpecLoader.load(path: options.spec, dataDirectoryOverride: options.dataDirectoryOverride)
     if let fileError = loaded.fileError { throw CommandFailure.usage(fileError) }
@@ -44,7 +45,14 @@ func checkSpec(
         try fail(diagnostics, sources: sources, format: format)
         throw CommandFailure(message: "", status: 1)
     }
-    if let batchSize { spec.training.batchSize.value = batchSize }
+    if let batchSize {
+        // A value the user typed is named in diagnostics; a resumed run's own batch size is the spec's.
+        if batchSizeFromFlag {
+            spec.training.overrideBatchSize(batchSize, from: "--batch-size")
+        } else {
+            spec.training.batchSize.value = batchSize
+        }
+    }
     let isa: KernelISA
     do {
         isa = try selectedKernels().isa

@@ -56,6 +56,28 @@ final class OutputFaultTests: XCTestCase {
         XCTAssertEqual((record?["epoch_seconds"] as? [Double])?.count, 1)
     }
 
+    /// --overwrite removes the old run only once the new one can start: bad data keeps the old run whole,
+    /// and a refused run into a new directory leaves nothing behind.
+    func testOverwriteRefusedForBadDataKeepsTheOldRun() throws {
+        let out = folder + "/run"
+        XCTAssertEqual(try run(out).status, 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: out + "/weights.safetensors"))
+        let missing = folder + "/no-such-data"
+        let refused = try MLPCProcess.run(
+            ["run", specPath, "--data-dir", missing, "--out", out, "--overwrite", "--quiet"],
+            environment: ["MLPC_MNIST_MIRRORS": "http://127.0.0.1:1/"])
+        assertNoCrash(refused)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/weights.safetensors")), before, "the old run was removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/run.json"))
+
+        let fresh = folder + "/new/run"
+        let refusedFresh = try MLPCProcess.run(
+            ["run", specPath, "--data-dir", missing, "--out", fresh, "--quiet"], environment: ["MLPC_MNIST_MIRRORS": "http://127.0.0.1:1/"])
+        XCTAssertNotEqual(refusedFresh.status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/new"), "a refused run left its directory")
+    }
+
     func testOverwriteAndResumeTogetherAreRefused() throws {
         let result = try MLPCProcess.run(["run", "--resume", folder + "/run", "--overwrite"])
         XCTAssertEqual(result.status, 2)

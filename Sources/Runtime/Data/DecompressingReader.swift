@@ -44,9 +44,16 @@ final class DecompressingReader {
     init(path: String, compressed: Bool) throws {
         self.path = path
         self.isCompressed = compressed
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking, so that a FIFO fails the type check below instead of waiting for a writer; reads
+        // of a regular file do not heed the flag.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
-            throw IDXError(path: path, kind: .unreadable, position: .none, reason: "cannot open: \(String(cString: strerror(errno)))")
+            let code = errno
+            var link = stat()
+            if code == ENOENT && lstat(path, &link) == 0 && (link.st_mode & S_IFMT) == S_IFLNK {
+                throw IDXError(path: path, kind: .unreadable, position: .none, reason: "a symbolic link to a file that does not exist")
+            }
+            throw IDXError(path: path, kind: .unreadable, position: .none, reason: "cannot open: \(String(cString: strerror(code)))")
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -56,7 +63,8 @@ final class DecompressingReader {
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
-            throw IDXError(path: path, kind: .unreadable, position: .none, reason: "not a regular file")
+            let kind = (info.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "not a regular file"
+            throw IDXError(path: path, kind: .unreadable, position: .none, reason: kind)
         }
         self.storedSize = Int(info.st_size)
         self.input = .file(fd)

@@ -63,8 +63,10 @@ public enum MNISTChecksums {
 
 /// Which checksums `IDXDataset.load` verifies.
 public enum ChecksumVerification: Sendable {
-    /// The MNIST checksums, when the layout is MNIST's and the headers give 60000 training and
-    /// 10000 test examples (anything else is not the MNIST release, so there is nothing to compare).
+    /// The MNIST checksums, when the layout is MNIST's, the headers give 60000 training and 10000 test
+    /// examples, and at least one file is MNIST's. Other datasets share MNIST's names and sizes
+    /// (Fashion-MNIST, or a user's own): when no file matches, the files are another dataset, not a
+    /// damaged MNIST, and nothing is compared; when some match, every one must.
     case mnistWhenCanonical
     /// No verification (the digests are still computed and returned).
     case disabled
@@ -160,8 +162,10 @@ public struct IDXDataset: Sendable {
             throw DatasetError.missingFiles(directory: directory, names: missing)
         }
 
-        let expected = expectedChecksums(
-            verification, layout: layout, trainCount: trainImages.dimensions[0], testCount: testImages.dimensions[0])
+        var digests: [String: SHA256Digest] = [:]
+        for (role, file) in files { digests[layout.name(of: role)] = file.sha256 }
+        let expected = checksumsToVerify(
+            verification, layout: layout, trainCount: trainImages.dimensions[0], testCount: testImages.dimensions[0], actual: digests)
         var records: [DatasetFileRecord] = []
         for role in DatasetFileRole.allCases {
             guard let file = files[role] else { continue }
@@ -220,6 +224,16 @@ public struct IDXDataset: Sendable {
             }
         }
         return files
+    }
+
+    /// The checksums to compare the files' `actual` digests with (by file name), as `verification` says.
+    static func checksumsToVerify(
+        _ verification: ChecksumVerification, layout: IDXDatasetLayout, trainCount: Int, testCount: Int,
+        actual: [String: SHA256Digest]
+    ) -> [String: SHA256Digest] {
+        let expected = expectedChecksums(verification, layout: layout, trainCount: trainCount, testCount: testCount)
+        if case .mnistWhenCanonical = verification, !actual.contains(where: { expected[$0.key] == $0.value }) { return [:] }
+        return expected
     }
 
     static func expectedChecksums(
@@ -287,11 +301,11 @@ enum DatasetLocator {
         var found: [DatasetFileRole: String] = [:]
         for role in DatasetFileRole.allCases {
             let plain = path(directory, layout.name(of: role))
+            // Anything at the name counts as the file, so that a directory, a dangling symbolic link or
+            // a FIFO there is reported as unusable by the reader, not as missing (and downloaded over).
             for candidate in [plain, plain + ".gz"] where found[role] == nil {
-                var isDirectory: ObjCBool = false
-                if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue {
-                    found[role] = candidate
-                }
+                var info = stat()
+                if lstat(candidate, &info) == 0 { found[role] = candidate }
             }
         }
         return found

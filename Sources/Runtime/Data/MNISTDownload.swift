@@ -84,6 +84,8 @@ func ensureMNIST(
     guard !missingNames.isEmpty else { return [] }
     let destinations = missingNames.map { DatasetLocator.path(directory, $0) + ".gz" }
 
+    var existed: ObjCBool = false
+    let directoryExisted = FileManager.default.fileExists(atPath: directory, isDirectory: &existed)
     do {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {
@@ -132,7 +134,11 @@ func ensureMNIST(
             failed.append(.init(name: name, destination: destination, attempts: attempts))
         }
     }
-    guard failed.isEmpty else { throw DatasetDownloadError(directory: directory, missing: failed, directoryProblem: nil) }
+    guard failed.isEmpty else {
+        // A directory made for downloads that all failed is removed again (rmdir: only if still empty).
+        if !directoryExisted && written.isEmpty { rmdir(directory) }
+        throw DatasetDownloadError(directory: directory, missing: failed, directoryProblem: nil)
+    }
     return written
 }
 

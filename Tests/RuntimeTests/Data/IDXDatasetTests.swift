@@ -142,6 +142,39 @@ final class IDXDatasetTests: XCTestCase {
         XCTAssertEqual(IDXDataset.expectedChecksums(.mnistWhenCanonical, layout: other, trainCount: 60000, testCount: 10000), [:])
     }
 
+    /// Datasets with MNIST's names and counts but none of its files (Fashion-MNIST, a user's own) are
+    /// another dataset, not a damaged MNIST: nothing is compared. One matching file makes it MNIST, and
+    /// then every file must match.
+    func testMNISTChecksumsApplyWhenAnyFileIsMNISTs() {
+        let mnist = MNISTChecksums.decompressed
+        var other: [String: SHA256Digest] = [:]
+        for name in mnist.keys { other[name] = SHA256.hash(Array(name.utf8)) }
+        func verify(_ actual: [String: SHA256Digest]) -> [String: SHA256Digest] {
+            IDXDataset.checksumsToVerify(.mnistWhenCanonical, layout: .mnist, trainCount: 60000, testCount: 10000, actual: actual)
+        }
+        XCTAssertEqual(verify(other), [:])
+        XCTAssertEqual(verify(mnist), mnist)
+        var damaged = mnist
+        damaged[layout.trainImages] = SHA256.hash([1])
+        XCTAssertEqual(verify(damaged), mnist)
+        let sums = [layout.trainLabels: SHA256.hash([9])]
+        XCTAssertEqual(
+            IDXDataset.checksumsToVerify(.expected(sums), layout: .mnist, trainCount: 60000, testCount: 10000, actual: other), sums)
+    }
+
+    /// The end-to-end case: 60000 and 10000 examples under MNIST's names, none of them MNIST's.
+    func testAnotherDatasetOfMNISTsSizeLoads() throws {
+        let trainLabels = (0..<60000).map { UInt8($0 % 4) }
+        try replace(layout.trainImages, with: DataFixtures.idx([60000, 1, 1], trainLabels))
+        try replace(layout.trainLabels, with: DataFixtures.idx([60000], trainLabels))
+        let testLabels = (0..<10000).map { UInt8($0 % 4) }
+        try replace(layout.testImages, with: DataFixtures.idx([10000, 1, 1], testLabels))
+        try replace(layout.testLabels, with: DataFixtures.idx([10000], testLabels))
+        let dataset = try load(imageShape: [1, 1])
+        XCTAssertEqual(dataset.train.count, 60000)
+        XCTAssertEqual(dataset.files.filter(\.verified).count, 0)
+    }
+
     // MARK: Header probe
 
     func testProbeReportsDimensionsOfEveryFile() throws {

@@ -1,0 +1,75 @@
+import Foundation
+import XCTest
+
+@testable import Runtime
+
+/// Claiming a run directory changes nothing in it until the run begins.
+final class RunDirectoryClaimTests: XCTestCase {
+    var root = ""
+
+    override func setUpWithError() throws { root = try makeTemporaryDirectory(self, "mlpc-run-directory") }
+
+    func names(_ path: String) throws -> Set<String> { Set(try FileManager.default.contentsOfDirectory(atPath: path)) }
+
+    func writeOldRun(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        for name in ["run.json", "weights.safetensors"] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: path + "/" + name, contents: Data(name.utf8)))
+        }
+    }
+
+    func testOverwriteKeepsTheOldRunUntilTheNewOneBegins() throws {
+        let path = root + "/run"
+        try writeOldRun(path)
+        var claim: RunDirectory? = try RunDirectory(path: path, mode: .overwrite)
+        XCTAssertTrue(try names(path).isSuperset(of: ["run.json", "weights.safetensors"]))
+        claim = nil  // refused before it began: the old run stays whole
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path + "/run.json")), Data("run.json".utf8))
+
+        claim = try RunDirectory(path: path, mode: .overwrite)
+        try claim?.beginRun()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "/run.json"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "/weights.safetensors"))
+        withExtendedLifetime(claim) {}
+    }
+
+    func testAClaimThatNeverBeginsRemovesTheDirectoriesItCreated() throws {
+        let path = root + "/a/b/c"
+        var claim: RunDirectory? = try RunDirectory(path: path, mode: .fresh)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path + "/.mlpc.lock"))
+        claim = nil
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/a"), "the claim left a/")
+        XCTAssertEqual(try names(root), [])
+        withExtendedLifetime(claim) {}
+    }
+
+    func testAClaimThatBeginsKeepsItsDirectory() throws {
+        let path = root + "/new"
+        var claim: RunDirectory? = try RunDirectory(path: path, mode: .fresh)
+        try claim?.beginRun()
+        claim = nil
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path))
+        withExtendedLifetime(claim) {}
+    }
+
+    /// A directory that was there before the claim stays, with whatever the user keeps in it.
+    func testAClaimOfAnExistingDirectoryLeavesItsFiles() throws {
+        let path = root + "/mine"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/notes.txt", contents: Data("keep".utf8)))
+        var claim: RunDirectory? = try RunDirectory(path: path, mode: .fresh)
+        claim = nil
+        XCTAssertTrue(try names(path).contains("notes.txt"))
+        withExtendedLifetime(claim) {}
+    }
+
+    func testAFreshClaimOfARunIsRefusedAndReleasesTheLock() throws {
+        let path = root + "/run"
+        try writeOldRun(path)
+        XCTAssertThrowsError(try RunDirectory(path: path, mode: .fresh)) { error in
+            XCTAssertTrue("\(error)".contains("already holds a run"), "\(error)")
+        }
+        // The refused claim's lock is gone with it: the next claim gets the directory.
+        XCTAssertNoThrow(try RunDirectory(path: path, mode: .resume))
+    }
+}
