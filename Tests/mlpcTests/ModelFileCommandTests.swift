@@ -33,7 +33,8 @@ final class ModelFileCommandTests: XCTestCase {
         try writeFile(spec, text)
         let result = try MLPCProcess.run(["run", spec, "--data-dir", root, "--out", root + "/run", "--quiet"], timeout: 120)
         assertNoCrash(result)
-        guard result.status == 0 else { throw XCTSkip("training \(key) failed: \(result.stderr)") }
+        XCTAssertEqual(result.status, 0, "training \(key) failed: \(result.stderr)")
+        guard result.status == 0 else { throw XCTSkip("training \(key) failed (reported above)") }
         let run = Trained(data: root, run: root + "/run", spec: spec)
         Self.runs[key] = run
         return run
@@ -441,6 +442,24 @@ final class ModelFileCommandTests: XCTestCase {
         let result = try MLPCProcess.run(["eval", path, "--spec", t.spec, "--data-dir", t.data])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.hasPrefix("Accuracy: "), result.stdout)
+    }
+
+    /// A spec given with --spec is read as `mlpc check` reads it: bytes that are not UTF-8 are an error
+    /// in that file, not decoded lossily, and the model file is not blamed.
+    func testASpecGivenWithSpecThatIsNotUTF8IsReportedAgainstItself() throws {
+        let t = try crossEntropyRun()
+        let spec = t.data + "/latin1.yaml"
+        let text = try String(contentsOfFile: t.spec, encoding: .utf8)
+        try writeFile(spec, bytes: Array("# mod".utf8) + [0xE8] + Array("le\n".utf8) + Array(text.utf8))
+        for command in ["eval", "predict"] {
+            let arguments = [command, t.model, "--spec", spec, "--data-dir", t.data] + (command == "predict" ? ["--index", "0"] : [])
+            let result = try MLPCProcess.run(arguments)
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 1, "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("\(spec): the spec does not load"), result.stderr)
+            XCTAssertTrue(result.stderr.contains("[E0101]"), result.stderr)
+            XCTAssertFalse(result.stderr.contains(t.model), result.stderr)
+        }
     }
 
     func testPalettePNGWithAnIndexPastItsPaletteIsRefused() throws {

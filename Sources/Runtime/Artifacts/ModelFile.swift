@@ -73,22 +73,29 @@ func readSafetensors(path: String, what: String) throws -> SafetensorsFile {
 
 /// Parses and plans spec text for this machine; problems become one error naming `path` with the
 /// diagnostics as the compiler prints them.
+/// Parses and plans a spec: the model file's embedded text (`bytes` of it; errors name the model file,
+/// `path`), or the file given with --spec (its own bytes, read as `mlpc check` reads them; errors name
+/// that file, `specFile`).
 func planSpec(
-    text: String, specPath: String, dataDirectoryOverride: String?, threads: Int?, kernels: KernelSet, path: String
+    bytes: [UInt8], specPath: String, dataDirectoryOverride: String?, threads: Int?, kernels: KernelSet, path: String,
+    specFile: String? = nil
 ) throws -> (Spec, Plan) {
-    let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: specPath, dataDirectoryOverride: dataDirectoryOverride)
+    let loaded = SpecLoader.parse(bytes: bytes, path: specPath, dataDirectoryOverride: dataDirectoryOverride)
     var sources: [String: SourceFile] = [:]
     if let source = loaded.source { sources[source.path] = source }
-    if let fileError = loaded.fileError { throw ModelFileError(path: path, reason: fileError) }
-    guard let spec = loaded.spec else {
+    let errorPath = specFile ?? path
+    let subject = specFile == nil ? "its spec" : "the spec"
+    if let fileError = loaded.fileError { throw ModelFileError(path: errorPath, reason: fileError) }
+    guard let spec = loaded.spec, !loaded.diagnostics.hasErrors else {
         throw ModelFileError(
-            path: path, reason: "its spec does not load:\n" + DiagnosticRenderer.text(loaded.diagnostics, sources: sources, color: false))
+            path: errorPath,
+            reason: "\(subject) does not load:\n" + DiagnosticRenderer.text(loaded.diagnostics, sources: sources, color: false))
     }
     let target = hostTarget(threads: threads ?? spec.training.threads?.value, isa: kernels.isa)
     let (plan, diagnostics) = makePlan(spec, target: target)
     guard let plan, !diagnostics.hasErrors else {
         throw ModelFileError(
-            path: path, reason: "its spec does not plan:\n" + DiagnosticRenderer.text(diagnostics, sources: sources, color: false))
+            path: errorPath, reason: "\(subject) does not plan:\n" + DiagnosticRenderer.text(diagnostics, sources: sources, color: false))
     }
     return (spec, plan)
 }
@@ -122,15 +129,15 @@ public final class LoadedModel {
         try checkModelFormat(file.metadata[ArtifactMetadataKey.format], path: path)
         let recordedData = file.metadata[ArtifactMetadataKey.dataDirectory]
         let dataDirectory = dataDirectoryOverride ?? recordedData
-        let specText: String, specName: String
+        let specBytes: [UInt8], specName: String
         // Where a relative data.dir of the embedded spec is resolved from: the spec's original folder.
         var embeddedSpecOrigin: String?
         if let specPath {
+            // The file's own bytes, parsed as `mlpc check` parses them (not UTF-8 is an error, not a
+            // lossy decoding). A spec path that cannot be read is an unusable argument, like a model path.
             let loaded = SpecLoader.load(path: specPath)
-            // A spec path that cannot be read is an unusable argument, like a model path.
             if let fileError = loaded.fileError { throw FileAccessError(path: specPath, reason: fileError) }
-            guard let text = loaded.source?.text else { throw ModelFileError(path: specPath, reason: "cannot read the spec") }
-            specText = text
+            specBytes = try readRegularFile(path: specPath, what: "a spec file", limit: SpecLoader.maximumFileSize)
             specName = specPath
         } else {
             guard let text = file.metadata[ArtifactMetadataKey.spec] else {
@@ -144,14 +151,15 @@ public final class LoadedModel {
                     path: path,
                     reason: "the spec in its metadata has SHA-256 \(digest) but the file records \(escapedForMessage(recorded)): the file was altered")
             }
-            specText = text
+            specBytes = Array(text.utf8)
             // Diagnostics point at lines of the embedded text, so they name the model file holding it,
             // never the original spec file (which may have changed since, or never said that).
             embeddedSpecOrigin = file.metadata[ArtifactMetadataKey.specPath]
             specName = embeddedSpecName(modelPath: path, originalSpecPath: embeddedSpecOrigin)
         }
         var (spec, plan) = try planSpec(
-            text: specText, specPath: specName, dataDirectoryOverride: dataDirectory, threads: threads, kernels: kernels, path: path)
+            bytes: specBytes, specPath: specName, dataDirectoryOverride: dataDirectory, threads: threads, kernels: kernels, path: path,
+            specFile: specPath)
         if dataDirectory == nil, let embeddedSpecOrigin {
             spec.data.resolvedDirectory = resolveDataDirectory(spec.data.directory.value, relativeTo: embeddedSpecOrigin)
         }
