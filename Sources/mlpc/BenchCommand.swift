@@ -19,16 +19,16 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var options: SpecOptions
 
-    @Option(help: "Worker threads (default: the spec's training.threads, else all cores).")
+    @Option(parsing: .unconditional, help: "Worker threads (default: the spec's training.threads, else all cores).")
     var threads: Int?
 
-    @Option(name: .customLong("batch-size"), help: "Batch size (default: the spec's training.batch_size).")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size (default: the spec's training.batch_size).")
     var batchSize: Int?
 
-    @Option(help: "Whole steps run before measuring.")
+    @Option(parsing: .unconditional, help: "Whole steps run before measuring.")
     var warmup = 100
 
-    @Option(help: "Steps measured: this many whole steps and as many timed kernel by kernel.")
+    @Option(parsing: .unconditional, help: "Steps measured: this many whole steps and as many timed kernel by kernel.")
     var steps = 400
 
     @Flag(help: "Use random images even when the dataset is on disk.")
@@ -68,10 +68,23 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// The spec's training images when all of its dataset is on disk, else random images of the input shape
-    /// (as many as MNIST's training set, so the epoch estimate has MNIST's length).
+    /// (as many as MNIST's training set, so the epoch estimate has MNIST's length). Data that is there but
+    /// damaged, or missing from a directory named with --data-dir or $MLPC_DATA_DIR, is an error: timing
+    /// random images instead would be a silent substitute for what was asked.
     func benchmarkData(spec: Spec, plan: Plan) throws -> (LabeledImages, String) {
         let directory = spec.data.resolvedDirectory
-        if !synthetic && probeDataset(directory: directory).isUsable {
+        let probe = probeDataset(directory: directory)
+        if !synthetic, let problem = probe.problems.first {
+            var missingOnly = true
+            for problem in probe.problems {
+                if case .missingFiles = problem { continue }
+                missingOnly = false
+            }
+            if !missingOnly || options.dataDirectoryOverride != nil {
+                throw CommandFailure.invalid("mlpc: error: \(problem)\n(pass --synthetic to time random images instead)")
+            }
+        }
+        if !synthetic && probe.isUsable {
             do {
                 let train = try loadDatasetSplit(directory: directory, split: .train, classCount: plan.classes, inputShape: plan.inputShape)
                 return (train, "\(directory) (\(grouped(train.count)) training images)")

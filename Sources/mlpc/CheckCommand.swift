@@ -51,7 +51,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Output format: text, json or dot (Graphviz).")
     var format: OutputFormat = .text
 
-    @Option(help: "Plan for this many threads (default: the spec's training.threads, else all cores).")
+    @Option(parsing: .unconditional, help: "Plan for this many threads (default: the spec's training.threads, else all cores).")
     var threads: Int?
 
     func validate() throws {

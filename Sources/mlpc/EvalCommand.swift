@@ -13,11 +13,14 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Dataset directory (default: $MLPC_DATA_DIR, else where the model was trained).")
     var dataDir: String?
 
-    @Option(help: "Worker threads (default: the spec's training.threads, else all cores).")
+    @Option(parsing: .unconditional, help: "Worker threads (default: the spec's training.threads, else all cores).")
     var threads: Int?
 
     func validate() throws {
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+        for (flag, path) in [("the model path", model), ("--spec", spec), ("--data-dir", dataDir)] where path?.isEmpty == true {
+            throw ValidationError("\(flag) is empty")
+        }
     }
 
     var dataDirectoryOverride: String? {

@@ -22,7 +22,7 @@ struct PredictCommand: ParsableCommand {
     @Argument(help: "PNG images to classify.")
     var inputs: [String] = []
 
-    @Option(name: .customLong("index"), help: "Classify test image N (0-based; repeatable).")
+    @Option(name: .customLong("index"), parsing: .unconditionalSingleValue, help: "Classify test image N (0-based; repeatable).")
     var indices: [Int] = []
 
     @Option(help: "Invert pictures: auto (when the border is light), always or never.")

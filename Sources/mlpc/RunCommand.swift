@@ -24,16 +24,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Continue the run in this directory from its checkpoint.safetensors, with its spec.yaml.")
     var resume: String?
 
-    @Option(help: "Epochs to train (default: the spec's training.epochs; when resuming, the run's).")
+    @Option(parsing: .unconditional, help: "Epochs to train (default: the spec's training.epochs; when resuming, the run's).")
     var epochs: Int?
 
-    @Option(name: .customLong("batch-size"), help: "Batch size (default: the spec's training.batch_size).")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size (default: the spec's training.batch_size).")
     var batchSize: Int?
 
-    @Option(help: "Worker threads (default: the spec's training.threads, else all cores).")
+    @Option(parsing: .unconditional, help: "Worker threads (default: the spec's training.threads, else all cores).")
     var threads: Int?
 
-    @Option(help: "Random seed for initialisation, shuffling and dropout (default: the spec's seed).")
+    @Option(parsing: .unconditional, help: "Random seed for initialisation, shuffling and dropout (default: the spec's seed).")
     var seed: UInt64?
 
     @Option(help: "Run directory (default: runs/<spec name>/).")
@@ -49,7 +49,10 @@ struct RunCommand: ParsableCommand {
         if spec == nil && resume == nil { throw ValidationError("give a spec file to train, or --resume DIR to continue a run") }
         if resume != nil && out != nil { throw ValidationError("--resume continues in its own directory; leave out --out") }
         if resume != nil && overwrite { throw ValidationError("--resume continues the run; --overwrite would replace it: choose one") }
-        if let epochs, epochs < 1 || epochs > 1_000_000 { throw ValidationError("--epochs must be between 1 and 1000000") }
+        if let epochs, epochs < 1 || epochs > 1 << 20 { throw ValidationError("--epochs must be between 1 and 1048576, as in a spec") }
+        for (flag, path) in [("--out", out), ("--resume", resume), ("--data-dir", dataDir), ("spec path", spec)] where path?.isEmpty == true {
+            throw ValidationError("\(flag) is an empty path")
+        }
         if let batchSize, batchSize < 1 || batchSize > 1 << 20 { throw ValidationError("--batch-size must be between 1 and 1048576") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
     }

@@ -15,7 +15,7 @@ struct ShowCommand: ParsableCommand {
     @Argument(help: "The dataset directory (IDX files, plain or .gz).")
     var dataDir: String
 
-    @Option(help: "The image to draw (0-based).")
+    @Option(parsing: .unconditional, help: "The image to draw (0-based).")
     var index: Int
 
     @Flag(help: "Take the image from the training set (default: the test set).")
@@ -26,6 +26,7 @@ struct ShowCommand: ParsableCommand {
 
     func validate() throws {
         if index < 0 { throw ValidationError("--index \(index) is negative") }
+        if dataDir.isEmpty { throw ValidationError("the dataset directory is an empty path") }
     }
 
     func run() throws {

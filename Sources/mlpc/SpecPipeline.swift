@@ -13,6 +13,11 @@ struct SpecOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Dataset directory; overrides the spec's data.dir and $MLPC_DATA_DIR.")
     var dataDir: String?
 
+    func validate() throws {
+        if spec.isEmpty { throw ValidationError("the spec path is empty") }
+        if dataDir?.isEmpty == true { throw ValidationError("--data-dir is an empty path") }
+    }
+
     /// --data-dir, else $MLPC_DATA_DIR, else the spec's own data.dir.
     var dataDirectoryOverride: String? {
         if let dataDir { return dataDir }

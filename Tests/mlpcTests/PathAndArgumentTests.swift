@@ -88,7 +88,7 @@ final class PathAndArgumentTests: XCTestCase {
 
     func testZeroEpochsExitsTwo() throws {
         let result = try MLPCProcess.run(["run", "specs/mnist_mlp.yaml", "--epochs", "0"])
-        assertUsageFailure(result, mentions: "--epochs must be between 1 and 1000000")
+        assertUsageFailure(result, mentions: "--epochs must be between 1 and 1048576")
     }
 
     func testHugeBatchSizeExitsTwo() throws {
