@@ -72,19 +72,33 @@ func quote(_ text: String, limit: Int = 40) -> String {
     return result + "'"
 }
 
-/// `text` with its control characters (C0, DEL, C1) written as escapes (\n, \t, \r, \u{1b}), so that
-/// text from a file or a path cannot move the cursor or recolour a terminal.
-public func escapingControlCharacters(_ text: String) -> String {
-    guard text.unicodeScalars.contains(where: isControlCharacter) else { return text }
+/// `text` with what a terminal would act on written as visible escapes, Swift style: control
+/// characters (C0, DEL, C1) and the invisible format characters that reorder or hide text (bidirectional
+/// embeddings, overrides and isolates, zero-width characters, the BOM) become `\u{1B}`, `\u{202E}`, ...;
+/// newline, tab and carriage return become `\n`, `\t`, `\r`. With `escapingQuotes`, the backslash and
+/// both quote characters are escaped too, so a quoted name cannot end its quotes early. Printable
+/// text, non-ASCII letters included, is kept as it is.
+public func escapingControlCharacters(_ text: String, escapingQuotes: Bool = false) -> String {
+    guard text.unicodeScalars.contains(where: { needsEscape($0) || (escapingQuotes && isQuoteOrBackslash($0)) }) else { return text }
     var result = ""
     for scalar in text.unicodeScalars {
-        appendEscapingControlCharacter(scalar, to: &result)
+        if escapingQuotes && isQuoteOrBackslash(scalar) {
+            result += "\\" + String(scalar)
+        } else {
+            appendEscapingControlCharacter(scalar, to: &result)
+        }
     }
     return result
 }
 
-private func isControlCharacter(_ scalar: Unicode.Scalar) -> Bool {
-    scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+private func isQuoteOrBackslash(_ scalar: Unicode.Scalar) -> Bool { scalar == "\\" || scalar == "\"" || scalar == "'" }
+
+private func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.value {
+    case 0x00...0x1F, 0x7F...0x9F: return true
+    case 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2069, 0xFEFF: return true
+    default: return false
+    }
 }
 
 private func appendEscapingControlCharacter(_ scalar: Unicode.Scalar, to result: inout String) {
@@ -92,7 +106,7 @@ private func appendEscapingControlCharacter(_ scalar: Unicode.Scalar, to result:
     case 0x0A: result += "\\n"
     case 0x09: result += "\\t"
     case 0x0D: result += "\\r"
-    case _ where isControlCharacter(scalar): result += "\\u{\(String(scalar.value, radix: 16))}"
+    case _ where needsEscape(scalar): result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
     default: result.unicodeScalars.append(scalar)
     }
 }

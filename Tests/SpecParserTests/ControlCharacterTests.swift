@@ -20,7 +20,7 @@ final class ControlCharacterTests: XCTestCase {
     func testDuplicateKeyWithAnEscapeCharacterIsQuotedEscaped() {
         let text = "\"a\\eb\": 1\n1️⃣\"a\\eb\": 2\n"
         let diagnostic = expectDiagnostic(.duplicateKey, in: text)
-        XCTAssertEqual(diagnostic?.message, "duplicate key 'a\\u{1b}b' in the spec")
+        XCTAssertEqual(diagnostic?.message, "duplicate key 'a\\u{1B}b' in the spec")
     }
 
     func testRendererEscapesControlCharactersInMessagesNotesAndSuggestions() {
@@ -30,10 +30,10 @@ final class ControlCharacterTests: XCTestCase {
             notes: [DiagnosticNote("at\u{7}here", at: location), DiagnosticNote("line\nbreak")],
             suggestion: "use\u{9B}c")
         let rendered = DiagnosticRenderer.text([diagnostic], sources: [:], color: false)
-        XCTAssertTrue(rendered.contains("the data directory a\\u{1b}[31mb does not exist"), rendered)
+        XCTAssertTrue(rendered.contains("the data directory a\\u{1B}[31mb does not exist"), rendered)
         XCTAssertTrue(rendered.contains("note: at\\u{7}here"), rendered)
         XCTAssertTrue(rendered.contains("note: line\\nbreak"), rendered)
-        XCTAssertTrue(rendered.contains("help: use\\u{9b}c"), rendered)
+        XCTAssertTrue(rendered.contains("help: use\\u{9B}c"), rendered)
         XCTAssertFalse(rendered.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{7}" || $0 == "\u{9B}" }, rendered)
     }
 
@@ -41,7 +41,7 @@ final class ControlCharacterTests: XCTestCase {
         let diagnostic = Diagnostic(
             .error, code: "E0100", "bad", at: SourceLocation(file: "a\u{1B}]0;x\u{7}.yaml", line: 2, column: 3))
         let rendered = DiagnosticRenderer.text([diagnostic], sources: [:], color: false)
-        XCTAssertTrue(rendered.hasPrefix("a\\u{1b}]0;x\\u{7}.yaml:2:3: error: bad [E0100]"), rendered)
+        XCTAssertTrue(rendered.hasPrefix("a\\u{1B}]0;x\\u{7}.yaml:2:3: error: bad [E0100]"), rendered)
     }
 
     func testRendererKeepsOrdinaryTextAsItIs() {
