@@ -107,8 +107,14 @@ public final class TrainingRun {
         record.epochSeconds = metrics.map(\.seconds)
         record.epochMeanLoss = metrics.map(\.meanLoss)
         record.epochTestAccuracy = metrics.map(\.testAccuracy)
-        // The record keeps the run's history: where it was started from, when, and its time so far.
-        if let history = checkpoint.history ?? recordedHistory() {
+        // The record keeps the run's history: where it was started from, when, and its time so far. The
+        // run's run.json was written last (after the checkpoint: the final files, or the interruption),
+        // so its total counts, when it is the same run's.
+        let recorded = recordedHistory()
+        if var history = checkpoint.history ?? recorded {
+            if let recorded, recorded.startedAt == history.startedAt {
+                history.totalSeconds = max(history.totalSeconds, recorded.totalSeconds)
+            }
             record.specPath = history.specPath
             record.startedAt = history.startedAt
             secondsBefore = history.totalSeconds

@@ -24,7 +24,11 @@ extension Spec {
                 var fields = [
                     "out: \(linear.outFeatures.value)", "bias: \(linear.bias.value)", "init: \(linear.initialization.value.rawValue)",
                 ]
-                if let activation = linear.activation { fields.append("activation: \(activationYAML(activation.value, name: nil))") }
+                if let activation = linear.activation {
+                    // Inside the linear's flow mapping an activation with parameters is a mapping of its own.
+                    let yaml = activationYAML(activation.value, name: nil)
+                    fields.append("activation: " + (yaml.contains(":") ? "{\(yaml)}" : yaml))
+                }
                 fields.append("name: \(name)")
                 out += "    - linear: {\(fields.joined(separator: ", "))}\n"
             case .activation(let activation):

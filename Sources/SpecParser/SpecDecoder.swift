@@ -160,9 +160,10 @@ extension SpecDecoder {
                 help = "'\(key)' belongs in '\(section)'"
             }
             let known = allowed.map { "'\($0)'" }.joined(separator: ", ")
+            let accepted = allowed.isEmpty ? "\(view.displayName) takes no parameters" : "\(view.displayName) accepts \(known)"
             report(.error(
                 .unknownKey, "unknown key \(quote(key)) in \(view.displayName)", at: entry.key.location,
-                notes: [DiagnosticNote("\(view.displayName) accepts \(known)")], suggestion: help))
+                notes: [DiagnosticNote(accepted)], suggestion: help))
         }
     }
 
@@ -260,7 +261,11 @@ extension SpecDecoder {
             return nil
         case .normal(let reason):
             guard value != 0, !rounded.isNormal else { return nil }
-            let becomes = rounded == 0 ? "rounds to 0" : "is a subnormal"
+            // Decided in Double against 2^-150 (half the smallest subnormal float32; a tie rounds to
+            // even, 0): with flush-to-zero and denormals-are-zero set, as the kernels' threads have
+            // them, converting to or from a subnormal float gives 0, and the message would depend on
+            // the thread.
+            let becomes = abs(value) <= 0x1p-150 ? "rounds to 0" : "is a subnormal"
             return "is below the smallest normal float32 (\(smallestNormalFloat32Text)) and \(becomes) in float32; \(reason)"
         case .belowOne(let reason):
             guard rounded >= 1 else { return nil }

@@ -86,6 +86,13 @@ final class DiagnosticCodeTests: XCTestCase {
             .unknownKey, in: "model:\n  layers:\n    - linear: {1️⃣out_features: 3}\n", suggestion: "did you mean 'out'?")
     }
 
+    /// A parameter given to an activation that takes none: the note says so rather than listing nothing.
+    func testE0120ParameterOfAnActivationWithoutParameters() {
+        let diagnostic = expectDiagnostic(
+            .unknownKey, in: "model:\n  layers:\n    - linear: {out: 3, activation: {sigmoid: {1️⃣slope: 1}}}\n")
+        XCTAssertEqual(diagnostic?.notes.map(\.message), ["'model.layers[0].linear.activation.sigmoid' takes no parameters"])
+    }
+
     func testE0121MissingRequiredKeyPointsAtItsSection() {
         expectDiagnostic(.missingKey, in: "name: x\n1️⃣optimizer: {kind: sgd}\n", messageContains: "'lr'")
     }

@@ -53,6 +53,33 @@ final class ResolvedSpecTests: XCTestCase {
         _ = try reload(spec)
     }
 
+    /// Every activation a linear can fuse, with and without parameters, resolves to a spec that loads
+    /// back to the same text (a parameterised one was once written as invalid YAML).
+    func testEveryFusedActivationResolvesToAValidSpec() throws {
+        for activation in [
+            "relu", "sigmoid", "tanh", "gelu", "leaky_relu", "{gelu: {approximate: tanh}}", "{leaky_relu: {negative_slope: 0.2}}",
+        ] {
+            let text = """
+                name: a
+                data: {dir: x}
+                model:
+                  input_shape: [4]
+                  layers: [linear: {out: 3, activation: \(activation)}, linear: {out: 2}]
+                loss: cross_entropy
+                optimizer: adam
+                training: {batch_size: 3, epochs: 1}
+                """
+            let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "a.yaml")
+            let spec = try XCTUnwrap(loaded.spec, "\(activation): \(loaded.diagnostics)")
+            let again = try reload(spec)
+            XCTAssertEqual(again.resolvedYAML, spec.resolvedYAML, activation)
+            guard case .linear(let first) = again.model.layers[0].kind, case .linear(let original) = spec.model.layers[0].kind else {
+                return XCTFail("the first layer is not a linear")
+            }
+            XCTAssertEqual(first.activation?.value, original.activation?.value, activation)
+        }
+    }
+
     func testOddCharactersInTheDataDirectoryAreQuoted() throws {
         let text = "name: q\ndata: {dir: \"a \\\"b\\\" c\\\\d\"}\nmodel: {input_shape: [2], layers: [linear: {out: 2}]}\nloss: mse\noptimizer: adam\ntraining: {batch_size: 1, epochs: 1}\n"
         let spec = try XCTUnwrap(SpecLoader.parse(bytes: Array(text.utf8), path: "q.yaml").spec)

@@ -128,11 +128,28 @@ final class CheckpointConsistencyTests: XCTestCase {
         XCTAssertEqual(second.record.specPath, "/original/tiny.yaml")
         XCTAssertEqual(second.record.startedAt, first.record.startedAt)
         XCTAssertGreaterThan(second.record.totalSeconds, secondsOfFirst)
+        XCTAssertGreaterThanOrEqual(second.secondsBefore, secondsOfFirst)
         let record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/run.json")))
         XCTAssertEqual(record.specPath, "/original/tiny.yaml")
         XCTAssertEqual(record.totalSeconds, second.record.totalSeconds)
         let model = try SafetensorsFile.read(path: second.modelPath)
         XCTAssertEqual(model.metadata[ArtifactMetadataKey.specPath], "/original/tiny.yaml")
+    }
+
+    /// run.json is written after the last checkpoint (the final files, an interruption): its later total
+    /// is the one a resume continues from.
+    func testResumeContinuesFromRunJSONsLaterTotal() throws {
+        let out = try makeTemporaryDirectory(self, "mlpc-ckpt-history")
+        let first = try makeRun(epochs: 1, out: out)
+        try first.prepareOutput()
+        _ = try first.runEpoch(1)
+        let atCheckpoint = try XCTUnwrap(Checkpoint.read(path: first.checkpointPath, plan: first.plan).history).totalSeconds
+        usleep(20_000)
+        _ = try first.finish()
+        XCTAssertGreaterThan(first.record.totalSeconds, atCheckpoint)
+        let second = try makeRun(epochs: 1, out: out)
+        try second.resume(from: Checkpoint.read(path: first.checkpointPath, plan: second.plan), path: first.checkpointPath)
+        XCTAssertEqual(second.secondsBefore, first.record.totalSeconds)
     }
 
     /// Checkpoints written before they recorded the history take it from the run's run.json.
