@@ -12,10 +12,12 @@ public struct LoadedData {
 }
 
 /// The per-image shape the dataset must have for the spec's input: the input shape itself, or the same
-/// shape without leading 1s (a [1, 28, 28] input takes 28 x 28 images).
+/// shape without leading 1s (a [1, 28, 28] input takes 28 x 28 images), or, for an input that is flat
+/// once its leading 1s are dropped ([784], [1, 784]), any image of as many pixels.
 func acceptsImageShape(_ imageShape: [Int], input: [Int]) -> Bool {
-    Array(imageShape.drop { $0 == 1 }) == Array(input.drop { $0 == 1 }) || imageShape == input
-        || (input.count == 1 && imageShape.reduce(1, *) == input[0])
+    let flatInput = Array(input.drop { $0 == 1 })
+    return Array(imageShape.drop { $0 == 1 }) == flatInput || imageShape == input
+        || (flatInput.count <= 1 && imageShape.reduce(1, *) == input.reduce(1, *))
 }
 
 /// Loads the spec's dataset (downloading missing MNIST files first when the directory is MNIST's),

@@ -225,3 +225,17 @@ final class IDXDatasetTests: XCTestCase {
         XCTAssertEqual(trainCounts, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
     }
 }
+
+/// Which image shapes a model's input shape takes.
+final class InputShapeAcceptanceTests: XCTestCase {
+    func testLeadingOnesAndFlatInputs() {
+        XCTAssertTrue(acceptsImageShape([28, 28], input: [1, 28, 28]))
+        XCTAssertTrue(acceptsImageShape([28, 28], input: [28, 28]))
+        XCTAssertTrue(acceptsImageShape([28, 28], input: [784]))
+        XCTAssertTrue(acceptsImageShape([28, 28], input: [1, 784]))
+        XCTAssertTrue(acceptsImageShape([28, 28], input: [1, 1, 784]))
+        XCTAssertFalse(acceptsImageShape([28, 28], input: [1, 783]))
+        XCTAssertFalse(acceptsImageShape([28, 28], input: [2, 392]))
+        XCTAssertFalse(acceptsImageShape([28, 28], input: [1, 32, 32]))
+    }
+}
