@@ -70,6 +70,12 @@ public final class RunDirectory {
         existing = RunDirectory.runFiles.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
         if mode == .fresh && !existing.isEmpty {
             // Set up enough for deinit to release the lock.
+            guard existing.contains(Checkpoint.fileName) else {
+                // Killed before its first checkpoint: there is nothing to continue.
+                throw RunDirectoryError(
+                    path: path,
+                    reason: "it holds a run that stopped before its first checkpoint (\(RunDirectory.list(existing))); pass --overwrite to start it again, or choose another --out")
+            }
             throw RunDirectoryError(
                 path: path,
                 reason: "it already holds a run (\(RunDirectory.list(existing))); pass --overwrite to replace it, --resume \(path) to continue it, or choose another --out")

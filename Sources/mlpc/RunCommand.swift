@@ -83,8 +83,12 @@ struct RunCommand: ParsableCommand {
     func resumeRun(directory: String) throws {
         let specCopy = directory + "/spec.yaml"
         let checkpointPath = directory + "/" + Checkpoint.fileName
-        for path in [specCopy, checkpointPath] where !FileManager.default.fileExists(atPath: path) {
-            throw CommandFailure.usage("cannot resume \(directory): \(path) does not exist (is it a run directory of `mlpc run`?)")
+        guard FileManager.default.fileExists(atPath: specCopy) else {
+            throw CommandFailure.usage("cannot resume \(directory): \(specCopy) does not exist (is it a run directory of `mlpc run`?)")
+        }
+        guard FileManager.default.fileExists(atPath: checkpointPath) else {
+            throw CommandFailure.usage(
+                "cannot resume \(directory): \(checkpointPath) does not exist: the run stopped before its first checkpoint (or another mlpc is still starting it), so there is nothing to continue; start it again with `mlpc run \(specCopy) --out \(directory) --overwrite`")
         }
         let settings: Checkpoint.Settings
         do {
@@ -151,6 +155,10 @@ struct RunCommand: ParsableCommand {
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
         }
+        // From here on Ctrl-C and SIGTERM only ask training to stop after its current step, which then
+        // writes a checkpoint: before the run directory is filled in, so that no signal can leave a run
+        // without one. (While the data loads, which may mean downloading it, they end mlpc at once.)
+        let interrupt = InterruptFlag.install()
         let run: TrainingRun
         do {
             run = try TrainingRun(
@@ -186,7 +194,6 @@ struct RunCommand: ParsableCommand {
         }
         let progress = ProgressBar(enabled: !quiet && isatty(2) == 1)
         run.trainer.onStep = { step, steps in progress.update(step: step, of: steps) }
-        let interrupt = InterruptFlag.install()
         run.trainer.stopRequested = { interrupt.isSet }
         do {
             if run.nextEpoch <= epochs {

@@ -63,11 +63,25 @@ final class RunDirectoryClaimTests: XCTestCase {
         withExtendedLifetime(claim) {}
     }
 
-    func testAFreshClaimOfARunIsRefusedAndReleasesTheLock() throws {
+    /// A run killed before its first checkpoint cannot be continued: the refusal says to start it again.
+    func testARunWithoutACheckpointIsRefusedWithOverwriteAsTheWayOut() throws {
         let path = root + "/run"
         try writeOldRun(path)
         XCTAssertThrowsError(try RunDirectory(path: path, mode: .fresh)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("it holds a run that stopped before its first checkpoint"), text)
+            XCTAssertTrue(text.contains("pass --overwrite to start it again"), text)
+            XCTAssertFalse(text.contains("--resume"), text)
+        }
+    }
+
+    func testAFreshClaimOfARunIsRefusedAndReleasesTheLock() throws {
+        let path = root + "/run"
+        try writeOldRun(path)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/checkpoint.safetensors", contents: Data([1])))
+        XCTAssertThrowsError(try RunDirectory(path: path, mode: .fresh)) { error in
             XCTAssertTrue("\(error)".contains("already holds a run"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--resume \(path) to continue it"), "\(error)")
         }
         // The refused claim's lock is gone with it: the next claim gets the directory.
         XCTAssertNoThrow(try RunDirectory(path: path, mode: .resume))

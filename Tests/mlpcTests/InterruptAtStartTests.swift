@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+
+/// Ctrl-C as a run starts: once the run directory is being filled in, the signal must end in a
+/// checkpoint (exit 3) that --resume continues; a run killed before its first checkpoint is named as
+/// such, and starting it again is the advice.
+final class InterruptAtStartTests: XCTestCase {
+    var root = ""
+
+    override func setUpWithError() throws {
+        root = try makeTemporaryDirectory(self, "mlpc-interrupt-start")
+        try ArtifactCLI.writeDataset(into: root, trainCount: 12000)
+        try ArtifactCLI.spec(hidden: 32, epochs: 30, batch: 4).write(toFile: root + "/tiny.yaml", atomically: true, encoding: .utf8)
+    }
+
+    /// The signal arrives the moment spec.yaml appears, before the first epoch's checkpoint.
+    func testASignalAsTheDirectoryIsFilledInEndsInACheckpoint() throws {
+        for signal in [SIGINT, SIGTERM] {
+            let dir = root + "/run-\(signal)"
+            let (child, out, err) = try ArtifactCLI.process(["run", root + "/tiny.yaml", "--data-dir", root, "--out", dir, "--quiet"])
+            try child.run()
+            let deadline = Date().addingTimeInterval(60)
+            while child.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: dir + "/spec.yaml") { usleep(200) }
+            XCTAssertTrue(child.isRunning, "the run ended before it could be interrupted")
+            kill(child.processIdentifier, signal)
+            let result = ArtifactCLI.finish(child, out, err)
+            XCTAssertEqual(result.status, 3, "signal \(signal): \(result.error)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"), "signal \(signal)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+            XCTAssertFalse(names.contains { $0.contains(".tmp-") }, "temporary files left: \(names)")
+            let resumed = try ArtifactCLI.run(["run", "--resume", dir, "--epochs", "1", "--quiet"])
+            XCTAssertEqual(resumed.status, 0, resumed.error)
+        }
+    }
+
+    /// What a run killed during its first epoch leaves: a spec and a record, no checkpoint.
+    func testARunWithoutACheckpointSaysToStartAgain() throws {
+        let dir = root + "/killed"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: root + "/tiny.yaml", toPath: dir + "/spec.yaml")
+        try "{}\n".write(toFile: dir + "/run.json", atomically: true, encoding: .utf8)
+
+        let resumed = try ArtifactCLI.run(["run", "--resume", dir])
+        XCTAssertEqual(resumed.status, 2, resumed.error)
+        XCTAssertTrue(resumed.error.contains("the run stopped before its first checkpoint"), resumed.error)
+        XCTAssertTrue(resumed.error.contains("--out \(dir) --overwrite"), resumed.error)
+
+        let again = try ArtifactCLI.run(["run", root + "/tiny.yaml", "--data-dir", root, "--out", dir, "--epochs", "1", "--quiet"])
+        XCTAssertEqual(again.status, 2, again.error)
+        XCTAssertTrue(again.error.contains("stopped before its first checkpoint"), again.error)
+        XCTAssertFalse(again.error.contains("--resume"), again.error)
+        let replaced = try ArtifactCLI.run(["run", root + "/tiny.yaml", "--data-dir", root, "--out", dir, "--epochs", "1", "--overwrite", "--quiet"])
+        XCTAssertEqual(replaced.status, 0, replaced.error)
+    }
+}
