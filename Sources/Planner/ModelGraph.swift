@@ -74,14 +74,17 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
             let inFeatures = shape[0]
             let outFeatures = linear.outFeatures.value
             let batch = max(spec.training.batchSize.value, spec.training.evalBatchSize.value)
-            guard let weights = checkedProduct([inFeatures, outFeatures]), weights <= maxTensorElements,
-                let rows = checkedProduct([batch, max(inFeatures, outFeatures)]), rows <= maxTensorElements
-            else {
-                diagnostics.append(
-                    .error(
-                        "E0305",
-                        "linear layer '\(name)' is too large: \(inFeatures) x \(outFeatures) weights at batch \(batch) exceed \(maxTensorElements) elements",
-                        at: linear.outFeatures.location))
+            // Name the tensor that is too large: the weight, or a batch of the layer's inputs or outputs
+            // (at the larger of the training and evaluation batches).
+            var tooLarge: String?
+            if !(checkedProduct([inFeatures, outFeatures]).map { $0 <= maxTensorElements } ?? false) {
+                tooLarge = "its \(inFeatures) x \(outFeatures) weight exceeds \(maxTensorElements) elements"
+            } else if !(checkedProduct([batch, max(inFeatures, outFeatures)]).map { $0 <= maxTensorElements } ?? false) {
+                let which = batch == spec.training.evalBatchSize.value && batch > spec.training.batchSize.value ? "eval_batch_size" : "batch_size"
+                tooLarge = "a batch of its \(outFeatures >= inFeatures ? "outputs" : "inputs"), \(batch) x \(max(inFeatures, outFeatures)) at \(which) \(batch), exceeds \(maxTensorElements) elements"
+            }
+            if let tooLarge {
+                diagnostics.append(.error("E0305", "linear layer '\(name)' is too large: \(tooLarge)", at: linear.outFeatures.location))
                 return nil
             }
             let activation = ActivationFunction(linear.activation?.value)

@@ -118,7 +118,8 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
         let images = header(.trainImages).map { $0.dataLength } ?? 0
         let testImages = header(.testImages).map { $0.dataLength } ?? 0
         let needed = plan.arenaBytes + images + testImages
-        if needed > plan.target.memoryBytes {
+        // When the arena alone is too large, the planner's E0501 says so already.
+        if needed > plan.target.memoryBytes && plan.arenaBytes <= plan.target.memoryBytes {
             diagnostics.append(
                 .error(
                     "E0502",

@@ -30,6 +30,9 @@ public final class TrainingRun {
     public let trainer: Trainer
     public private(set) var record: RunRecord
     public private(set) var metrics: [EpochMetrics] = []
+    /// `metrics` as JSON lines, each made once: metrics.jsonl and the checkpoint repeat every epoch's
+    /// line after every epoch, and encoding them all again each time made long runs quadratic.
+    private(set) var metricLines: [String] = []
     /// Epochs trained and evaluated so far (more than 0 after resuming).
     public private(set) var completedEpochs = 0
     /// The part of epoch `completedEpochs + 1` done before an interruption, continued by `runEpoch`.
@@ -104,6 +107,7 @@ public final class TrainingRun {
         completedEpochs = checkpoint.completedEpochs
         partialEpoch = checkpoint.partialEpoch
         metrics = checkpoint.metrics
+        metricLines = metrics.map { $0.jsonLine() }
         record.epochSeconds = metrics.map(\.seconds)
         record.epochMeanLoss = metrics.map(\.meanLoss)
         record.epochTestAccuracy = metrics.map(\.testAccuracy)
@@ -159,7 +163,7 @@ public final class TrainingRun {
     public func writeCheckpoint(partial: EpochProgress? = nil) throws {
         let checkpoint = Checkpoint(
             plan: plan, executor: trainer.executor, completedEpochs: completedEpochs, partialEpoch: partial, seed: options.seed,
-            specSHA256: specSHA256, epochs: options.epochs, metrics: metrics, dataDirectory: data.directory,
+            specSHA256: specSHA256, epochs: options.epochs, metrics: metrics, metricLines: metricLines, dataDirectory: data.directory,
             dataSHA256: data.sha256,
             history: .init(specPath: record.specPath, startedAt: record.startedAt, totalSeconds: runSeconds))
         try checkpoint.write(to: checkpointPath, mlpcVersion: options.mlpcVersion)
@@ -177,7 +181,7 @@ public final class TrainingRun {
         try writeFileAtomically(record.json(), to: runJSONPath)
     }
 
-    var metricsText: String { metrics.map { $0.jsonLine() + "\n" }.joined() }
+    var metricsText: String { metricLines.map { $0 + "\n" }.joined() }
 
     /// Trains one epoch (1-based; `nextEpoch` first), evaluates, records it and writes the checkpoint.
     /// When training is interrupted the checkpoint holds the steps done so far, and the error is rethrown.
@@ -193,6 +197,7 @@ public final class TrainingRun {
         }
         partialEpoch = nil
         completedEpochs = epoch
+        metricLines.append(m.jsonLine())
         metrics.append(m)
         record.epochSeconds.append(m.seconds)
         record.epochMeanLoss.append(m.meanLoss)

@@ -11,8 +11,9 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             After a warm-up, prints the median time of a whole training step and of every kernel in it (microseconds, \
             GFLOP/s, share of the step), the matrix products' rate against this kernel set's rate on a large square \
-            product, and the epoch time that step implies. Batches come from the spec's training images when they are \
-            on disk (nothing is downloaded), otherwise from random images of the same shape.
+            product, and the epoch time that step implies. Batches come from the spec's training images (nothing is \
+            downloaded); random images of the same shape are timed with --synthetic, or when the spec's own data \
+            directory has no dataset yet. Damaged data, or a --data-dir without the files, is an error.
             Exit status: 0 measured, 1 invalid spec or data, 2 unusable arguments or path.
             """
     )
@@ -35,7 +36,7 @@ struct BenchCommand: ParsableCommand {
     var synthetic = false
 
     @Option(help: "Output format: text or json.")
-    var format: OutputFormat = .text
+    var format: TextOrJSONFormat = .text
 
     func validate() throws {
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
@@ -46,7 +47,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let checked = try checkSpec(options, threads: threads, format: format, probeData: false, batchSize: batchSize)
+        let checked = try checkSpec(options, threads: threads, format: format.outputFormat, probeData: false, batchSize: batchSize)
         let plan = checked.plan
         let kernels = try selectedKernels()
         let (data, source) = try benchmarkData(spec: checked.spec, plan: plan)

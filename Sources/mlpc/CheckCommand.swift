@@ -13,7 +13,7 @@ struct CheckCommand: ParsableCommand {
     @OptionGroup var options: SpecOptions
 
     @Option(help: "Output format: text (summary and diagnostics) or json (diagnostics as a JSON array).")
-    var format: CheckOutputFormat = .text
+    var format: TextOrJSONFormat = .text
 
     func validate() throws {
         if format == .dot { throw ValidationError("check prints text or json; use `mlpc plan --format dot` for a graph") }
@@ -32,18 +32,20 @@ struct CheckCommand: ParsableCommand {
     }
 }
 
-/// `check`'s formats: text and json, which help and completion list. `dot` is a format of `plan`; it
-/// parses here only so that `validate()` can point there instead of a bare "invalid value".
-enum CheckOutputFormat: String, ExpressibleByArgument {
+/// The formats of `check` and `bench`: text and json, which help and completion list. `dot` is a
+/// format of `plan`; it parses here only so that `validate()` can say so instead of a bare "invalid value".
+enum TextOrJSONFormat: String, ExpressibleByArgument {
     case text, json, dot
 
     static var allValueStrings: [String] { [text.rawValue, json.rawValue] }
+    var outputFormat: OutputFormat { self == .json ? .json : .text }
 }
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Show the fused execution plan: kernels, buffers in the arena, tiles, threads and totals."
+        abstract: "Show the fused execution plan: kernels, buffers in the arena, tiles, threads and totals.",
+        discussion: "Exit status: 0 planned, 1 invalid spec (diagnostics on stderr), 2 unusable arguments or path."
     )
 
     @OptionGroup var options: SpecOptions

@@ -39,7 +39,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run directory (default: runs/<spec name>/).")
     var out: String?
 
-    @Flag(help: "Replace the run already in the output directory (its files are removed first).")
+    @Flag(help: "Replace the run already in the output directory (its files are removed once this run's data is loaded).")
     var overwrite = false
 
     @Flag(help: "Print only the final accuracy line.")

@@ -177,6 +177,19 @@ final class ShapeDiagnosticTests: XCTestCase {
         XCTAssertEqual(diagnostics.map(\.code), ["E0305"])
     }
 
+    /// E0305 names the tensor that is too large: the weight, or a batch of the layer's outputs at the
+    /// evaluation batch size (784 x 5,000,000 weights fit; 1000 rows of 5,000,000 outputs do not).
+    func testTooLargeLayerNamesTheTensor() {
+        let weight = SpecFixtures.spec(layers: [SpecFixtures.flatten(), SpecFixtures.linear("fc1", 6_000_000)])
+        XCTAssertEqual(
+            makePlan(weight, target: .reference).diagnostics.first?.message,
+            "linear layer 'fc1' is too large: its 784 x 6000000 weight exceeds 4294967296 elements")
+        let batch = SpecFixtures.spec(layers: [SpecFixtures.flatten(), SpecFixtures.linear("fc1", 5_000_000)])
+        XCTAssertEqual(
+            makePlan(batch, target: .reference).diagnostics.first?.message,
+            "linear layer 'fc1' is too large: a batch of its outputs, 1000 x 5000000 at eval_batch_size 1000, exceeds 4294967296 elements")
+    }
+
     func testSpecNeedingMoreMemoryThanTheMachineIsRefusedWithTheNumbers() {
         var target = Target.reference
         target.memoryBytes = 1 << 20

@@ -32,7 +32,7 @@ final class ControlCharacterTests: XCTestCase {
         let rendered = DiagnosticRenderer.text([diagnostic], sources: [:], color: false)
         XCTAssertTrue(rendered.contains("the data directory a\\u{1B}[31mb does not exist"), rendered)
         XCTAssertTrue(rendered.contains("note: at\\u{7}here"), rendered)
-        XCTAssertTrue(rendered.contains("note: line\\nbreak"), rendered)
+        XCTAssertTrue(rendered.contains("note: line\nbreak"), rendered)  // a message laid out on lines keeps them
         XCTAssertTrue(rendered.contains("help: use\\u{9B}c"), rendered)
         XCTAssertFalse(rendered.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{7}" || $0 == "\u{9B}" }, rendered)
     }

@@ -52,6 +52,17 @@ final class DataCheckTests: XCTestCase {
         XCTAssertTrue(check.stderr.contains(TinyDataset.testImages + " are [28, 28]"), check.stderr)
     }
 
+    /// W0402 lists each missing file on a line of its own (the renderer keeps a message's line breaks).
+    func testMissingTestFilesAreListedOnePerLine() throws {
+        try FileManager.default.removeItem(atPath: data + "/" + TinyDataset.testImages)
+        try FileManager.default.removeItem(atPath: data + "/" + TinyDataset.testLabels)
+        let check = try MLPCProcess.run(["check", try writeSpec(TinyDataset.spec()), "--data-dir", data])
+        XCTAssertEqual(check.status, 0, check.stderr)
+        XCTAssertTrue(check.stderr.contains("[W0402]"), check.stderr)
+        XCTAssertTrue(check.stderr.contains(":\n  \(TinyDataset.testImages): put"), check.stderr)
+        XCTAssertFalse(check.stderr.contains("\\n"), check.stderr)
+    }
+
     func testTheTrainingLineCountsTheExamplesItTrainsOn() throws {
         let text = TinyDataset.spec(epochs: 1).replacingOccurrences(of: "  normalize:", with: "  validation_fraction: 0.25\n  normalize:")
         let path = try writeSpec(text)

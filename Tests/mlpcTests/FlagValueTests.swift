@@ -67,6 +67,13 @@ final class FlagValueTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).sorted(), ["data", "tiny.yaml"])
     }
 
+    /// bench prints text or json: its help lists those, and dot is refused with that reason.
+    func testBenchFormatsAreTextAndJSON() throws {
+        let help = try MLPCProcess.run(["help", "bench"])
+        XCTAssertTrue(help.stdout.contains("(values: text, json;"), help.stdout)
+        try assertUsageError(["bench", specPath, "--format", "dot"], says: "bench prints text or json")
+    }
+
     func testBenchTimesTheDataItIsGiven() throws {
         let result = try MLPCProcess.run(["bench", specPath, "--data-dir", data, "--steps", "5", "--warmup", "2"])
         assertNoCrash(result)

@@ -33,6 +33,8 @@ public struct Checkpoint {
     /// The number of epochs the run was asked for.
     public var epochs: Int
     public var metrics: [EpochMetrics]
+    /// `metrics` as JSON, one line each, when the caller has them already (a run keeps them).
+    var metricLines: [String]?
     public var dataDirectory: String
     public var dataSHA256: [String: String]
     /// The run's history, so a resumed run.json keeps it: the spec file the run was started from,
@@ -75,8 +77,8 @@ public struct Checkpoint {
     /// Captures the executor's parameters and moments with the counters given.
     public init(
         plan: Plan, executor: StepExecutor, completedEpochs: Int, partialEpoch: EpochProgress?, seed: UInt64,
-        specSHA256: String, epochs: Int, metrics: [EpochMetrics], dataDirectory: String, dataSHA256: [String: String],
-        history: RunHistory? = nil
+        specSHA256: String, epochs: Int, metrics: [EpochMetrics], metricLines: [String]? = nil, dataDirectory: String,
+        dataSHA256: [String: String], history: RunHistory? = nil
     ) {
         var tensors = stateDictTensors(plan: plan, block: executor.parameters)
         for (index, name) in optimizerStateNames(plan).enumerated() {
@@ -90,6 +92,7 @@ public struct Checkpoint {
         self.batchSize = plan.batchSize
         self.epochs = epochs
         self.metrics = metrics
+        self.metricLines = metricLines
         self.dataDirectory = dataDirectory
         self.dataSHA256 = dataSHA256
         self.history = history
@@ -108,7 +111,7 @@ public struct Checkpoint {
             Key.seed: String(seed),
             Key.batchSize: String(batchSize),
             Key.epochs: String(epochs),
-            Key.metrics: "[" + metrics.map { $0.jsonLine() }.joined(separator: ",") + "]",
+            Key.metrics: "[" + (metricLines ?? metrics.map { $0.jsonLine() }).joined(separator: ",") + "]",
             Key.dataSHA256: jsonObject(dataSHA256),
         ]
         if let history {

@@ -1,4 +1,5 @@
 import Foundation
+import KernelInterface
 import Planner
 import SpecParser
 
@@ -28,9 +29,24 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
 /// with `prefix` in front (`exp_avg.fc1.weight`), in PyTorch's layout.
 public func stateDictTensors(plan: Plan, block: UnsafePointer<Float>, prefix: String = "") -> [SafetensorsTensor] {
     plan.parameters.map { tensor in
-        let base = block + tensor.offset
-        let values = (0..<tensor.count).map { base[tensor.storedIndex($0)] }
-        return SafetensorsTensor(name: prefix + tensor.name, shape: tensor.shape, values: values)
+        SafetensorsTensor(name: prefix + tensor.name, shape: tensor.shape, values: pyTorchOrderValues(of: tensor, in: block))
+    }
+}
+
+/// The tensor's values in PyTorch's row-major order, read from where the block stores them (a weight in
+/// panels: `ParameterTensor.storedIndex`, one output row at a time; a checkpoint reads three blocks of
+/// them every epoch).
+func pyTorchOrderValues(of tensor: ParameterTensor, in block: UnsafePointer<Float>) -> [Float] {
+    let base = block + tensor.offset
+    guard tensor.role == .weight, tensor.shape.count == 2 else { return (0..<tensor.count).map { base[tensor.storedIndex($0)] } }
+    let outFeatures = tensor.shape[0], inFeatures = tensor.shape[1]
+    return [Float](unsafeUninitializedCapacity: outFeatures * inFeatures) { values, initialized in
+        for output in 0..<outFeatures {
+            let row = base + WeightPanels.offset(output: output, input: 0, inFeatures: inFeatures)
+            let destination = output * inFeatures
+            for input in 0..<inFeatures { values[destination + input] = row[input * weightPanelWidth] }
+        }
+        initialized = outFeatures * inFeatures
     }
 }
 

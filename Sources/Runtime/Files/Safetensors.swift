@@ -324,26 +324,28 @@ public struct SafetensorsFile: Equatable, Sendable {
 /// A JSON string literal escaped as serde_json escapes it (quote, backslash and control
 /// characters; everything else, including non-ASCII, as raw UTF-8).
 private func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\u{08}": out += "\\b"
-        case "\u{0C}": out += "\\f"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
+    // Byte by byte over the UTF-8: only ASCII bytes are ever escaped, and the bytes of a multi-byte
+    // character pass through whole. (Appending scalar by scalar made a checkpoint's header, whose
+    // metrics grow by an epoch each time, a visible share of a long run's time.)
+    var out: [UInt8] = [UInt8(ascii: "\"")]
+    out.reserveCapacity(text.utf8.count + 2)
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+        case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+        case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+        case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+        case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+        case 0x08: out += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+        case 0x0C: out += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
+        case 0..<0x20:
+            let hex = Array("0123456789abcdef".utf8)
+            out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+        default: out.append(byte)
         }
     }
-    return out + "\""
+    out.append(UInt8(ascii: "\""))
+    return String(decoding: out, as: UTF8.self)
 }
 
 // MARK: - A strict JSON reader that keeps byte offsets and duplicate keys

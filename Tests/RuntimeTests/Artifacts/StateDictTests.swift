@@ -32,6 +32,23 @@ final class StateDictTests: XCTestCase {
         }
     }
 
+    /// The row-by-row read of a weight's panels gives every element where `storedIndex` says it is,
+    /// including a weight whose output features do not fill its last panel (40 = 32 + 8).
+    func testPyTorchOrderValuesFollowStoredIndex() throws {
+        let text = TinyData.specText(layers: "    - flatten\n    - linear: {out: 40, activation: relu}\n    - linear: {out: 3}")
+        let (_, plan) = try TinyData.plan(text)
+        let block = UnsafeMutablePointer<Float>.allocate(capacity: plan.parameterBlockFloats)
+        defer { block.deallocate() }
+        for i in 0..<plan.parameterBlockFloats { block[i] = Float(i) }
+        for tensor in plan.parameters {
+            let values = pyTorchOrderValues(of: tensor, in: block)
+            XCTAssertEqual(values.count, tensor.count, tensor.name)
+            for index in 0..<tensor.count where values[index] != block[tensor.offset + tensor.storedIndex(index)] {
+                return XCTFail("\(tensor.name)[\(index)] is \(values[index]), stored at \(tensor.offset + tensor.storedIndex(index))")
+            }
+        }
+    }
+
     func testStateDictRoundTripIsBitExact() throws {
         let run = try TinyData.run(TinyData.specText(), directory: directory, epochs: 1)
         let plan = run.plan
