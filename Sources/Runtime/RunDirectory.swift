@@ -85,6 +85,8 @@ public final class RunDirectory {
     /// The run starts writing: with --overwrite the old run's files go now, and temporary files a killed
     /// process left behind are removed.
     public func beginRun() throws {
+        // From here on the directory holds this run: a signal must not remove it.
+        StartupCleanup.count = 0
         if mode == .overwrite {
             for name in existing where unlink(path + "/" + name) != 0 && errno != ENOENT {
                 throw RunDirectoryError(path: path, reason: "cannot remove \(name) of the old run: \(String(cString: strerror(errno)))")
@@ -92,6 +94,28 @@ public final class RunDirectory {
         }
         began = true
         removeStaleTemporaryFiles()
+    }
+
+    /// Until the run begins (while the data loads, which may mean downloading it), Ctrl-C and SIGTERM
+    /// end mlpc at once, as their default does; with this they first remove what this claim created, as
+    /// when mlpc refuses a run: the lock file, then the directories (rmdir: only if empty). A handler
+    /// may only make async-signal-safe calls, so the paths are C strings prepared here. Installing the
+    /// training's own handler (which lets the current step finish) replaces this one.
+    public func removeOnSignalUntilRunBegins() {
+        guard !createdDirectories.isEmpty else { return }
+        let paths = [path + "/" + RunDirectory.lockName] + createdDirectories.reversed()
+        StartupCleanup.count = 0
+        for (index, text) in paths.prefix(StartupCleanup.capacity).enumerated() { StartupCleanup.paths[index] = strdup(text) }
+        StartupCleanup.count = min(paths.count, StartupCleanup.capacity)
+        let handler: @convention(c) (Int32) -> Void = { signal in
+            for index in 0..<StartupCleanup.count {
+                guard let path = StartupCleanup.paths[index] else { continue }
+                if index == 0 { unlink(path) } else { rmdir(path) }
+            }
+            _exit(128 + signal)
+        }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
     }
 
     /// mkdir -p, reporting the component that failed and why; returns the directories it created,
@@ -143,6 +167,14 @@ public final class RunDirectory {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
         for name in names where name.hasPrefix(".") && name.contains(".tmp-") { unlink(path + "/" + name) }
     }
+}
+
+/// The paths `removeOnSignalUntilRunBegins` removes: the lock file, then directories, innermost first.
+/// Fixed storage, written before the handler is installed, so the handler allocates nothing.
+private enum StartupCleanup {
+    static let capacity = 256
+    nonisolated(unsafe) static var paths = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
+    nonisolated(unsafe) static var count = 0
 }
 
 public struct RunDirectoryError: Error, CustomStringConvertible {

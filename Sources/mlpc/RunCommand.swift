@@ -149,6 +149,7 @@ struct RunCommand: ParsableCommand {
             throw CommandFailure.usage("\(error)")
         }
         defer { withExtendedLifetime(directory) {} }
+        directory.removeOnSignalUntilRunBegins()
         let data: LoadedData
         do {
             data = try loadData(spec: spec, plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
@@ -157,7 +158,8 @@ struct RunCommand: ParsableCommand {
         }
         // From here on Ctrl-C and SIGTERM only ask training to stop after its current step, which then
         // writes a checkpoint: before the run directory is filled in, so that no signal can leave a run
-        // without one. (While the data loads, which may mean downloading it, they end mlpc at once.)
+        // without one. (While the data loads, which may mean downloading it, they end mlpc at once,
+        // removing a run directory this run created.)
         let interrupt = InterruptFlag.install()
         let run: TrainingRun
         do {

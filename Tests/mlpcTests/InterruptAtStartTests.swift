@@ -33,6 +33,41 @@ final class InterruptAtStartTests: XCTestCase {
         }
     }
 
+    /// Ctrl-C while the data downloads ends mlpc at once, and the run directory it had just created goes
+    /// with it. The "mirror" accepts connections and never answers, so the download waits.
+    func testASignalWhileTheDataDownloadsRemovesTheNewRunDirectory() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        XCTAssertTrue(bound)
+        XCTAssertEqual(listen(listener, 16), 0)
+        let port = UInt16(bigEndian: address.sin_port)
+
+        let data = root + "/not-yet"
+        let out = root + "/runs/new/run"
+        let (child, stdout, stderr) = try ArtifactCLI.process(
+            ["run", root + "/tiny.yaml", "--data-dir", data, "--out", out, "--quiet"],
+            environment: ["MLPC_MNIST_MIRRORS": "http://127.0.0.1:\(port)/"])
+        try child.run()
+        // The data directory is made just before the first download starts.
+        let deadline = Date().addingTimeInterval(30)
+        while child.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: data) { usleep(1000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/.mlpc.lock"), "the run directory was not claimed")
+        usleep(200_000)
+        XCTAssertTrue(child.isRunning, "the download did not wait")
+        kill(child.processIdentifier, SIGINT)
+        let result = ArtifactCLI.finish(child, stdout, stderr)
+        XCTAssertEqual(result.status, 130, result.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/runs"), "the interrupted run left its directory")
+    }
+
     /// What a run killed during its first epoch leaves: a spec and a record, no checkpoint.
     func testARunWithoutACheckpointSaysToStartAgain() throws {
         let dir = root + "/killed"
