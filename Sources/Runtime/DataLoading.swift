@@ -24,6 +24,10 @@ func acceptsImageShape(_ imageShape: [Int], input: [Int]) -> Bool {
 /// verifies it and checks it against the plan: image shape, classes, counts.
 public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> LoadedData {
     let directory = spec.data.resolvedDirectory
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw RuntimeError.data("\(directory): the data directory is a file, not a directory")
+    }
     try ensureMNIST(directory: directory, log: log)
     let probe = probeDataset(directory: directory)
     if let problem = probe.problems.first { throw problem }
@@ -37,7 +41,8 @@ public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> Lo
     let dataset = try IDXDataset.load(directory: directory, classCount: plan.classes, imageShape: imageShape)
     var sums: [String: String] = [:]
     for file in dataset.files { sums[IDXDatasetLayout.mnist.name(of: file.role)] = file.sha256.hex }
-    return LoadedData(train: dataset.train, test: dataset.test, directory: directory, sha256: sums)
+    // Recorded absolute (run.json, checkpoint, model): eval and --resume may run from another folder.
+    return LoadedData(train: dataset.train, test: dataset.test, directory: absolutePath(directory), sha256: sums)
 }
 
 /// What `mlpc check` learns from the data directory's headers (and the small label files) before any

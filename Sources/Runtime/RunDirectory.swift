@@ -39,6 +39,8 @@ public final class RunDirectory {
     private let existing: [String]
     /// Whether `beginRun()` was called.
     public private(set) var began = false
+    /// Whether this claim made the lock file (else it was left by an earlier run, and stays).
+    private let createdLockFile: Bool
 
     public init(path: String, mode: Mode) throws {
         self.path = path
@@ -49,6 +51,8 @@ public final class RunDirectory {
         }
         let created = try RunDirectory.makeDirectories(path)
         let lockPath = path + "/" + RunDirectory.lockName
+        var lockInfo = stat()
+        let lockExisted = lstat(lockPath, &lockInfo) == 0
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             let reason = "cannot write into it: \(String(cString: strerror(errno)))"
@@ -67,14 +71,19 @@ public final class RunDirectory {
         _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
 
         createdDirectories = created
+        createdLockFile = !lockExisted
         existing = RunDirectory.runFiles.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
         if mode == .fresh && !existing.isEmpty {
             // Set up enough for deinit to release the lock.
             guard existing.contains(Checkpoint.fileName) else {
-                // Killed before its first checkpoint: there is nothing to continue.
+                // No checkpoint: nothing to continue, so --resume is no advice. A run killed before its
+                // first checkpoint has nothing to keep; a finished one (its model is there) may.
+                let finished = existing.contains("model.safetensors")
                 throw RunDirectoryError(
                     path: path,
-                    reason: "it holds a run that stopped before its first checkpoint (\(RunDirectory.list(existing))); pass --overwrite to start it again, or choose another --out")
+                    reason: finished
+                        ? "it already holds a finished run (\(RunDirectory.list(existing))); pass --overwrite to replace it, or choose another --out"
+                        : "it holds a run that stopped before its first checkpoint (\(RunDirectory.list(existing))); pass --overwrite to start it again, or choose another --out")
             }
             throw RunDirectoryError(
                 path: path,
@@ -114,8 +123,7 @@ public final class RunDirectory {
             }
             _exit(128 + signal)
         }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
+        for number in [SIGINT, SIGTERM] where !signalIsIgnored(number) { signal(number, handler) }
     }
 
     /// mkdir -p, reporting the component that failed and why; returns the directories it created,
@@ -156,7 +164,7 @@ public final class RunDirectory {
     deinit {
         // A run that never began leaves no trace in a directory it created: the lock file goes, then the
         // directories (only if empty).
-        if !began && !createdDirectories.isEmpty { unlink(path + "/" + RunDirectory.lockName) }
+        if !began && createdLockFile { unlink(path + "/" + RunDirectory.lockName) }
         flock(lockDescriptor, LOCK_UN)
         close(lockDescriptor)
         if !began { RunDirectory.removeDirectories(createdDirectories) }
@@ -167,6 +175,15 @@ public final class RunDirectory {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
         for name in names where name.hasPrefix(".") && name.contains(".tmp-") { unlink(path + "/" + name) }
     }
+}
+
+/// Whether `signal` is ignored in this process, as a shell leaves SIGINT for a job started in the
+/// background (`mlpc run ... &`) or nohup SIGHUP: such a signal is not meant for it, so mlpc keeps
+/// ignoring it rather than installing its own handler.
+public func signalIsIgnored(_ signal: Int32) -> Bool {
+    var current = sigaction()
+    guard sigaction(signal, nil, &current) == 0 else { return false }
+    return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
 }
 
 /// The paths `removeOnSignalUntilRunBegins` removes: the lock file, then directories, innermost first.

@@ -63,7 +63,7 @@ extension Spec {
 }
 
 /// `path` made absolute against the working directory, with `.` and `..` components removed.
-private func absolutePath(_ path: String) -> String {
+public func absolutePath(_ path: String) -> String {
     let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
     return url.standardizedFileURL.path
 }

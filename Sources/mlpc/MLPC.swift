@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SpecParser
 
 struct MLPC: ParsableCommand {
     static let version = "0.1.0"
@@ -22,6 +23,15 @@ struct CommandFailure: Error {
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json, dot
+}
+
+/// An error message as the terminal gets it: its lines kept, every other control character escaped
+/// (`\u{1B}`), so a path or a value from a file inside it cannot drive the terminal. The message's
+/// own text has none; paths and values may (a checkpoint's data directory, a --data-dir argument).
+func terminalSafe(_ message: String) -> String {
+    let trimmed = message.hasSuffix("\n") ? String(message.dropLast()) : message
+    return trimmed.split(separator: "\n", omittingEmptySubsequences: false)
+        .map { escapingControlCharacters(String($0)) }.joined(separator: "\n")
 }
 
 func writeError(_ text: String) {

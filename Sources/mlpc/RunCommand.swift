@@ -87,6 +87,11 @@ struct RunCommand: ParsableCommand {
             throw CommandFailure.usage("cannot resume \(directory): \(specCopy) does not exist (is it a run directory of `mlpc run`?)")
         }
         guard FileManager.default.fileExists(atPath: checkpointPath) else {
+            // A finished run's model must not be lost to advice: --overwrite only for a run with nothing to keep.
+            if FileManager.default.fileExists(atPath: directory + "/model.safetensors") {
+                throw CommandFailure.usage(
+                    "cannot resume \(directory): \(checkpointPath) does not exist, so the run cannot be continued (its model.safetensors is there: the run finished); train again with another --out")
+            }
             throw CommandFailure.usage(
                 "cannot resume \(directory): \(checkpointPath) does not exist: the run stopped before its first checkpoint (or another mlpc is still starting it), so there is nothing to continue; start it again with `mlpc run \(specCopy) --out \(directory) --overwrite`")
         }
@@ -277,9 +282,11 @@ final class InterruptFlag {
     nonisolated(unsafe) static var flag: sig_atomic_t = 0
     static let shared = InterruptFlag()
 
+    /// A signal the process was started ignoring (SIGINT of a job a shell put in the background)
+    /// stays ignored, as it was before the handler would have been installed.
     static func install() -> InterruptFlag {
-        signal(SIGINT) { _ in InterruptFlag.flag = 1 }
-        signal(SIGTERM) { _ in InterruptFlag.flag = 1 }
+        if !signalIsIgnored(SIGINT) { signal(SIGINT) { _ in InterruptFlag.flag = 1 } }
+        if !signalIsIgnored(SIGTERM) { signal(SIGTERM) { _ in InterruptFlag.flag = 1 } }
         return shared
     }
 

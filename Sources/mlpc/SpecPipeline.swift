@@ -58,12 +58,7 @@ func checkSpec(
             spec.training.batchSize.value = batchSize
         }
     }
-    let isa: KernelISA
-    do {
-        isa = try selectedKernels().isa
-    } catch {
-        throw CommandFailure.usage("\(error)")
-    }
+    let isa = try selectedKernels().isa
     let target = hostTarget(threads: threads ?? spec.training.threads?.value, isa: isa)
     let (plan, planDiagnostics) = makePlan(spec, target: target)
     diagnostics += planDiagnostics

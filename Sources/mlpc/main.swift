@@ -23,7 +23,7 @@ do {
 } catch let failure as CommandFailure {
     // An empty message: the diagnostics were printed already.
     if !failure.message.isEmpty {
-        FileHandle.standardError.write(Data((failure.message.hasSuffix("\n") ? failure.message : failure.message + "\n").utf8))
+        FileHandle.standardError.write(Data((terminalSafe(failure.message) + "\n").utf8))
     }
     Foundation.exit(failure.status)
 } catch {
@@ -33,6 +33,6 @@ do {
         print(message)
         Foundation.exit(0)
     }
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    FileHandle.standardError.write(Data((terminalSafe(message) + "\n").utf8))
     Foundation.exit(2)
 }

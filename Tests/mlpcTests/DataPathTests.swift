@@ -45,6 +45,34 @@ final class DataPathTests: XCTestCase {
         XCTAssertFalse(result.stderr.contains("download"), result.stderr)
     }
 
+    /// A run started with a relative --data-dir records the directory absolute, so eval and --resume
+    /// from another folder find the same data (not whatever a folder of that name holds there).
+    func testTheRecordedDataDirectoryIsAbsolute() throws {
+        let trained = try MLPCProcess.run(["run", specPath, "--data-dir", "data", "--out", "run", "--epochs", "1", "--quiet"], in: folder)
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/run/run.json"))) as? [String: Any]
+        XCTAssertEqual(record?["data_directory"] as? String, URL(fileURLWithPath: data).standardizedFileURL.path)
+
+        let elsewhere = folder + "/elsewhere"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        let evaluated = try MLPCProcess.run(["eval", folder + "/run"], in: elsewhere)
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        XCTAssertTrue(evaluated.stdout.contains("on \(TinyDataset.testCount) test images"), evaluated.stdout)
+        let resumed = try MLPCProcess.run(["run", "--resume", folder + "/run", "--epochs", "2", "--quiet"], in: elsewhere)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    }
+
+    /// A data directory that is a file is said to be one, not treated as a place to download into.
+    func testADataDirectoryThatIsAFileIsRefused() throws {
+        let file = folder + "/notadir"
+        try writeFile(file, "x")
+        let result = try MLPCProcess.run(["run", specPath, "--data-dir", file, "--out", folder + "/run"])
+        assertNoCrash(result)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("\(file): the data directory is a file, not a directory"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("download"), result.stderr)
+    }
+
     /// The data moved after the first epoch: --data-dir says where it is now, the checksums say it is the
     /// same data, and the run ends with the weights of a run that never moved.
     func testResumeWithDataDirFindsDataThatMoved() throws {

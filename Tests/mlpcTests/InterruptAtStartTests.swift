@@ -68,6 +68,45 @@ final class InterruptAtStartTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/runs"), "the interrupted run left its directory")
     }
 
+    /// A job a shell started with SIGINT ignored (`mlpc run ... &` in a script) keeps ignoring it: the
+    /// interrupt was not meant for it, and the run completes.
+    func testAnIgnoredSIGINTStaysIgnored() throws {
+        let dir = root + "/background"
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = [
+            "-c", #"trap '' INT; exec "$0" run "$1" --data-dir "$2" --out "$3" --epochs 4 --quiet"#, try MLPCProcess.binaryPath(),
+            root + "/tiny.yaml", root, dir,
+        ]
+        shell.standardOutput = FileHandle.nullDevice
+        shell.standardError = FileHandle.nullDevice
+        try shell.run()
+        let deadline = Date().addingTimeInterval(60)
+        while shell.isRunning, Date() < deadline {
+            if let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8), !text.isEmpty { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(shell.isRunning, "the run ended before it could be interrupted")
+        kill(shell.processIdentifier, SIGINT)
+        shell.waitUntilExit()
+        XCTAssertEqual(shell.terminationStatus, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/weights.safetensors"))
+    }
+
+    /// A finished run whose checkpoint was deleted cannot be continued, and the advice must not be to
+    /// overwrite it.
+    func testAFinishedRunWithoutItsCheckpointIsNotAdvisedAway() throws {
+        let dir = root + "/done"
+        let trained = try ArtifactCLI.run(["run", root + "/tiny.yaml", "--data-dir", root, "--out", dir, "--epochs", "1", "--quiet"])
+        XCTAssertEqual(trained.status, 0, trained.error)
+        try FileManager.default.removeItem(atPath: dir + "/checkpoint.safetensors")
+        let resumed = try ArtifactCLI.run(["run", "--resume", dir, "--epochs", "2"])
+        XCTAssertEqual(resumed.status, 2, resumed.error)
+        XCTAssertTrue(resumed.error.contains("the run finished"), resumed.error)
+        XCTAssertFalse(resumed.error.contains("--overwrite"), resumed.error)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/model.safetensors"))
+    }
+
     /// What a run killed during its first epoch leaves: a spec and a record, no checkpoint.
     func testARunWithoutACheckpointSaysToStartAgain() throws {
         let dir = root + "/killed"

@@ -228,7 +228,9 @@ public struct Checkpoint {
         } catch let error as ModelFileError {
             throw error
         } catch {
-            throw ModelFileError(path: path, reason: "checkpoint metadata 'metrics' or 'data_sha256' is not valid JSON (\(error))")
+            // Not Swift's DecodingError text: it describes coding paths, not the file.
+            throw ModelFileError(
+                path: path, reason: "checkpoint metadata 'metrics' or 'data_sha256' is not the JSON mlpc writes (the checkpoint is damaged)")
         }
         guard metrics.count == completed else {
             throw ModelFileError(path: path, reason: "the checkpoint records \(completed) epochs but metrics for \(metrics.count)")

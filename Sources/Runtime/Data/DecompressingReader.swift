@@ -53,6 +53,10 @@ final class DecompressingReader {
             if code == ENOENT && lstat(path, &link) == 0 && (link.st_mode & S_IFMT) == S_IFLNK {
                 throw IDXError(path: path, kind: .unreadable, position: .none, reason: "a symbolic link to a file that does not exist")
             }
+            // Opening a socket fails with ENXIO ("No such device or address").
+            if code == ENXIO && stat(path, &link) == 0 && (link.st_mode & S_IFMT) == S_IFSOCK {
+                throw IDXError(path: path, kind: .unreadable, position: .none, reason: "not a regular file")
+            }
             throw IDXError(path: path, kind: .unreadable, position: .none, reason: "cannot open: \(String(cString: strerror(code)))")
         }
         var info = stat()

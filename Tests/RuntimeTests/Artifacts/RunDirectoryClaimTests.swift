@@ -59,8 +59,31 @@ final class RunDirectoryClaimTests: XCTestCase {
         XCTAssertTrue(FileManager.default.createFile(atPath: path + "/notes.txt", contents: Data("keep".utf8)))
         var claim: RunDirectory? = try RunDirectory(path: path, mode: .fresh)
         claim = nil
-        XCTAssertTrue(try names(path).contains("notes.txt"))
+        // Only what the claim made goes: its lock file, not the user's files.
+        XCTAssertEqual(try names(path), ["notes.txt"])
         withExtendedLifetime(claim) {}
+    }
+
+    /// A lock file an earlier run left stays: only one this claim made is removed.
+    func testALockFileFromAnEarlierRunStays() throws {
+        let path = root + "/old"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/.mlpc.lock", contents: Data("1\n".utf8)))
+        var claim: RunDirectory? = try RunDirectory(path: path, mode: .fresh)
+        claim = nil
+        XCTAssertEqual(try names(path), [".mlpc.lock"])
+        withExtendedLifetime(claim) {}
+    }
+
+    /// A finished run without its checkpoint is offered --overwrite only as a replacement.
+    func testAFinishedRunWithoutACheckpointIsCalledFinished() throws {
+        let path = root + "/done"
+        try writeOldRun(path)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/model.safetensors", contents: Data([1])))
+        XCTAssertThrowsError(try RunDirectory(path: path, mode: .fresh)) { error in
+            XCTAssertTrue("\(error)".contains("it already holds a finished run"), "\(error)")
+            XCTAssertFalse("\(error)".contains("--resume"), "\(error)")
+        }
     }
 
     /// A run killed before its first checkpoint cannot be continued: the refusal says to start it again.
