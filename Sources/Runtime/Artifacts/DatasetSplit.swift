@@ -9,8 +9,19 @@ public enum DatasetSplit: String, Sendable {
 /// Loads one split (images and labels) from `directory`, without downloading anything and without
 /// reading the other split: what `mlpc eval`, `predict --index` and `show` need. `classCount` bounds the
 /// labels (256 accepts any); `inputShape`, when given, must fit the images as it does for training.
+/// MNIST's checksums apply as they do to a run's data: when the split has MNIST's count and one of its
+/// two files is MNIST's, the other must be too (`mnistChecksums` and `mnistCounts` are for tests).
 public func loadDatasetSplit(
     directory: String, split: DatasetSplit, classCount: Int = 256, inputShape: [Int]? = nil, layout: IDXDatasetLayout = .mnist
+) throws -> LabeledImages {
+    try loadDatasetSplit(
+        directory: directory, split: split, classCount: classCount, inputShape: inputShape, layout: layout,
+        mnistChecksums: MNISTChecksums.decompressed, mnistCounts: (MNISTChecksums.trainCount, MNISTChecksums.testCount))
+}
+
+func loadDatasetSplit(
+    directory: String, split: DatasetSplit, classCount: Int, inputShape: [Int]?, layout: IDXDatasetLayout,
+    mnistChecksums: [String: SHA256Digest], mnistCounts: (train: Int, test: Int)
 ) throws -> LabeledImages {
     let located = DatasetLocator.locate(directory: directory, layout: layout)
     let roles: (images: DatasetFileRole, labels: DatasetFileRole) =
@@ -25,6 +36,16 @@ public func loadDatasetSplit(
         labels = try IDXFile.read(path: labelsPath)
     } catch let error as IDXError {
         throw DatasetError.file(error)
+    }
+    let canonicalCount = split == .train ? mnistCounts.train : mnistCounts.test
+    if layout == .mnist, images.dimensions.first == canonicalCount {
+        let files = [(roles.images, images), (roles.labels, labels)]
+        if files.contains(where: { mnistChecksums[layout.name(of: $0.0)] == $0.1.sha256 }) {
+            for (role, file) in files {
+                guard let want = mnistChecksums[layout.name(of: role)], want != file.sha256 else { continue }
+                throw DatasetError.checksumMismatch(path: file.path, expected: want, actual: file.sha256)
+            }
+        }
     }
     guard images.dimensions.count == 3 else {
         throw DatasetError.wrongRank(path: images.path, role: roles.images, expectedRank: 3, dimensions: images.dimensions)

@@ -210,6 +210,30 @@ final class IDXDatasetTests: XCTestCase {
             imagesPath: "\(directory)/\(layout.testImages)", imageCount: 3, labelsPath: "\(directory)/\(layout.testLabels)", labelCount: 4)])
     }
 
+    /// eval, predict and show read one split; MNIST's checksums apply to it as to a run's data. Here the
+    /// tiny test split stands in for MNIST's (its count and its files' digests given as MNIST's).
+    func testASplitWithOneMNISTFileMustMatchInBoth() throws {
+        let contents = try DataFixtures.writeDataset(in: directory)
+        var sums: [String: SHA256Digest] = [:]
+        for (name, bytes) in contents { sums[name] = SHA256.hash(bytes) }
+        func load() throws -> LabeledImages {
+            try loadDatasetSplit(
+                directory: directory, split: .test, classCount: 4, inputShape: nil, layout: layout, mnistChecksums: sums,
+                mnistCounts: (train: 5, test: 3))
+        }
+        XCTAssertEqual(try load().count, 3)
+        // One label changed: the images are "MNIST's", so the labels must be too.
+        var labels = contents[layout.testLabels]!
+        labels[labels.count - 1] = 0
+        try replace(layout.testLabels, with: labels)
+        let error = DataFixtures.expectDatasetError { _ = try load() }
+        XCTAssertEqual(error, .checksumMismatch(
+            path: "\(directory)/\(layout.testLabels)", expected: sums[layout.testLabels]!, actual: SHA256.hash(labels)))
+        // Neither file MNIST's: another dataset, loaded as it is.
+        sums[layout.testImages] = SHA256.hash([1])
+        XCTAssertEqual(try load().count, 3)
+    }
+
     // MARK: The real MNIST
 
     func testRealMNISTLoadsAndVerifies() throws {
