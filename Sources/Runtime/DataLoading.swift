@@ -138,8 +138,11 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
 /// Why an epoch would have no training step: no examples, or fewer than one batch with drop_last.
 func noTrainingStepReason(spec: Spec, batchSize: Int, examples: Int) -> String {
     if examples == 0 { return "no training step would run: the training set is empty" }
-    return "no training step would run: drop_last drops the only, partial batch (\(examples) training examples, batch_size \(batchSize)); "
-        + "lower batch_size to \(examples) or less, or set drop_last: false"
+    // A batch size given with --batch-size is named as such: the spec's batch_size is not the one used.
+    let setting = spec.training.batchSizeOverride.map { "\($0.flag) \(batchSize)" } ?? "batch_size \(batchSize)"
+    let lower = spec.training.batchSizeOverride.map { "\($0.flag)" } ?? "batch_size"
+    return "no training step would run: drop_last drops the only, partial batch (\(examples) training examples, \(setting)); "
+        + "lower \(lower) to \(examples) or less, or set drop_last: false"
 }
 
 func shapeList(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

@@ -94,7 +94,10 @@ struct PredictCommand: ParsableCommand {
         if let truth { out += " (true: \(truth))" }
         out += probabilities ? "\n" : " (outputs, not probabilities)\n"
         for (c, value) in (probabilities ? scores.probabilities : scores.scores).enumerated() {
-            out += String(format: "  %2d: %.4f ", c, Double(value)) + String(repeating: "#", count: barLength(value)) + "\n"
+            // Four decimals for probabilities and ordinary outputs; an mse model's huge output in
+            // scientific notation rather than forty digits.
+            let number = abs(value) < 1e6 ? String(format: "%.4f", Double(value)) : String(format: "%.4e", Double(value))
+            out += String(format: "  %2d: ", c) + number + " " + String(repeating: "#", count: barLength(value)) + "\n"
         }
         return out
     }

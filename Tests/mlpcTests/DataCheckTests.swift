@@ -37,6 +37,16 @@ final class DataCheckTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/runs"), "a run that never began left its directory")
     }
 
+    /// The same refusal when the batch size comes from --batch-size names the flag, not the spec.
+    func testDropLastWithABatchSizeFlagNamesTheFlag() throws {
+        let text = TinyDataset.spec().replacingOccurrences(of: "  batch_size: 16", with: "  batch_size: 16\n  drop_last: true")
+        let path = try writeSpec(text)
+        let run = try MLPCProcess.run(["run", path, "--data-dir", data, "--out", folder + "/run", "--batch-size", "500", "--quiet"])
+        assertNoCrash(run)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("(120 training examples, --batch-size 500); lower --batch-size to 120 or less"), run.stderr)
+    }
+
     func testTestImagesOfAnotherShapeAreAnError() throws {
         // Replace the test images with 28x28 ones; the training images stay 6x6.
         let count = TinyDataset.testCount

@@ -258,6 +258,21 @@ final class ModelFileCommandTests: XCTestCase {
         }
     }
 
+    /// An output far from [0, 1] is printed in scientific notation, not as dozens of digits.
+    func testPredictPrintsAHugeOutputInScientificNotation() throws {
+        let t = try trained(
+            "mse", spec: Self.spec(inputShape: "[1, 6, 6]", layers: ["flatten", "linear: {out: 16, activation: relu}", "linear: {out: 3}"], loss: "mse", normalize: false))
+        var file = try TensorFile(path: t.model)
+        try file.set("fc2.bias", [2.5e7, 0, 0])
+        let path = t.data + "/huge-output.safetensors"
+        try file.write(to: path)
+        let result = try MLPCProcess.run(["predict", path, "--index", "0"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let row = try XCTUnwrap(result.stdout.components(separatedBy: "\n").first { $0.hasPrefix("   0: ") }, result.stdout)
+        XCTAssertTrue(row.hasPrefix("   0: 2.5000e+07 "), row)
+        XCTAssertEqual(row.filter { $0 == "#" }.count, 40, row)
+    }
+
     func testPredictOfACrossEntropyModelPrintsTheSoftmaxOfItsOutputs() throws {
         let t = try crossEntropyRun()
         let result = try MLPCProcess.run(["predict", t.model, "--index", "2"])
