@@ -71,9 +71,8 @@ func readSafetensors(path: String, what: String) throws -> SafetensorsFile {
     }
 }
 
-/// Parses and plans spec text for this machine; problems become one error naming `path` with the
-/// diagnostics as the compiler prints them.
-/// Parses and plans a spec: the model file's embedded text (`bytes` of it; errors name the model file,
+/// Parses and plans a spec for this machine (problems become one error with the diagnostics as the
+/// compiler prints them): the model file's embedded text (`bytes` of it; errors name the model file,
 /// `path`), or the file given with --spec (its own bytes, read as `mlpc check` reads them; errors name
 /// that file, `specFile`).
 func planSpec(
