@@ -180,10 +180,12 @@ public final class RunDirectory {
 /// Whether `signal` is ignored in this process, as a shell leaves SIGINT for a job started in the
 /// background (`mlpc run ... &`) or nohup SIGHUP: such a signal is not meant for it, so mlpc keeps
 /// ignoring it rather than installing its own handler.
-public func signalIsIgnored(_ signal: Int32) -> Bool {
-    var current = sigaction()
-    guard sigaction(signal, nil, &current) == 0 else { return false }
-    return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+public func signalIsIgnored(_ number: Int32) -> Bool {
+    // signal() is the portable way to read the disposition (sigaction's handler field is named
+    // differently by glibc and Darwin): set it to ignored for an instant and put the old one back.
+    let previous = signal(number, SIG_IGN)
+    signal(number, previous)
+    return unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
 }
 
 /// The paths `removeOnSignalUntilRunBegins` removes: the lock file, then directories, innermost first.

@@ -36,7 +36,12 @@ final class InterruptAtStartTests: XCTestCase {
     /// Ctrl-C while the data downloads ends mlpc at once, and the run directory it had just created goes
     /// with it. The "mirror" accepts connections and never answers, so the download waits.
     func testASignalWhileTheDataDownloadsRemovesTheNewRunDirectory() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #if canImport(Glibc)
+        let stream = Int32(SOCK_STREAM.rawValue)
+        #else
+        let stream = SOCK_STREAM
+        #endif
+        let listener = socket(AF_INET, stream, 0)
         XCTAssertGreaterThanOrEqual(listener, 0)
         defer { close(listener) }
         var address = sockaddr_in()
