@@ -100,43 +100,17 @@ public enum SpecLoader {
         "'\(path)' is too large for a spec (\(size) bytes; the limit is \(maximumFileSize) bytes)"
     }
 
-    /// Reads a regular file of at most `maximumFileSize` bytes. Opening non-blocking and checking
-    /// the type first keeps FIFOs and devices (/dev/zero) from hanging or flooding the reader.
+    /// Reads a regular file of at most `maximumFileSize` bytes (`readRegularFileBytes`: FIFOs and
+    /// devices such as /dev/zero neither hang nor flood the reader), in the spec's own words.
     private static func readFile(_ path: String) -> Result<[UInt8], FileError> {
-        let descriptor = open(path, O_RDONLY | O_NONBLOCK)
-        guard descriptor >= 0 else {
-            return .failure(FileError(message: "cannot open '\(path)': \(String(cString: strerror(errno)))"))
-        }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else {
-            return .failure(FileError(message: "cannot read '\(path)': \(String(cString: strerror(errno)))"))
-        }
-        let type = status.st_mode & S_IFMT
-        if type == S_IFDIR {
-            return .failure(FileError(message: "'\(path)' is a directory, not a spec file"))
-        }
-        guard type == S_IFREG else {
-            return .failure(FileError(message: "'\(path)' is not a regular file"))
-        }
-        if Int(status.st_size) > maximumFileSize {
-            return .failure(FileError(message: tooLargeMessage(path: path, size: Int(status.st_size))))
-        }
-        // Read to the end rather than trusting st_size: the file may grow while we read.
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return .failure(FileError(message: "cannot read '\(path)': \(String(cString: strerror(errno)))"))
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-            if bytes.count > maximumFileSize {
-                return .failure(FileError(message: tooLargeMessage(path: path, size: bytes.count)))
+        readRegularFileBytes(path: path, limit: maximumFileSize).mapError { failure in
+            switch failure {
+            case .cannotOpen(let code): return FileError(message: "cannot open '\(path)': \(String(cString: strerror(code)))")
+            case .cannotRead(let code): return FileError(message: "cannot read '\(path)': \(String(cString: strerror(code)))")
+            case .directory: return FileError(message: "'\(path)' is a directory, not a spec file")
+            case .notRegular: return FileError(message: "'\(path)' is not a regular file")
+            case .tooLarge(let size), .grewPastLimit(let size): return FileError(message: tooLargeMessage(path: path, size: size))
             }
         }
-        return .success(bytes)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SpecParser
 
 // Model files and pictures are paths the user names on the command line. A path that does not lead
 // to readable bytes (missing, a directory, a device, a FIFO, no permission) is a different failure
@@ -19,57 +20,29 @@ public struct FileAccessError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(path): \(reason)" }
 }
 
-/// The bytes of the regular file at `path`; `what` names what the file should be ("a model file")
-/// in the message for a directory. The file is opened non-blocking and its type checked before
-/// anything is read, so a FIFO or a device never blocks the reader or floods it with bytes.
-/// Throws `FileAccessError` when the path cannot be read; a file over `limit` bytes is one too.
+/// The bytes of the regular file at `path` (SpecParser's `readRegularFileBytes`: opened non-blocking,
+/// its type checked before anything is read, so a FIFO or a device never blocks the reader or floods
+/// it); `what` names what the file should be ("a model file") in the messages. Throws
+/// `FileAccessError` when the path cannot be read; a file over `limit` bytes is one too.
 public func readRegularFile(path: String, what: String, limit: Int = Int.max) throws -> [UInt8] {
-    func failure(_ reason: String) -> FileAccessError { FileAccessError(path: path, reason: reason) }
-    let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-    guard descriptor >= 0 else {
-        let code = errno
-        switch code {
-        case ENOENT: throw failure("no such file")
-        case ENOTDIR: throw failure("no such file (a part of the path is not a directory)")
-        default: throw failure("cannot open: \(String(cString: strerror(code)))")
+    switch readRegularFileBytes(path: path, limit: limit) {
+    case .success(let bytes):
+        return bytes
+    case .failure(let failure):
+        let reason: String
+        switch failure {
+        case .cannotOpen(ENOENT): reason = "no such file"
+        case .cannotOpen(ENOTDIR): reason = "no such file (a part of the path is not a directory)"
+        case .cannotOpen(let code): reason = "cannot open: \(String(cString: strerror(code)))"
+        case .cannotRead(let code): reason = "cannot read: \(String(cString: strerror(code)))"
+        case .directory: reason = "is a directory, not \(what)"
+        case .notRegular(S_IFIFO): reason = "is not a regular file but a FIFO (named pipe), not \(what)"
+        case .notRegular(S_IFCHR), .notRegular(S_IFBLK): reason = "is not a regular file but a device, not \(what)"
+        case .notRegular(S_IFSOCK): reason = "is not a regular file but a socket, not \(what)"
+        case .notRegular: reason = "is not a regular file, not \(what)"
+        case .tooLarge(let size): reason = "is \(size) bytes, more than the \(limit) bytes \(what) may have"
+        case .grewPastLimit: reason = "grew past the \(limit) bytes \(what) may have while it was read"
         }
+        throw FileAccessError(path: path, reason: reason)
     }
-    defer { close(descriptor) }
-    var status = stat()
-    guard fstat(descriptor, &status) == 0 else { throw failure("cannot read: \(String(cString: strerror(errno)))") }
-    switch status.st_mode & S_IFMT {
-    case S_IFREG: break
-    case S_IFDIR: throw failure("is a directory, not \(what)")
-    case S_IFIFO: throw failure("is not a regular file but a FIFO (named pipe), not \(what)")
-    case S_IFCHR, S_IFBLK: throw failure("is not a regular file but a device, not \(what)")
-    case S_IFSOCK: throw failure("is not a regular file but a socket, not \(what)")
-    default: throw failure("is not a regular file, not \(what)")
-    }
-    let size = Int(status.st_size)
-    guard size <= limit else { throw failure("is \(size) bytes, more than the \(limit) bytes \(what) may have") }
-    // Read to the end rather than trusting st_size: the file may change while it is read. Room for
-    // one byte past the limit shows a file that grew past it.
-    let capacity = limit == Int.max ? limit : limit + 1
-    var bytes = [UInt8](repeating: 0, count: min(size + 1, capacity))
-    var filled = 0
-    while true {
-        if filled == bytes.count {
-            guard bytes.count < capacity else {
-                throw failure("grew past the \(limit) bytes \(what) may have while it was read")
-            }
-            let (grown, overflow) = bytes.count.addingReportingOverflow(max(64 * 1024, bytes.count / 2))
-            bytes.append(contentsOf: [UInt8](repeating: 0, count: (overflow ? capacity : min(grown, capacity)) - bytes.count))
-        }
-        let count = bytes.withUnsafeMutableBytes { buffer in
-            read(descriptor, buffer.baseAddress! + filled, buffer.count - filled)
-        }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw failure("cannot read: \(String(cString: strerror(errno)))")
-        }
-        if count == 0 { break }
-        filled += count
-    }
-    bytes.removeSubrange(filled...)
-    return bytes
 }
