@@ -129,29 +129,13 @@ private func checkPNGStructure(_ bytes: [UInt8], path: String) throws -> PNGStru
 /// such a pixel to black without a warning, which would silently change the picture. The indices are
 /// read with libpng's colour-mapped output, which for a palette image is the file's own indices.
 private func checkPaletteIndices(_ bytes: [UInt8], width: Int, height: Int, paletteEntries: Int, path: String) throws {
-    var image = png_image()
-    image.version = png_uint_32(PNG_IMAGE_VERSION)
-    defer { png_image_free(&image) }
-    let begun = bytes.withUnsafeBytes { buffer in
-        png_image_begin_read_from_memory(&image, buffer.baseAddress, buffer.count)
-    }
-    guard begun != 0, image.warning_or_error & 3 < 2 else {
-        throw PNGError(path: path, reason: "libpng cannot read the header: \(libpngMessage(image))")
-    }
-    guard Int(image.width) == width, Int(image.height) == height else {
-        throw PNGError(path: path, offset: 16, reason: "libpng reports size \(image.width)x\(image.height), IHDR says \(width)x\(height)")
-    }
-    image.format = pngFormatRGBA | pngFormatFlagColormap
     var indices = [UInt8](repeating: 0, count: width * height)
     // Room for the largest colour map libpng builds (256 RGBA entries).
     var colormap = [UInt8](repeating: 0, count: 256 * 4)
-    let finished = indices.withUnsafeMutableBytes { buffer in
-        colormap.withUnsafeMutableBytes { map in
-            png_image_finish_read(&image, nil, buffer.baseAddress, 0, map.baseAddress)
+    try readImage(bytes, width: width, height: height, path: path, format: pngFormatRGBA | pngFormatFlagColormap, flags: 0) { image in
+        indices.withUnsafeMutableBytes { buffer in
+            colormap.withUnsafeMutableBytes { map in png_image_finish_read(&image, nil, buffer.baseAddress, 0, map.baseAddress) }
         }
-    }
-    guard finished != 0, image.warning_or_error & 3 < 2 else {
-        throw PNGError(path: path, reason: "libpng cannot decode the image: \(libpngMessage(image))")
     }
     if let first = indices.firstIndex(where: { Int($0) >= paletteEntries }) {
         throw PNGError(
@@ -171,10 +155,25 @@ private func libpngMessage(_ image: png_image) -> String {
 
 /// Decodes to 8-bit non-premultiplied sRGB RGBA with libpng's simplified API.
 private func decodeRGBA(_ bytes: [UInt8], width: Int, height: Int, path: String) throws -> [UInt8] {
+    var rgba = [UInt8](repeating: 0, count: width * height * 4)
+    // Without a gAMA or sRGB chunk libpng would take 16-bit samples as linear light and brighten
+    // them on the way to 8 bits; image editors write them sRGB-encoded, like 8-bit ones.
+    try readImage(bytes, width: width, height: height, path: path, format: pngFormatRGBA, flags: pngImageFlag16BitSRGB) { image in
+        rgba.withUnsafeMutableBytes { buffer in png_image_finish_read(&image, nil, buffer.baseAddress, 0, nil) }
+    }
+    return rgba
+}
+
+/// One read with libpng's simplified API: the header (its size must be the IHDR's, already checked),
+/// then `finish`, which calls png_image_finish_read with the caller's buffers, in `format` with `flags`
+/// added. A failure of either step is a PNGError with libpng's message.
+private func readImage(
+    _ bytes: [UInt8], width: Int, height: Int, path: String, format: png_uint_32, flags: png_uint_32,
+    finish: (inout png_image) -> Int32
+) throws {
     var image = png_image()
     image.version = png_uint_32(PNG_IMAGE_VERSION)
     defer { png_image_free(&image) }
-
     let begun = bytes.withUnsafeBytes { buffer in
         png_image_begin_read_from_memory(&image, buffer.baseAddress, buffer.count)
     }
@@ -184,16 +183,9 @@ private func decodeRGBA(_ bytes: [UInt8], width: Int, height: Int, path: String)
     guard Int(image.width) == width, Int(image.height) == height else {
         throw PNGError(path: path, offset: 16, reason: "libpng reports size \(image.width)x\(image.height), IHDR says \(width)x\(height)")
     }
-    image.format = pngFormatRGBA
-    // Without a gAMA or sRGB chunk libpng would take 16-bit samples as linear light and brighten
-    // them on the way to 8 bits; image editors write them sRGB-encoded, like 8-bit ones.
-    image.flags |= pngImageFlag16BitSRGB
-    var rgba = [UInt8](repeating: 0, count: width * height * 4)
-    let finished = rgba.withUnsafeMutableBytes { buffer in
-        png_image_finish_read(&image, nil, buffer.baseAddress, 0, nil)
-    }
-    guard finished != 0, image.warning_or_error & 3 < 2 else {
+    image.format = format
+    image.flags |= flags
+    guard finish(&image) != 0, image.warning_or_error & 3 < 2 else {
         throw PNGError(path: path, reason: "libpng cannot decode the image: \(libpngMessage(image))")
     }
-    return rgba
 }
