@@ -205,11 +205,7 @@ final class ArtifactCommandTests: XCTestCase {
         let (child, out, err) = try ArtifactCLI.process(["run", spec, "--data-dir", root, "--out", dir, "--quiet"])
         try child.run()
         // Interrupt once the first epoch is recorded, while later epochs train.
-        let deadline = Date().addingTimeInterval(120)
-        while child.isRunning, Date() < deadline {
-            if let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8), !text.isEmpty { break }
-            usleep(2_000)
-        }
+        MLPCProcess.wait(for: child, upTo: 120, every: 2_000) { MLPCProcess.firstEpochRecorded(in: dir) }
         XCTAssertTrue(child.isRunning, "the run ended before it could be interrupted")
         kill(child.processIdentifier, SIGINT)
         let interrupted = ArtifactCLI.finish(child, out, err)

@@ -19,8 +19,7 @@ final class InterruptAtStartTests: XCTestCase {
             let dir = root + "/run-\(signal)"
             let (child, out, err) = try ArtifactCLI.process(["run", root + "/tiny.yaml", "--data-dir", root, "--out", dir, "--quiet"])
             try child.run()
-            let deadline = Date().addingTimeInterval(60)
-            while child.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: dir + "/spec.yaml") { usleep(200) }
+            MLPCProcess.wait(for: child, upTo: 60, every: 200) { FileManager.default.fileExists(atPath: dir + "/spec.yaml") }
             XCTAssertTrue(child.isRunning, "the run ended before it could be interrupted")
             kill(child.processIdentifier, signal)
             let result = ArtifactCLI.finish(child, out, err)
@@ -62,8 +61,7 @@ final class InterruptAtStartTests: XCTestCase {
             environment: ["MLPC_MNIST_MIRRORS": "http://127.0.0.1:\(port)/"])
         try child.run()
         // The data directory is made just before the first download starts.
-        let deadline = Date().addingTimeInterval(30)
-        while child.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: data) { usleep(1000) }
+        MLPCProcess.wait(for: child, upTo: 30, every: 1_000) { FileManager.default.fileExists(atPath: data) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/.mlpc.lock"), "the run directory was not claimed")
         usleep(200_000)
         XCTAssertTrue(child.isRunning, "the download did not wait")
@@ -86,11 +84,7 @@ final class InterruptAtStartTests: XCTestCase {
         shell.standardOutput = FileHandle.nullDevice
         shell.standardError = FileHandle.nullDevice
         try shell.run()
-        let deadline = Date().addingTimeInterval(60)
-        while shell.isRunning, Date() < deadline {
-            if let text = try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8), !text.isEmpty { break }
-            usleep(2_000)
-        }
+        MLPCProcess.wait(for: shell, upTo: 60, every: 2_000) { MLPCProcess.firstEpochRecorded(in: dir) }
         XCTAssertTrue(shell.isRunning, "the run ended before it could be interrupted")
         kill(shell.processIdentifier, SIGINT)
         shell.waitUntilExit()

@@ -41,6 +41,18 @@ enum MLPCProcess {
         return paths
     }
 
+    /// Polls every `interval` microseconds until `condition` holds, `process` has ended, or `seconds`
+    /// have passed (the caller asserts what it needs afterwards).
+    static func wait(for process: Process, upTo seconds: Double, every interval: useconds_t, until condition: () -> Bool) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline, !condition() { usleep(interval) }
+    }
+
+    /// Whether a run in `directory` has recorded its first epoch (metrics.jsonl is not empty).
+    static func firstEpochRecorded(in directory: String) -> Bool {
+        (try? String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)).map { !$0.isEmpty } ?? false
+    }
+
     static func binaryPath() throws -> String {
         let candidates = candidatePaths
         for path in candidates where FileManager.default.isExecutableFile(atPath: path) { return path }

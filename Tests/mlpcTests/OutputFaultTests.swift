@@ -107,8 +107,7 @@ final class OutputFaultTests: XCTestCase {
             if first.isRunning { first.terminate() }
             first.waitUntilExit()
         }
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: out + "/run.json") && Date() < deadline { usleep(20_000) }
+        MLPCProcess.wait(for: first, upTo: 30, every: 20_000) { FileManager.default.fileExists(atPath: out + "/run.json") }
         XCTAssertTrue(first.isRunning, "the first run ended before the test could race it")
         let second = try run(out, ["--overwrite"])
         XCTAssertEqual(second.status, 2)
