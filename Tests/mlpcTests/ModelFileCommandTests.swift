@@ -146,18 +146,25 @@ final class ModelFileCommandTests: XCTestCase {
 
     // MARK: D1 outputs that are not finite
 
+    /// A copy of `t`'s model file changed by `edit`, written as `name` beside its data; returns the path.
+    func editedModel(_ t: Trained, _ name: String, _ edit: (inout TensorFile) throws -> Void) throws -> String {
+        var file = try TensorFile(path: t.model)
+        try edit(&file)
+        let path = t.data + "/" + name
+        try file.write(to: path)
+        return path
+    }
+
     /// The trained model with fc1 giving 2 on every hidden unit and one fc2 weight of 3e38: finite
     /// parameters whose product overflows float32 for every input.
     func overflowingModel(_ t: Trained) throws -> String {
-        var file = try TensorFile(path: t.model)
-        try file.set("fc1.weight", [Float](repeating: 0, count: try file.values("fc1.weight").count))
-        try file.set("fc1.bias", [Float](repeating: 2, count: try file.values("fc1.bias").count))
-        var w2 = try file.values("fc2.weight")
-        w2[0] = 3e38
-        try file.set("fc2.weight", w2)
-        let path = t.data + "/overflow.safetensors"
-        try file.write(to: path)
-        return path
+        try editedModel(t, "overflow.safetensors") { file in
+            try file.set("fc1.weight", [Float](repeating: 0, count: try file.values("fc1.weight").count))
+            try file.set("fc1.bias", [Float](repeating: 2, count: try file.values("fc1.bias").count))
+            var w2 = try file.values("fc2.weight")
+            w2[0] = 3e38
+            try file.set("fc2.weight", w2)
+        }
     }
 
     func testPredictOfAModelWhoseOutputsOverflowFailsNamingTheFile() throws {
@@ -262,10 +269,7 @@ final class ModelFileCommandTests: XCTestCase {
     func testPredictPrintsAHugeOutputInScientificNotation() throws {
         let t = try trained(
             "mse", spec: Self.spec(inputShape: "[1, 6, 6]", layers: ["flatten", "linear: {out: 16, activation: relu}", "linear: {out: 3}"], loss: "mse", normalize: false))
-        var file = try TensorFile(path: t.model)
-        try file.set("fc2.bias", [2.5e7, 0, 0])
-        let path = t.data + "/huge-output.safetensors"
-        try file.write(to: path)
+        let path = try editedModel(t, "huge-output.safetensors") { try $0.set("fc2.bias", [2.5e7, 0, 0]) }
         let result = try MLPCProcess.run(["predict", path, "--index", "0"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let row = try XCTUnwrap(result.stdout.components(separatedBy: "\n").first { $0.hasPrefix("   0: ") }, result.stdout)
@@ -289,12 +293,12 @@ final class ModelFileCommandTests: XCTestCase {
 
     /// The trained model with its embedded spec replaced by `edit(spec)` (digest dropped, so it loads).
     func modelWithEmbeddedSpec(_ t: Trained, name: String, _ edit: (String) -> String) throws -> (path: String, spec: String) {
-        var file = try TensorFile(path: t.model)
-        let spec = edit(try XCTUnwrap(file.metadata["spec"]))
-        file.metadata["spec"] = spec
-        file.metadata["spec_sha256"] = nil
-        let path = t.data + "/" + name
-        try file.write(to: path)
+        var spec = ""
+        let path = try editedModel(t, name) { file in
+            spec = edit(try XCTUnwrap(file.metadata["spec"]))
+            file.metadata["spec"] = spec
+            file.metadata["spec_sha256"] = nil
+        }
         return (path, spec)
     }
 
@@ -326,11 +330,10 @@ final class ModelFileCommandTests: XCTestCase {
 
     func testTensorNamesFromTheFileAreEscapedInMessages() throws {
         let t = try crossEntropyRun()
-        var file = try TensorFile(path: t.model)
-        let index = try XCTUnwrap(file.tensors.firstIndex { $0.name == "fc1.bias" })
-        file.tensors[index].name = "\u{1B}[2J\u{1B}[31mfc1.bias\u{0}"
-        let path = t.data + "/escape.safetensors"
-        try file.write(to: path)
+        let path = try editedModel(t, "escape.safetensors") { file in
+            let index = try XCTUnwrap(file.tensors.firstIndex { $0.name == "fc1.bias" })
+            file.tensors[index].name = "\u{1B}[2J\u{1B}[31mfc1.bias\u{0}"
+        }
         let result = try MLPCProcess.run(["eval", path])
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertFalse(result.stderr.contains("\u{1B}"), result.stderr)
@@ -340,10 +343,7 @@ final class ModelFileCommandTests: XCTestCase {
 
     func testMetadataValuesFromTheFileAreEscapedInMessages() throws {
         let t = try crossEntropyRun()
-        var file = try TensorFile(path: t.model)
-        file.metadata["format"] = "evil\u{1B}]0;title\u{7}\r"
-        let path = t.data + "/evilformat.safetensors"
-        try file.write(to: path)
+        let path = try editedModel(t, "evilformat.safetensors") { $0.metadata["format"] = "evil\u{1B}]0;title\u{7}\r" }
         let result = try MLPCProcess.run(["eval", path])
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("format \"evil\\u{1B}]0;title\\u{7}\\r\""), result.stderr)
@@ -438,10 +438,7 @@ final class ModelFileCommandTests: XCTestCase {
 
     func testModelFileOfAnotherFormatIsRefused() throws {
         let t = try crossEntropyRun()
-        var file = try TensorFile(path: t.model)
-        file.metadata["format"] = "something"
-        let path = t.data + "/something.safetensors"
-        try file.write(to: path)
+        let path = try editedModel(t, "something.safetensors") { $0.metadata["format"] = "something" }
         let result = try MLPCProcess.run(["eval", path])
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("\(path): its metadata says format \"something\", not \"mlpc.model\""), result.stderr)
@@ -450,10 +447,7 @@ final class ModelFileCommandTests: XCTestCase {
 
     func testStateDictWithoutMetadataLoadsWithASpec() throws {
         let t = try crossEntropyRun()
-        var file = try TensorFile(path: t.model)
-        file.metadata = [:]
-        let path = t.data + "/state_dict.safetensors"
-        try file.write(to: path)
+        let path = try editedModel(t, "state_dict.safetensors") { $0.metadata = [:] }
         let result = try MLPCProcess.run(["eval", path, "--spec", t.spec, "--data-dir", t.data])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.hasPrefix("Accuracy: "), result.stdout)
