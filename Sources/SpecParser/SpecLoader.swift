@@ -45,6 +45,12 @@ public enum SpecLoader {
         }
     }
 
+    /// The bytes of the spec file at `path`, read as `load` reads them, or why they cannot be read
+    /// (the same message as `SpecLoadResult.fileError`): for a caller that parses them itself.
+    public static func readSpecFile(path: String) -> Result<[UInt8], SpecFileError> {
+        readFile(path).mapError { SpecFileError(message: $0.message) }
+    }
+
     /// Parses spec bytes as if read from `path` (used for messages and to resolve `data.dir`).
     public static func parse(bytes: [UInt8], path: String, dataDirectoryOverride: String? = nil) -> SpecLoadResult {
         guard bytes.count <= maximumFileSize else {
@@ -94,6 +100,11 @@ public enum SpecLoader {
 
     private struct FileError: Error {
         var message: String
+    }
+
+    /// A spec path that cannot be read, with the message `SpecLoadResult.fileError` gives.
+    public struct SpecFileError: Error, Sendable {
+        public var message: String
     }
 
     private static func tooLargeMessage(path: String, size: Int) -> String {

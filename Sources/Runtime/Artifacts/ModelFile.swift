@@ -134,9 +134,10 @@ public final class LoadedModel {
         if let specPath {
             // The file's own bytes, parsed as `mlpc check` parses them (not UTF-8 is an error, not a
             // lossy decoding). A spec path that cannot be read is an unusable argument, like a model path.
-            let loaded = SpecLoader.load(path: specPath)
-            if let fileError = loaded.fileError { throw FileAccessError(path: specPath, reason: fileError) }
-            specBytes = try readRegularFile(path: specPath, what: "a spec file", limit: SpecLoader.maximumFileSize)
+            switch SpecLoader.readSpecFile(path: specPath) {
+            case .success(let bytes): specBytes = bytes
+            case .failure(let error): throw FileAccessError(path: specPath, reason: error.message)
+            }
             specName = specPath
         } else {
             guard let text = file.metadata[ArtifactMetadataKey.spec] else {
