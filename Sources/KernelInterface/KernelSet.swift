@@ -10,12 +10,14 @@
 public struct KernelSet: @unchecked Sendable {
     /// y[m,n] = act(x[m,k] w[n,k]ᵀ + bias[n]); preact (if not nil) receives x wᵀ + bias. When the columns
     /// of y are split, a part computes the output features `outputFeatureShare` gives it.
-    /// Parameters: x, w, bias, y, preact, m, n, k, activation, negativeSlope, tile, workspace, part, parts.
-    /// `workspace` holds `MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)` floats for this part.
+    /// Parameters: x, w, bias, y, preact, m, n, k, activation, negativeSlope, tile, workspace, part, parts,
+    /// order. `workspace` holds `MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)` floats for this part
+    /// (at least n with an order). With an order, w and bias are in its stored order and y and preact
+    /// come out in the model's; the order must map each part's `outputFeatureShare` onto itself.
     public typealias LinearForward = (
         UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>,
         UnsafeMutablePointer<Float>?, Int, Int, Int, ActivationCode, Float, MatmulTile,
-        UnsafeMutablePointer<Float>, Int, Int
+        UnsafeMutablePointer<Float>, Int, Int, FeatureOrder?
     ) -> Void
 
     /// dx[m,k] = (dy[m,n] w[n,k]) * act'(previous layer), the derivative taken from the previous
@@ -30,11 +32,14 @@ public struct KernelSet: @unchecked Sendable {
 
     /// dw[n,k] = (x[m,k]ᵀ dy[m,n])ᵀ (overwrites) and db[n] = sum over m = 0..<m of dy[m,n]. A part computes
     /// the output features `outputFeatureShare` gives it when `splitsByOutputFeature` allows.
-    /// Parameters: x, dy, dw, db, m, n, k, tile, workspace, part, parts. The tile and workspace are for
-    /// the product of shape (k, n, m).
+    /// Parameters: x, dy, dw, db, m, n, k, tile, workspace, part, parts, order. The tile and workspace are
+    /// for the product of shape (k, n, m). With an order (x must then be finite, as a layer's input batch
+    /// is): dy is in the model's order, dw and db in the stored order; the order's `live` flags of the
+    /// stored columns whose dy is not all zero are set; and register blocks whose dy columns are all zero
+    /// store zeros without multiplying.
     public typealias LinearBackwardWeights = (
         UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
-        Int, Int, Int, MatmulTile, UnsafeMutablePointer<Float>, Int, Int
+        Int, Int, Int, MatmulTile, UnsafeMutablePointer<Float>, Int, Int, FeatureOrder?
     ) -> Void
 
     /// y = act(x). Parameters: x, y, count, activation, negativeSlope, part, parts. x and y may alias.

@@ -49,3 +49,23 @@ public func splitsByOutputFeature(outFeatures: Int, parts: Int) -> Bool {
 public func outputFeatureShare(outFeatures: Int, part: Int, parts: Int) -> Range<Int> {
     partRange(count: outFeatures, granule: weightPanelWidth, part: part, parts: parts)
 }
+
+/// A linear layer whose output features sit in the parameter block (weight panels, bias, gradients,
+/// optimizer state) in another order than the model's: stored position s holds model feature
+/// `modelFeature[s]`. The runtime stores features that were not live last, so that their weight
+/// gradient and optimizer work can be skipped (`StoredFeatureOrder` in Runtime). The order maps every
+/// part's `outputFeatureShare` onto itself, so the part that computes a stored feature also writes its
+/// model place. Each element's sums keep their order wherever it is stored, so any order gives the same
+/// bits.
+public struct FeatureOrder {
+    /// Stored position -> model feature, a permutation of 0..<outFeatures.
+    public var modelFeature: UnsafePointer<Int32>
+    /// Per stored position: set to 1 by the weight-gradient kernel when the feature's output gradient had
+    /// a nonzero element in a step (the feature was live). Each is written by the part that owns it.
+    public var live: UnsafeMutablePointer<Float>
+
+    public init(modelFeature: UnsafePointer<Int32>, live: UnsafeMutablePointer<Float>) {
+        self.modelFeature = modelFeature
+        self.live = live
+    }
+}

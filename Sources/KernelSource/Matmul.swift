@@ -108,6 +108,8 @@ enum BOperand {
     /// A weight in panels read as B(p, j) = weight[p, j] (p an output feature, j an input): packed
     /// through 16 x 16 transposes.
     case weightPanelsTransposed(UnsafePointer<Float>, inFeatures: Int)
+    /// A row-major matrix whose column j is the view's column map[j], packed into micro panels.
+    case gatheredColumns(MatrixView, UnsafePointer<Int32>)
 }
 
 /// Where C goes.
@@ -174,14 +176,23 @@ struct OutputShare {
 /// the panel maps onto a few L1 sets and misses L1.) A is read in place, row-major or transposed (the
 /// micro kernel takes both), because at these shapes packing it cost as much as a fifth of the product;
 /// only a ragged last row block is packed, zero padded, so that nothing past A's end is read.
+///
+/// `packedColumns` (raw stores, B packed, one k pass; returns whether it applied): while B's
+/// micro panels are packed, the part that owns C's first row sums each column of B (in the order
+/// p = 0..<k, from +0, as a bias gradient is summed) into `sums` and sets `live[j] = 1` for the columns
+/// that are not all zero; and 16 columns of a register block whose B is all zero (+0 or -0) get +0
+/// stores instead of products. That is the value the product gives: each chain starts at +0 and adds
+/// a*(±0), which is ±0 for finite a, and +0 + -0 is +0. The caller guarantees A is finite (a layer's
+/// input batch).
+@discardableResult
 func matmul(
     m: Int, n: Int, k: Int, a: MatrixView, b: BOperand, c: COperand,
     epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>,
-    share: OutputShare
-) {
+    share: OutputShare, packedColumns: (sums: UnsafeMutablePointer<Float>?, live: UnsafeMutablePointer<Float>)? = nil
+) -> Bool {
     let tile = requested.normalized
     let mr = tile.mr, nr = tile.nr
-    guard !share.rows.isEmpty, !share.cols.isEmpty else { return }
+    guard !share.rows.isEmpty, !share.cols.isEmpty else { return false }
     let microkernel: Microkernel
     switch tile.registerBlock {
     case .r8x32: microkernel = microkernel8x32
@@ -199,6 +210,17 @@ func matmul(
     let aRowStride = a.colStride == 1 ? a.rowStride : 1
     let aDepthStride = a.colStride == 1 ? 1 : a.colStride
     let finishes = epilogue.kind != .raw
+    let halvesPerBlock = nr / 16
+    // Bit (block * halvesPerBlock + half) set: that half of micro panel `block` of B is all zero.
+    var zeroHalves: UInt64 = 0
+    var skipping = false
+    if packedColumns != nil, !finishes, kc >= k {
+        switch b {
+        case .matrix, .gatheredColumns: skipping = true
+        case .weightPanels, .weightPanelsTransposed: break
+        }
+    }
+    let sumsColumns = skipping && share.rows.lowerBound == 0
 
     var jc = share.cols.lowerBound
     while jc < share.cols.upperBound {
@@ -214,11 +236,37 @@ func matmul(
                 switch b {
                 case .matrix(let view):
                     packB(view, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
+                case .gatheredColumns(let view, let map):
+                    packBGathered(view, map, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
                 case .weightPanels:
                     break
                 case .weightPanelsTransposed(let weight, let inFeatures):
                     packWeightTransposed(
                         weight, inFeatures: inFeatures, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
+                }
+                if skipping, let (sums, live) = packedColumns {
+                    let block = jr / nr
+                    if jr == 0 { zeroHalves = 0 }
+                    for half in 0..<halvesPerBlock {
+                        let panel = packedB + jr * kb + half * 16
+                        var sum = SIMD16<Float>()
+                        var nonzero = SIMDMask<SIMD16<Int32>>(repeating: false)
+                        for p in 0..<kb {
+                            let row = load16(panel + p * nr)
+                            sum += row
+                            nonzero = nonzero .| (row .!= 0)
+                        }
+                        if !any(nonzero) && (block + 1) * halvesPerBlock <= 64 {
+                            zeroHalves |= 1 << UInt64(block * halvesPerBlock + half)
+                        }
+                        let first = jc + jr + half * 16
+                        if sumsColumns && first < jc + jr + cols {
+                            for lane in 0..<min(16, jc + jr + cols - first) {
+                                sums?[first + lane] = sum[lane]
+                                if nonzero[lane] { live[first + lane] = 1 }
+                            }
+                        }
+                    }
                 }
                 jr += nr
             }
@@ -252,7 +300,19 @@ func matmul(
                             ldb = weightPanelWidth
                         }
                         let (cBlock, ldc) = c.block(row: row, col: col)
-                        if rows == mr && cols == nr {
+                        let zero = skipping && cols == nr && (jr / nr + 1) * halvesPerBlock <= 64
+                            ? (zeroHalves >> UInt64(jr / nr * halvesPerBlock)) & ((1 << UInt64(halvesPerBlock)) - 1) : 0
+                        if rows == mr && cols == nr && zero != 0 {
+                            // Whole zero halves get +0; a block of two halves with one zero runs the
+                            // other through the 16-wide kernel.
+                            for half in 0..<halvesPerBlock where zero & (1 << UInt64(half)) != 0 {
+                                for r in 0..<mr { store16(SIMD16<Float>(), cBlock + r * ldc + half * 16) }
+                            }
+                            if halvesPerBlock == 2 && zero != 3 {
+                                let live = zero == 1 ? 16 : 0
+                                microkernel8x16(kb, aBlock, blockRowStride, blockDepthStride, bPanel + live, ldb, cBlock + live, ldc, false)
+                            }
+                        } else if rows == mr && cols == nr {
                             microkernel(kb, aBlock, blockRowStride, blockDepthStride, bPanel, ldb, cBlock, ldc, pc > 0)
                             if finishing && finishes {
                                 pass.finish(cBlock, ldc, cBlock, ldc, rows: mr, cols: nr, row: row, col: col)
@@ -278,6 +338,7 @@ func matmul(
         } while pc < k
         jc += nc
     }
+    return skipping
 }
 
 /// Packs rows [rows, rows+height) x columns [cols, cols+count) of A (height <= mr) into one micro panel
@@ -301,6 +362,18 @@ private func packA(
         for p in 0..<count {
             for r in valid..<mr { panel[p * mr + r] = 0 }
         }
+    }
+}
+
+/// packB for `BOperand.gatheredColumns`: column j of the panel is the view's column map[cols + j].
+private func packBGathered(
+    _ b: MatrixView, _ map: UnsafePointer<Int32>, rows: Int, count: Int, cols: Int, width: Int, nr: Int,
+    into dst: UnsafeMutablePointer<Float>
+) {
+    for p in 0..<count {
+        let src = b.base + (rows + p) * b.rowStride
+        for j in 0..<width { dst[p * nr + j] = src[Int(map[cols + j]) * b.colStride] }
+        for j in width..<nr { dst[p * nr + j] = 0 }
     }
 }
 
@@ -419,17 +492,43 @@ public func linearForward(
     _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
     _ y: UnsafeMutablePointer<Float>, _ preact: UnsafeMutablePointer<Float>?,
     _ m: Int, _ n: Int, _ k: Int, _ activation: ActivationCode, _ negativeSlope: Float,
-    _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int
+    _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int, _ order: FeatureOrder?
 ) {
     let epilogue = MatmulEpilogue(
         kind: .forward, activation: activation, slope: negativeSlope, bias: bias, preact: preact, ld: n)
+    let share = OutputShare(m: m, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true)
     // y = x wᵀ, the weight's panels read in place as B.
     matmul(
         m: m, n: n, k: k,
         a: MatrixView(base: x, rowStride: k, colStride: 1),
         b: .weightPanels(w, inFeatures: k),
-        c: .matrix(y, ldc: n), epilogue: epilogue, tile: tile, workspace: workspace,
-        share: OutputShare(m: m, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true))
+        c: .matrix(y, ldc: n), epilogue: epilogue, tile: tile, workspace: workspace, share: share)
+    // The product came out in the stored order: this part's columns go to their places in the model's
+    // order, which are among its own columns (the order maps each part's share onto itself), so no
+    // other part reads or writes them.
+    guard let order, !share.rows.isEmpty else { return }
+    for r in share.rows {
+        storedToModelOrder(y + r * n, share.cols, order.modelFeature, workspace)
+        if let preact { storedToModelOrder(preact + r * n, share.cols, order.modelFeature, workspace) }
+    }
+}
+
+/// row[modelFeature[s]] = (the row as it was)[s] for s in cols; `scratch` holds cols.count floats.
+@inline(__always)
+private func storedToModelOrder(
+    _ row: UnsafeMutablePointer<Float>, _ cols: Range<Int>, _ modelFeature: UnsafePointer<Int32>, _ scratch: UnsafeMutablePointer<Float>
+) {
+    let first = cols.lowerBound
+    var i = 0
+    while i + 16 <= cols.count {
+        store16(load16(row + first + i), scratch + i)
+        i += 16
+    }
+    while i < cols.count {
+        scratch[i] = row[first + i]
+        i += 1
+    }
+    for s in cols { row[Int(modelFeature[s])] = scratch[s - first] }
 }
 
 public func linearBackwardInput(
@@ -460,21 +559,42 @@ public func linearBackwardInput(
 public func linearBackwardWeights(
     _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
     _ db: UnsafeMutablePointer<Float>?, _ m: Int, _ n: Int, _ k: Int,
-    _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int
+    _ tile: MatmulTile, _ workspace: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int, _ order: FeatureOrder?
 ) {
     // C(i, j) = (x^T dy)(i, j) = dw[j, i], written into the gradient's panels; A(i, p) = x[p, i]. The
     // parts split the output features (C's columns) when there are enough, as the forward product does.
+    // With a feature order, C's column s is dy's column modelFeature[s], gathered as B is packed.
     let share = OutputShare(
         m: k, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true, preferColumns: true)
-    matmul(
+    let view = MatrixView(base: dy, rowStride: n, colStride: 1)
+    let summed = matmul(
         m: k, n: n, k: m,
         a: MatrixView(base: x, rowStride: 1, colStride: k),
-        b: .matrix(MatrixView(base: dy, rowStride: n, colStride: 1)),
-        c: .weightPanels(dw, inFeatures: k), epilogue: .raw, tile: tile, workspace: workspace, share: share)
+        b: order.map { .gatheredColumns(view, $0.modelFeature) } ?? .matrix(view),
+        c: .weightPanels(dw, inFeatures: k), epilogue: .raw, tile: tile, workspace: workspace, share: share,
+        packedColumns: order.map { (db, $0.live) })
     // The bias gradient of this part's columns, by the part that owns the first row of C (every part
-    // when columns are split), summed in the fixed order 0..<m.
-    guard let db, !share.rows.isEmpty, share.rows.lowerBound == 0 else { return }
+    // when columns are split), summed in the fixed order 0..<m. (With a feature order the product
+    // did it from the packed columns when it could, in the same order.)
+    guard !share.rows.isEmpty, share.rows.lowerBound == 0, !summed else { return }
     let cols = share.cols
+    if let order {
+        // The product took more than one pass: the same sums over gathered columns, one at a time.
+        for j in cols {
+            let column = Int(order.modelFeature[j])
+            var sum: Float = 0
+            var live = false
+            for i in 0..<m {
+                let value = dy[i * n + column]
+                sum += value
+                if value != 0 { live = true }
+            }
+            db?[j] = sum
+            if live { order.live[j] = 1 }
+        }
+        return
+    }
+    guard let db else { return }
     var j = cols.lowerBound
     while j + 16 <= cols.upperBound {
         var sum = SIMD16<Float>()

@@ -141,6 +141,98 @@ func microkernel8x32(
     store16(c7_1, c + 7 * ldc + 16)
 }
 
+// The left half of 8x32, for a weight gradient's register block whose right 16 columns of B are all
+// zero (`matmul`'s zeroColumnSkip): the same chains for the columns it computes.
+func microkernel8x16(
+    _ kb: Int, _ a: UnsafePointer<Float>, _ aRowStride: Int, _ aDepthStride: Int,
+    _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool
+) {
+    var c0_0 = SIMD16<Float>()
+    var c1_0 = SIMD16<Float>()
+    var c2_0 = SIMD16<Float>()
+    var c3_0 = SIMD16<Float>()
+    var c4_0 = SIMD16<Float>()
+    var c5_0 = SIMD16<Float>()
+    var c6_0 = SIMD16<Float>()
+    var c7_0 = SIMD16<Float>()
+    if accumulate {
+        c0_0 = load16(c + 0 * ldc + 0)
+        c1_0 = load16(c + 1 * ldc + 0)
+        c2_0 = load16(c + 2 * ldc + 0)
+        c3_0 = load16(c + 3 * ldc + 0)
+        c4_0 = load16(c + 4 * ldc + 0)
+        c5_0 = load16(c + 5 * ldc + 0)
+        c6_0 = load16(c + 6 * ldc + 0)
+        c7_0 = load16(c + 7 * ldc + 0)
+    }
+    var bp = b
+    if aRowStride == 1 {
+        // Packed A, or a transposed operand read in place: the block's column p is contiguous.
+        var ap = a
+        for _ in 0..<kb {
+            let b0 = load16(bp + 0)
+            let a0 = SIMD16<Float>(repeating: ap[0])
+            c0_0 = c0_0.addingProduct(a0, b0)
+            let a1 = SIMD16<Float>(repeating: ap[1])
+            c1_0 = c1_0.addingProduct(a1, b0)
+            let a2 = SIMD16<Float>(repeating: ap[2])
+            c2_0 = c2_0.addingProduct(a2, b0)
+            let a3 = SIMD16<Float>(repeating: ap[3])
+            c3_0 = c3_0.addingProduct(a3, b0)
+            let a4 = SIMD16<Float>(repeating: ap[4])
+            c4_0 = c4_0.addingProduct(a4, b0)
+            let a5 = SIMD16<Float>(repeating: ap[5])
+            c5_0 = c5_0.addingProduct(a5, b0)
+            let a6 = SIMD16<Float>(repeating: ap[6])
+            c6_0 = c6_0.addingProduct(a6, b0)
+            let a7 = SIMD16<Float>(repeating: ap[7])
+            c7_0 = c7_0.addingProduct(a7, b0)
+            ap += aDepthStride
+            bp += ldb
+        }
+    } else {
+        // Row-major A read in place: one pointer per row, walked together.
+        let row0 = a + 0 * aRowStride
+        let row1 = a + 1 * aRowStride
+        let row2 = a + 2 * aRowStride
+        let row3 = a + 3 * aRowStride
+        let row4 = a + 4 * aRowStride
+        let row5 = a + 5 * aRowStride
+        let row6 = a + 6 * aRowStride
+        let row7 = a + 7 * aRowStride
+        var q = 0
+        for _ in 0..<kb {
+            let b0 = load16(bp + 0)
+            let a0 = SIMD16<Float>(repeating: row0[q])
+            c0_0 = c0_0.addingProduct(a0, b0)
+            let a1 = SIMD16<Float>(repeating: row1[q])
+            c1_0 = c1_0.addingProduct(a1, b0)
+            let a2 = SIMD16<Float>(repeating: row2[q])
+            c2_0 = c2_0.addingProduct(a2, b0)
+            let a3 = SIMD16<Float>(repeating: row3[q])
+            c3_0 = c3_0.addingProduct(a3, b0)
+            let a4 = SIMD16<Float>(repeating: row4[q])
+            c4_0 = c4_0.addingProduct(a4, b0)
+            let a5 = SIMD16<Float>(repeating: row5[q])
+            c5_0 = c5_0.addingProduct(a5, b0)
+            let a6 = SIMD16<Float>(repeating: row6[q])
+            c6_0 = c6_0.addingProduct(a6, b0)
+            let a7 = SIMD16<Float>(repeating: row7[q])
+            c7_0 = c7_0.addingProduct(a7, b0)
+            q += aDepthStride
+            bp += ldb
+        }
+    }
+    store16(c0_0, c + 0 * ldc + 0)
+    store16(c1_0, c + 1 * ldc + 0)
+    store16(c2_0, c + 2 * ldc + 0)
+    store16(c3_0, c + 3 * ldc + 0)
+    store16(c4_0, c + 4 * ldc + 0)
+    store16(c5_0, c + 5 * ldc + 0)
+    store16(c6_0, c + 6 * ldc + 0)
+    store16(c7_0, c + 7 * ldc + 0)
+}
+
 func microkernel6x16(
     _ kb: Int, _ a: UnsafePointer<Float>, _ aRowStride: Int, _ aDepthStride: Int,
     _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ accumulate: Bool

@@ -83,6 +83,10 @@ private func sgdPlainStep(
 ///   p = p - stepSize * (m / denom)
 /// The division by sqrt(1 - beta2^t) is a multiplication by its reciprocal (within an ulp of torch's
 /// result): vector division and square root share one slow unit, and the step is bound by it.
+/// A vector whose gradient (after coupled decay) and first moment are all zero (a ReLU unit that has not
+/// fired for a while) skips both: m1 is then ±0, m1 / denom is m1 for any positive denom, and the
+/// update is p + negativeStepSize * m1, the same bits. denom is positive when eps is and the bias
+/// correction finite, and v1 is neither negative nor NaN; anything else takes the full path.
 public func adamStep(
     _ params: UnsafeMutablePointer<Float>, _ grads: UnsafePointer<Float>,
     _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ count: Int,
@@ -105,6 +109,7 @@ public func adamStep(
     let shrink = Float(1 - lr * weightDecay)
     let coupledDecay = weightDecay != 0 && !decoupled
     let decoupledDecay = weightDecay != 0 && decoupled
+    let skipsIdle = epsilon > 0 && inverseBiasCorrection2Sqrt.isFinite
 
     var i = range.lowerBound
     while i + 16 <= range.upperBound {
@@ -116,9 +121,14 @@ public func adamStep(
         let difference = g - m0
         let m1 = lerpNear ? m0.addingProduct(weight, difference) : g.addingProduct(-lerpFar, difference)
         let v1 = load16(v + i) * beta2f + (oneMinusBeta2 * g) * g
-        let denom = v1.squareRoot() * inverseBiasCorrection2Sqrt + epsilon
         store16(m1, m + i)
         store16(v1, v + i)
+        if skipsIdle && !any((g .!= 0) .| (m0 .!= 0)) && all(v1 .>= 0) {
+            store16(p + negativeStepSize * m1, params + i)
+            i += 16
+            continue
+        }
+        let denom = v1.squareRoot() * inverseBiasCorrection2Sqrt + epsilon
         store16(p + negativeStepSize * (m1 / denom), params + i)
         i += 16
     }

@@ -31,8 +31,16 @@ public final class StepExecutor {
     public var optimizerSteps: Int = 0
     /// Dropout draws from (seed, step) so a resumed run continues the same stream.
     public var dropoutSeed: UInt64
+    /// The first layer's features stored live-first during epochs (`StoredFeatureOrder`), when the plan
+    /// allows it.
+    let featureOrder: StoredFeatureOrder?
 
-    public init(plan: Plan, kernels: KernelSet, pool: WorkerPool, dropoutSeed: UInt64) throws {
+    /// - storesLiveFeaturesFirst: allow `StoredFeatureOrder` (tests turn it off to compare the bits; by
+    ///   default on unless the environment has MLPC_FEATURE_ORDER=off, for timing comparisons).
+    public init(
+        plan: Plan, kernels: KernelSet, pool: WorkerPool, dropoutSeed: UInt64,
+        storesLiveFeaturesFirst: Bool = ProcessInfo.processInfo.environment["MLPC_FEATURE_ORDER"] != "off"
+    ) throws {
         self.plan = plan
         self.kernels = kernels
         self.pool = pool
@@ -49,8 +57,12 @@ public final class StepExecutor {
         let optimizerParts = plan.trainKernels.first { if case .optimizerStep = $0 { return true } else { return false } }
             .map { min(plan.threads(of: $0), threads) } ?? 1
         let shares = optimizerShares(plan, parts: optimizerParts)
+        let featureOrder = storesLiveFeaturesFirst ? makeFeatureOrder(plan, threads: threads, workspaceFloats: workspaceStride) : nil
+        self.featureOrder = featureOrder
         let bind = { (kernel: Kernel) in
-            BoundKernel(kernel, arena, threads: min(plan.threads(of: kernel), threads), optimizerShares: shares)
+            BoundKernel(
+                kernel, arena, threads: min(plan.threads(of: kernel), threads), optimizerShares: shares,
+                orderedLayer: featureOrder?.layer)
         }
         eval = plan.evalKernels.map(bind)
         let firstPair = plan.trainKernels.map(bind)
@@ -80,11 +92,48 @@ public final class StepExecutor {
     /// pool of more than one thread).
     public var prefetchesBatches: Bool { prepared != nil }
 
-    public var parameters: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "parameters")!.slice) }
+    /// The parameter block, in the model's order (`restoreModelOrder` first).
+    public var parameters: UnsafeMutablePointer<Float> {
+        restoreModelOrder()
+        return parameterBlock
+    }
     public var gradients: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "gradients")!.slice) }
+    /// Optimizer state block `i`, in the model's order (`restoreModelOrder` first).
     public func stateBlock(_ i: Int) -> UnsafeMutablePointer<Float> {
+        restoreModelOrder()
+        return stateBlockInStoredOrder(i)
+    }
+
+    var parameterBlock: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "parameters")!.slice) }
+    func stateBlockInStoredOrder(_ i: Int) -> UnsafeMutablePointer<Float> {
         let name = plan.optimizer.kind == .sgd ? "momentum_buffer" : (i == 0 ? "exp_avg" : "exp_avg_sq")
         return arena.floats(plan.buffer(named: name)!.slice)
+    }
+
+    /// The blocks a feature order rearranges: parameters and optimizer state. The gradient block,
+    /// which every step writes whole before reading it, is the scratch.
+    var orderedBlocks: [UnsafeMutablePointer<Float>] {
+        [parameterBlock] + (0..<plan.optimizer.stateBlocks).map(stateBlockInStoredOrder)
+    }
+
+    /// Between steps (a batch may be gathering ahead: it touches none of these blocks): stores the first
+    /// layer's features that were live since the last call first (`StoredFeatureOrder`). Steps give the
+    /// same bits whatever the order.
+    public func storeLiveFeaturesFirst() {
+        guard let featureOrder else { return }
+        featureOrder.reorder(orderedBlocks, scratch: gradients)
+    }
+
+    /// Puts the parameter and state blocks back in the model's order (a no-op when they are).
+    public func restoreModelOrder() {
+        guard let featureOrder, !featureOrder.isIdentity else { return }
+        featureOrder.restoreModelOrder(orderedBlocks, scratch: gradients)
+    }
+
+    /// The layer whose features may be stored live-first, its features, and how many were live since the
+    /// order was last set (for `mlpc bench`).
+    public var featureOrderSummary: (layer: String, features: Int, live: Int)? {
+        featureOrder.map { ($0.layer, $0.outFeatures, $0.liveCount) }
     }
 
     /// The source of a batch: uint8 images (features per row) and labels, and the row indices to take.
@@ -244,22 +293,24 @@ public final class StepExecutor {
                     mlpc_prefetch_rows(batch.images, batch.features, upcoming + share.lowerBound, share.count)
                 }
             }
-        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts):
+        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts, let ordered):
             let p = min(parts, threads)
+            let order = ordered ? featureOrder?.forwardOrder : nil
             if p == 1 {
-                k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace, 0, 1)
+                k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace, 0, 1, order)
             } else {
                 pool.run(parts: p) { part in
-                    k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace + part * stride, part, p)
+                    k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace + part * stride, part, p, order)
                 }
             }
-        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts):
+        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts, let ordered):
             let p = min(parts, threads)
+            let order = ordered ? featureOrder?.kernelOrder : nil
             if p == 1 {
-                k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace, 0, 1)
+                k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace, 0, 1, order)
             } else {
                 pool.run(parts: p) { part in
-                    k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace + part * stride, part, p)
+                    k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace + part * stride, part, p, order)
                 }
             }
         case .linearBackwardInput(let dy, let w, let dx, let act, let slope, let prevOut, let prevPre, let n, let inF, let tile, let parts):
@@ -394,10 +445,10 @@ struct BoundKernel {
         case gather(input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, scale: Float, shift: Float, parts: Int)
         case linearForward(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>,
-            UnsafeMutablePointer<Float>?, ActivationCode, Float, n: Int, k: Int, MatmulTile, parts: Int)
+            UnsafeMutablePointer<Float>?, ActivationCode, Float, n: Int, k: Int, MatmulTile, parts: Int, ordered: Bool)
         case linearBackwardWeights(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
-            inFeatures: Int, n: Int, MatmulTile, parts: Int)
+            inFeatures: Int, n: Int, MatmulTile, parts: Int, ordered: Bool)
         case linearBackwardInput(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, ActivationCode, Float,
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, n: Int, inFeatures: Int, MatmulTile, parts: Int)
@@ -422,8 +473,9 @@ struct BoundKernel {
     /// Backward and optimizer kernels run after the loss.
     let isBackward: Bool
 
-    /// `threads`: the plan's threads for the kernel, capped by the executor's.
-    init(_ kernel: Kernel, _ arena: Arena, threads: Int, optimizerShares: [[Range<Int>]]) {
+    /// `threads`: the plan's threads for the kernel, capped by the executor's. `orderedLayer`: the layer
+    /// whose products take the executor's feature order.
+    init(_ kernel: Kernel, _ arena: Arena, threads: Int, optimizerShares: [[Range<Int>]], orderedLayer: String?) {
         func f(_ s: Planner.Slice) -> UnsafeMutablePointer<Float> { arena.floats(s) }
         func i(_ s: Planner.Slice) -> UnsafeMutablePointer<Int32> { arena.int32s(s) }
         func width(_ s: Planner.Slice) -> Int { s.shape.dropFirst().reduce(1, *) }
@@ -433,10 +485,10 @@ struct BoundKernel {
             operation = .gather(
                 input: f(input), labels: i(labels), scale: normalization.scale, shift: normalization.shift, parts: threads)
             isBackward = false
-        case .linearForward(_, let input, let weight, let bias, let output, let pre, let act, let mm, _):
+        case .linearForward(let layer, let input, let weight, let bias, let output, let pre, let act, let mm, _):
             operation = .linearForward(
                 f(input), f(weight), bias.map(f), f(output), pre.map(f), act.code, act.negativeSlope, n: mm.n, k: mm.k, mm.tile,
-                parts: mm.threads)
+                parts: mm.threads, ordered: layer == orderedLayer)
             isBackward = false
         case .activationForward(_, let input, let output, let act, _):
             operation = .activationForward(f(input), f(output), width: width(input), act.code, act.negativeSlope)
@@ -457,9 +509,10 @@ struct BoundKernel {
         case .dropoutBackward(_, let gradient, let mask, let inputGradient, _):
             operation = .dropoutBackward(f(gradient), f(mask), f(inputGradient), width: width(gradient))
             isBackward = true
-        case .linearBackwardWeights(_, let input, let gradient, let weightGradient, let bias, let mm, _):
+        case .linearBackwardWeights(let layer, let input, let gradient, let weightGradient, let bias, let mm, _):
             operation = .linearBackwardWeights(
-                f(input), f(gradient), f(weightGradient), bias.map(f), inFeatures: mm.m, n: mm.n, mm.tile, parts: mm.threads)
+                f(input), f(gradient), f(weightGradient), bias.map(f), inFeatures: mm.m, n: mm.n, mm.tile, parts: mm.threads,
+                ordered: layer == orderedLayer)
             isBackward = true
         case .linearBackwardInput(_, let gradient, let weight, let inputGradient, let act, let output, let pre, let mm, _):
             operation = .linearBackwardInput(
@@ -538,4 +591,44 @@ func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
         }
     }
     return shares
+}
+
+/// The `StoredFeatureOrder` a plan allows on `threads` threads, or nil: for the first linear layer,
+/// whose input is the gathered batch (finite for every byte, so a zero column of dy gives an exact zero
+/// gradient; and it has no input gradient, which would sum over the features), with ReLU (the activation
+/// that leaves units dead). Its shares are the layer's split into parts; every product of the layer
+/// (training, the second batch pair, evaluation) must run on that many parts or on one, so that each
+/// part's features are the same ones everywhere.
+func makeFeatureOrder(_ plan: Plan, threads: Int, workspaceFloats: Int) -> StoredFeatureOrder? {
+    guard case .gatherBatch(let batchInput, _, let mean, let std)? = plan.trainKernels.first else { return nil }
+    let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
+    guard (Float(0) * normalization.scale + normalization.shift).isFinite, (Float(255) * normalization.scale + normalization.shift).isFinite
+    else { return nil }
+    for kernel in plan.trainKernels {
+        guard case .linearBackwardWeights(let layer, let input, _, _, _, let gradient, _) = kernel, input == batchInput else { continue }
+        // The forward product's pass over its output needs a row of scratch in each part's workspace.
+        guard workspaceFloats >= gradient.n else { return nil }
+        var parts = [min(gradient.threads, threads)]
+        for list in [plan.trainKernels, plan.trainKernelsOnSecondBatchPair ?? [], plan.evalKernels] {
+            for kernel in list {
+                guard case .linearForward(layer, _, _, _, _, _, let act, let forward, _) = kernel else { continue }
+                guard act.code == .relu else { return nil }
+                parts.append(min(forward.threads, threads))
+            }
+        }
+        let split = parts.max() ?? 1
+        guard parts.count > 1, parts.allSatisfy({ $0 == 1 || $0 == split }),
+            split == 1 || splitsByOutputFeature(outFeatures: gradient.n, parts: split)
+        else { return nil }
+        let hasInputGradient = plan.trainKernels.contains {
+            if case .linearBackwardInput(layer, _, _, _, _, _, _, _, _) = $0 { return true }
+            return false
+        }
+        guard !hasInputGradient,
+            let weight = plan.parameters.first(where: { $0.layer == layer && $0.role == .weight }), weight.shape == [gradient.n, gradient.m]
+        else { return nil }
+        let bias = plan.parameters.first { $0.layer == layer && $0.role == .bias }
+        return StoredFeatureOrder(layer: layer, weight: weight, bias: bias, parts: split)
+    }
+    return nil
 }

@@ -122,6 +122,10 @@ public final class Trainer {
         var lossSum = resumed?.lossSum ?? 0, rowsSeen = resumed?.rowsSeen ?? 0
         var lastLoss: Float = resumed?.lastLoss ?? 0
         progress = EpochProgress(epoch: epoch, stepsDone: first, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
+        // The first layer's features live in the last epoch go first in the parameter block for this
+        // epoch's steps (same bits, less work); the model's order is back before anything else reads it.
+        executor.storeLiveFeaturesFirst()
+        defer { executor.restoreModelOrder() }
         try train.images.withUnsafeBufferPointer { images in
             try train.labels.withUnsafeBufferPointer { labels in
                 try epochOrder.withUnsafeBufferPointer { order in
@@ -150,6 +154,7 @@ public final class Trainer {
                 }
             }
         }
+        executor.restoreModelOrder()
         if let bad = firstNonFiniteParameter() {
             throw RuntimeError.nonFinite(
                 epoch: epoch, step: steps, kernel: "\(plan.optimizer.kind.rawValue)_step", what: "\(bad.name) is not finite",

@@ -81,6 +81,10 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
                 overlapped * 1e6)
             out += "  \(grouped(r.prefetchedSteps)) of \(grouped(r.measuredSteps)) measured steps found their batch gathered (the table times the gather on its own)\n"
         }
+        if let live = r.liveFeatures {
+            out += "\(live.layer): \(live.live) of \(live.features) features were live in the warm-up; the measured steps store them first,"
+            out += " as training does after its first epoch (the others' weight gradient and optimizer work is skipped where whole vectors are idle)\n"
+        }
         out += String(
             format: "epoch: %.3f s (%@ steps x the median step, %@ samples; training steps only, no evaluation)\n", r.epochSeconds,
             grouped(r.stepsPerEpoch), grouped(r.epochSamples))
@@ -114,6 +118,7 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
             "step_gflops": r.stepGFLOPs, "flops_per_step": r.flopsPerStep, "steps_per_epoch": r.stepsPerEpoch,
             "epoch_samples": r.epochSamples, "epoch_seconds": r.epochSeconds, "kernels": kernels,
             "prefetched_steps": r.prefetchedSteps,
+            "live_features": r.liveFeatures.map { ["layer": $0.layer, "features": $0.features, "live": $0.live] as [String: Any] } ?? NSNull(),
             "prefetch_window": r.prefetchWindow.map { [$0.lowerBound, $0.upperBound - 1] as Any } ?? NSNull(),
             "matmul_peaks": peaks.map { ["size": $0.size, "threads": $0.threads, "gflops": $0.gflops] as [String: Any] },
         ]

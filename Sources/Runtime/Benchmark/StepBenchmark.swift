@@ -77,6 +77,15 @@ public final class StepBenchmark {
         /// how many measured whole steps found their batch gathered ahead.
         public var prefetchWindow: Range<Int>?
         public var prefetchedSteps: Int
+        /// The layer whose features the measured steps stored live-first (as training does from its
+        /// second epoch), its features, and how many were live during the warm-up (nil: none).
+        public var liveFeatures: LiveFeatures?
+
+        public struct LiveFeatures: Codable, Equatable, Sendable {
+            public var layer: String
+            public var features: Int
+            public var live: Int
+        }
 
         /// An epoch's training steps at the median step time (evaluation not included).
         public var epochSeconds: Double { Double(stepsPerEpoch) * stepSeconds }
@@ -97,6 +106,7 @@ public final class StepBenchmark {
         var kernelTimes = [Double](repeating: 0, count: kernelCount * steps)
         var cursor = 0
         var prefetchedSteps = 0
+        var liveFeatures: Report.LiveFeatures? = nil
         order.withUnsafeBufferPointer { order in
             data.images.withUnsafeBufferPointer { images in
                 data.labels.withUnsafeBufferPointer { labels in
@@ -117,6 +127,9 @@ public final class StepBenchmark {
                         _ = executor.forward(batch)
                         executor.backwardAndUpdate(rows: batch.rows)
                     }
+                    // As in an epoch after the first: the features live in the warm-up go first.
+                    liveFeatures = executor.featureOrderSummary.map { .init(layer: $0.layer, features: $0.features, live: $0.live) }
+                    executor.storeLiveFeaturesFirst()
                     var wholeDone = 0, splitDone = 0
                     while wholeDone < steps || splitDone < steps {
                         let preparedBefore = executor.stepsWithPreparedBatch
@@ -150,6 +163,7 @@ public final class StepBenchmark {
                 }
             }
         }
+        executor.restoreModelOrder()
         let kernels = plan.trainKernels.enumerated().map { index, kernel in
             KernelTiming(
                 index: index, label: kernel.label, flops: kernel.flops,
@@ -163,7 +177,8 @@ public final class StepBenchmark {
             meanStepSeconds: stepTimes.isEmpty ? 0 : stepTimes.reduce(0, +) / Double(stepTimes.count), kernels: kernels,
             flopsPerStep: plan.trainFlopsPerStep,
             epochSamples: samples, stepsPerEpoch: (samples + plan.batchSize - 1) / plan.batchSize,
-            prefetchWindow: executor.prefetchesBatches ? plan.batchPrefetch?.overlaps : nil, prefetchedSteps: prefetchedSteps)
+            prefetchWindow: executor.prefetchesBatches ? plan.batchPrefetch?.overlaps : nil, prefetchedSteps: prefetchedSteps,
+            liveFeatures: liveFeatures)
     }
 }
 
@@ -201,7 +216,7 @@ public struct MatmulPeak: Codable, Equatable, Sendable {
             w[i] = Float(i % 5) * 0.0625 - 0.125
         }
         let call = { (part: Int) in
-            kernels.linearForward(x, w, nil, y, nil, n, n, n, .identity, 0, tile, workspace + part * perPart, part, parts)
+            kernels.linearForward(x, w, nil, y, nil, n, n, n, .identity, 0, tile, workspace + part * perPart, part, parts, nil)
         }
         pool.run(parts: parts, call)
         var times: [Double] = []

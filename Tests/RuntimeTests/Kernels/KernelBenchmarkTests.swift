@@ -61,11 +61,11 @@ final class KernelBenchmarkTests: XCTestCase {
                         let ws = workspace + part * perPart
                         switch kind {
                         case .forward:
-                            set.linearForward(a, b, bias, out, nil, m, n, k, .relu, 0, tile, ws, part, threads)
+                            set.linearForward(a, b, bias, out, nil, m, n, k, .relu, 0, tile, ws, part, threads, nil)
                         case .backwardInput:
                             set.linearBackwardInput(a, b, out, m, n, k, .relu, 0, extra, nil, tile, ws, part, threads)
                         case .backwardWeights:
-                            set.linearBackwardWeights(a, b, out, extra, m, n, k, tile, ws, part, threads)
+                            set.linearBackwardWeights(a, b, out, extra, m, n, k, tile, ws, part, threads, nil)
                         }
                     }
                     pool.run(parts: threads, call)

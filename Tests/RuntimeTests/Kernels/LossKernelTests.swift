@@ -94,8 +94,8 @@ final class LossKernelTests: XCTestCase {
         var logits = [Float](repeating: .nan, count: m * c)
         // Weights are [out, in] here (PyTorch's layout); the kernels take them in panels.
         let w1Panels = weightPanels(w1, out: h, in: k0), w2Panels = weightPanels(w2, out: c, in: h)
-        run({ set.linearForward(x, w1Panels, b1, &hidden, &preact, m, h, k0, activation, slope, tile1, $0, 0, 1) }, tile: tile1, m: m, n: h, k: k0)
-        run({ set.linearForward(hidden, w2Panels, b2, &logits, nil, m, c, h, .identity, 0, tile2, $0, 0, 1) }, tile: tile2, m: m, n: c, k: h)
+        run({ set.linearForward(x, w1Panels, b1, &hidden, &preact, m, h, k0, activation, slope, tile1, $0, 0, 1, nil) }, tile: tile1, m: m, n: h, k: k0)
+        run({ set.linearForward(hidden, w2Panels, b2, &logits, nil, m, c, h, .identity, 0, tile2, $0, 0, 1, nil) }, tile: tile2, m: m, n: c, k: h)
         var dlogits = [Float](repeating: .nan, count: m * c), rowLoss = [Float](repeating: .nan, count: m)
         switch loss {
         case .crossEntropy: _ = set.softmaxCrossEntropy(logits, labels, m, c, &dlogits, &rowLoss)
@@ -104,14 +104,14 @@ final class LossKernelTests: XCTestCase {
         var dw2 = [Float](repeating: .nan, count: WeightPanels.storedFloats(outFeatures: c, inFeatures: h))
         var db2 = [Float](repeating: .nan, count: c)
         let tileW2 = MatmulTile.choose(m: h, n: c, k: m, isa: set.isa)
-        run({ set.linearBackwardWeights(hidden, dlogits, &dw2, &db2, m, c, h, tileW2, $0, 0, 1) }, tile: tileW2, m: h, n: c, k: m)
+        run({ set.linearBackwardWeights(hidden, dlogits, &dw2, &db2, m, c, h, tileW2, $0, 0, 1, nil) }, tile: tileW2, m: h, n: c, k: m)
         var dhidden = [Float](repeating: .nan, count: m * h)
         let tileIn = MatmulTile.choose(m: m, n: h, k: c, isa: set.isa)
         run({ set.linearBackwardInput(dlogits, w2Panels, &dhidden, m, c, h, activation, slope, hidden, preact, tileIn, $0, 0, 1) }, tile: tileIn, m: m, n: h, k: c)
         var dw1 = [Float](repeating: .nan, count: WeightPanels.storedFloats(outFeatures: h, inFeatures: k0))
         var db1 = [Float](repeating: .nan, count: h)
         let tileW1 = MatmulTile.choose(m: k0, n: h, k: m, isa: set.isa)
-        run({ set.linearBackwardWeights(x, dhidden, &dw1, &db1, m, h, k0, tileW1, $0, 0, 1) }, tile: tileW1, m: k0, n: h, k: m)
+        run({ set.linearBackwardWeights(x, dhidden, &dw1, &db1, m, h, k0, tileW1, $0, 0, 1, nil) }, tile: tileW1, m: k0, n: h, k: m)
 
         // The Double reference of the same network.
         func referenceLoss(_ w1: [Double], _ b1: [Double], _ w2: [Double], _ b2: [Double]) -> Double {

@@ -294,7 +294,7 @@ final class MatmulKernelTests: XCTestCase {
                                     set.linearForward(
                                         x.baseAddress!, w.baseAddress!, bias == nil ? nil : b.baseAddress!,
                                         y.baseAddress!, z.baseAddress!, m, n, k, activation, slope, tile,
-                                        ws.baseAddress! + part * perPart, part, parts)
+                                        ws.baseAddress! + part * perPart, part, parts, nil)
                                 }
                             }
                         }
@@ -353,7 +353,7 @@ final class MatmulKernelTests: XCTestCase {
                             for part in only ?? Array(0..<parts) {
                                 set.linearBackwardWeights(
                                     x.baseAddress!, dy.baseAddress!, dw.baseAddress!, db.baseAddress!, m, n, k, tile,
-                                    ws.baseAddress! + part * perPart, part, parts)
+                                    ws.baseAddress! + part * perPart, part, parts, nil)
                             }
                         }
                     }
