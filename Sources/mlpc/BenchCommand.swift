@@ -35,6 +35,12 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Use random images even when the dataset is on disk.")
     var synthetic = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Start from the parameters in this weights or model file (a run's weights.safetensors) instead of fresh ones.",
+            discussion: "A trained network's step differs from a new one's: many of its ReLU units no longer fire, and their work is skipped."))
+    var weights: String?
+
     @Option(help: "Output format: text or json.")
     var format: TextOrJSONFormat = .text
 
@@ -44,6 +50,7 @@ struct BenchCommand: ParsableCommand {
         if warmup < 0 || warmup > 1_000_000 { throw ValidationError("--warmup must be between 0 and 1000000") }
         if steps < 1 || steps > 1_000_000 { throw ValidationError("--steps must be between 1 and 1000000") }
         if format == .dot { throw ValidationError("bench prints text or json") }
+        if weights?.isEmpty == true { throw ValidationError("--weights is empty") }
     }
 
     func run() throws {
@@ -57,6 +64,13 @@ struct BenchCommand: ParsableCommand {
             benchmark = try StepBenchmark(plan: plan, kernels: kernels, pool: pool, data: data, seed: checked.spec.seed.value)
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
+        }
+        if let weights {
+            do {
+                try loadParameters(path: weights, plan: plan, into: benchmark.executor)
+            } catch {
+                throw commandFailure(for: error)
+            }
         }
         let report = benchmark.run(warmupSteps: warmup, measuredSteps: steps)
         var peakThreads = [1]

@@ -82,6 +82,34 @@ final class FlagValueTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("fc1.linear+bias+relu"), result.stdout)
     }
 
+    /// --weights starts the timed steps from a trained network's parameters; the report says how many
+    /// of the first layer's features were live. A file that is missing or not a weights file is refused.
+    func testBenchStartsFromAWeightsFile() throws {
+        let run = try MLPCProcess.run(["run", specPath, "--data-dir", data, "--out", folder + "/run", "--epochs", "2"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let weights = folder + "/run/weights.safetensors"
+        let result = try MLPCProcess.run(["bench", specPath, "--data-dir", data, "--weights", weights, "--steps", "5", "--warmup", "2"])
+        assertNoCrash(result)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("features were live in the warm-up"), result.stdout)
+        let json = try MLPCProcess.run(
+            ["bench", specPath, "--data-dir", data, "--weights", weights, "--steps", "5", "--warmup", "2", "--format", "json"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let live = try XCTUnwrap(object["live_features"] as? [String: Any], json.stdout)
+        XCTAssertEqual(live["layer"] as? String, "fc1")
+
+        let missing = try MLPCProcess.run(["bench", specPath, "--data-dir", data, "--weights", folder + "/none.safetensors"])
+        assertNoCrash(missing)
+        XCTAssertEqual(missing.status, 2, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains(folder + "/none.safetensors"), missing.stderr)
+        let notWeights = try MLPCProcess.run(["bench", specPath, "--data-dir", data, "--weights", specPath])
+        assertNoCrash(notWeights)
+        XCTAssertEqual(notWeights.status, 1, notWeights.stderr)
+        XCTAssertTrue(notWeights.stderr.contains(specPath + ": not a usable weights file"), notWeights.stderr)
+        try assertUsageError(["bench", specPath, "--weights", ""], says: "--weights is empty")
+    }
+
     /// Damaged data, or a named directory without the files, is an error rather than a silent switch to
     /// random images; --synthetic asks for those.
     func testBenchRefusesDataThatIsNotUsable() throws {

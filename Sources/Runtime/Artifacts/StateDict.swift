@@ -97,3 +97,11 @@ func fillBlock(_ file: SafetensorsFile, plan: Plan, prefix: String, into block: 
 
 /// "spec.yaml:14", the way the messages point at the line a layer is declared on.
 func lineText(_ location: SourceLocation) -> String { "\(location.file):\(location.line)" }
+
+/// Loads the parameters of a weights or model file (a state_dict that fits `plan`) into `executor`, as
+/// `mlpc bench --weights` starts from a trained network. A file that cannot be read throws
+/// `FileAccessError`; one that is damaged or does not fit the plan throws an error naming it.
+public func loadParameters(path: String, plan: Plan, into executor: StepExecutor) throws {
+    let file = try readSafetensors(path: path, what: "weights file")
+    try loadStateDict(file, path: path, plan: plan, into: executor.parameters)
+}
