@@ -122,26 +122,33 @@ final class FeatureOrderKernelTests: XCTestCase {
 
     // MARK: - Running the kernels
 
-    func forward(
-        _ set: KernelSet, _ x: [Float], _ panels: [Float], _ bias: [Float], _ m: Int, _ n: Int, _ k: Int, parts: Int, order: [Int32]?
-    ) -> (y: [Float], preact: [Float]) {
-        let tile = MatmulTile.choose(m: m, n: n, k: k, isa: set.isa)
-        let perPart = workspaceFloats(tile, m, n, k)
-        var y = [Float](repeating: .nan, count: m * n), preact = y
-        var workspace = [Float](repeating: .nan, count: perPart * parts)
+    /// Runs `parts` parts of a kernel with `order` (nil: none) and a workspace of `perPart` floats per
+    /// part; returns the live flags the kernel set.
+    func runParts(
+        _ parts: Int, perPart: Int, order: [Int32]?, n: Int,
+        _ kernel: (_ part: Int, _ workspace: UnsafeMutablePointer<Float>, _ order: FeatureOrder?) -> Void
+    ) -> [Float] {
         var live = [Float](repeating: 0, count: n)
+        var workspace = [Float](repeating: .nan, count: perPart * parts)
         let orderValues = order ?? []
         orderValues.withUnsafeBufferPointer { orderPointer in
             live.withUnsafeMutableBufferPointer { livePointer in
                 let featureOrder = order.map { _ in FeatureOrder(modelFeature: orderPointer.baseAddress!, live: livePointer.baseAddress!) }
                 workspace.withUnsafeMutableBufferPointer { ws in
-                    for part in 0..<parts {
-                        set.linearForward(
-                            x, panels, bias, &y, &preact, m, n, k, .relu, 0, tile, ws.baseAddress! + part * perPart, part, parts,
-                            featureOrder)
-                    }
+                    for part in 0..<parts { kernel(part, ws.baseAddress! + part * perPart, featureOrder) }
                 }
             }
+        }
+        return live
+    }
+
+    func forward(
+        _ set: KernelSet, _ x: [Float], _ panels: [Float], _ bias: [Float], _ m: Int, _ n: Int, _ k: Int, parts: Int, order: [Int32]?
+    ) -> (y: [Float], preact: [Float]) {
+        let tile = MatmulTile.choose(m: m, n: n, k: k, isa: set.isa)
+        var y = [Float](repeating: .nan, count: m * n), preact = y
+        _ = runParts(parts, perPart: workspaceFloats(tile, m, n, k), order: order, n: n) { part, workspace, order in
+            set.linearForward(x, panels, bias, &y, &preact, m, n, k, .relu, 0, tile, workspace, part, parts, order)
         }
         return (y, preact)
     }
@@ -150,21 +157,10 @@ final class FeatureOrderKernelTests: XCTestCase {
         _ set: KernelSet, _ x: [Float], _ dy: [Float], _ m: Int, _ n: Int, _ k: Int, parts: Int, order: [Int32]?
     ) -> (dw: [Float], db: [Float], live: [Float]) {
         let tile = MatmulTile.choose(m: k, n: n, k: m, isa: set.isa)
-        let perPart = workspaceFloats(tile, k, n, m)
         var dw = [Float](repeating: .nan, count: WeightPanels.storedFloats(outFeatures: n, inFeatures: k))
         var db = [Float](repeating: .nan, count: n)
-        var live = [Float](repeating: 0, count: n)
-        var workspace = [Float](repeating: .nan, count: perPart * parts)
-        let orderValues = order ?? []
-        orderValues.withUnsafeBufferPointer { orderPointer in
-            live.withUnsafeMutableBufferPointer { livePointer in
-                let featureOrder = order.map { _ in FeatureOrder(modelFeature: orderPointer.baseAddress!, live: livePointer.baseAddress!) }
-                workspace.withUnsafeMutableBufferPointer { ws in
-                    for part in 0..<parts {
-                        set.linearBackwardWeights(x, dy, &dw, &db, m, n, k, tile, ws.baseAddress! + part * perPart, part, parts, featureOrder)
-                    }
-                }
-            }
+        let live = runParts(parts, perPart: workspaceFloats(tile, k, n, m), order: order, n: n) { part, workspace, order in
+            set.linearBackwardWeights(x, dy, &dw, &db, m, n, k, tile, workspace, part, parts, order)
         }
         return (weightFromPanels(dw, out: n, in: k), db, live)
     }
