@@ -69,6 +69,54 @@ final class FeatureOrderTrainingTests: XCTestCase {
         }
     }
 
+    /// An epoch stopped in the middle while the features are in the stored order, its parameters and
+    /// moments read out (as a checkpoint reads them) into a fresh executor and continued there, ends
+    /// with every bit of the epoch run straight through.
+    func testAnEpochStoppedInTheStoredOrderContinuesExactly() throws {
+        let dead = Array(0..<20) + Array(60..<90)
+        let plan = try TinyData.plan(TinyData.specText(layers: Self.layers, batch: 100), threads: 2).1
+        func executor() throws -> StepExecutor {
+            let executor = try StepExecutor(
+                plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: 2), dropoutSeed: 3)
+            initializeParameters(plan, seed: 5, into: executor.parameters)
+            let bias = try XCTUnwrap(plan.parameters.first { $0.layer == "fc1" && $0.role == .bias })
+            for unit in dead { executor.parameters[bias.offset + bias.storedIndex(unit)] = -1000 }
+            return executor
+        }
+        func trainer(_ executor: StepExecutor) -> Trainer {
+            Trainer(executor: executor, train: train, test: test, seed: 9, shuffle: true, dropLast: false, validationFraction: 0)
+        }
+        func bits(_ executor: StepExecutor) -> [[UInt32]] {
+            let blocks = [executor.parameters] + (0..<plan.optimizer.stateBlocks).map { executor.stateBlock($0) }
+            return blocks.map { block in (0..<plan.parameterBlockFloats).map { block[$0].bitPattern } }
+        }
+        let straight = try executor()
+        let straightTrainer = trainer(straight)
+        for epoch in 1...3 { _ = try straightTrainer.runEpoch(epoch) }
+
+        let stopped = try executor()
+        let stoppedTrainer = trainer(stopped)
+        for epoch in 1...2 { _ = try stoppedTrainer.runEpoch(epoch) }
+        var storedOrder = false
+        stoppedTrainer.stopRequested = {
+            storedOrder = !(stopped.featureOrder?.isIdentity ?? true)
+            return stoppedTrainer.progress.stepsDone == 1
+        }
+        XCTAssertThrowsError(try stoppedTrainer.runEpoch(3))
+        XCTAssertTrue(storedOrder, "epoch 3 ran in the stored order")
+        let progress = stoppedTrainer.progress
+        XCTAssertEqual(progress.stepsDone, 1)
+
+        let continued = try executor()
+        for (index, block) in bits(stopped).enumerated() {
+            let target = index == 0 ? continued.parameters : continued.stateBlock(index - 1)
+            for i in block.indices { target[i] = Float(bitPattern: block[i]) }
+        }
+        continued.optimizerSteps = stopped.optimizerSteps
+        _ = try trainer(continued).runEpoch(3, resuming: progress)
+        XCTAssertEqual(bits(continued), bits(straight))
+    }
+
     func testTheOrderPutsLiveFeaturesFirstInEveryShare() throws {
         let plan = try TinyData.plan(TinyData.specText(layers: Self.layers, batch: 128), threads: 2).1
         let executor = try StepExecutor(plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: 2), dropoutSeed: 3)
