@@ -29,6 +29,8 @@ public struct Plan: Codable, Equatable, Sendable {
     public var fusions: [String]
     /// Whether, and during which kernels, the training step gathers the next batch ahead of time.
     public var batchPrefetch: BatchPrefetch? = nil
+    /// The layer whose features the runtime may store live-first during an epoch, if any.
+    public var liveFirstFeatures: LiveFirstFeatures? = nil
 
     /// FLOPs of one full training step (matrix products and elementwise work).
     public var trainFlopsPerStep: Int { trainKernels.reduce(0) { $0 + $1.flops } }

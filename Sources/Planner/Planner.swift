@@ -17,6 +17,7 @@ public func makePlan(_ spec: Spec, target: Target) -> (plan: Plan?, diagnostics:
     var builder = PlanBuilder(spec: spec, target: target, graph: graph)
     var plan = builder.build()
     addBatchPrefetch(&plan)
+    addLiveFirstFeatures(&plan)
     allocateArena(&plan)
     diagnostics += resourceDiagnostics(plan, spec: spec)
     return (plan, diagnostics)

@@ -57,7 +57,7 @@ public final class StepExecutor {
         let optimizerParts = plan.trainKernels.first { if case .optimizerStep = $0 { return true } else { return false } }
             .map { min(plan.threads(of: $0), threads) } ?? 1
         let shares = optimizerShares(plan, parts: optimizerParts)
-        let featureOrder = storesLiveFeaturesFirst ? makeFeatureOrder(plan, threads: threads, workspaceFloats: workspaceStride) : nil
+        let featureOrder = storesLiveFeaturesFirst ? makeFeatureOrder(plan, threads: threads) : nil
         self.featureOrder = featureOrder
         let bind = { (kernel: Kernel) in
             BoundKernel(
@@ -593,42 +593,16 @@ func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
     return shares
 }
 
-/// The `StoredFeatureOrder` a plan allows on `threads` threads, or nil: for the first linear layer,
-/// whose input is the gathered batch (finite for every byte, so a zero column of dy gives an exact zero
-/// gradient; and it has no input gradient, which would sum over the features), with ReLU (the activation
-/// that leaves units dead). Its shares are the layer's split into parts; every product of the layer
-/// (training, the second batch pair, evaluation) must run on that many parts or on one, so that each
-/// part's features are the same ones everywhere.
-func makeFeatureOrder(_ plan: Plan, threads: Int, workspaceFloats: Int) -> StoredFeatureOrder? {
-    guard case .gatherBatch(let batchInput, _, let mean, let std)? = plan.trainKernels.first else { return nil }
+/// The `StoredFeatureOrder` for the plan's `liveFirstFeatures` on the executor's `threads` (which can be
+/// fewer than the plan's), or nil. The input batch must be finite for every byte (the spec's checks
+/// make it so; a zero column of dy then gives an exact zero gradient).
+func makeFeatureOrder(_ plan: Plan, threads: Int) -> StoredFeatureOrder? {
+    guard let chosen = plan.liveFirstFeatures, case .gatherBatch(_, _, let mean, let std)? = plan.trainKernels.first else { return nil }
     let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
-    guard (Float(0) * normalization.scale + normalization.shift).isFinite, (Float(255) * normalization.scale + normalization.shift).isFinite
+    guard (Float(0) * normalization.scale + normalization.shift).isFinite, (Float(255) * normalization.scale + normalization.shift).isFinite,
+        let parts = liveFirstFeatureParts(plan, layer: chosen.layer, threads: threads),
+        let weight = plan.parameters.first(where: { $0.layer == chosen.layer && $0.role == .weight })
     else { return nil }
-    for kernel in plan.trainKernels {
-        guard case .linearBackwardWeights(let layer, let input, _, _, _, let gradient, _) = kernel, input == batchInput else { continue }
-        // The forward product's pass over its output needs a row of scratch in each part's workspace.
-        guard workspaceFloats >= gradient.n else { return nil }
-        var parts = [min(gradient.threads, threads)]
-        for list in [plan.trainKernels, plan.trainKernelsOnSecondBatchPair ?? [], plan.evalKernels] {
-            for kernel in list {
-                guard case .linearForward(layer, _, _, _, _, _, let act, let forward, _) = kernel else { continue }
-                guard act.code == .relu else { return nil }
-                parts.append(min(forward.threads, threads))
-            }
-        }
-        let split = parts.max() ?? 1
-        guard parts.count > 1, parts.allSatisfy({ $0 == 1 || $0 == split }),
-            split == 1 || splitsByOutputFeature(outFeatures: gradient.n, parts: split)
-        else { return nil }
-        let hasInputGradient = plan.trainKernels.contains {
-            if case .linearBackwardInput(layer, _, _, _, _, _, _, _, _) = $0 { return true }
-            return false
-        }
-        guard !hasInputGradient,
-            let weight = plan.parameters.first(where: { $0.layer == layer && $0.role == .weight }), weight.shape == [gradient.n, gradient.m]
-        else { return nil }
-        let bias = plan.parameters.first { $0.layer == layer && $0.role == .bias }
-        return StoredFeatureOrder(layer: layer, weight: weight, bias: bias, parts: split)
-    }
-    return nil
+    let bias = plan.parameters.first { $0.layer == chosen.layer && $0.role == .bias }
+    return StoredFeatureOrder(layer: chosen.layer, weight: weight, bias: bias, parts: parts)
 }
