@@ -4,12 +4,8 @@ import XCTest
 @testable import Planner
 
 final class BatchPrefetchTests: XCTestCase {
-    func plan(_ spec: Spec = SpecFixtures.reference, threads: Int = 2) throws -> Plan {
-        var target = Target.reference
-        target.threads = threads
-        let (plan, diagnostics) = makePlan(spec, target: target)
-        XCTAssertFalse(diagnostics.hasErrors, "\(diagnostics)")
-        return try XCTUnwrap(plan)
+    func plan(_ spec: Spec = SpecFixtures.reference, threads: Int = 2, line: UInt = #line) throws -> Plan {
+        try SpecFixtures.plan(spec, threads: threads, line: line)
     }
 
     func testReferenceStepGathersAheadDuringItsOneThreadKernels() throws {

@@ -5,12 +5,8 @@ import XCTest
 
 /// Which layer the plan lets the runtime store live-first (`LiveFirstFeatures`), on how many parts.
 final class LiveFirstFeaturesTests: XCTestCase {
-    func plan(_ spec: Spec = SpecFixtures.reference, threads: Int = 2) throws -> Plan {
-        var target = Target.reference
-        target.threads = threads
-        let (plan, diagnostics) = makePlan(spec, target: target)
-        XCTAssertFalse(diagnostics.hasErrors, "\(diagnostics)")
-        return try XCTUnwrap(plan)
+    func plan(_ spec: Spec = SpecFixtures.reference, threads: Int = 2, line: UInt = #line) throws -> Plan {
+        try SpecFixtures.plan(spec, threads: threads, line: line)
     }
 
     func testTheReferencesFirstLayerIsStoredLiveFirstInEachThreadsShare() throws {

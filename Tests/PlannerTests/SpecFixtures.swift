@@ -1,4 +1,7 @@
 import SpecParser
+import XCTest
+
+@testable import Planner
 
 /// Specs built directly as values, so planner tests do not depend on YAML.
 enum SpecFixtures {
@@ -49,5 +52,17 @@ enum SpecFixtures {
     /// The PyTorch tutorial's MLP: 784-128-64-10, ReLU, cross-entropy, Adam, batch 64.
     static var reference: Spec {
         spec(layers: [flatten(), linear("fc1", 128, .relu, line: 10), linear("fc2", 64, .relu, line: 11), linear("fc3", 10, line: 12)])
+    }
+}
+
+extension SpecFixtures {
+    /// Plans `spec` for the reference target on `threads` threads; a diagnostic with an error fails the
+    /// calling test.
+    static func plan(_ spec: Spec = reference, threads: Int = 2, file: StaticString = #filePath, line: UInt = #line) throws -> Plan {
+        var target = Target.reference
+        target.threads = threads
+        let (plan, diagnostics) = makePlan(spec, target: target)
+        XCTAssertFalse(diagnostics.hasErrors, "\(diagnostics)", file: file, line: line)
+        return try XCTUnwrap(plan, file: file, line: line)
     }
 }
