@@ -124,6 +124,12 @@ public final class StepExecutor {
         featureOrder.reorder(orderedBlocks, scratch: gradients)
     }
 
+    /// Forgets which features were live so far, so that the next `storeLiveFeaturesFirst` goes by the
+    /// steps from here on (training calls it halfway through an epoch: units die during the first one).
+    public func restartLivenessRecording() {
+        featureOrder?.restartLiveness()
+    }
+
     /// Puts the parameter and state blocks back in the model's order (a no-op when they are).
     public func restoreModelOrder() {
         guard let featureOrder, !featureOrder.isIdentity else { return }

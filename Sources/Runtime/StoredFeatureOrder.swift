@@ -9,9 +9,9 @@ import Planner
 /// without changing a bit, but only in whole 16-feature vectors, and dead units are spread over all of
 /// them. So during an epoch the layer's features sit in the parameter block (weight panels, bias,
 /// gradients, optimizer state) in another order: within each part's share of the features (`shares`,
-/// the split of the products and the optimizer step), the features that were live in the previous
-/// epoch first, the others last. The weight gradient then stores zeros for whole vectors of idle
-/// features without multiplying, and Adam skips their square roots and divisions.
+/// the split of the products and the optimizer step), the features that were live in the second half
+/// of the previous epoch first, the others last. The weight gradient then stores zeros for whole
+/// vectors of idle features without multiplying, and Adam skips their square roots and divisions.
 ///
 /// Nothing else sees the order: the forward product puts its output back in the model's order (each
 /// part its own columns, since the order keeps every feature in its share), the weight gradient gathers
@@ -67,6 +67,12 @@ final class StoredFeatureOrder {
     var liveCount: Int {
         gatherLiveFlags()
         return liveFeatures.filter { $0 }.count
+    }
+
+    /// Forgets the liveness recorded so far: the next `reorder` goes by what is recorded from here on.
+    func restartLiveness() {
+        live.update(repeating: 0, count: outFeatures)
+        liveFeatures = [Bool](repeating: false, count: outFeatures)
     }
 
     private func gatherLiveFlags() {

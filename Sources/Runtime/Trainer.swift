@@ -130,6 +130,9 @@ public final class Trainer {
             try train.labels.withUnsafeBufferPointer { labels in
                 try epochOrder.withUnsafeBufferPointer { order in
                     for step in first..<steps {
+                        // The next epoch's order goes by this epoch's second half: in the first epoch
+                        // many units fire a few times before they die.
+                        if step == steps / 2 && steps >= 2 { executor.restartLivenessRecording() }
                         let rows = min(b, order.count - step * b)
                         let next = (step + 1) * b
                         let batch = StepExecutor.BatchSource(

@@ -83,7 +83,8 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
         }
         if let live = r.liveFeatures {
             out += "\(live.layer): \(live.live) of \(live.features) features were live in the warm-up; the measured steps store them first,"
-            out += " as training does after its first epoch (the others' weight gradient and optimizer work is skipped where whole vectors are idle)\n"
+            out += " as training does after its first epoch (the others' weight gradient and optimizer work is skipped where whole vectors"
+            out += " are idle; the GFLOP/s above count the skipped work as done)\n"
         }
         out += String(
             format: "epoch: %.3f s (%@ steps x the median step, %@ samples; training steps only, no evaluation)\n", r.epochSeconds,

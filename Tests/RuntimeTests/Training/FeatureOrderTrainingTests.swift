@@ -145,6 +145,24 @@ final class FeatureOrderTrainingTests: XCTestCase {
         XCTAssertTrue(order.isIdentity)
     }
 
+    /// What was live before `restartLivenessRecording` does not count for the next order.
+    func testTheOrderGoesByTheLivenessSinceTheRestart() throws {
+        let plan = try TinyData.plan(TinyData.specText(layers: Self.layers), threads: 1).1
+        let executor = try StepExecutor(plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: 1), dropoutSeed: 3)
+        let order = try XCTUnwrap(executor.featureOrder)
+        for s in 0..<48 { order.live[s] = 1 }
+        XCTAssertEqual(executor.featureOrderSummary?.live, 48)
+        executor.restartLivenessRecording()
+        XCTAssertEqual(executor.featureOrderSummary?.live, 0)
+        for s in 90..<96 { order.live[s] = 1 }
+        executor.storeLiveFeaturesFirst()
+        XCTAssertEqual((0..<96).map { Int(order.modelFeature[$0]) }, Array(90..<96) + Array(0..<90))
+        // Nothing recorded since: the model's order.
+        executor.restartLivenessRecording()
+        executor.storeLiveFeaturesFirst()
+        XCTAssertTrue(order.isIdentity)
+    }
+
     func testOnlyAFirstReLULayerIsStoredInAnotherOrder() throws {
         func order(_ layers: String) throws -> String? {
             let plan = try TinyData.plan(TinyData.specText(layers: layers), threads: 2).1
