@@ -14,24 +14,25 @@ public enum DiagnosticRenderer {
     /// specs/a.yaml:3:1: note: ...
     /// ```
     /// A diagnostic without a location prints as `mlpc: error: message [CODE]`. Control characters in
-    /// messages (a path or name from a file) are printed as escapes, never raw; line breaks stay.
+    /// messages (a path or name from a file) are printed as escapes, never raw; line breaks stay (a
+    /// message may list the files missing from a data directory, one per line).
     public static func text(_ diagnostics: [Diagnostic], sources: [String: SourceFile], color: Bool) -> String {
         let style = TextStyle(enabled: color)
         var output = ""
         for diagnostic in diagnostics {
             let label = style.severity(diagnostic.severity)
             let code = diagnostic.code.isEmpty ? "" : " [\(diagnostic.code)]"
-            output += header(diagnostic.location, style: style) + label + " " + style.bold(escapedKeepingLines(diagnostic.message) + code) + "\n"
+            output += header(diagnostic.location, style: style) + label + " " + style.bold(escapingControlCharactersKeepingLines(diagnostic.message) + code) + "\n"
             output += excerpt(diagnostic.location, sources: sources, style: style)
             if let suggestion = diagnostic.suggestion {
-                output += "  " + style.help("help:") + " " + escapedKeepingLines(suggestion) + "\n"
+                output += "  " + style.help("help:") + " " + escapingControlCharactersKeepingLines(suggestion) + "\n"
             }
             for note in diagnostic.notes {
                 if note.location != nil {
-                    output += header(note.location, style: style) + style.severity(.note) + " " + escapedKeepingLines(note.message) + "\n"
+                    output += header(note.location, style: style) + style.severity(.note) + " " + escapingControlCharactersKeepingLines(note.message) + "\n"
                     output += excerpt(note.location, sources: sources, style: style)
                 } else {
-                    output += "  " + style.severity(.note) + " " + escapedKeepingLines(note.message) + "\n"
+                    output += "  " + style.severity(.note) + " " + escapingControlCharactersKeepingLines(note.message) + "\n"
                 }
             }
         }
@@ -45,13 +46,6 @@ public enum DiagnosticRenderer {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(diagnostics.map(JSONDiagnostic.init)) else { return "[]" }
         return String(decoding: data, as: UTF8.self)
-    }
-
-    /// Control characters escaped, line breaks kept: a message may be laid out on several lines (the
-    /// files missing from a data directory, one per line); values inside it are quoted and escaped
-    /// where the message is made.
-    private static func escapedKeepingLines(_ text: String) -> String {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { escapingControlCharacters(String($0)) }.joined(separator: "\n")
     }
 
     private static func header(_ location: SourceLocation?, style: TextStyle) -> String {

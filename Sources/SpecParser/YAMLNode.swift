@@ -91,6 +91,12 @@ public func escapingControlCharacters(_ text: String, escapingQuotes: Bool = fal
     return result
 }
 
+/// `escapingControlCharacters` line by line: the line breaks of a message laid out on several lines
+/// stay (the diagnostics' text, mlpc's error messages), every other control character is escaped.
+public func escapingControlCharactersKeepingLines(_ text: String) -> String {
+    text.split(separator: "\n", omittingEmptySubsequences: false).map { escapingControlCharacters(String($0)) }.joined(separator: "\n")
+}
+
 private func isQuoteOrBackslash(_ scalar: Unicode.Scalar) -> Bool { scalar == "\\" || scalar == "\"" || scalar == "'" }
 
 private func needsEscape(_ scalar: Unicode.Scalar) -> Bool {

@@ -29,9 +29,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 /// (`\u{1B}`), so a path or a value from a file inside it cannot drive the terminal. The message's
 /// own text has none; paths and values may (a checkpoint's data directory, a --data-dir argument).
 func terminalSafe(_ message: String) -> String {
-    let trimmed = message.hasSuffix("\n") ? String(message.dropLast()) : message
-    return trimmed.split(separator: "\n", omittingEmptySubsequences: false)
-        .map { escapingControlCharacters(String($0)) }.joined(separator: "\n")
+    escapingControlCharactersKeepingLines(message.hasSuffix("\n") ? String(message.dropLast()) : message)
 }
 
 func writeError(_ text: String) {
