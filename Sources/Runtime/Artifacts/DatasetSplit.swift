@@ -39,13 +39,10 @@ func loadDatasetSplit(
     }
     let canonicalCount = split == .train ? mnistCounts.train : mnistCounts.test
     if layout == .mnist, images.dimensions.first == canonicalCount {
-        let files = [(roles.images, images), (roles.labels, labels)]
-        if files.contains(where: { mnistChecksums[layout.name(of: $0.0)] == $0.1.sha256 }) {
-            for (role, file) in files {
-                guard let want = mnistChecksums[layout.name(of: role)], want != file.sha256 else { continue }
-                throw DatasetError.checksumMismatch(path: file.path, expected: want, actual: file.sha256)
-            }
-        }
+        let files = [(role: roles.images, file: images), (role: roles.labels, file: labels)]
+        let actual = Dictionary(uniqueKeysWithValues: files.map { (layout.name(of: $0.role), $0.file.sha256) })
+        _ = try IDXDataset.verifyChecksums(
+            files, expected: IDXDataset.checksumsWhenOneMatches(mnistChecksums, actual: actual), layout: layout)
     }
     guard images.dimensions.count == 3 else {
         throw DatasetError.wrongRank(path: images.path, role: roles.images, expectedRank: 3, dimensions: images.dimensions)

@@ -166,17 +166,10 @@ public struct IDXDataset: Sendable {
         for (role, file) in files { digests[layout.name(of: role)] = file.sha256 }
         let expected = checksumsToVerify(
             verification, layout: layout, trainCount: trainImages.dimensions[0], testCount: testImages.dimensions[0], actual: digests)
-        var records: [DatasetFileRecord] = []
-        for role in DatasetFileRole.allCases {
-            guard let file = files[role] else { continue }
-            var verified = false
-            if let want = expected[layout.name(of: role)] {
-                guard want == file.sha256 else {
-                    throw DatasetError.checksumMismatch(path: file.path, expected: want, actual: file.sha256)
-                }
-                verified = true
-            }
-            records.append(DatasetFileRecord(role: role, path: file.path, sha256: file.sha256, verified: verified))
+        let present = DatasetFileRole.allCases.compactMap { role in files[role].map { (role: role, file: $0) } }
+        let verified = try verifyChecksums(present, expected: expected, layout: layout)
+        let records = zip(present, verified).map { entry, verified in
+            DatasetFileRecord(role: entry.role, path: entry.file.path, sha256: entry.file.sha256, verified: verified)
         }
 
         let train = try pair(images: trainImages, labels: trainLabels, imagesRole: .trainImages, labelsRole: .trainLabels,
@@ -232,8 +225,27 @@ public struct IDXDataset: Sendable {
         actual: [String: SHA256Digest]
     ) -> [String: SHA256Digest] {
         let expected = expectedChecksums(verification, layout: layout, trainCount: trainCount, testCount: testCount)
-        if case .mnistWhenCanonical = verification, !actual.contains(where: { expected[$0.key] == $0.value }) { return [:] }
+        if case .mnistWhenCanonical = verification { return checksumsWhenOneMatches(expected, actual: actual) }
         return expected
+    }
+
+    /// `expected`, or none when no file's `actual` digest is the one `expected` has for its name: MNIST's
+    /// checksums hold files of MNIST's counts to them only when one of the files is MNIST's (another
+    /// dataset of the same size, such as Fashion-MNIST, is not damaged MNIST).
+    static func checksumsWhenOneMatches(_ expected: [String: SHA256Digest], actual: [String: SHA256Digest]) -> [String: SHA256Digest] {
+        actual.contains(where: { expected[$0.key] == $0.value }) ? expected : [:]
+    }
+
+    /// Compares each file's digest with the checksum `expected` has for its name, in the order given, and
+    /// throws `checksumMismatch` for the first that differs; returns, per file, whether it had one.
+    static func verifyChecksums(
+        _ files: [(role: DatasetFileRole, file: IDXFile)], expected: [String: SHA256Digest], layout: IDXDatasetLayout
+    ) throws -> [Bool] {
+        try files.map { role, file in
+            guard let want = expected[layout.name(of: role)] else { return false }
+            guard want == file.sha256 else { throw DatasetError.checksumMismatch(path: file.path, expected: want, actual: file.sha256) }
+            return true
+        }
     }
 
     static func expectedChecksums(
