@@ -43,18 +43,23 @@ public struct MatmulTile: Codable, Equatable, Hashable, Sendable {
     }
 
     /// The blocking policy. Pure: the same arguments always give the same tile.
-    /// - kc: the B micro panel (kc x nr floats) should fill about a quarter of L1, so that it stays
-    ///   there while every A micro panel of the block streams past it: a row block runs over all the
-    ///   column panels of its share (two at the reference's fc1 split in two) and reads A's rows in
-    ///   place, and with half of L1 per panel the products ran 10-20 % slower. k is cut into equal passes.
-    /// - mc: the packed A block (mc x kc floats) should fill about half of L2.
+    /// - kc: all of k in one pass, up to the depth at which a B micro panel (kc x nr floats) fills an
+    ///   eighth of L2 (1,024 at 1 MiB); deeper products are cut into equal passes. Each pass past the
+    ///   first reloads and restores the whole C block, and that cost more than keeping B's micro panel
+    ///   in L1 saved: the panels are contiguous and stream from L2 (weights are read in place). On a
+    ///   Zen 4 (32 KiB L1) fc1's forward product took 59 us in one pass against 66 us in 13 passes of
+    ///   61 (a quarter of L1, the earlier policy), up to 40 % less in the host's slow phases, and the
+    ///   512^3 product ran at 112 GFLOP/s against 105; on the Xeon of the earlier sessions one pass and
+    ///   a quarter of L1 were within noise of each other (docs/performance.md).
+    /// - mc: the A block (mc x kc floats) a column panel meets before the next should fill about half
+    ///   of L2.
     /// - nc: all of n (the products of an MLP are narrow), capped so the B block fits in L2 too.
     /// - Parameters: m, n, k are the product's dimensions (C is m x n, the sum runs over k).
-    public static func choose(m: Int, n: Int, k: Int, isa: KernelISA, l1Bytes: Int = 48 * 1024, l2Bytes: Int = 1024 * 1024) -> MatmulTile {
+    public static func choose(m: Int, n: Int, k: Int, isa: KernelISA, l2Bytes: Int = 1024 * 1024) -> MatmulTile {
         let block = isa.registerBlock
         let mr = block.mr, nr = block.nr
         let floatBytes = MemoryLayout<Float>.size
-        let kcLimit = max(16, (l1Bytes / 4) / (nr * floatBytes))
+        let kcLimit = max(16, (l2Bytes / 8) / (nr * floatBytes))
         let depth = max(k, 1)
         let passes = (depth + kcLimit - 1) / kcLimit
         let kc = (depth + passes - 1) / passes
@@ -75,15 +80,16 @@ public struct MatmulTile: Codable, Equatable, Hashable, Sendable {
             kc: max(1, kc))
     }
 
-    /// Floats of packing workspace one thread needs for a product of this shape: the packed A block,
-    /// the packed B block and one mr x nr tile for the ragged edges. The planner reserves this much
-    /// per thread in the arena; the kernels allocate nothing.
+    /// Floats of packing workspace one thread needs for a product of this shape: one packed A micro
+    /// panel (A is read in place but for a ragged last row block), the packed B block and one mr x nr
+    /// tile for the ragged edges; at least n, the scratch row of a forward product whose features are
+    /// stored in another order. The planner reserves this much per thread in the arena; the kernels
+    /// allocate nothing.
     public static func workspaceFloats(_ tile: MatmulTile, m: Int, n: Int, k: Int) -> Int {
         let t = tile.normalized
-        let mc = min(t.mc, roundUp(max(m, 1), to: t.mr))
         let nc = min(t.nc, roundUp(max(n, 1), to: t.nr))
         let kc = min(t.kc, max(k, 1))
-        return mc * kc + kc * nc + t.mr * t.nr
+        return max(t.mr * kc + kc * nc + t.mr * t.nr, n)
     }
 }
 

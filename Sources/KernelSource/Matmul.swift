@@ -203,7 +203,7 @@ func matmul(
     let nc = min(tile.nc, roundUpToMultiple(n, nr))
     let kc = min(tile.kc, max(k, 1))
     let packedA = workspace
-    let packedB = workspace + mc * kc
+    let packedB = workspace + mr * kc
     let edge = packedB + kc * nc
     // In place, A's block (r, p) is at base + r * aRowStride + p * aDepthStride from its first element.
     let aInPlace = a.colStride == 1 || a.rowStride == 1

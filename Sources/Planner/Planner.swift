@@ -61,7 +61,7 @@ struct PlanBuilder {
     }
 
     func matmul(m: Int, n: Int, k: Int) -> MatmulShape {
-        let tile = MatmulTile.choose(m: m, n: n, k: k, isa: target.isa, l1Bytes: target.l1DataBytes, l2Bytes: target.l2Bytes)
+        let tile = MatmulTile.choose(m: m, n: n, k: k, isa: target.isa, l2Bytes: target.l2Bytes)
         let threads = 2 * m * n * k >= parallelThresholdFlops ? max(1, target.threads) : 1
         return MatmulShape(m: m, n: n, k: k, tile: tile, threads: threads)
     }

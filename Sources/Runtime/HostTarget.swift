@@ -7,8 +7,7 @@ public func hostTarget(threads requested: Int? = nil, isa: KernelISA) -> Target 
     let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
     let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
     return Target(
-        isa: isa, threads: requested ?? cores, l1DataBytes: cacheSize(level: 1) ?? 32 * 1024,
-        l2Bytes: cacheSize(level: 2) ?? 512 * 1024, memoryBytes: memory, cpuName: cpuModelName() ?? "unknown CPU")
+        isa: isa, threads: requested ?? cores, l2Bytes: cacheSize(level: 2) ?? 512 * 1024, memoryBytes: memory, cpuName: cpuModelName() ?? "unknown CPU")
 }
 
 /// From /proc/cpuinfo's "model name" (Linux); nil elsewhere.

@@ -42,7 +42,7 @@ public enum FuzzInputChecks {
 
         // A fixed machine, so a finding reproduces anywhere.
         let target = Target(
-            isa: .portable, threads: 2, l1DataBytes: 48 * 1024, l2Bytes: 1024 * 1024, memoryBytes: 64 << 30, cpuName: "fuzz")
+            isa: .portable, threads: 2, l2Bytes: 1024 * 1024, memoryBytes: 64 << 30, cpuName: "fuzz")
         let (plan, planDiagnostics) = makePlan(spec, target: target)
         if plan == nil && !planDiagnostics.hasErrors { broken.append("no plan and no error diagnostic") }
         guard let plan, !planDiagnostics.hasErrors else { return broken }

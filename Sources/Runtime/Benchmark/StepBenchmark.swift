@@ -199,7 +199,7 @@ public struct MatmulPeak: Codable, Equatable, Sendable {
     ) -> MatmulPeak {
         let n = max(16, size)
         let parts = max(1, min(threads, pool.threads))
-        let tile = MatmulTile.choose(m: n, n: n, k: n, isa: kernels.isa, l1Bytes: target.l1DataBytes, l2Bytes: target.l2Bytes)
+        let tile = MatmulTile.choose(m: n, n: n, k: n, isa: kernels.isa, l2Bytes: target.l2Bytes)
         let perPart = MatmulTile.workspaceFloats(tile, m: n, n: n, k: n)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         let w = UnsafeMutablePointer<Float>.allocate(capacity: n * n)

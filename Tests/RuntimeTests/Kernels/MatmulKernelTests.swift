@@ -258,10 +258,26 @@ final class MatmulKernelTests: XCTestCase {
                 XCTAssertEqual(tile, MatmulTile.choose(m: m, n: n, k: k, isa: isa))
                 XCTAssertEqual(tile.registerBlock, isa.registerBlock)
                 XCTAssertEqual(tile, tile.normalized, "cache blocks are multiples of the register block")
-                XCTAssertLessThanOrEqual(tile.kc * tile.nr * 4, 24 * 1024, "B micro panel fits half of L1")
+                XCTAssertLessThanOrEqual(tile.kc * tile.nr * 4, 128 * 1024, "B micro panel fits an eighth of L2")
                 XCTAssertLessThanOrEqual(tile.kc, max(k, 1))
+                XCTAssertEqual(tile.kc, max(k, 1), "one pass over k at these depths")
+                XCTAssertLessThanOrEqual(tile.mc * tile.kc * 4, 512 * 1024, "the A block fits half of L2")
                 XCTAssertGreaterThanOrEqual(
-                    workspaceFloats(tile, m, n, k), min(tile.mc, m) * min(tile.kc, k) + min(tile.kc, k) * min(tile.nc, n))
+                    workspaceFloats(tile, m, n, k), tile.mr * min(tile.kc, k) + min(tile.kc, k) * min(tile.nc, n) + tile.mr * tile.nr)
+                XCTAssertGreaterThanOrEqual(workspaceFloats(tile, m, n, k), n, "room for a row in a stored feature order")
+            }
+        }
+    }
+
+    func testDeepProductsAreCutIntoEqualPasses() {
+        for isa in KernelISA.allCases {
+            let limit = 128 * 1024 / (isa.registerBlock.nr * 4)
+            for k in [limit, limit + 1, 3 * limit + 5] {
+                let tile = MatmulTile.choose(m: 64, n: 128, k: k, isa: isa)
+                let passes = (k + tile.kc - 1) / tile.kc
+                XCTAssertLessThanOrEqual(tile.kc, limit, "\(isa) k=\(k)")
+                XCTAssertEqual(passes, (k + limit - 1) / limit, "\(isa) k=\(k): as few passes as the limit allows")
+                XCTAssertLessThan(passes * tile.kc - k, passes, "\(isa) k=\(k): equal passes")
             }
         }
     }
