@@ -42,6 +42,24 @@ public struct KernelSet: @unchecked Sendable {
         Int, Int, Int, MatmulTile, UnsafeMutablePointer<Float>, Int, Int, FeatureOrder?
     ) -> Void
 
+    /// `LinearForward` for the layer that absorbs its input's normalization shift (the plan's
+    /// `shiftedInput`): x holds u = pixel * scale, and y = act(u wᵀ + shift * (w's column sums) + bias).
+    /// Two more parameters: shift, and skipZeros (false: always the blocked product; the bits are the
+    /// same). The workspace holds `MatmulTile.workspaceFloats` plus `shiftedForwardScratchFloats`.
+    public typealias LinearForwardShifted = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>,
+        UnsafeMutablePointer<Float>?, Int, Int, Int, ActivationCode, Float, MatmulTile,
+        UnsafeMutablePointer<Float>, Int, Int, FeatureOrder?, Float, Bool
+    ) -> Void
+
+    /// `LinearBackwardWeights` for that layer: dw = (uᵀ dy)ᵀ + shift * (dy's column sums), the same as
+    /// (xᵀ dy)ᵀ up to rounding. Two more parameters: shift and skipZeros. The workspace holds
+    /// `MatmulTile.workspaceFloats` (of the shape (k, n, m)) plus `shiftedWeightGradientScratchFloats`.
+    public typealias LinearBackwardWeightsShifted = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+        Int, Int, Int, MatmulTile, UnsafeMutablePointer<Float>, Int, Int, FeatureOrder?, Float, Bool
+    ) -> Void
+
     /// y = act(x). Parameters: x, y, count, activation, negativeSlope, part, parts. x and y may alias.
     public typealias ActivationForward = (
         UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, ActivationCode, Float, Int, Int
@@ -116,6 +134,8 @@ public struct KernelSet: @unchecked Sendable {
     public var linearForward: LinearForward
     public var linearBackwardInput: LinearBackwardInput
     public var linearBackwardWeights: LinearBackwardWeights
+    public var linearForwardShifted: LinearForwardShifted
+    public var linearBackwardWeightsShifted: LinearBackwardWeightsShifted
     public var activationForward: ActivationForward
     public var activationBackward: ActivationBackward
     public var dropoutForward: DropoutForward
@@ -133,6 +153,8 @@ public struct KernelSet: @unchecked Sendable {
         linearForward: @escaping LinearForward,
         linearBackwardInput: @escaping LinearBackwardInput,
         linearBackwardWeights: @escaping LinearBackwardWeights,
+        linearForwardShifted: @escaping LinearForwardShifted,
+        linearBackwardWeightsShifted: @escaping LinearBackwardWeightsShifted,
         activationForward: @escaping ActivationForward,
         activationBackward: @escaping ActivationBackward,
         dropoutForward: @escaping DropoutForward,
@@ -149,6 +171,8 @@ public struct KernelSet: @unchecked Sendable {
         self.linearForward = linearForward
         self.linearBackwardInput = linearBackwardInput
         self.linearBackwardWeights = linearBackwardWeights
+        self.linearForwardShifted = linearForwardShifted
+        self.linearBackwardWeightsShifted = linearBackwardWeightsShifted
         self.activationForward = activationForward
         self.activationBackward = activationBackward
         self.dropoutForward = dropoutForward

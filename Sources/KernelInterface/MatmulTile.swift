@@ -93,6 +93,26 @@ public struct MatmulTile: Codable, Equatable, Hashable, Sendable {
     }
 }
 
+// The kernels of a layer that absorbs its input's shift (KernelSource's ShiftedInput.swift) need
+// scratch beyond the product's.
+
+/// Floats of workspace the shifted forward product needs beyond `MatmulTile.workspaceFloats`: the
+/// weight's column sums and one bit mask of nonzero pixels per row.
+public func shiftedForwardScratchFloats(m: Int, n: Int, k: Int) -> Int {
+    roundUp(max(n, 1), to: weightPanelWidth) + 2 * max(m, 1) * shiftedInputMaskWords(k)
+}
+
+/// Floats of workspace the shifted weight gradient needs beyond `MatmulTile.workspaceFloats` (of the
+/// product's shape (k, n, m)): the column sums of dy, dy's columns of the part (in the stored order),
+/// and a 64-bit mask of nonzero pixels per input for every 64 rows.
+public func shiftedWeightGradientScratchFloats(m: Int, n: Int, k: Int) -> Int {
+    let width = roundUp(max(n, 1), to: 16)
+    return width * (1 + max(m, 1)) + 2 * roundUp(max(k, 1), to: 16) * ((max(m, 1) + 63) / 64)
+}
+
+/// 64-bit words of a mask with a bit per input.
+public func shiftedInputMaskWords(_ k: Int) -> Int { (max(k, 1) + 63) / 64 }
+
 /// Free-function spelling of `MatmulTile.workspaceFloats`, as the planner's documentation names it.
 public func workspaceFloats(_ tile: MatmulTile, _ m: Int, _ n: Int, _ k: Int) -> Int {
     MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)

@@ -9,6 +9,8 @@ public let kernelSet = KernelSet(
     linearForward: linearForward,
     linearBackwardInput: linearBackwardInput,
     linearBackwardWeights: linearBackwardWeights,
+    linearForwardShifted: linearForwardShifted,
+    linearBackwardWeightsShifted: linearBackwardWeightsShifted,
     activationForward: activationForward,
     activationBackward: activationBackward,
     dropoutForward: dropoutForward,

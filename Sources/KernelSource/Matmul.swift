@@ -20,6 +20,10 @@ struct MatmulEpilogue {
     var prevPreact: UnsafePointer<Float>? = nil
     /// Row stride of preact / prevOutput / prevPreact (they have C's shape).
     var ld: Int = 0
+    /// A forward product whose input's shift is absorbed (ShiftedInput.swift): z = sum + shift *
+    /// columnSums[col] (one fused multiply-add) before the bias.
+    var shift: Float = 0
+    var columnSums: UnsafePointer<Float>? = nil
 
     static let raw = MatmulEpilogue(kind: .raw)
 
@@ -33,6 +37,7 @@ struct MatmulEpilogue {
             store(sum, dst, lanes)
         case .forward:
             var z = sum
+            if let columnSums { z = z.addingProduct(SIMD16<Float>(repeating: shift), load(columnSums + col, lanes)) }
             if let bias { z += load(bias + col, lanes) }
             if let preact { store(z, preact + row * ld + col, lanes) }
             store(activate16(z, activation, slope), dst, lanes)
@@ -515,7 +520,7 @@ public func linearForward(
 
 /// row[modelFeature[s]] = (the row as it was)[s] for s in cols; `scratch` holds cols.count floats.
 @inline(__always)
-private func storedToModelOrder(
+func storedToModelOrder(
     _ row: UnsafeMutablePointer<Float>, _ cols: Range<Int>, _ modelFeature: UnsafePointer<Int32>, _ scratch: UnsafeMutablePointer<Float>
 ) {
     let first = cols.lowerBound

@@ -31,6 +31,8 @@ public struct Plan: Codable, Equatable, Sendable {
     public var batchPrefetch: BatchPrefetch? = nil
     /// The layer whose features the runtime may store live-first during an epoch, if any.
     public var liveFirstFeatures: LiveFirstFeatures? = nil
+    /// The layer that absorbs the input normalization's shift, if any.
+    public var shiftedInput: ShiftedInput? = nil
 
     /// FLOPs of one full training step (matrix products and elementwise work).
     public var trainFlopsPerStep: Int { trainKernels.reduce(0) { $0 + $1.flops } }

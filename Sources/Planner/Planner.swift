@@ -35,6 +35,8 @@ struct PlanBuilder {
     var parameters: [ParameterTensor] = []
     var parameterBlockFloats = 0
     var workspaceFloatsPerThread = 0
+    /// The linear layer that reads the gathered batch directly and absorbs the normalization's shift.
+    var shiftedLayer: String? = nil
 
     init(spec: Spec, target: Target, graph: ModelGraph) {
         self.spec = spec
@@ -66,9 +68,10 @@ struct PlanBuilder {
         return MatmulShape(m: m, n: n, k: k, tile: tile, threads: threads)
     }
 
-    mutating func noteWorkspace(_ shape: MatmulShape) {
+    /// `extra`: scratch a kernel needs beyond the product's packing (the shifted-input layer's).
+    mutating func noteWorkspace(_ shape: MatmulShape, extra: Int = 0) {
         workspaceFloatsPerThread = max(
-            workspaceFloatsPerThread, MatmulTile.workspaceFloats(shape.tile, m: shape.m, n: shape.n, k: shape.k))
+            workspaceFloatsPerThread, MatmulTile.workspaceFloats(shape.tile, m: shape.m, n: shape.n, k: shape.k) + extra)
     }
 
     mutating func build() -> Plan {
@@ -124,7 +127,8 @@ struct PlanBuilder {
                     preactivations[index] = pre
                 }
                 let shape = matmul(m: batch, n: outF, k: inF)
-                noteWorkspace(shape)
+                if x.buffer == input.buffer && shiftedLayer == nil { shiftedLayer = op.name }
+                noteWorkspace(shape, extra: shiftedLayer == op.name ? shiftedForwardScratchFloats(m: batch, n: outF, k: inF) : 0)
                 train.append(
                     .linearForward(
                         layer: op.name, input: view(x, shape: [batch, inF]), weight: weightSlice(op.name, paramsBlock),
@@ -181,7 +185,8 @@ struct PlanBuilder {
                             inputGradient: d, activation: activation, source: op.activationLocation ?? op.location))
                 }
                 let weightsShape = matmul(m: inF, n: outF, k: batch)
-                noteWorkspace(weightsShape)
+                noteWorkspace(
+                    weightsShape, extra: shiftedLayer == op.name ? shiftedWeightGradientScratchFloats(m: batch, n: outF, k: inF) : 0)
                 train.append(
                     .linearBackwardWeights(
                         layer: op.name, input: view(x, shape: [batch, inF]), outputGradient: gradient,
@@ -247,7 +252,7 @@ struct PlanBuilder {
             case .linear(let inF, let outF, _, let activation, _):
                 let y = declare("eval.\(op.name).out", .activation, .float32, shape: [evalBatch, outF])
                 let shape = matmul(m: evalBatch, n: outF, k: inF)
-                noteWorkspace(shape)
+                noteWorkspace(shape, extra: shiftedLayer == op.name ? shiftedForwardScratchFloats(m: evalBatch, n: outF, k: inF) : 0)
                 eval.append(
                     .linearForward(
                         layer: op.name, input: view(x, shape: [evalBatch, inF]), weight: weightSlice(op.name, paramsBlock),
@@ -278,11 +283,18 @@ struct PlanBuilder {
         }
         fusions.append("one \(settings.kind.rawValue) kernel updates all \(parameters.count) parameter tensors (contiguous blocks)")
 
-        return Plan(
+        if let shiftedLayer {
+            fusions.append(
+                "the input normalization's shift is folded into \(shiftedLayer): the gather writes pixel * scale (exactly 0 for "
+                    + "a zero pixel) and \(shiftedLayer) adds shift * its weights' column sums, so its products skip zero pixels")
+        }
+        var plan = Plan(
             specName: spec.name.value, target: target, batchSize: batch, evalBatchSize: evalBatch, inputFeatures: features,
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
             evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions)
+        plan.shiftedInput = shiftedLayer.map { ShiftedInput(layer: $0) }
+        return plan
     }
 
     func weightSlice(_ layer: String, _ block: Slice) -> Slice {

@@ -34,12 +34,16 @@ public final class StepExecutor {
     /// The first layer's features stored live-first during epochs (`StoredFeatureOrder`), when the plan
     /// allows it.
     let featureOrder: StoredFeatureOrder?
+    /// Whether the shifted-input layer's products loop over nonzero pixels when a batch is mostly zeros
+    /// (`MLPC_SPARSE_INPUT=off`: always the blocked product, the same bits; for timing comparisons).
+    let skipsZeroPixels: Bool
 
     /// - storesLiveFeaturesFirst: allow `StoredFeatureOrder` (tests turn it off to compare the bits; by
     ///   default on unless the environment has MLPC_FEATURE_ORDER=off, for timing comparisons).
     public init(
         plan: Plan, kernels: KernelSet, pool: WorkerPool, dropoutSeed: UInt64,
-        storesLiveFeaturesFirst: Bool = ProcessInfo.processInfo.environment["MLPC_FEATURE_ORDER"] != "off"
+        storesLiveFeaturesFirst: Bool = !environmentSwitchIsOff("MLPC_FEATURE_ORDER"),
+        skipsZeroPixels: Bool = !environmentSwitchIsOff("MLPC_SPARSE_INPUT")
     ) throws {
         self.plan = plan
         self.kernels = kernels
@@ -59,10 +63,12 @@ public final class StepExecutor {
         let shares = optimizerShares(plan, parts: optimizerParts)
         let featureOrder = storesLiveFeaturesFirst ? makeFeatureOrder(plan, threads: threads) : nil
         self.featureOrder = featureOrder
+        self.skipsZeroPixels = skipsZeroPixels
+        let shiftedInput = inputShift(plan)
         let bind = { (kernel: Kernel) in
             BoundKernel(
                 kernel, arena, threads: min(plan.threads(of: kernel), threads), optimizerShares: shares,
-                orderedLayer: featureOrder?.layer)
+                orderedLayer: featureOrder?.layer, shiftedInput: shiftedInput)
         }
         eval = plan.evalKernels.map(bind)
         let firstPair = plan.trainKernels.map(bind)
@@ -299,7 +305,18 @@ public final class StepExecutor {
                     mlpc_prefetch_rows(batch.images, batch.features, upcoming + share.lowerBound, share.count)
                 }
             }
-        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts, let ordered):
+        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts, let ordered, let shift?):
+            let p = min(parts, threads)
+            let order = ordered ? featureOrder?.forwardOrder : nil
+            let skip = skipsZeroPixels
+            if p == 1 {
+                k.linearForwardShifted(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace, 0, 1, order, shift, skip)
+            } else {
+                pool.run(parts: p) { part in
+                    k.linearForwardShifted(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace + part * stride, part, p, order, shift, skip)
+                }
+            }
+        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts, let ordered, nil):
             let p = min(parts, threads)
             let order = ordered ? featureOrder?.forwardOrder : nil
             if p == 1 {
@@ -309,7 +326,18 @@ public final class StepExecutor {
                     k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace + part * stride, part, p, order)
                 }
             }
-        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts, let ordered):
+        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts, let ordered, let shift?):
+            let p = min(parts, threads)
+            let order = ordered ? featureOrder?.kernelOrder : nil
+            let skip = skipsZeroPixels
+            if p == 1 {
+                k.linearBackwardWeightsShifted(x, dy, dw, db, m, n, inF, tile, workspace, 0, 1, order, shift, skip)
+            } else {
+                pool.run(parts: p) { part in
+                    k.linearBackwardWeightsShifted(x, dy, dw, db, m, n, inF, tile, workspace + part * stride, part, p, order, shift, skip)
+                }
+            }
+        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts, let ordered, nil):
             let p = min(parts, threads)
             let order = ordered ? featureOrder?.kernelOrder : nil
             if p == 1 {
@@ -451,10 +479,11 @@ struct BoundKernel {
         case gather(input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, scale: Float, shift: Float, parts: Int)
         case linearForward(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>,
-            UnsafeMutablePointer<Float>?, ActivationCode, Float, n: Int, k: Int, MatmulTile, parts: Int, ordered: Bool)
+            UnsafeMutablePointer<Float>?, ActivationCode, Float, n: Int, k: Int, MatmulTile, parts: Int, ordered: Bool,
+            shift: Float?)
         case linearBackwardWeights(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
-            inFeatures: Int, n: Int, MatmulTile, parts: Int, ordered: Bool)
+            inFeatures: Int, n: Int, MatmulTile, parts: Int, ordered: Bool, shift: Float?)
         case linearBackwardInput(
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, ActivationCode, Float,
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, n: Int, inFeatures: Int, MatmulTile, parts: Int)
@@ -481,7 +510,12 @@ struct BoundKernel {
 
     /// `threads`: the plan's threads for the kernel, capped by the executor's. `orderedLayer`: the layer
     /// whose products take the executor's feature order.
-    init(_ kernel: Kernel, _ arena: Arena, threads: Int, optimizerShares: [[Range<Int>]], orderedLayer: String?) {
+    /// `shiftedInput`: the plan's `shiftedInput` layer and the shift it absorbs; the gathers then write
+    /// pixel * scale.
+    init(
+        _ kernel: Kernel, _ arena: Arena, threads: Int, optimizerShares: [[Range<Int>]], orderedLayer: String?,
+        shiftedInput: (layer: String, shift: Float)?
+    ) {
         func f(_ s: Planner.Slice) -> UnsafeMutablePointer<Float> { arena.floats(s) }
         func i(_ s: Planner.Slice) -> UnsafeMutablePointer<Int32> { arena.int32s(s) }
         func width(_ s: Planner.Slice) -> Int { s.shape.dropFirst().reduce(1, *) }
@@ -489,12 +523,13 @@ struct BoundKernel {
         case .gatherBatch(let input, let labels, let mean, let std):
             let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
             operation = .gather(
-                input: f(input), labels: i(labels), scale: normalization.scale, shift: normalization.shift, parts: threads)
+                input: f(input), labels: i(labels), scale: normalization.scale, shift: shiftedInput == nil ? normalization.shift : 0,
+                parts: threads)
             isBackward = false
         case .linearForward(let layer, let input, let weight, let bias, let output, let pre, let act, let mm, _):
             operation = .linearForward(
                 f(input), f(weight), bias.map(f), f(output), pre.map(f), act.code, act.negativeSlope, n: mm.n, k: mm.k, mm.tile,
-                parts: mm.threads, ordered: layer == orderedLayer)
+                parts: mm.threads, ordered: layer == orderedLayer, shift: layer == shiftedInput?.layer ? shiftedInput?.shift : nil)
             isBackward = false
         case .activationForward(_, let input, let output, let act, _):
             operation = .activationForward(f(input), f(output), width: width(input), act.code, act.negativeSlope)
@@ -518,7 +553,7 @@ struct BoundKernel {
         case .linearBackwardWeights(let layer, let input, let gradient, let weightGradient, let bias, let mm, _):
             operation = .linearBackwardWeights(
                 f(input), f(gradient), f(weightGradient), bias.map(f), inFeatures: mm.m, n: mm.n, mm.tile, parts: mm.threads,
-                ordered: layer == orderedLayer)
+                ordered: layer == orderedLayer, shift: layer == shiftedInput?.layer ? shiftedInput?.shift : nil)
             isBackward = true
         case .linearBackwardInput(_, let gradient, let weight, let inputGradient, let act, let output, let pre, let mm, _):
             operation = .linearBackwardInput(
@@ -597,6 +632,19 @@ func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
         }
     }
     return shares
+}
+
+/// Whether the environment variable `name` is "off", read with getenv: ProcessInfo's environment builds
+/// a dictionary of every variable, an allocation an executor does not otherwise make.
+public func environmentSwitchIsOff(_ name: String) -> Bool {
+    guard let value = getenv(name) else { return false }
+    return strcmp(value, "off") == 0
+}
+
+/// The plan's `shiftedInput` layer and the shift its gathers leave out, or nil.
+func inputShift(_ plan: Plan) -> (layer: String, shift: Float)? {
+    guard let shifted = plan.shiftedInput, case .gatherBatch(_, _, let mean, let std)? = plan.trainKernels.first else { return nil }
+    return (shifted.layer, PixelNormalization(mean: Float(mean), standardDeviation: Float(std)).shift)
 }
 
 /// The `StoredFeatureOrder` for the plan's `liveFirstFeatures` on the executor's `threads` (which can be

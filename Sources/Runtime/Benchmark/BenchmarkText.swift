@@ -86,6 +86,16 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
             out += " as training does after its first epoch (the others' weight gradient and optimizer work is skipped where whole vectors"
             out += " are idle; the GFLOP/s above count the skipped work as done)\n"
         }
+        if let shifted = r.shiftedInput {
+            if shifted.skipsZeros {
+                out += String(
+                    format: "%@: %.1f%% of the data's pixels are nonzero; its products loop over those in batches where at most half are"
+                        + " (the input's shift is folded into the layer; the GFLOP/s above count the skipped work as done)\n",
+                    shifted.layer, 100 * shifted.nonzeroFraction)
+            } else {
+                out += "\(shifted.layer): MLPC_SPARSE_INPUT=off, its products multiply every pixel (the same bits)\n"
+            }
+        }
         out += String(
             format: "epoch: %.3f s (%@ steps x the median step, %@ samples; training steps only, no evaluation)\n", r.epochSeconds,
             grouped(r.stepsPerEpoch), grouped(r.epochSamples))
@@ -119,6 +129,9 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
             "step_gflops": r.stepGFLOPs, "flops_per_step": r.flopsPerStep, "steps_per_epoch": r.stepsPerEpoch,
             "epoch_samples": r.epochSamples, "epoch_seconds": r.epochSeconds, "kernels": kernels,
             "prefetched_steps": r.prefetchedSteps,
+            "shifted_input": r.shiftedInput.map {
+                ["layer": $0.layer, "nonzero_fraction": $0.nonzeroFraction, "skips_zeros": $0.skipsZeros] as [String: Any]
+            } ?? NSNull(),
             "live_features": r.liveFeatures.map { ["layer": $0.layer, "features": $0.features, "live": $0.live] as [String: Any] } ?? NSNull(),
             "prefetch_window": r.prefetchWindow.map { [$0.lowerBound, $0.upperBound - 1] as Any } ?? NSNull(),
             "matmul_peaks": peaks.map { ["size": $0.size, "threads": $0.threads, "gflops": $0.gflops] as [String: Any] },

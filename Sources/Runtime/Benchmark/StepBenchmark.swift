@@ -80,11 +80,20 @@ public final class StepBenchmark {
         /// The layer whose features the measured steps stored live-first (as training does from its
         /// second epoch), its features, and how many were live during the warm-up (nil: none).
         public var liveFeatures: LiveFeatures?
+        /// The layer that absorbs the input's shift, the share of the data's pixels that are nonzero,
+        /// and whether its products skip the zero ones (nil: no such layer).
+        public var shiftedInput: ShiftedInputSummary? = nil
 
         public struct LiveFeatures: Codable, Equatable, Sendable {
             public var layer: String
             public var features: Int
             public var live: Int
+        }
+
+        public struct ShiftedInputSummary: Codable, Equatable, Sendable {
+            public var layer: String
+            public var nonzeroFraction: Double
+            public var skipsZeros: Bool
         }
 
         /// An epoch's training steps at the median step time (evaluation not included).
@@ -178,7 +187,10 @@ public final class StepBenchmark {
             flopsPerStep: plan.trainFlopsPerStep,
             epochSamples: samples, stepsPerEpoch: (samples + plan.batchSize - 1) / plan.batchSize,
             prefetchWindow: executor.prefetchesBatches ? plan.batchPrefetch?.overlaps : nil, prefetchedSteps: prefetchedSteps,
-            liveFeatures: liveFeatures)
+            liveFeatures: liveFeatures,
+            shiftedInput: plan.shiftedInput.map {
+                .init(layer: $0.layer, nonzeroFraction: data.nonzeroPixelFraction, skipsZeros: executor.skipsZeroPixels)
+            })
     }
 }
 
@@ -254,6 +266,16 @@ extension LabeledImages {
         return LabeledImages(
             images: images, labels: labels, count: max(0, count), imageShape: imageShape, imagesPath: "(synthetic)",
             labelsPath: "(synthetic)")
+    }
+}
+
+extension LabeledImages {
+    /// The share of all pixels of all images that are not zero.
+    var nonzeroPixelFraction: Double {
+        guard !images.isEmpty else { return 0 }
+        var nonzero = 0
+        images.withUnsafeBufferPointer { for byte in $0 where byte != 0 { nonzero += 1 } }
+        return Double(nonzero) / Double(images.count)
     }
 }
 

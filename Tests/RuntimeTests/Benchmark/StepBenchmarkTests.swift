@@ -194,6 +194,27 @@ final class StepBenchmarkTests: XCTestCase {
         XCTAssertFalse(try Self.result().text.contains("batch prefetch"))
     }
 
+    func testTextAndJSONSayWhetherTheShiftedLayerSkipsZeroPixels() throws {
+        var result = try Self.result()
+        XCTAssertFalse(result.text.contains("pixels"))
+        result.report.shiftedInput = .init(layer: "fc1", nonzeroFraction: 0.1912, skipsZeros: true)
+        XCTAssertTrue(result.text.contains("fc1: 19.1% of the data's pixels are nonzero; its products loop over those"), result.text)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.json.utf8)) as? [String: Any])
+        let shifted = try XCTUnwrap(object["shifted_input"] as? [String: Any])
+        XCTAssertEqual(shifted["layer"] as? String, "fc1")
+        XCTAssertEqual(shifted["skips_zeros"] as? Bool, true)
+        XCTAssertEqual(try XCTUnwrap(shifted["nonzero_fraction"] as? Double), 0.1912, accuracy: 1e-12)
+        result.report.shiftedInput?.skipsZeros = false
+        XCTAssertTrue(result.text.contains("fc1: MLPC_SPARSE_INPUT=off, its products multiply every pixel"), result.text)
+        // From the data: the tiny plan's first layer, and the synthetic images' share of nonzero bytes.
+        let plan = try makePlan()
+        let data = images()
+        let benchmark = try StepBenchmark(plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: 1), data: data, seed: 3)
+        let report = benchmark.run(warmupSteps: 1, measuredSteps: 2)
+        XCTAssertEqual(report.shiftedInput?.layer, "fc1")
+        XCTAssertEqual(report.shiftedInput?.nonzeroFraction, Double(data.images.filter { $0 != 0 }.count) / Double(data.images.count))
+    }
+
     /// On two threads whole steps gather ahead and kernel-by-kernel steps do not; mixed in the
     /// benchmark's rounds they still train exactly as ordinary steps on one thread.
     func testPrefetchingWholeStepsAndKernelByKernelStepsTrainLikeOneThread() throws {

@@ -8,30 +8,6 @@ import XCTest
 /// model's order, the weight gradient stores zeros for zero columns of dy without multiplying; and
 /// Adam's short path for idle vectors is the full formula's result.
 final class FeatureOrderKernelTests: XCTestCase {
-    enum OrderKind: CaseIterable { case liveFirst, deadFirst, random }
-
-    /// Stored position -> model feature: within each part's share, as `kind` says.
-    func makeOrder(n: Int, parts: Int, dead: Set<Int>, kind: OrderKind, random: inout TestRandom) -> [Int32] {
-        var order: [Int32] = []
-        for part in 0..<parts {
-            let share = Array(outputFeatureShare(outFeatures: n, part: part, parts: parts))
-            switch kind {
-            case .liveFirst: order += (share.filter { !dead.contains($0) } + share.filter { dead.contains($0) }).map(Int32.init)
-            case .deadFirst: order += (share.filter { dead.contains($0) } + share.filter { !dead.contains($0) }).map(Int32.init)
-            case .random:
-                var shuffled = share
-                for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, random.int(below: i + 1)) }
-                order += shuffled.map(Int32.init)
-            }
-        }
-        return order
-    }
-
-    /// Rows of a [n, k] row-major matrix (or entries of a vector, k = 1) in the stored order.
-    func stored(_ model: [Float], _ order: [Int32], k: Int) -> [Float] {
-        order.flatMap { model[Int($0) * k..<(Int($0) + 1) * k] }
-    }
-
     func testForwardInAStoredOrderGivesTheModelOrdersBits() {
         var random = TestRandom(seed: 71)
         for set in runnableKernelSets() {
@@ -70,7 +46,7 @@ final class FeatureOrderKernelTests: XCTestCase {
                 }
                 let expected = backwardWeights(set, x, dy, m, n, k, parts: 1, order: nil)
                 for parts in [1, 2] where parts == 1 || splitsByOutputFeature(outFeatures: n, parts: parts) {
-                    for kind in OrderKind.allCases {
+                    for kind in FeatureOrderKind.allCases {
                         let order = makeOrder(n: n, parts: parts, dead: dead, kind: kind, random: &random)
                         let label = "\(set.isa) m=\(m) n=\(n) k=\(k) parts=\(parts) \(kind)"
                         let got = backwardWeights(set, x, dy, m, n, k, parts: parts, order: order)
@@ -121,26 +97,6 @@ final class FeatureOrderKernelTests: XCTestCase {
     }
 
     // MARK: - Running the kernels
-
-    /// Runs `parts` parts of a kernel with `order` (nil: none) and a workspace of `perPart` floats per
-    /// part; returns the live flags the kernel set.
-    func runParts(
-        _ parts: Int, perPart: Int, order: [Int32]?, n: Int,
-        _ kernel: (_ part: Int, _ workspace: UnsafeMutablePointer<Float>, _ order: FeatureOrder?) -> Void
-    ) -> [Float] {
-        var live = [Float](repeating: 0, count: n)
-        var workspace = [Float](repeating: .nan, count: perPart * parts)
-        let orderValues = order ?? []
-        orderValues.withUnsafeBufferPointer { orderPointer in
-            live.withUnsafeMutableBufferPointer { livePointer in
-                let featureOrder = order.map { _ in FeatureOrder(modelFeature: orderPointer.baseAddress!, live: livePointer.baseAddress!) }
-                workspace.withUnsafeMutableBufferPointer { ws in
-                    for part in 0..<parts { kernel(part, ws.baseAddress! + part * perPart, featureOrder) }
-                }
-            }
-        }
-        return live
-    }
 
     func forward(
         _ set: KernelSet, _ x: [Float], _ panels: [Float], _ bias: [Float], _ m: Int, _ n: Int, _ k: Int, parts: Int, order: [Int32]?

@@ -108,3 +108,50 @@ func weightFromPanels(_ panels: [Float], out: Int, in inFeatures: Int) -> [Float
     }
     return weight
 }
+
+// MARK: - Feature orders (FeatureOrderKernelTests, ShiftedInputKernelTests)
+
+/// How `makeOrder` orders each part's share.
+enum FeatureOrderKind: CaseIterable { case liveFirst, deadFirst, random }
+
+/// Stored position -> model feature: within each part's share, as `kind` says.
+func makeOrder(n: Int, parts: Int, dead: Set<Int>, kind: FeatureOrderKind, random: inout TestRandom) -> [Int32] {
+    var order: [Int32] = []
+    for part in 0..<parts {
+        let share = Array(outputFeatureShare(outFeatures: n, part: part, parts: parts))
+        switch kind {
+        case .liveFirst: order += (share.filter { !dead.contains($0) } + share.filter { dead.contains($0) }).map(Int32.init)
+        case .deadFirst: order += (share.filter { dead.contains($0) } + share.filter { !dead.contains($0) }).map(Int32.init)
+        case .random:
+            var shuffled = share
+            for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, random.int(below: i + 1)) }
+            order += shuffled.map(Int32.init)
+        }
+    }
+    return order
+}
+
+/// Rows of a [n, k] row-major matrix (or entries of a vector, k = 1) in the stored order.
+func stored(_ model: [Float], _ order: [Int32], k: Int) -> [Float] {
+    order.flatMap { model[Int($0) * k..<(Int($0) + 1) * k] }
+}
+
+/// Runs `parts` parts of a kernel with `order` (nil: none) and a workspace of `perPart` floats per
+/// part; returns the live flags the kernel set.
+func runParts(
+    _ parts: Int, perPart: Int, order: [Int32]?, n: Int,
+    _ kernel: (_ part: Int, _ workspace: UnsafeMutablePointer<Float>, _ order: FeatureOrder?) -> Void
+) -> [Float] {
+    var live = [Float](repeating: 0, count: n)
+    var workspace = [Float](repeating: .nan, count: perPart * parts)
+    let orderValues = order ?? []
+    orderValues.withUnsafeBufferPointer { orderPointer in
+        live.withUnsafeMutableBufferPointer { livePointer in
+            let featureOrder = order.map { _ in FeatureOrder(modelFeature: orderPointer.baseAddress!, live: livePointer.baseAddress!) }
+            workspace.withUnsafeMutableBufferPointer { ws in
+                for part in 0..<parts { kernel(part, ws.baseAddress! + part * perPart, featureOrder) }
+            }
+        }
+    }
+    return live
+}
