@@ -64,14 +64,17 @@ private func nonzeroColumnMasks(
         let lowWords = masks + (group - first) * 4, highWords = masks + (stride + group - first) * 4
         if lanes == 16 {
             var low = SIMD16<Int32>(), high = SIMD16<Int32>()
-            for b in 0..<count {
-                let v = load16(u + (rows + b) * k + group)
-                let bit = SIMD16<Int32>(repeating: Int32(bitPattern: 1 << UInt32(b % 32)))
-                if b < 32 {
-                    low = low.replacing(with: low | bit, where: v .!= 0)
-                } else {
-                    high = high.replacing(with: high | bit, where: v .!= 0)
-                }
+            // Row b's bit, kept in a vector and doubled row by row (a splat of 1 << b per row was slow).
+            var bit = SIMD16<Int32>(repeating: 1)
+            let base = u + rows * k + group
+            for b in 0..<min(count, 32) {
+                low = low.replacing(with: low | bit, where: load16(base + b * k) .!= 0)
+                bit &+= bit
+            }
+            bit = SIMD16<Int32>(repeating: 1)
+            for b in min(count, 32)..<count {
+                high = high.replacing(with: high | bit, where: load16(base + b * k) .!= 0)
+                bit &+= bit
             }
             storeMask16(low, lowWords)
             storeMask16(high, highWords)
@@ -196,12 +199,56 @@ private func forwardOverNonzeroPixels(
         let panel0 = w + (c0 / weightPanelWidth) * k * weightPanelWidth
         let twoPanels = c0 + weightPanelWidth < share.cols.upperBound
         let panel1 = panel0 + k * weightPanelWidth
-        for r in share.rows {
+        let end = share.cols.upperBound
+        @inline(__always)
+        func finish(_ r: Int, _ a0: SIMD16<Float>, _ a1: SIMD16<Float>, _ a2: SIMD16<Float>, _ a3: SIMD16<Float>) {
+            let out = y + r * n
+            epilogue.apply(a0, out + c0, r, c0, min(16, end - c0))
+            if c0 + 16 < end { epilogue.apply(a1, out + c0 + 16, r, c0 + 16, min(16, end - c0 - 16)) }
+            if twoPanels {
+                epilogue.apply(a2, out + c0 + 32, r, c0 + 32, min(16, end - c0 - 32))
+                if c0 + 48 < end { epilogue.apply(a3, out + c0 + 48, r, c0 + 48, min(16, end - c0 - 48)) }
+            }
+        }
+        @inline(__always)
+        func mask(_ r: Int, _ word: Int) -> UInt64 { maskWord(masks + (r - share.rows.lowerBound) * words * 8, word) }
+        // Two rows at a time, over the pixels nonzero in either: the other row's term there is
+        // 0 * w, ±0 (w is finite here), which leaves its chain as it is. Each weight row is loaded
+        // once for both rows, and eight chains run instead of four.
+        var r = share.rows.lowerBound
+        while r + 1 < share.rows.upperBound {
+            let rowA = u + r * k, rowB = rowA + k
+            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+            var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
+            for word in 0..<words {
+                var bits = mask(r, word) | mask(r + 1, word)
+                while bits != 0 {
+                    let i = word * 64 + bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    let x = SIMD16<Float>(repeating: rowA[i]), z = SIMD16<Float>(repeating: rowB[i])
+                    let w0 = load16(panel0 + i * weightPanelWidth), w1 = load16(panel0 + i * weightPanelWidth + 16)
+                    a0 = a0.addingProduct(x, w0)
+                    b0 = b0.addingProduct(z, w0)
+                    a1 = a1.addingProduct(x, w1)
+                    b1 = b1.addingProduct(z, w1)
+                    if twoPanels {
+                        let w2 = load16(panel1 + i * weightPanelWidth), w3 = load16(panel1 + i * weightPanelWidth + 16)
+                        a2 = a2.addingProduct(x, w2)
+                        b2 = b2.addingProduct(z, w2)
+                        a3 = a3.addingProduct(x, w3)
+                        b3 = b3.addingProduct(z, w3)
+                    }
+                }
+            }
+            finish(r, a0, a1, a2, a3)
+            finish(r + 1, b0, b1, b2, b3)
+            r += 2
+        }
+        if r < share.rows.upperBound {
             let row = u + r * k
-            let mask = masks + (r - share.rows.lowerBound) * words * 8
             var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
             for word in 0..<words {
-                var bits = maskWord(mask, word)
+                var bits = mask(r, word)
                 while bits != 0 {
                     let i = word * 64 + bits.trailingZeroBitCount
                     bits &= bits &- 1
@@ -214,14 +261,7 @@ private func forwardOverNonzeroPixels(
                     }
                 }
             }
-            let end = share.cols.upperBound
-            let out = y + r * n
-            epilogue.apply(a0, out + c0, r, c0, min(16, end - c0))
-            if c0 + 16 < end { epilogue.apply(a1, out + c0 + 16, r, c0 + 16, min(16, end - c0 - 16)) }
-            if twoPanels {
-                epilogue.apply(a2, out + c0 + 32, r, c0 + 32, min(16, end - c0 - 32))
-                if c0 + 48 < end { epilogue.apply(a3, out + c0 + 48, r, c0 + 48, min(16, end - c0 - 48)) }
-            }
+            finish(r, a0, a1, a2, a3)
         }
         c0 += 2 * weightPanelWidth
     }
@@ -325,23 +365,9 @@ private func weightGradientOverNonzeroPixels(
         let s1 = v0 + 16 < width ? load16(sums + v0 + 16) : SIMD16<Float>()
         let s2 = v0 + 32 < width ? load16(sums + v0 + 32) : SIMD16<Float>()
         let s3 = v0 + 48 < width ? load16(sums + v0 + 48) : SIMD16<Float>()
-        for i in share.rows {
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-            for block in 0..<blocks {
-                let maskOffset = (block * 2 * stride + i - first) * 4
-                var bits = UInt64(masks.load(fromByteOffset: maskOffset, as: UInt32.self))
-                    | UInt64(masks.load(fromByteOffset: maskOffset + stride * 4, as: UInt32.self)) << 32
-                while bits != 0 {
-                    let b = block * 64 + bits.trailingZeroBitCount
-                    bits &= bits &- 1
-                    let x = SIMD16<Float>(repeating: u[b * k + i])
-                    let row = columns + b * width + v0
-                    if live.0 { a0 = a0.addingProduct(x, load16(row)) }
-                    if live.1 { a1 = a1.addingProduct(x, load16(row + 16)) }
-                    if live.2 { a2 = a2.addingProduct(x, load16(row + 32)) }
-                    if live.3 { a3 = a3.addingProduct(x, load16(row + 48)) }
-                }
-            }
+        /// The chains' results plus the shift's term, stored into input i's 64 (or fewer) features.
+        @inline(__always)
+        func store(_ i: Int, _ a0: SIMD16<Float>, _ a1: SIMD16<Float>, _ a2: SIMD16<Float>, _ a3: SIMD16<Float>) {
             let panel = dw + WeightPanels.offset(output: cols.lowerBound + v0, input: i, inFeatures: k)
             storeLanes(a0.addingProduct(shiftVector, s0), panel, min(16, cols.count - v0))
             if v0 + 16 < cols.count {
@@ -354,6 +380,69 @@ private func weightGradientOverNonzeroPixels(
                     storeLanes(a3.addingProduct(shiftVector, s3), next + 16, min(16, cols.count - v0 - 48))
                 }
             }
+        }
+        @inline(__always)
+        func rows(_ i: Int, _ block: Int) -> UInt64 {
+            let maskOffset = (block * 2 * stride + i - first) * 4
+            return UInt64(masks.load(fromByteOffset: maskOffset, as: UInt32.self))
+                | UInt64(masks.load(fromByteOffset: maskOffset + stride * 4, as: UInt32.self)) << 32
+        }
+        // Two inputs at a time, over the rows where either is nonzero: the other's term there is
+        // 0 * dy, ±0 (dy is finite here), which leaves its chain as it is. Eight chains instead of
+        // four, and each row of dy loaded once for both.
+        var i = share.rows.lowerBound
+        while i + 1 < share.rows.upperBound {
+            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+            var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
+            for block in 0..<blocks {
+                var bits = rows(i, block) | rows(i + 1, block)
+                while bits != 0 {
+                    let b = block * 64 + bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    let x = SIMD16<Float>(repeating: u[b * k + i]), y = SIMD16<Float>(repeating: u[b * k + i + 1])
+                    let row = columns + b * width + v0
+                    if live.0 {
+                        let d = load16(row)
+                        a0 = a0.addingProduct(x, d)
+                        c0 = c0.addingProduct(y, d)
+                    }
+                    if live.1 {
+                        let d = load16(row + 16)
+                        a1 = a1.addingProduct(x, d)
+                        c1 = c1.addingProduct(y, d)
+                    }
+                    if live.2 {
+                        let d = load16(row + 32)
+                        a2 = a2.addingProduct(x, d)
+                        c2 = c2.addingProduct(y, d)
+                    }
+                    if live.3 {
+                        let d = load16(row + 48)
+                        a3 = a3.addingProduct(x, d)
+                        c3 = c3.addingProduct(y, d)
+                    }
+                }
+            }
+            store(i, a0, a1, a2, a3)
+            store(i + 1, c0, c1, c2, c3)
+            i += 2
+        }
+        if i < share.rows.upperBound {
+            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+            for block in 0..<blocks {
+                var bits = rows(i, block)
+                while bits != 0 {
+                    let b = block * 64 + bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    let x = SIMD16<Float>(repeating: u[b * k + i])
+                    let row = columns + b * width + v0
+                    if live.0 { a0 = a0.addingProduct(x, load16(row)) }
+                    if live.1 { a1 = a1.addingProduct(x, load16(row + 16)) }
+                    if live.2 { a2 = a2.addingProduct(x, load16(row + 32)) }
+                    if live.3 { a3 = a3.addingProduct(x, load16(row + 48)) }
+                }
+            }
+            store(i, a0, a1, a2, a3)
         }
         v0 += 64
     }

@@ -641,10 +641,14 @@ public func environmentSwitchIsOff(_ name: String) -> Bool {
     return strcmp(value, "off") == 0
 }
 
-/// The plan's `shiftedInput` layer and the shift its gathers leave out, or nil.
+/// The plan's `shiftedInput` layer and the shift its gathers leave out, or nil. Nil too when a pixel's
+/// u = pixel * scale or the shift is not finite (a deviation near zero): the pixel loops' skipping of
+/// zero terms is exact only for finite u, so such a plan runs the plain kernels on x.
 func inputShift(_ plan: Plan) -> (layer: String, shift: Float)? {
     guard let shifted = plan.shiftedInput, case .gatherBatch(_, _, let mean, let std)? = plan.trainKernels.first else { return nil }
-    return (shifted.layer, PixelNormalization(mean: Float(mean), standardDeviation: Float(std)).shift)
+    let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
+    guard (Float(255) * normalization.scale).isFinite, normalization.shift.isFinite else { return nil }
+    return (shifted.layer, normalization.shift)
 }
 
 /// The `StoredFeatureOrder` for the plan's `liveFirstFeatures` on the executor's `threads` (which can be
