@@ -40,7 +40,9 @@ struct MatmulEpilogue {
             if let columnSums { z = z.addingProduct(SIMD16<Float>(repeating: shift), load(columnSums + col, lanes)) }
             if let bias { z += load(bias + col, lanes) }
             if let preact { store(z, preact + row * ld + col, lanes) }
-            store(activate16(z, activation, slope), dst, lanes)
+            // ReLU written out (activate16's expression): the call, with its switch and the vector
+            // passed in pieces, cost more than the arithmetic.
+            store(activation == .relu ? z.replacing(with: 0, where: .!(z .> 0)) : activate16(z, activation, slope), dst, lanes)
         case .backwardInput:
             let offset = row * ld + col
             let y = prevOutput.map { load($0 + offset, lanes) } ?? SIMD16()
