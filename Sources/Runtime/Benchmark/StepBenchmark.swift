@@ -267,9 +267,7 @@ extension LabeledImages {
             images: images, labels: labels, count: max(0, count), imageShape: imageShape, imagesPath: "(synthetic)",
             labelsPath: "(synthetic)")
     }
-}
 
-extension LabeledImages {
     /// The share of all pixels of all images that are not zero.
     var nonzeroPixelFraction: Double {
         guard !images.isEmpty else { return 0 }
