@@ -34,20 +34,20 @@ struct MatmulEpilogue {
     func apply(_ sum: SIMD16<Float>, _ dst: UnsafeMutablePointer<Float>, _ row: Int, _ col: Int, _ lanes: Int) {
         switch kind {
         case .raw:
-            store(sum, dst, lanes)
+            storeLanes(sum, dst, lanes)
         case .forward:
             var z = sum
-            if let columnSums { z = z.addingProduct(SIMD16<Float>(repeating: shift), load(columnSums + col, lanes)) }
-            if let bias { z += load(bias + col, lanes) }
-            if let preact { store(z, preact + row * ld + col, lanes) }
+            if let columnSums { z = z.addingProduct(SIMD16<Float>(repeating: shift), loadLanes(columnSums + col, lanes)) }
+            if let bias { z += loadLanes(bias + col, lanes) }
+            if let preact { storeLanes(z, preact + row * ld + col, lanes) }
             // ReLU written out (activate16's expression): the call, with its switch and the vector
             // passed in pieces, cost more than the arithmetic.
-            store(activation == .relu ? z.replacing(with: 0, where: .!(z .> 0)) : activate16(z, activation, slope), dst, lanes)
+            storeLanes(activation == .relu ? z.replacing(with: 0, where: .!(z .> 0)) : activate16(z, activation, slope), dst, lanes)
         case .backwardInput:
             let offset = row * ld + col
-            let y = prevOutput.map { load($0 + offset, lanes) } ?? SIMD16()
-            let x = prevPreact.map { load($0 + offset, lanes) } ?? SIMD16()
-            store(sum * activationDerivative16(output: y, preact: x, activation, slope), dst, lanes)
+            let y = prevOutput.map { loadLanes($0 + offset, lanes) } ?? SIMD16()
+            let x = prevPreact.map { loadLanes($0 + offset, lanes) } ?? SIMD16()
+            storeLanes(sum * activationDerivative16(output: y, preact: x, activation, slope), dst, lanes)
         }
     }
 
@@ -66,9 +66,9 @@ struct MatmulEpilogue {
                 var v = 0
                 while v < cols {
                     let lanes = min(16, cols - v)
-                    let y = load(prevOutput + (row + r) * ld + col + v, lanes)
+                    let y = loadLanes(prevOutput + (row + r) * ld + col + v, lanes)
                     let derivative = SIMD16<Float>(repeating: 0).replacing(with: 1, where: y .> 0)
-                    store(load16(src + r * lds + v) * derivative, dst + r * ldd + v, lanes)
+                    storeLanes(load16(src + r * lds + v) * derivative, dst + r * ldd + v, lanes)
                     v += 16
                 }
             }
@@ -83,15 +83,6 @@ struct MatmulEpilogue {
         }
     }
 
-    @inline(__always)
-    private func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD16<Float> {
-        lanes == 16 ? load16(p) : loadPartial16(p, lanes)
-    }
-
-    @inline(__always)
-    private func store(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
-        if lanes == 16 { store16(v, p) } else { storePartial16(v, p, lanes) }
-    }
 }
 
 /// A matrix operand: element (i, j) at base[i * rowStride + j * colStride]. Transposed operands are

@@ -114,21 +114,6 @@ private func maskWord(_ words: UnsafeRawPointer, _ word: Int) -> UInt64 {
     words.loadUnaligned(fromByteOffset: word * 8, as: UInt64.self)
 }
 
-@inline(__always)
-private func loadLanes(_ p: UnsafeMutablePointer<Float>, _ lanes: Int) -> SIMD16<Float> {
-    lanes >= 16 ? load16(p) : loadPartial16(UnsafePointer(p), lanes)
-}
-
-@inline(__always)
-private func loadLanes(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD16<Float> {
-    lanes >= 16 ? load16(p) : loadPartial16(p, lanes)
-}
-
-@inline(__always)
-private func storeLanes(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
-    if lanes >= 16 { store16(v, p) } else { storePartial16(v, p, lanes) }
-}
-
 /// sums[c] = w's column c (output feature c) summed over its k inputs, in order, from +0, for the
 /// features `cols` (whose start is a panel's). Whole panels are summed; sums has room for them.
 private func weightColumnSums(_ w: UnsafePointer<Float>, _ k: Int, _ cols: Range<Int>, _ sums: UnsafeMutablePointer<Float>) {
@@ -331,7 +316,7 @@ public func linearBackwardWeightsShifted(
         while v < cols.count {
             let p = dw + WeightPanels.offset(output: cols.lowerBound + v, input: i, inFeatures: k)
             let lanes = min(16, cols.count - v)
-            storeLanes(loadLanes(p, lanes).addingProduct(shiftVector, load16(sums + v)), p, lanes)
+            storeLanes(loadLanes(UnsafePointer(p), lanes).addingProduct(shiftVector, load16(sums + v)), p, lanes)
             v += 16
         }
     }

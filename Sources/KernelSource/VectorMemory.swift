@@ -28,3 +28,15 @@ func loadPartial16(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD16<Float> {
 func storePartial16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
     for i in 0..<lanes { p[i] = v[i] }
 }
+
+/// The first `lanes` (1...16) floats at p, zeros after them; whole vectors when lanes is 16.
+@inline(__always)
+func loadLanes(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD16<Float> {
+    lanes == 16 ? load16(p) : loadPartial16(p, lanes)
+}
+
+/// The first `lanes` (1...16) lanes of v at p; a whole vector when lanes is 16.
+@inline(__always)
+func storeLanes(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
+    if lanes == 16 { store16(v, p) } else { storePartial16(v, p, lanes) }
+}
