@@ -634,6 +634,12 @@ func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
     return shares
 }
 
+/// The normalization of the training step's gather (its first kernel), if it has one.
+func trainingNormalization(_ plan: Plan) -> PixelNormalization? {
+    guard case .gatherBatch(_, _, let mean, let std)? = plan.trainKernels.first else { return nil }
+    return PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
+}
+
 /// Whether the environment variable `name` is "off", read with getenv: ProcessInfo's environment builds
 /// a dictionary of every variable, an allocation an executor does not otherwise make.
 public func environmentSwitchIsOff(_ name: String) -> Bool {
@@ -645,9 +651,8 @@ public func environmentSwitchIsOff(_ name: String) -> Bool {
 /// u = pixel * scale or the shift is not finite (a deviation near zero): the pixel loops' skipping of
 /// zero terms is exact only for finite u, so such a plan runs the plain kernels on x.
 func inputShift(_ plan: Plan) -> (layer: String, shift: Float)? {
-    guard let shifted = plan.shiftedInput, case .gatherBatch(_, _, let mean, let std)? = plan.trainKernels.first else { return nil }
-    let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
-    guard (Float(255) * normalization.scale).isFinite, normalization.shift.isFinite else { return nil }
+    guard let shifted = plan.shiftedInput, let normalization = trainingNormalization(plan),
+        (Float(255) * normalization.scale).isFinite, normalization.shift.isFinite else { return nil }
     return (shifted.layer, normalization.shift)
 }
 
@@ -655,9 +660,8 @@ func inputShift(_ plan: Plan) -> (layer: String, shift: Float)? {
 /// fewer than the plan's), or nil. The input batch must be finite for every byte (the spec's checks
 /// make it so; a zero column of dy then gives an exact zero gradient).
 func makeFeatureOrder(_ plan: Plan, threads: Int) -> StoredFeatureOrder? {
-    guard let chosen = plan.liveFirstFeatures, case .gatherBatch(_, _, let mean, let std)? = plan.trainKernels.first else { return nil }
-    let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
-    guard (Float(0) * normalization.scale + normalization.shift).isFinite, (Float(255) * normalization.scale + normalization.shift).isFinite,
+    guard let chosen = plan.liveFirstFeatures, let normalization = trainingNormalization(plan),
+        (Float(0) * normalization.scale + normalization.shift).isFinite, (Float(255) * normalization.scale + normalization.shift).isFinite,
         let parts = liveFirstFeatureParts(plan, layer: chosen.layer, threads: threads),
         let weight = plan.parameters.first(where: { $0.layer == chosen.layer && $0.role == .weight })
     else { return nil }
