@@ -108,7 +108,7 @@ func verifyBatchPrefetch(_ plan: Plan, _ byName: [String: Buffer]) -> [PlanViola
     }
     for index in window {
         let kernel = plan.trainKernels[index]
-        if plan.threads(of: kernel) != 1 { fail("kernel \(index) (\(kernel.label)) runs on more than one thread") }
+        if kernel.threads != 1 { fail("kernel \(index) (\(kernel.label)) runs on more than one thread") }
         for slice in kernel.reads + kernel.writes where slice.buffer == prefetch.input.buffer || slice.buffer == prefetch.labels.buffer {
             fail("kernel \(index) (\(kernel.label)) uses \(slice.buffer)")
         }
@@ -120,50 +120,6 @@ func isPersistent(_ role: Buffer.Role) -> Bool {
     switch role {
     case .parameters, .gradients, .optimizerState, .workspace: return true
     case .input, .labels, .activation, .activationGradient, .preactivation, .mask, .lossScratch, .predictions: return false
-    }
-}
-
-extension Kernel {
-    /// The same kernel with every slice transformed.
-    public func mapSlices(_ f: (Slice) -> Slice) -> Kernel {
-        switch self {
-        case .gatherBatch(let input, let labels, let mean, let std):
-            return .gatherBatch(input: f(input), labels: f(labels), mean: mean, std: std)
-        case .linearForward(let layer, let input, let weight, let bias, let output, let pre, let act, let matmul, let source):
-            return .linearForward(
-                layer: layer, input: f(input), weight: f(weight), bias: bias.map(f), output: f(output), preactivation: pre.map(f),
-                activation: act, matmul: matmul, source: source)
-        case .activationForward(let layer, let input, let output, let act, let source):
-            return .activationForward(layer: layer, input: f(input), output: f(output), activation: act, source: source)
-        case .dropoutForward(let layer, let input, let output, let mask, let p, let source):
-            return .dropoutForward(layer: layer, input: f(input), output: f(output), mask: f(mask), p: p, source: source)
-        case .softmaxCrossEntropy(let logits, let labels, let gradient, let rowLoss, let source):
-            return .softmaxCrossEntropy(logits: f(logits), labels: f(labels), gradient: f(gradient), rowLoss: f(rowLoss), source: source)
-        case .meanSquaredError(let output, let labels, let gradient, let source):
-            return .meanSquaredError(output: f(output), labels: f(labels), gradient: f(gradient), source: source)
-        case .activationBackward(let layer, let gradient, let pre, let output, let inputGradient, let act, let source):
-            return .activationBackward(
-                layer: layer, outputGradient: f(gradient), preactivation: pre.map(f), output: f(output),
-                inputGradient: f(inputGradient), activation: act, source: source)
-        case .dropoutBackward(let layer, let gradient, let mask, let inputGradient, let source):
-            return .dropoutBackward(
-                layer: layer, outputGradient: f(gradient), mask: f(mask), inputGradient: f(inputGradient), source: source)
-        case .linearBackwardWeights(let layer, let input, let gradient, let weightGradient, let bias, let matmul, let source):
-            return .linearBackwardWeights(
-                layer: layer, input: f(input), outputGradient: f(gradient), weightGradient: f(weightGradient),
-                biasGradient: bias.map(f), matmul: matmul, source: source)
-        case .linearBackwardInput(
-            let layer, let gradient, let weight, let inputGradient, let act, let output, let pre, let matmul, let source):
-            return .linearBackwardInput(
-                layer: layer, outputGradient: f(gradient), weight: f(weight), inputGradient: f(inputGradient),
-                producerActivation: act, producerOutput: f(output), producerPreactivation: pre.map(f), matmul: matmul,
-                source: source)
-        case .optimizerStep(let parameters, let gradients, let state, let settings, let source):
-            return .optimizerStep(
-                parameters: f(parameters), gradients: f(gradients), state: state.map(f), settings: settings, source: source)
-        case .classify(let logits, let predictions):
-            return .classify(logits: f(logits), predictions: f(predictions))
-        }
     }
 }
 

@@ -1,34 +1,15 @@
 import SpecParser
 
-/// The layers of a spec after shape inference and fusion: a straight line of operations over values.
-/// Value 0 is the input batch; operation i reads `input` and produces value i + 1. Flatten is a view,
+/// The layers of a spec after shape inference and fusion: a straight line of layers over values.
+/// Value 0 is the input batch; layer i reads value i and produces value i + 1. Flatten is a view,
 /// and an activation layer that directly follows a linear without its own activation is fused into it.
 struct ModelGraph {
-    enum OperationKind: Equatable {
-        case flatten
-        case linear(inFeatures: Int, outFeatures: Int, bias: Bool, activation: ActivationFunction, initialization: Initialization)
-        case activation(ActivationFunction)
-        case dropout(p: Double)
-    }
-
-    struct Operation {
-        var name: String
-        var kind: OperationKind
-        /// Per-sample shape of the produced value.
-        var outputShape: [Int]
-        var location: SourceLocation
-        /// Layers fused into this operation (their names), for the plan's fusion report.
-        var fusedLayers: [String]
-        /// Where the activation of a linear came from, for diagnostics.
-        var activationLocation: SourceLocation?
-    }
-
     var inputShape: [Int]
-    var operations: [Operation]
+    var layers: [any PlannedLayer]
     var summaries: [LayerSummary]
     var fusions: [String]
 
-    var outputShape: [Int] { operations.last?.outputShape ?? inputShape }
+    var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
 }
 
 /// Infers every layer's per-sample output shape, checks it, and fuses activations into linears.
@@ -37,7 +18,7 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
     var shape = spec.model.inputShape.value
     var shapeLocation = spec.model.inputShape.location
     var shapeProducer = "the input (model.input_shape)"
-    var operations: [ModelGraph.Operation] = []
+    var operations: [any PlannedLayer] = []
     var summaries: [LayerSummary] = []
     var fusions: [String] = []
     var ok = true
@@ -56,7 +37,7 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
         switch layer.kind {
         case .flatten:
             shape = [shape.reduce(1, *)]
-            operations.append(.init(name: name, kind: .flatten, outputShape: shape, location: layer.location, fusedLayers: []))
+            operations.append(FlattenLayer(name: name, location: layer.location, outputShape: shape))
             summaries.append(LayerSummary(name: name, kind: "flatten", outputShape: shape, parameters: 0, location: layer.location))
         case .linear(let linear):
             if shape.count != 1 {
@@ -91,12 +72,9 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
             let parameters = inFeatures * outFeatures + (linear.bias.value ? outFeatures : 0)
             shape = [outFeatures]
             operations.append(
-                .init(
-                    name: name,
-                    kind: .linear(
-                        inFeatures: inFeatures, outFeatures: outFeatures, bias: linear.bias.value, activation: activation,
-                        initialization: linear.initialization.value),
-                    outputShape: shape, location: layer.location, fusedLayers: [],
+                LinearLayer(
+                    name: name, location: layer.location, inFeatures: inFeatures, outFeatures: outFeatures, hasBias: linear.bias.value,
+                    activation: activation, initialization: linear.initialization.value,
                     activationLocation: linear.activation?.location))
             let kind = linear.activation.map { "linear+\($0.value.specName)" } ?? "linear"
             summaries.append(LayerSummary(name: name, kind: kind, outputShape: shape, parameters: parameters, location: layer.location))
@@ -105,20 +83,16 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
             summaries.append(
                 LayerSummary(name: name, kind: activation.value.specName, outputShape: shape, parameters: 0, location: layer.location))
             // Fuse into the linear just before, when that linear has no activation of its own.
-            if let last = operations.last, case .linear(let i, let o, let b, let existing, let initialization) = last.kind,
-                existing.isIdentity
-            {
-                operations[operations.count - 1].kind = .linear(
-                    inFeatures: i, outFeatures: o, bias: b, activation: function, initialization: initialization)
-                operations[operations.count - 1].fusedLayers.append(name)
-                operations[operations.count - 1].activationLocation = layer.location
+            if var last = operations.last as? LinearLayer, last.activation.isIdentity {
+                last.activation = function
+                last.activationLocation = layer.location
+                operations[operations.count - 1] = last
                 fusions.append("\(name) fused into \(last.name): bias and \(activation.value.specName) applied in the matmul epilogue")
             } else {
-                operations.append(
-                    .init(name: name, kind: .activation(function), outputShape: shape, location: layer.location, fusedLayers: []))
+                operations.append(ActivationLayer(name: name, location: layer.location, outputShape: shape, activation: function))
             }
         case .dropout(let p):
-            operations.append(.init(name: name, kind: .dropout(p: p.value), outputShape: shape, location: layer.location, fusedLayers: []))
+            operations.append(DropoutLayer(name: name, location: layer.location, outputShape: shape, p: p.value))
             summaries.append(LayerSummary(name: name, kind: "dropout(p=\(p.value))", outputShape: shape, parameters: 0, location: layer.location))
         }
         shapeProducer = "layer '\(name)'"
@@ -146,19 +120,19 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
                 at: spec.loss.kind.location,
                 notes: [DiagnosticNote("the final output comes from \(shapeProducer)", at: shapeLocation)]))
     }
-    if !operations.contains(where: { if case .linear = $0.kind { return true } else { return false } }) {
+    if !operations.contains(where: { $0.isTrainable }) {
         ok = false
         diagnostics.append(
             .error(
                 "E0304", "the model has no linear layer, so it has nothing to train", at: spec.model.location,
                 suggestion: "add `- linear: {out: N}` layers"))
     }
-    if case .dropout? = operations.last?.kind, let last = operations.last {
+    if let last = operations.last as? DropoutLayer {
         diagnostics.append(
             .warning("W0302", "dropout '\(last.name)' is the last layer: it drops class scores right before the loss", at: last.location))
     }
     guard ok else { return nil }
-    return ModelGraph(inputShape: spec.model.inputShape.value, operations: operations, summaries: summaries, fusions: fusions)
+    return ModelGraph(inputShape: spec.model.inputShape.value, layers: operations, summaries: summaries, fusions: fusions)
 }
 
 /// No tensor may have more elements than this (16 GiB of float32): larger specs are refused, not overflowed.
@@ -174,4 +148,4 @@ func checkedProduct(_ values: [Int]) -> Int? {
     return product
 }
 
-func shapeText(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+public func shapeText(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

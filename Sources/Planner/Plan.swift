@@ -27,6 +27,12 @@ public struct Plan: Codable, Equatable, Sendable {
     public var optimizer: OptimizerSettings
     public var loss: LossKind
     public var fusions: [String]
+    /// How training walks the data: shuffling, a partial last batch, the held-out validation share.
+    public var schedule: TrainingSchedule
+    /// The options the plan was made with (passes turned off).
+    public var options: PlanOptions
+    /// Every optional pass, whether it applied, and why or why not.
+    public var passes: [PassReport] = []
     /// Whether, and during which kernels, the training step gathers the next batch ahead of time.
     public var batchPrefetch: BatchPrefetch? = nil
     /// The layer whose features the runtime may store live-first during an epoch, if any.
@@ -97,6 +103,12 @@ public struct OptimizerSettings: Codable, Equatable, Sendable {
     public var weightDecay: Double
     /// Moment blocks the optimizer keeps (sgd: 0 or 1, adam/adamw: 2).
     public var stateBlocks: Int
+
+    /// PyTorch's names of the moment blocks, in block order (`exp_avg`, `exp_avg_sq`; `momentum_buffer`).
+    public var stateNames: [String] {
+        let names = kind == .sgd ? ["momentum_buffer"] : ["exp_avg", "exp_avg_sq"]
+        return Array(names.prefix(stateBlocks))
+    }
 }
 
 public enum ElementType: String, Codable, Sendable {
@@ -187,143 +199,6 @@ public struct MatmulShape: Codable, Equatable, Sendable {
     public var flops: Int { 2 * m * n * k }
 }
 
-/// One step of the plan. A closed set: every switch over it lists all cases.
-public enum Kernel: Codable, Equatable, Sendable {
-    /// Copies a batch of uint8 images into `input` normalized ((x/255 - mean)/std) and its labels into `labels`.
-    case gatherBatch(input: Slice, labels: Slice, mean: Double, std: Double)
-    /// output = act(input · weight + bias), with `preactivation` stored when the activation's derivative needs it.
-    case linearForward(
-        layer: String, input: Slice, weight: Slice, bias: Slice?, output: Slice, preactivation: Slice?,
-        activation: ActivationFunction, matmul: MatmulShape, source: SourceLocation)
-    case activationForward(
-        layer: String, input: Slice, output: Slice, activation: ActivationFunction, source: SourceLocation)
-    case dropoutForward(layer: String, input: Slice, output: Slice, mask: Slice, p: Double, source: SourceLocation)
-    /// Mean cross-entropy of softmax(logits), and its gradient (softmax - onehot)/rows, in one pass.
-    case softmaxCrossEntropy(logits: Slice, labels: Slice, gradient: Slice, rowLoss: Slice, source: SourceLocation)
-    case meanSquaredError(output: Slice, labels: Slice, gradient: Slice, source: SourceLocation)
-    /// gradient of an activation layer standing alone (or of a linear's activation nobody fused).
-    case activationBackward(
-        layer: String, outputGradient: Slice, preactivation: Slice?, output: Slice, inputGradient: Slice,
-        activation: ActivationFunction, source: SourceLocation)
-    case dropoutBackward(layer: String, outputGradient: Slice, mask: Slice, inputGradient: Slice, source: SourceLocation)
-    /// weightGradient = inputᵀ · outputGradient and biasGradient = column sums, in one pass.
-    case linearBackwardWeights(
-        layer: String, input: Slice, outputGradient: Slice, weightGradient: Slice, biasGradient: Slice?,
-        matmul: MatmulShape, source: SourceLocation)
-    /// inputGradient = (outputGradient · weightᵀ) ⊙ act'(producer of the input), the derivative fused.
-    case linearBackwardInput(
-        layer: String, outputGradient: Slice, weight: Slice, inputGradient: Slice, producerActivation: ActivationFunction,
-        producerOutput: Slice, producerPreactivation: Slice?, matmul: MatmulShape, source: SourceLocation)
-    /// One update of every parameter: the blocks are contiguous, so this is one loop.
-    case optimizerStep(parameters: Slice, gradients: Slice, state: [Slice], settings: OptimizerSettings, source: SourceLocation)
-    /// predictions[row] = argmax of the row.
-    case classify(logits: Slice, predictions: Slice)
-
-    public var flops: Int {
-        switch self {
-        case .gatherBatch(let input, _, _, _): return 2 * input.elements
-        case .linearForward(_, _, _, _, let output, _, _, let matmul, _): return matmul.flops + 2 * output.elements
-        case .activationForward(_, let input, _, _, _): return input.elements
-        case .dropoutForward(_, let input, _, _, _, _): return 2 * input.elements
-        case .softmaxCrossEntropy(let logits, _, _, _, _): return 5 * logits.elements
-        case .meanSquaredError(let output, _, _, _): return 4 * output.elements
-        case .activationBackward(_, let gradient, _, _, _, _, _): return 2 * gradient.elements
-        case .dropoutBackward(_, let gradient, _, _, _): return gradient.elements
-        case .linearBackwardWeights(_, _, let gradient, _, let bias, let matmul, _):
-            return matmul.flops + (bias == nil ? 0 : gradient.elements)
-        case .linearBackwardInput(_, _, _, let inputGradient, let act, _, _, let matmul, _):
-            return matmul.flops + (act.isIdentity ? 0 : 2 * inputGradient.elements)
-        case .optimizerStep(let parameters, _, _, let settings, _):
-            return parameters.elements * (settings.kind == .sgd ? 4 : 12)
-        case .classify(let logits, _): return logits.elements
-        }
-    }
-
-    /// The slices this kernel reads, then the ones it writes (for liveness, verification and the dot graph).
-    public var reads: [Slice] {
-        switch self {
-        case .gatherBatch: return []
-        case .linearForward(_, let input, let weight, let bias, _, _, _, _, _): return [input, weight] + (bias.map { [$0] } ?? [])
-        case .activationForward(_, let input, _, _, _): return [input]
-        case .dropoutForward(_, let input, _, _, _, _): return [input]
-        case .softmaxCrossEntropy(let logits, let labels, _, _, _): return [logits, labels]
-        case .meanSquaredError(let output, let labels, _, _): return [output, labels]
-        case .activationBackward(_, let gradient, let pre, let output, _, _, _):
-            return [gradient, output] + (pre.map { [$0] } ?? [])
-        case .dropoutBackward(_, let gradient, let mask, _, _): return [gradient, mask]
-        case .linearBackwardWeights(_, let input, let gradient, _, _, _, _): return [input, gradient]
-        case .linearBackwardInput(_, let gradient, let weight, _, let act, let output, let pre, _, _):
-            return [gradient, weight] + (act.isIdentity ? [] : [output]) + (pre.map { [$0] } ?? [])
-        case .optimizerStep(let parameters, let gradients, let state, _, _): return [parameters, gradients] + state
-        case .classify(let logits, _): return [logits]
-        }
-    }
-
-    public var writes: [Slice] {
-        switch self {
-        case .gatherBatch(let input, let labels, _, _): return [input, labels]
-        case .linearForward(_, _, _, _, let output, let pre, _, _, _): return [output] + (pre.map { [$0] } ?? [])
-        case .activationForward(_, _, let output, _, _): return [output]
-        case .dropoutForward(_, _, let output, let mask, _, _): return [output, mask]
-        case .softmaxCrossEntropy(_, _, let gradient, let rowLoss, _): return [gradient, rowLoss]
-        case .meanSquaredError(_, _, let gradient, _): return [gradient]
-        case .activationBackward(_, _, _, _, let inputGradient, _, _): return [inputGradient]
-        case .dropoutBackward(_, _, _, let inputGradient, _): return [inputGradient]
-        case .linearBackwardWeights(_, _, _, let weightGradient, let bias, _, _):
-            return [weightGradient] + (bias.map { [$0] } ?? [])
-        case .linearBackwardInput(_, _, _, let inputGradient, _, _, _, _, _): return [inputGradient]
-        case .optimizerStep(let parameters, _, let state, _, _): return [parameters] + state
-        case .classify(_, let predictions): return [predictions]
-        }
-    }
-
-    public var matmul: MatmulShape? {
-        switch self {
-        case .linearForward(_, _, _, _, _, _, _, let matmul, _),
-            .linearBackwardWeights(_, _, _, _, _, let matmul, _),
-            .linearBackwardInput(_, _, _, _, _, _, _, let matmul, _):
-            return matmul
-        case .gatherBatch, .activationForward, .dropoutForward, .softmaxCrossEntropy, .meanSquaredError,
-            .activationBackward, .dropoutBackward, .optimizerStep, .classify:
-            return nil
-        }
-    }
-
-    public var source: SourceLocation? {
-        switch self {
-        case .linearForward(_, _, _, _, _, _, _, _, let source), .activationForward(_, _, _, _, let source),
-            .dropoutForward(_, _, _, _, _, let source), .softmaxCrossEntropy(_, _, _, _, let source),
-            .meanSquaredError(_, _, _, let source), .activationBackward(_, _, _, _, _, _, let source),
-            .dropoutBackward(_, _, _, _, let source), .linearBackwardWeights(_, _, _, _, _, _, let source),
-            .linearBackwardInput(_, _, _, _, _, _, _, _, let source), .optimizerStep(_, _, _, _, let source):
-            return source
-        case .gatherBatch, .classify:
-            return nil
-        }
-    }
-
-    /// A short name for tables: the kernel kind and the layer it belongs to.
-    public var label: String {
-        switch self {
-        case .gatherBatch: return "gather_batch"
-        case .linearForward(let layer, _, _, _, _, _, let act, _, _):
-            return act.isIdentity ? "\(layer).linear" : "\(layer).linear+bias+\(act.code)"
-        case .activationForward(let layer, _, _, let act, _): return "\(layer).\(act.code)"
-        case .dropoutForward(let layer, _, _, _, _, _): return "\(layer).dropout"
-        case .softmaxCrossEntropy: return "softmax_cross_entropy+grad"
-        case .meanSquaredError: return "mse+grad"
-        case .activationBackward(let layer, _, _, _, _, let act, _): return "\(layer).\(act.code)_backward"
-        case .dropoutBackward(let layer, _, _, _, _): return "\(layer).dropout_backward"
-        case .linearBackwardWeights(let layer, _, _, _, let bias, _, _):
-            return bias == nil ? "\(layer).grad_weight" : "\(layer).grad_weight+bias"
-        case .linearBackwardInput(let layer, _, _, _, let act, _, _, _, _):
-            return act.isIdentity ? "\(layer).grad_input" : "\(layer).grad_input*\(act.code)'"
-        case .optimizerStep(_, _, _, let settings, _): return "\(settings.kind.rawValue)_step"
-        case .classify: return "argmax"
-        }
-    }
-}
-
 extension Plan {
     /// Batches of at least this many input values are gathered by every thread: a training batch of
     /// MNIST (50,176 values) takes about 10 microseconds on one core, a hand-off one or two.
@@ -331,21 +206,6 @@ extension Plan {
     /// A parameter block of at least this many floats is updated by every thread.
     public static let parallelOptimizerFloats = 65536
 
-    /// How many threads run `kernel`: a matrix product as the planner split it, the batch gather and
-    /// the optimizer step on every thread when they are large enough, the elementwise kernels on one.
-    public func threads(of kernel: Kernel) -> Int {
-        switch kernel {
-        case .linearForward(_, _, _, _, _, _, _, let matmul, _),
-            .linearBackwardWeights(_, _, _, _, _, let matmul, _),
-            .linearBackwardInput(_, _, _, _, _, _, _, let matmul, _):
-            return matmul.threads
-        case .gatherBatch(let input, _, _, _):
-            return input.elements >= Self.parallelGatherElements ? max(1, target.threads) : 1
-        case .optimizerStep:
-            return parameterBlockFloats >= Self.parallelOptimizerFloats ? max(1, target.threads) : 1
-        case .activationForward, .dropoutForward, .softmaxCrossEntropy, .meanSquaredError, .activationBackward,
-            .dropoutBackward, .classify:
-            return 1
-        }
-    }
+    /// How many threads run `kernel` (the planner fixed it in the kernel).
+    public func threads(of kernel: Kernel) -> Int { kernel.threads }
 }

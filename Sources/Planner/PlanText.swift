@@ -57,6 +57,10 @@ public enum PlanText {
         out += table(rows, rightAligned: [4, 5])
         out += "\nfusions:\n"
         for fusion in plan.fusions { out += "  - \(fusion)\n" }
+        out += "\npasses (mlpc run --disable-pass NAME turns one off):\n"
+        for report in plan.passes {
+            out += "  \(report.applied ? "applied " : "skipped ") \(report.pass.rawValue): \(report.detail)\n"
+        }
         let memory = MemoryReport(plan)
         out += "\ntotals:\n"
         out += "  arena: \(grouped(plan.arenaBytes)) bytes (\(formatBytes(plan.arenaBytes))), 64-byte aligned; without sharing the activations would need \(grouped(memory.activationBytesUnshared + plan.arenaBytes - memory.activationBytes)) bytes\n"
@@ -84,13 +88,13 @@ public enum PlanText {
         for (i, kernel) in kernels.enumerated() {
             let io = kernel.reads.map(name).joined(separator: " ") + " -> " + kernel.writes.map(name).joined(separator: " ")
             var tile = ""
-            let threads = "\(plan.threads(of: kernel))"
+            let threads = "\(kernel.threads)"
             if let m = kernel.matmul {
                 tile = "\(m.tile.mr)x\(m.tile.nr), \(m.tile.mc)/\(m.tile.nc)/\(m.tile.kc)"
             }
             let source = kernel.source.map { "\($0.file):\($0.line)" } ?? ""
             rows.append([
-                "\(startIndex + i)", kernel.label, io, mflops(kernel.flops), grouped(kernel.bytesMoved), tile, threads, source,
+                "\(startIndex + i)", kernel.label + (kernel.step.passes.isEmpty ? "" : " [\(kernel.step.passes.joined(separator: ", "))]"), io, mflops(kernel.flops), grouped(kernel.bytesMoved), tile, threads, source,
             ])
         }
         let flops = kernels.reduce(0) { $0 + $1.flops }

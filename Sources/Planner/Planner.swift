@@ -9,20 +9,23 @@ let parallelThresholdFlops = 500_000
 let parameterAlignmentFloats = 16
 let arenaAlignmentBytes = 64
 
-/// Spec -> Plan: shape inference, fusion, the kernel lists of a training and an evaluation step, liveness,
-/// arena offsets and matmul tiles. A pure function; problems come back as diagnostics.
-public func makePlan(_ spec: Spec, target: Target) -> (plan: Plan?, diagnostics: [Diagnostic]) {
+/// Spec -> Plan: shape inference and fusion (`buildModelGraph`), the kernels each layer emits for a
+/// training and an evaluation step, the optional passes (`PlanPass`), liveness, arena offsets and
+/// matmul tiles. A pure function; problems come back as diagnostics. The one pipeline from a spec to
+/// a plan: the command line and model files both call it.
+public func makePlan(_ spec: Spec, target: Target, options: PlanOptions = PlanOptions()) -> (plan: Plan?, diagnostics: [Diagnostic]) {
     var diagnostics: [Diagnostic] = []
     guard let graph = buildModelGraph(spec, diagnostics: &diagnostics) else { return (nil, diagnostics) }
     var builder = PlanBuilder(spec: spec, target: target, graph: graph)
-    var plan = builder.build()
-    addBatchPrefetch(&plan)
-    addLiveFirstFeatures(&plan)
+    var plan = builder.build(options: options)
+    runPasses(&plan)
     allocateArena(&plan)
+    assert(verify(plan).isEmpty, "the planner made an invalid plan: \(verify(plan))")
     diagnostics += resourceDiagnostics(plan, spec: spec)
     return (plan, diagnostics)
 }
 
+/// Accumulates the buffers and kernels of a plan while each layer emits its own (Layers/*.swift).
 struct PlanBuilder {
     let spec: Spec
     let target: Target
@@ -35,8 +38,10 @@ struct PlanBuilder {
     var parameters: [ParameterTensor] = []
     var parameterBlockFloats = 0
     var workspaceFloatsPerThread = 0
-    /// The linear layer that reads the gathered batch directly and absorbs the normalization's shift.
-    var shiftedLayer: String? = nil
+    var train: [Kernel] = []
+    var eval: [Kernel] = []
+    var parameterBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
+    var gradientBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
 
     init(spec: Spec, target: Target, graph: ModelGraph) {
         self.spec = spec
@@ -68,236 +73,108 @@ struct PlanBuilder {
         return MatmulShape(m: m, n: n, k: k, tile: tile, threads: threads)
     }
 
-    /// `extra`: scratch a kernel needs beyond the product's packing (the shifted-input layer's).
-    mutating func noteWorkspace(_ shape: MatmulShape, extra: Int = 0) {
-        workspaceFloatsPerThread = max(
-            workspaceFloatsPerThread, MatmulTile.workspaceFloats(shape.tile, m: shape.m, n: shape.n, k: shape.k) + extra)
+    mutating func noteWorkspace(_ shape: MatmulShape) {
+        workspaceFloatsPerThread = max(workspaceFloatsPerThread, MatmulTile.workspaceFloats(shape.tile, m: shape.m, n: shape.n, k: shape.k))
     }
 
-    mutating func build() -> Plan {
+    mutating func build(options: PlanOptions) -> Plan {
         // Parameters: one block, each tensor padded to 16 floats; gradients and moments share the layout.
-        for op in graph.operations {
-            guard case .linear(let inF, let outF, let hasBias, _, let initialization) = op.kind else { continue }
-            let storedWeight = WeightPanels.storedFloats(outFeatures: outF, inFeatures: inF)
-            parameters.append(
-                ParameterTensor(
-                    name: "\(op.name).weight", layer: op.name, role: .weight, shape: [outF, inF], offset: parameterBlockFloats,
-                    count: inF * outF, storedCount: storedWeight, fanIn: inF, fanOut: outF, initialization: initialization,
-                    location: op.location))
-            parameterBlockFloats += roundUp(storedWeight, parameterAlignmentFloats)
-            if hasBias {
-                parameters.append(
-                    ParameterTensor(
-                        name: "\(op.name).bias", layer: op.name, role: .bias, shape: [outF], offset: parameterBlockFloats,
-                        count: outF, storedCount: outF, fanIn: inF, fanOut: outF, initialization: initialization, location: op.location))
-                parameterBlockFloats += roundUp(outF, parameterAlignmentFloats)
-            }
-        }
-        let paramsBlock = declare("parameters", .parameters, .float32, shape: [parameterBlockFloats])
-        let gradsBlock = declare("gradients", .gradients, .float32, shape: [parameterBlockFloats])
+        for layer in graph.layers { parameters += layer.parameters(offset: &parameterBlockFloats) }
+        parameterBlock = declare("parameters", .parameters, .float32, shape: [parameterBlockFloats])
+        gradientBlock = declare("gradients", .gradients, .float32, shape: [parameterBlockFloats])
         let settings = optimizerSettings()
-        var stateBlocks: [Slice] = []
-        for i in 0..<settings.stateBlocks {
-            let name = settings.kind == .sgd ? "momentum_buffer" : (i == 0 ? "exp_avg" : "exp_avg_sq")
-            stateBlocks.append(declare(name, .optimizerState, .float32, shape: [parameterBlockFloats]))
-        }
+        let stateBlocks = settings.stateNames.map { declare($0, .optimizerState, .float32, shape: [parameterBlockFloats]) }
 
         let features = graph.inputShape.reduce(1, *)
         let classes = graph.outputShape.reduce(1, *)
-        var train: [Kernel] = []
-        var eval: [Kernel] = []
+        let normalization = PixelNormalization(mean: Float(spec.data.mean.value), standardDeviation: Float(spec.data.std.value))
 
         // ---- training step: forward ----
         let input = declare("input", .input, .float32, shape: [batch, features])
         let labels = declare("labels", .labels, .int32, shape: [batch])
-        train.append(.gatherBatch(input: input, labels: labels, mean: spec.data.mean.value, std: spec.data.std.value))
-        var values: [Slice] = [input]  // values[i] is the input of operation i
-        var preactivations: [Int: Slice] = [:]  // operation index -> its stored pre-activation
-        var masks: [Int: Slice] = [:]
-        for (index, op) in graph.operations.enumerated() {
-            let x = values[index]
-            switch op.kind {
-            case .flatten:
-                values.append(view(x, shape: [batch] + op.outputShape))
-            case .linear(let inF, let outF, _, let activation, _):
-                let y = declare("\(op.name).out", .activation, .float32, shape: [batch, outF])
-                var pre: Slice? = nil
-                if activation.needsPreactivation {
-                    pre = declare("\(op.name).preact", .preactivation, .float32, shape: [batch, outF])
-                    preactivations[index] = pre
-                }
-                let shape = matmul(m: batch, n: outF, k: inF)
-                if x.buffer == input.buffer && shiftedLayer == nil { shiftedLayer = op.name }
-                noteWorkspace(shape, extra: shiftedLayer == op.name ? shiftedForwardScratchFloats(m: batch, n: outF, k: inF) : 0)
-                train.append(
-                    .linearForward(
-                        layer: op.name, input: view(x, shape: [batch, inF]), weight: weightSlice(op.name, paramsBlock),
-                        bias: biasSlice(op.name, paramsBlock), output: y, preactivation: pre, activation: activation,
-                        matmul: shape, source: op.location))
-                values.append(y)
-            case .activation(let activation):
-                let y = declare("\(op.name).out", .activation, .float32, shape: x.shape)
-                train.append(.activationForward(layer: op.name, input: x, output: y, activation: activation, source: op.location))
-                if activation.needsPreactivation { preactivations[index] = x }
-                values.append(y)
-            case .dropout(let p):
-                let y = declare("\(op.name).out", .activation, .float32, shape: x.shape)
-                let mask = declare("\(op.name).mask", .mask, .float32, shape: x.shape)
-                masks[index] = mask
-                train.append(.dropoutForward(layer: op.name, input: x, output: y, mask: mask, p: p, source: op.location))
-                values.append(y)
-            }
+        train.append(.gatherBatch(GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))))
+        var values: [Slice] = [input]  // values[i] is the input of layer i
+        var forward = ForwardContext()
+        for (index, layer) in graph.layers.enumerated() {
+            forward.index = index
+            values.append(layer.forward(&self, values[index], context: &forward))
         }
 
         // ---- loss ----
-        let logits = values[graph.operations.count]
+        let logits = values[graph.layers.count]
         let lossGradient = declare("d_\(logits.buffer)", .activationGradient, .float32, shape: logits.shape)
         switch spec.loss.kind.value {
         case .crossEntropy:
             let rowLoss = declare("row_loss", .lossScratch, .float32, shape: [batch])
             train.append(
                 .softmaxCrossEntropy(
-                    logits: logits, labels: labels, gradient: lossGradient, rowLoss: rowLoss, source: spec.loss.location))
+                    SoftmaxCrossEntropy(logits: logits, labels: labels, gradient: lossGradient, rowLoss: rowLoss, location: spec.loss.location)))
         case .mse:
-            train.append(.meanSquaredError(output: logits, labels: labels, gradient: lossGradient, source: spec.loss.location))
+            train.append(.meanSquaredError(MeanSquaredError(output: logits, labels: labels, gradient: lossGradient, location: spec.loss.location)))
         }
 
         // ---- backward ----
-        // The first operation with parameters: values before it need no gradient.
-        let firstTrainable = graph.operations.firstIndex { if case .linear = $0.kind { return true } else { return false } } ?? 0
-        var gradient = lossGradient
-        // Whether `gradient` is already taken with respect to the pre-activation of the operation that produced
-        // the value (the derivative was fused into the product that computed it).
-        var throughActivation = false
-        for index in stride(from: graph.operations.count - 1, through: 0, by: -1) {
-            let op = graph.operations[index]
-            let x = values[index]
-            let needsInputGradient = index > firstTrainable
-            switch op.kind {
-            case .flatten:
-                gradient = view(gradient, shape: x.shape)
-            case .linear(let inF, let outF, _, let activation, _):
-                if !activation.isIdentity && !throughActivation {
-                    let d = view(gradient, shape: gradient.shape)
-                    train.append(
-                        .activationBackward(
-                            layer: op.name, outputGradient: gradient, preactivation: preactivations[index], output: values[index + 1],
-                            inputGradient: d, activation: activation, source: op.activationLocation ?? op.location))
-                }
-                let weightsShape = matmul(m: inF, n: outF, k: batch)
-                noteWorkspace(
-                    weightsShape, extra: shiftedLayer == op.name ? shiftedWeightGradientScratchFloats(m: batch, n: outF, k: inF) : 0)
-                train.append(
-                    .linearBackwardWeights(
-                        layer: op.name, input: view(x, shape: [batch, inF]), outputGradient: gradient,
-                        weightGradient: weightSlice(op.name, gradsBlock), biasGradient: biasSlice(op.name, gradsBlock),
-                        matmul: weightsShape, source: op.location))
-                throughActivation = false
-                if needsInputGradient {
-                    let inputGradient = declare("d_\(x.buffer)", .activationGradient, .float32, shape: [batch, inF])
-                    // Fuse the derivative of the activation that produced x into this product.
-                    var producerActivation = ActivationFunction.identity
-                    var producerPre: Slice? = nil
-                    if index > 0 {
-                        switch graph.operations[index - 1].kind {
-                        case .linear(_, _, _, let act, _): producerActivation = act
-                        case .activation(let act): producerActivation = act
-                        case .flatten, .dropout: break
-                        }
-                        producerPre = producerActivation.needsPreactivation ? preactivations[index - 1] : nil
-                    }
-                    let inputShape = matmul(m: batch, n: inF, k: outF)
-                    noteWorkspace(inputShape)
-                    train.append(
-                        .linearBackwardInput(
-                            layer: op.name, outputGradient: gradient, weight: weightSlice(op.name, paramsBlock),
-                            inputGradient: inputGradient, producerActivation: producerActivation,
-                            producerOutput: view(x, shape: [batch, inF]), producerPreactivation: producerPre, matmul: inputShape,
-                            source: op.location))
-                    gradient = view(inputGradient, shape: x.shape)
-                    throughActivation = !producerActivation.isIdentity
-                }
-            case .activation(let activation):
-                guard needsInputGradient else { break }
-                if !throughActivation {
-                    train.append(
-                        .activationBackward(
-                            layer: op.name, outputGradient: gradient, preactivation: preactivations[index], output: values[index + 1],
-                            inputGradient: gradient, activation: activation, source: op.location))
-                }
-                throughActivation = false
-            case .dropout:
-                guard needsInputGradient, let mask = masks[index] else { break }
-                train.append(
-                    .dropoutBackward(layer: op.name, outputGradient: gradient, mask: mask, inputGradient: gradient, source: op.location))
-                throughActivation = false
-            }
-            if !needsInputGradient { break }
+        // The first layer with parameters: values before it need no gradient.
+        let firstTrainable = graph.layers.firstIndex { $0.isTrainable } ?? 0
+        var backward = BackwardContext(
+            forward: forward, values: values, layers: graph.layers, index: graph.layers.count - 1, needsInputGradient: false,
+            gradient: lossGradient)
+        for index in stride(from: graph.layers.count - 1, through: 0, by: -1) {
+            backward.index = index
+            backward.needsInputGradient = index > firstTrainable
+            graph.layers[index].backward(&self, context: &backward)
+            if !backward.needsInputGradient { break }
         }
 
+        let optimizerThreads = parameterBlockFloats >= Plan.parallelOptimizerFloats ? max(1, target.threads) : 1
         train.append(
             .optimizerStep(
-                parameters: paramsBlock, gradients: gradsBlock, state: stateBlocks, settings: settings,
-                source: spec.optimizer.location))
+                OptimizerStep(
+                    parameters: parameterBlock, gradients: gradientBlock, state: stateBlocks, settings: settings,
+                    threads: optimizerThreads, location: spec.optimizer.location)))
 
         // ---- evaluation: forward only, dropout off, its own batch size ----
         let evalInput = declare("eval.input", .input, .float32, shape: [evalBatch, features])
         let evalLabels = declare("eval.labels", .labels, .int32, shape: [evalBatch])
-        eval.append(.gatherBatch(input: evalInput, labels: evalLabels, mean: spec.data.mean.value, std: spec.data.std.value))
+        eval.append(
+            .gatherBatch(GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))))
         var x = evalInput
-        for op in graph.operations {
-            switch op.kind {
-            case .flatten, .dropout:
-                x = view(x, shape: [evalBatch] + op.outputShape)
-            case .linear(let inF, let outF, _, let activation, _):
-                let y = declare("eval.\(op.name).out", .activation, .float32, shape: [evalBatch, outF])
-                let shape = matmul(m: evalBatch, n: outF, k: inF)
-                noteWorkspace(shape, extra: shiftedLayer == op.name ? shiftedForwardScratchFloats(m: evalBatch, n: outF, k: inF) : 0)
-                eval.append(
-                    .linearForward(
-                        layer: op.name, input: view(x, shape: [evalBatch, inF]), weight: weightSlice(op.name, paramsBlock),
-                        bias: biasSlice(op.name, paramsBlock), output: y, preactivation: nil, activation: activation, matmul: shape,
-                        source: op.location))
-                x = y
-            case .activation(let activation):
-                let y = declare("eval.\(op.name).out", .activation, .float32, shape: x.shape)
-                eval.append(.activationForward(layer: op.name, input: x, output: y, activation: activation, source: op.location))
-                x = y
-            }
-        }
+        for layer in graph.layers { x = layer.evaluate(&self, x) }
         let predictions = declare("eval.predictions", .predictions, .int32, shape: [evalBatch])
-        eval.append(.classify(logits: x, predictions: predictions))
+        eval.append(.classify(Classify(logits: x, predictions: predictions)))
 
         _ = declare("workspace", .workspace, .float32, shape: [max(1, target.threads), max(workspaceFloatsPerThread, 1)])
 
         var fusions = graph.fusions
         fusions.append("softmax, cross-entropy and its gradient computed in one pass over the logits")
         for kernel in train {
-            if case .linearBackwardInput(let layer, _, _, _, let act, _, _, _, _) = kernel, !act.isIdentity {
-                fusions.append("\(act.code) derivative fused into \(layer).grad_input")
+            if case .linearBackwardInput(let k) = kernel, !k.producerActivation.isIdentity {
+                fusions.append("\(k.producerActivation.code) derivative fused into \(k.layer).grad_input")
             }
-            if case .linearBackwardWeights(let layer, _, _, _, let bias?, _, _) = kernel {
-                _ = bias
-                fusions.append("\(layer).bias gradient fused with \(layer).weight gradient")
+            if case .linearBackwardWeights(let k) = kernel, k.biasGradient != nil {
+                fusions.append("\(k.layer).bias gradient fused with \(k.layer).weight gradient")
             }
         }
         fusions.append("one \(settings.kind.rawValue) kernel updates all \(parameters.count) parameter tensors (contiguous blocks)")
 
-        if let shiftedLayer {
-            fusions.append(
-                "the input normalization's shift is folded into \(shiftedLayer): the gather writes pixel * scale (exactly 0 for "
-                    + "a zero pixel) and \(shiftedLayer) adds shift * its weights' column sums, so its products skip zero pixels")
-        }
-        var plan = Plan(
+        let schedule = TrainingSchedule(
+            shuffle: spec.training.shuffle.value, dropLast: spec.training.dropLast.value,
+            validationFraction: spec.data.validationFraction.value)
+        return Plan(
             specName: spec.name.value, target: target, batchSize: batch, evalBatchSize: evalBatch, inputFeatures: features,
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
-            evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions)
-        plan.shiftedInput = shiftedLayer.map { ShiftedInput(layer: $0) }
-        return plan
+            evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions,
+            schedule: schedule, options: options)
     }
 
-    func weightSlice(_ layer: String, _ block: Slice) -> Slice {
+    func gatherThreads(_ input: Slice) -> Int {
+        input.elements >= Plan.parallelGatherElements ? max(1, target.threads) : 1
+    }
+
+    /// The slice of `layer`'s weight in the parameter block (or, with `in:`, in the gradient block).
+    func weightSlice(_ layer: String, in block: Slice? = nil) -> Slice {
+        let block = block ?? parameterBlock
         let tensor = parameters.first { $0.name == "\(layer).weight" }!
         // Stored in panels of 32 output features: [panels, in, 32].
         return Slice(
@@ -305,7 +182,8 @@ struct PlanBuilder {
             shape: [WeightPanels.panels(outFeatures: tensor.shape[0]), tensor.shape[1], weightPanelWidth])
     }
 
-    func biasSlice(_ layer: String, _ block: Slice) -> Slice? {
+    func biasSlice(_ layer: String, in block: Slice? = nil) -> Slice? {
+        let block = block ?? parameterBlock
         guard let tensor = parameters.first(where: { $0.name == "\(layer).bias" }) else { return nil }
         return Slice(buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.count, shape: tensor.shape)
     }

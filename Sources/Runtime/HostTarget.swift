@@ -1,6 +1,7 @@
 import Foundation
 import KernelInterface
 import Planner
+import SpecParser
 
 /// Reads the machine this process runs on: cores, caches, memory, CPU name and the best kernel set.
 public func hostTarget(threads requested: Int? = nil, isa: KernelISA) -> Target {
@@ -8,6 +9,15 @@ public func hostTarget(threads requested: Int? = nil, isa: KernelISA) -> Target 
     let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
     return Target(
         isa: isa, threads: requested ?? cores, l2Bytes: cacheSize(level: 2) ?? 512 * 1024, memoryBytes: memory, cpuName: cpuModelName() ?? "unknown CPU")
+}
+
+/// The one way from a spec to a plan for this machine, used by the command line and by model files
+/// alike: the host's target with `threads` (else the spec's training.threads, else every core) and
+/// the planner with `options`.
+public func planForHost(
+    _ spec: Spec, threads: Int?, isa: KernelISA, options: PlanOptions = PlanOptions()
+) -> (plan: Plan?, diagnostics: [Diagnostic]) {
+    makePlan(spec, target: hostTarget(threads: threads ?? spec.training.threads?.value, isa: isa), options: options)
 }
 
 /// From /proc/cpuinfo's "model name" (Linux); nil elsewhere.

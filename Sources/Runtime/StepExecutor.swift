@@ -34,17 +34,9 @@ public final class StepExecutor {
     /// The first layer's features stored live-first during epochs (`StoredFeatureOrder`), when the plan
     /// allows it.
     let featureOrder: StoredFeatureOrder?
-    /// Whether the shifted-input layer's products loop over nonzero pixels when a batch is mostly zeros
-    /// (`MLPC_SPARSE_INPUT=off`: always the blocked product, the same bits; for timing comparisons).
-    let skipsZeroPixels: Bool
 
-    /// - storesLiveFeaturesFirst: allow `StoredFeatureOrder` (tests turn it off to compare the bits; by
-    ///   default on unless the environment has MLPC_FEATURE_ORDER=off, for timing comparisons).
-    public init(
-        plan: Plan, kernels: KernelSet, pool: WorkerPool, dropoutSeed: UInt64,
-        storesLiveFeaturesFirst: Bool = !environmentSwitchIsOff("MLPC_FEATURE_ORDER"),
-        skipsZeroPixels: Bool = !environmentSwitchIsOff("MLPC_SPARSE_INPUT")
-    ) throws {
+    /// Runs `plan` as it is: the passes it records (`Plan.passes`) decide every variant that runs.
+    public init(plan: Plan, kernels: KernelSet, pool: WorkerPool, dropoutSeed: UInt64) throws {
         self.plan = plan
         self.kernels = kernels
         self.pool = pool
@@ -59,27 +51,18 @@ public final class StepExecutor {
         let arena = self.arena
         let threads = self.threads
         let optimizerParts = plan.trainKernels.first { if case .optimizerStep = $0 { return true } else { return false } }
-            .map { min(plan.threads(of: $0), threads) } ?? 1
-        let shares = optimizerShares(plan, parts: optimizerParts)
-        let featureOrder = storesLiveFeaturesFirst ? makeFeatureOrder(plan, threads: threads) : nil
-        self.featureOrder = featureOrder
-        self.skipsZeroPixels = skipsZeroPixels
-        let shiftedInput = inputShift(plan)
-        let bind = { (kernel: Kernel) in
-            BoundKernel(
-                kernel, arena, threads: min(plan.threads(of: kernel), threads), optimizerShares: shares,
-                orderedLayer: featureOrder?.layer, shiftedInput: shiftedInput)
-        }
-        eval = plan.evalKernels.map(bind)
-        let firstPair = plan.trainKernels.map(bind)
-        if threads > 1, let prefetch = plan.batchPrefetch, let secondPair = plan.trainKernelsOnSecondBatchPair?.map(bind),
-            case .gather(let input, let labels, let scale, let shift, let parts)? = firstPair.first?.operation,
-            case .gather(let spareInput, let spareLabels, _, _, _)? = secondPair.first?.operation
+            .map { min($0.threads, threads) } ?? 1
+        let binding = KernelBinding(arena: arena, threads: threads, optimizerShares: optimizerShares(plan, parts: optimizerParts))
+        featureOrder = makeFeatureOrder(plan, threads: threads)
+        eval = plan.evalKernels.map { $0.bind(binding) }
+        let firstPair = plan.trainKernels.map { $0.bind(binding) }
+        if threads > 1, let prefetch = plan.batchPrefetch, let secondPair = plan.trainKernelsOnSecondBatchPair?.map({ $0.bind(binding) }),
+            let gather = firstPair.first?.gather, let spare = secondPair.first?.gather
         {
             trainByPair = [firstPair, secondPair]
             let prepared = PreparedBatch(
-                capacity: plan.batchSize, inputs: [input, spareInput], labels: [labels, spareLabels], scale: scale, shift: shift,
-                parts: parts, kernels: kernels)
+                capacity: plan.batchSize, inputs: [gather.input, spare.input], labels: [gather.labels, spare.labels],
+                scale: gather.scale, shift: gather.shift, parts: gather.parts, kernels: kernels)
             self.prepared = prepared
             prefetchStart = prefetch.overlaps.lowerBound
         } else {
@@ -196,8 +179,8 @@ public final class StepExecutor {
             let kernel = kernels[index]
             if kernel.isBackward { break }
             if index == prefetchStart { startPreparingNextBatch() }
-            if gathered, case .gather = kernel.operation { continue }
-            if let l = run(kernel, batch: batch, rows: batch.rows) { loss = l }
+            if gathered && kernel.gather != nil { continue }
+            if let l = kernel.run(self, batch, batch.rows) { loss = l }
         }
         return loss
     }
@@ -207,7 +190,7 @@ public final class StepExecutor {
         let kernels = trainByPair[pair]
         for index in kernels.indices where kernels[index].isBackward {
             if index == prefetchStart { startPreparingNextBatch() }
-            _ = run(kernels[index], batch: nil, rows: rows)
+            _ = kernels[index].run(self, nil, rows)
         }
         // The gather ahead reads the caller's images: it ends before the step returns, so the batch's
         // memory is only read during the caller's forward and backwardAndUpdate calls. (The reference
@@ -243,7 +226,7 @@ public final class StepExecutor {
             forgetPreparedBatch()
             pair = 0
         }
-        return run(trainByPair[0][index], batch: batch, rows: batch.rows)
+        return trainByPair[0][index].run(self, batch, batch.rows)
     }
 
     /// Runs the forward kernels of the training step one at a time and returns the first whose output is
@@ -255,7 +238,7 @@ public final class StepExecutor {
         pair = 0
         for (index, kernel) in trainByPair[0].enumerated() {
             if kernel.isBackward { break }
-            _ = run(kernel, batch: batch, rows: batch.rows)
+            _ = kernel.run(self, batch, batch.rows)
             for slice in plan.trainKernels[index].writes where plan.buffer(named: slice.buffer)?.elementType == .float32 {
                 let count = slice.elements / max(slice.shape.first ?? 1, 1) * batch.rows
                 let p = arena.floats(slice)
@@ -272,8 +255,8 @@ public final class StepExecutor {
         forgetPreparedBatch()
         var predictions: UnsafeMutablePointer<Int32>? = nil
         for kernel in eval {
-            _ = run(kernel, batch: batch, rows: batch.rows)
-            if case .classify(_, let out, _, _) = kernel.operation { predictions = out }
+            _ = kernel.run(self, batch, batch.rows)
+            if let classified = kernel.classified { predictions = classified.predictions }
         }
         return predictions!
     }
@@ -281,116 +264,9 @@ public final class StepExecutor {
     /// The logits of the last evaluation step (rows x classes).
     public var evalLogits: UnsafeMutablePointer<Float> {
         for kernel in eval {
-            if case .classify(let logits, _, _, _) = kernel.operation { return logits }
+            if let classified = kernel.classified { return classified.logits }
         }
         fatalError("a plan always ends evaluation with classify")
-    }
-
-    @inline(__always)
-    func run(_ kernel: BoundKernel, batch: BatchSource?, rows m: Int) -> Float? {
-        let k = kernels
-        let threads = self.threads
-        let workspace = self.workspace
-        let stride = self.workspaceStride
-        switch kernel.operation {
-        case .gather(let input, let labels, let scale, let shift, let parts):
-            guard let batch else { return nil }
-            let p = max(1, min(parts, batch.rows))
-            pool.run(parts: p) { part in
-                k.gatherRows(
-                    batch.images, batch.labels, batch.features, batch.indices, batch.rows, scale, shift, input, labels, part, p)
-                // Each part prefetches the rows it will gather next time (the same split).
-                if let upcoming = batch.upcoming.baseAddress {
-                    let share = partRange(count: batch.upcoming.count, granule: 1, part: part, parts: p)
-                    mlpc_prefetch_rows(batch.images, batch.features, upcoming + share.lowerBound, share.count)
-                }
-            }
-        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts, let ordered, let shift?):
-            let p = min(parts, threads)
-            let order = ordered ? featureOrder?.forwardOrder : nil
-            let skip = skipsZeroPixels
-            if p == 1 {
-                k.linearForwardShifted(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace, 0, 1, order, shift, skip)
-            } else {
-                pool.run(parts: p) { part in
-                    k.linearForwardShifted(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace + part * stride, part, p, order, shift, skip)
-                }
-            }
-        case .linearForward(let x, let w, let b, let y, let pre, let act, let slope, let n, let kk, let tile, let parts, let ordered, nil):
-            let p = min(parts, threads)
-            let order = ordered ? featureOrder?.forwardOrder : nil
-            if p == 1 {
-                k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace, 0, 1, order)
-            } else {
-                pool.run(parts: p) { part in
-                    k.linearForward(x, w, b, y, pre, m, n, kk, act, slope, tile, workspace + part * stride, part, p, order)
-                }
-            }
-        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts, let ordered, let shift?):
-            let p = min(parts, threads)
-            let order = ordered ? featureOrder?.kernelOrder : nil
-            let skip = skipsZeroPixels
-            if p == 1 {
-                k.linearBackwardWeightsShifted(x, dy, dw, db, m, n, inF, tile, workspace, 0, 1, order, shift, skip)
-            } else {
-                pool.run(parts: p) { part in
-                    k.linearBackwardWeightsShifted(x, dy, dw, db, m, n, inF, tile, workspace + part * stride, part, p, order, shift, skip)
-                }
-            }
-        case .linearBackwardWeights(let x, let dy, let dw, let db, let inF, let n, let tile, let parts, let ordered, nil):
-            let p = min(parts, threads)
-            let order = ordered ? featureOrder?.kernelOrder : nil
-            if p == 1 {
-                k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace, 0, 1, order)
-            } else {
-                pool.run(parts: p) { part in
-                    k.linearBackwardWeights(x, dy, dw, db, m, n, inF, tile, workspace + part * stride, part, p, order)
-                }
-            }
-        case .linearBackwardInput(let dy, let w, let dx, let act, let slope, let prevOut, let prevPre, let n, let inF, let tile, let parts):
-            let p = min(parts, threads)
-            if p == 1 {
-                k.linearBackwardInput(dy, w, dx, m, n, inF, act, slope, prevOut, prevPre, tile, workspace, 0, 1)
-            } else {
-                pool.run(parts: p) { part in
-                    k.linearBackwardInput(dy, w, dx, m, n, inF, act, slope, prevOut, prevPre, tile, workspace + part * stride, part, p)
-                }
-            }
-        case .activationForward(let x, let y, let width, let act, let slope):
-            k.activationForward(x, y, m * width, act, slope, 0, 1)
-        case .activationBackward(let dy, let pre, let out, let dx, let width, let act, let slope):
-            k.activationBackward(dy, pre, out, dx, m * width, act, slope, 0, 1)
-        case .dropoutForward(let x, let y, let mask, let width, let p):
-            k.dropoutForward(x, y, mask, m * width, p, dropoutSeed, UInt64(optimizerSteps + 1), 0, 1)
-        case .dropoutBackward(let dy, let mask, let dx, let width):
-            k.dropoutBackward(dy, mask, dx, m * width, 0, 1)
-        case .softmaxCrossEntropy(let logits, let labels, let grad, let rowLoss, let classes):
-            return k.softmaxCrossEntropy(logits, labels, m, classes, grad, rowLoss)
-        case .meanSquaredError(let out, let labels, let grad, let classes):
-            return k.meanSquaredError(out, labels, m, classes, grad)
-        case .optimizer(let params, let grads, let s0, let s1, let settings, let shares):
-            let step = optimizerSteps
-            func update(_ part: Int) {
-                for range in shares[part] {
-                    let at = range.lowerBound, count = range.count
-                    switch settings.kind {
-                    case .sgd:
-                        k.sgdStep(
-                            params + at, grads + at, settings.stateBlocks > 0 ? s0 + at : nil, count, settings.lr, settings.momentum,
-                            settings.dampening, settings.nesterov, settings.weightDecay, step == 1, 0, 1)
-                    case .adam, .adamw:
-                        k.adamStep(
-                            params + at, grads + at, s0 + at, s1 + at, count, settings.lr, settings.beta1, settings.beta2,
-                            settings.eps, settings.weightDecay, settings.kind == .adamw, step, 0, 1)
-                    }
-                }
-            }
-            // One part runs here without the pool, which would first wait for a gather running ahead.
-            if shares.count == 1 { update(0) } else { pool.run(parts: shares.count, update) }
-        case .classify(let logits, let out, let classes, _):
-            k.argmaxRows(logits, m, classes, out)
-        }
-        return nil
     }
 }
 
@@ -473,105 +349,6 @@ final class PreparedBatch: PoolJob {
     }
 }
 
-/// A kernel with its slices resolved to pointers and its shapes to integers.
-struct BoundKernel {
-    enum Operation {
-        case gather(input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, scale: Float, shift: Float, parts: Int)
-        case linearForward(
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>,
-            UnsafeMutablePointer<Float>?, ActivationCode, Float, n: Int, k: Int, MatmulTile, parts: Int, ordered: Bool,
-            shift: Float?)
-        case linearBackwardWeights(
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
-            inFeatures: Int, n: Int, MatmulTile, parts: Int, ordered: Bool, shift: Float?)
-        case linearBackwardInput(
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, ActivationCode, Float,
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, n: Int, inFeatures: Int, MatmulTile, parts: Int)
-        case activationForward(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, width: Int, ActivationCode, Float)
-        case activationBackward(
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-            width: Int, ActivationCode, Float)
-        case dropoutForward(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, width: Int, p: Float)
-        case dropoutBackward(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, width: Int)
-        case softmaxCrossEntropy(
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-            classes: Int)
-        case meanSquaredError(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Float>, classes: Int)
-        /// The shares are ranges of the parameter block, per part (`optimizerShares`).
-        case optimizer(
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-            OptimizerSettings, shares: [[Range<Int>]])
-        case classify(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, classes: Int, Int)
-    }
-
-    let operation: Operation
-    /// Backward and optimizer kernels run after the loss.
-    let isBackward: Bool
-
-    /// `threads`: the plan's threads for the kernel, capped by the executor's. `orderedLayer`: the layer
-    /// whose products take the executor's feature order.
-    /// `shiftedInput`: the plan's `shiftedInput` layer and the shift it absorbs; the gathers then write
-    /// pixel * scale.
-    init(
-        _ kernel: Kernel, _ arena: Arena, threads: Int, optimizerShares: [[Range<Int>]], orderedLayer: String?,
-        shiftedInput: (layer: String, shift: Float)?
-    ) {
-        func f(_ s: Planner.Slice) -> UnsafeMutablePointer<Float> { arena.floats(s) }
-        func i(_ s: Planner.Slice) -> UnsafeMutablePointer<Int32> { arena.int32s(s) }
-        func width(_ s: Planner.Slice) -> Int { s.shape.dropFirst().reduce(1, *) }
-        switch kernel {
-        case .gatherBatch(let input, let labels, let mean, let std):
-            let normalization = PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
-            operation = .gather(
-                input: f(input), labels: i(labels), scale: normalization.scale, shift: shiftedInput == nil ? normalization.shift : 0,
-                parts: threads)
-            isBackward = false
-        case .linearForward(let layer, let input, let weight, let bias, let output, let pre, let act, let mm, _):
-            operation = .linearForward(
-                f(input), f(weight), bias.map(f), f(output), pre.map(f), act.code, act.negativeSlope, n: mm.n, k: mm.k, mm.tile,
-                parts: mm.threads, ordered: layer == orderedLayer, shift: layer == shiftedInput?.layer ? shiftedInput?.shift : nil)
-            isBackward = false
-        case .activationForward(_, let input, let output, let act, _):
-            operation = .activationForward(f(input), f(output), width: width(input), act.code, act.negativeSlope)
-            isBackward = false
-        case .dropoutForward(_, let input, let output, let mask, let p, _):
-            operation = .dropoutForward(f(input), f(output), f(mask), width: width(input), p: Float(p))
-            isBackward = false
-        case .softmaxCrossEntropy(let logits, let labels, let gradient, let rowLoss, _):
-            operation = .softmaxCrossEntropy(f(logits), i(labels), f(gradient), f(rowLoss), classes: width(logits))
-            isBackward = false
-        case .meanSquaredError(let output, let labels, let gradient, _):
-            operation = .meanSquaredError(f(output), i(labels), f(gradient), classes: width(output))
-            isBackward = false
-        case .activationBackward(_, let gradient, let pre, let output, let inputGradient, let act, _):
-            operation = .activationBackward(
-                f(gradient), pre.map(f), f(output), f(inputGradient), width: width(gradient), act.code, act.negativeSlope)
-            isBackward = true
-        case .dropoutBackward(_, let gradient, let mask, let inputGradient, _):
-            operation = .dropoutBackward(f(gradient), f(mask), f(inputGradient), width: width(gradient))
-            isBackward = true
-        case .linearBackwardWeights(let layer, let input, let gradient, let weightGradient, let bias, let mm, _):
-            operation = .linearBackwardWeights(
-                f(input), f(gradient), f(weightGradient), bias.map(f), inFeatures: mm.m, n: mm.n, mm.tile, parts: mm.threads,
-                ordered: layer == orderedLayer, shift: layer == shiftedInput?.layer ? shiftedInput?.shift : nil)
-            isBackward = true
-        case .linearBackwardInput(_, let gradient, let weight, let inputGradient, let act, let output, let pre, let mm, _):
-            operation = .linearBackwardInput(
-                f(gradient), f(weight), f(inputGradient), act.code, act.negativeSlope, f(output), pre.map(f), n: mm.k,
-                inFeatures: mm.n, mm.tile, parts: mm.threads)
-            isBackward = true
-        case .optimizerStep(let parameters, let gradients, let state, let settings, _):
-            let s0 = state.first.map(f) ?? f(gradients)
-            let s1 = state.count > 1 ? f(state[1]) : s0
-            operation = .optimizer(f(parameters), f(gradients), s0, s1, settings, shares: optimizerShares)
-            isBackward = true
-        case .classify(let logits, let predictions):
-            operation = .classify(f(logits), i(predictions), classes: width(logits), 0)
-            isBackward = false
-        }
-    }
-}
-
 /// The ranges of the parameter block each of `parts` parts of the optimizer step updates (one part when
 /// the plan runs the step on one thread). A layer whose weight gradient runs on several parts and splits
 /// its output features (`splitsByOutputFeature`, `outputFeatureShare`) gives each part the weight panels
@@ -586,9 +363,9 @@ func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
     // Layers whose weight gradient splits its output features over `threads` parts.
     var featureParts: [String: Int] = [:]
     for kernel in plan.trainKernels {
-        guard case .linearBackwardWeights(let layer, _, _, _, _, let mm, _) = kernel else { continue }
-        let threads = min(mm.threads, parts)
-        if threads > 1 && splitsByOutputFeature(outFeatures: mm.n, parts: threads) { featureParts[layer] = threads }
+        guard case .linearBackwardWeights(let k) = kernel else { continue }
+        let threads = min(k.product.threads, parts)
+        if threads > 1 && splitsByOutputFeature(outFeatures: k.product.n, parts: threads) { featureParts[k.layer] = threads }
     }
     var shares = [[Range<Int>]](repeating: [], count: parts)
     var rest: [Range<Int>] = []
@@ -634,35 +411,10 @@ func optimizerShares(_ plan: Plan, parts requested: Int) -> [[Range<Int>]] {
     return shares
 }
 
-/// The normalization of the training step's gather (its first kernel), if it has one.
-func trainingNormalization(_ plan: Plan) -> PixelNormalization? {
-    guard case .gatherBatch(_, _, let mean, let std)? = plan.trainKernels.first else { return nil }
-    return PixelNormalization(mean: Float(mean), standardDeviation: Float(std))
-}
-
-/// Whether the environment variable `name` is "off", read with getenv: ProcessInfo's environment builds
-/// a dictionary of every variable, an allocation an executor does not otherwise make.
-public func environmentSwitchIsOff(_ name: String) -> Bool {
-    guard let value = getenv(name) else { return false }
-    return strcmp(value, "off") == 0
-}
-
-/// The plan's `shiftedInput` layer and the shift its gathers leave out, or nil. Nil too when a pixel's
-/// u = pixel * scale or the shift is not finite (a deviation near zero): the pixel loops' skipping of
-/// zero terms is exact only for finite u, so such a plan runs the plain kernels on x.
-func inputShift(_ plan: Plan) -> (layer: String, shift: Float)? {
-    guard let shifted = plan.shiftedInput, let normalization = trainingNormalization(plan),
-        (Float(255) * normalization.scale).isFinite, normalization.shift.isFinite else { return nil }
-    return (shifted.layer, normalization.shift)
-}
-
 /// The `StoredFeatureOrder` for the plan's `liveFirstFeatures` on the executor's `threads` (which can be
-/// fewer than the plan's), or nil. The input batch must be finite for every byte (the spec's checks
-/// make it so; a zero column of dy then gives an exact zero gradient).
+/// fewer than the plan's), or nil when the plan has none or the layer does not qualify on so many.
 func makeFeatureOrder(_ plan: Plan, threads: Int) -> StoredFeatureOrder? {
-    guard let chosen = plan.liveFirstFeatures, let normalization = trainingNormalization(plan),
-        (Float(0) * normalization.scale + normalization.shift).isFinite, (Float(255) * normalization.scale + normalization.shift).isFinite,
-        let parts = liveFirstFeatureParts(plan, layer: chosen.layer, threads: threads),
+    guard let chosen = plan.liveFirstFeatures, let parts = liveFirstFeatureParts(plan, layer: chosen.layer, threads: threads),
         let weight = plan.parameters.first(where: { $0.layer == chosen.layer && $0.role == .weight })
     else { return nil }
     let bias = plan.parameters.first { $0.layer == chosen.layer && $0.role == .bias }

@@ -53,8 +53,8 @@ public final class TrainingRun {
         let executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: options.seed ^ 0xD0D0_D0D0)
         initializeParameters(plan, seed: options.seed, into: executor.parameters)
         trainer = Trainer(
-            executor: executor, train: data.train, test: data.test, seed: options.seed, shuffle: spec.training.shuffle.value,
-            dropLast: spec.training.dropLast.value, validationFraction: spec.data.validationFraction.value)
+            executor: executor, train: data.train, test: data.test, seed: options.seed, shuffle: plan.schedule.shuffle,
+            dropLast: plan.schedule.dropLast, validationFraction: plan.schedule.validationFraction)
         guard trainer.stepsPerEpoch > 0 else {
             throw RuntimeError.data(noTrainingStepReason(spec: spec, batchSize: plan.batchSize, examples: trainer.trainingExamples))
         }

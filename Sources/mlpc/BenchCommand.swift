@@ -41,6 +41,8 @@ struct BenchCommand: ParsableCommand {
             discussion: "A trained network's step differs from a new one's: many of its ReLU units no longer fire, and their work is skipped."))
     var weights: String?
 
+    @OptionGroup var passes: PassOptions
+
     @Option(help: "Output format: text or json.")
     var format: TextOrJSONFormat = .text
 
@@ -54,7 +56,9 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let checked = try checkSpec(options, threads: threads, format: format.outputFormat, probeData: false, batchSize: batchSize)
+        let checked = try checkSpec(
+            options, threads: threads, format: format.outputFormat, probeData: false, batchSize: batchSize,
+            planOptions: passes.planOptions)
         let plan = checked.plan
         let kernels = try selectedKernels()
         let (data, source) = try benchmarkData(spec: checked.spec, plan: plan)

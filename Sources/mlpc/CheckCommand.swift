@@ -56,12 +56,15 @@ struct PlanCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Plan for this many threads (default: the spec's training.threads, else all cores).")
     var threads: Int?
 
+    @OptionGroup var passes: PassOptions
+
     func validate() throws {
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
     }
 
     func run() throws {
-        let checked = try checkSpec(options, threads: threads, format: format == .json ? .json : .text, probeData: false)
+        let checked = try checkSpec(
+            options, threads: threads, format: format == .json ? .json : .text, probeData: false, planOptions: passes.planOptions)
         switch format {
         case .text:
             printWarnings(checked)

@@ -45,6 +45,8 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print only the final accuracy line.")
     var quiet = false
 
+    @OptionGroup var passes: PassOptions
+
     func validate() throws {
         if spec == nil && resume == nil { throw ValidationError("give a spec file to train, or --resume DIR to continue a run") }
         if resume != nil && out != nil { throw ValidationError("--resume continues in its own directory; leave out --out") }
@@ -68,7 +70,9 @@ struct RunCommand: ParsableCommand {
         if let resume {
             try resumeRun(directory: resume)
         } else if let spec {
-            let checked = try checkSpec(specOptions(spec, dataDirectory: dataDir), threads: threads, format: .text, probeData: false, batchSize: batchSize)
+            let checked = try checkSpec(
+                specOptions(spec, dataDirectory: dataDir), threads: threads, format: .text, probeData: false, batchSize: batchSize,
+                planOptions: passes.planOptions)
             let epochs = self.epochs ?? checked.spec.training.epochs.value
             try train(checked, epochs: epochs, seed: seed ?? checked.spec.seed.value, outputDirectory: out ?? "runs/\(checked.spec.name.value)", checkpoint: nil)
         }
@@ -112,9 +116,15 @@ struct RunCommand: ParsableCommand {
         if let shortfall = settings.shortfall(epochs: epochs) {
             throw CommandFailure.usage("cannot resume \(directory) for \(epochs) epoch\(epochs == 1 ? "" : "s") (\(checkpointPath)): \(shortfall)")
         }
+        // The run's passes: a resumed run plans the kernels it was started with.
+        if !passes.disabledPasses.isEmpty && passes.planOptions != settings.planOptions {
+            let recorded = settings.planOptions.disabledPasses.sorted().map(\.rawValue)
+            throw CommandFailure.usage(
+                "--disable-pass disagrees with the run's \(recorded.isEmpty ? "passes (none turned off)" : "turned-off passes (\(recorded.joined(separator: ", ")))") (\(checkpointPath))")
+        }
         let checked = try checkSpec(
             specOptions(specCopy, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
-            probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil)
+            probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil, planOptions: settings.planOptions)
         if let spec {
             // The given spec, resolved with the run's data directory, seed and batch size, must be the run's.
             var given = try checkSpec(

@@ -26,6 +26,21 @@ struct SpecOptions: ParsableArguments {
     }
 }
 
+extension PlanPass: ExpressibleByArgument {}
+
+/// `--disable-pass NAME` (repeatable): the optional planner passes to leave out. The plan records them.
+struct PassOptions: ParsableArguments {
+    @Option(
+        name: .customLong("disable-pass"),
+        help: ArgumentHelp(
+            "Turn off an optional planner pass (repeatable; `mlpc plan` lists them and whether each applied): "
+                + PlanPass.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(separator: "; ") + ".",
+            valueName: "pass"))
+    var disabledPasses: [PlanPass] = []
+
+    var planOptions: PlanOptions { PlanOptions(disabledPasses: Set(disabledPasses)) }
+}
+
 /// A spec that loaded and planned, with every diagnostic found on the way (warnings included).
 struct CheckedSpec {
     var spec: Spec
@@ -39,7 +54,7 @@ struct CheckedSpec {
 /// read, 1 for an invalid spec.
 func checkSpec(
     _ options: SpecOptions, threads: Int?, format: OutputFormat, probeData: Bool, batchSize: Int? = nil,
-    batchSizeFromFlag: Bool = true
+    batchSizeFromFlag: Bool = true, planOptions: PlanOptions = PlanOptions()
 ) throws -> CheckedSpec {
     let loaded = SpecLoader.load(path: options.spec, dataDirectoryOverride: options.dataDirectoryOverride)
     if let fileError = loaded.fileError { throw CommandFailure.usage(fileError) }
@@ -58,9 +73,7 @@ func checkSpec(
             spec.training.batchSize.value = batchSize
         }
     }
-    let isa = try selectedKernels().isa
-    let target = hostTarget(threads: threads ?? spec.training.threads?.value, isa: isa)
-    let (plan, planDiagnostics) = makePlan(spec, target: target)
+    let (plan, planDiagnostics) = planForHost(spec, threads: threads, isa: try selectedKernels().isa, options: planOptions)
     diagnostics += planDiagnostics
     if let plan, probeData {
         diagnostics += dataDiagnostics(spec: spec, plan: plan)

@@ -61,12 +61,12 @@ final class ReferencePlanTests: XCTestCase {
 
     func testParametersGradientsAndMomentsAreContiguousBlocks() throws {
         let plan = try plan(SpecFixtures.reference)
-        guard case .optimizerStep(let parameters, let gradients, let state, _, _)? = plan.trainKernels.last else {
+        guard case .optimizerStep(let step)? = plan.trainKernels.last else {
             return XCTFail("the last training kernel is not the optimizer")
         }
-        XCTAssertEqual(parameters.elements, plan.parameterBlockFloats)
-        XCTAssertEqual(gradients.elements, plan.parameterBlockFloats)
-        XCTAssertEqual(state.map(\.elements), [plan.parameterBlockFloats, plan.parameterBlockFloats])
+        XCTAssertEqual(step.parameters.elements, plan.parameterBlockFloats)
+        XCTAssertEqual(step.gradients.elements, plan.parameterBlockFloats)
+        XCTAssertEqual(step.state.map(\.elements), [plan.parameterBlockFloats, plan.parameterBlockFloats])
         XCTAssertEqual(plan.buffer(named: "parameters")?.offset, 0)
     }
 }
@@ -108,9 +108,9 @@ final class FusionTests: XCTestCase {
         let plan = try XCTUnwrap(makePlan(spec, target: .reference).plan)
         XCTAssertNotNil(plan.buffer(named: "fc1.preact"))
         let backward = plan.trainKernels.first { if case .linearBackwardInput = $0 { return true } else { return false } }
-        guard case .linearBackwardInput(_, _, _, _, let act, _, let pre, _, _)? = backward else { return XCTFail() }
-        XCTAssertEqual(act.code, .geluErf)
-        XCTAssertEqual(pre?.buffer, "fc1.preact")
+        guard case .linearBackwardInput(let k)? = backward else { return XCTFail() }
+        XCTAssertEqual(k.producerActivation.code, .geluErf)
+        XCTAssertEqual(k.producerPreactivation?.buffer, "fc1.preact")
     }
 
     func testFirstLayerComputesNoInputGradient() throws {

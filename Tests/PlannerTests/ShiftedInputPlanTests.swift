@@ -36,11 +36,13 @@ final class ShiftedInputPlanTests: XCTestCase {
         var checked = 0
         for kernel in plan.trainKernels + plan.evalKernels {
             switch kernel {
-            case .linearForward("fc1", _, _, _, _, _, _, let mm, _):
+            case .linearForward(let k) where k.layer == "fc1":
+                let mm = k.product
                 XCTAssertGreaterThanOrEqual(
                     perThread, MatmulTile.workspaceFloats(mm.tile, m: mm.m, n: mm.n, k: mm.k) + shiftedForwardScratchFloats(m: mm.m, n: mm.n, k: mm.k))
                 checked += 1
-            case .linearBackwardWeights("fc1", _, _, _, _, let mm, _):
+            case .linearBackwardWeights(let k) where k.layer == "fc1":
+                let mm = k.product
                 XCTAssertGreaterThanOrEqual(
                     perThread,
                     MatmulTile.workspaceFloats(mm.tile, m: mm.m, n: mm.n, k: mm.k) + shiftedWeightGradientScratchFloats(m: mm.k, n: mm.n, k: mm.m))

@@ -13,10 +13,7 @@ import Planner
 // resuming continues that epoch from the next step.
 
 /// The names of the optimizer's moment blocks, in state-block order, as PyTorch's optimizers call them.
-public func optimizerStateNames(_ plan: Plan) -> [String] {
-    let names = plan.optimizer.kind == .sgd ? ["momentum_buffer"] : ["exp_avg", "exp_avg_sq"]
-    return Array(names.prefix(plan.optimizer.stateBlocks))
-}
+public func optimizerStateNames(_ plan: Plan) -> [String] { plan.optimizer.stateNames }
 
 /// A training run's state as saved in (or read from) checkpoint.safetensors.
 public struct Checkpoint {
@@ -41,6 +38,8 @@ public struct Checkpoint {
     /// when it started, and its seconds so far over all sessions. Nil in checkpoints written before these
     /// were recorded.
     public var history: RunHistory?
+    /// The plan's options (passes turned off), so that a resumed run plans the same kernels.
+    public var planOptions = PlanOptions()
     /// Parameters and moments as tensors (see the file comment).
     public var tensors: SafetensorsFile
 
@@ -96,6 +95,7 @@ public struct Checkpoint {
         self.dataDirectory = dataDirectory
         self.dataSHA256 = dataSHA256
         self.history = history
+        self.planOptions = plan.options
         self.tensors = SafetensorsFile(tensors: tensors)
     }
 
@@ -114,6 +114,7 @@ public struct Checkpoint {
             Key.metrics: "[" + (metricLines ?? metrics.map { $0.jsonLine() }).joined(separator: ",") + "]",
             Key.dataSHA256: jsonObject(dataSHA256),
         ]
+        metadata.merge(ArtifactMetadataKey.disabledPassesEntry(planOptions)) { $1 }
         if let history {
             metadata[Key.specPath] = history.specPath
             metadata[Key.startedAt] = history.startedAt
@@ -142,6 +143,8 @@ public struct Checkpoint {
         public var dataDirectory: String
         public var completedEpochs: Int
         public var stepInEpoch: Int
+        /// The options the run was planned with (`--disable-pass`).
+        public var planOptions = PlanOptions()
 
         /// The fewest epochs a resumed run may be asked for: those completed, or the epoch it stopped in.
         public var minimumEpochs: Int { stepInEpoch > 0 ? completedEpochs + 1 : completedEpochs }
@@ -174,8 +177,10 @@ public struct Checkpoint {
             throw ModelFileError(
                 path: path, reason: "the checkpoint metadata lacks a valid seed, batch_size, epochs, epoch, step_in_epoch or data_directory")
         }
-        return Settings(
+        var settings = Settings(
             seed: seed, batchSize: batch, epochs: epochs, dataDirectory: directory, completedEpochs: completed, stepInEpoch: step)
+        settings.planOptions = try ArtifactMetadataKey.planOptions(file.metadata, path: path)
+        return settings
     }
 
     /// Reads and checks a checkpoint: every counter present and well-formed, and the tensors exactly those

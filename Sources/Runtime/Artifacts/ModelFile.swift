@@ -20,6 +20,29 @@ public enum ArtifactMetadataKey {
     public static let specPath = "spec_path"
     public static let dataDirectory = "data_directory"
     public static let mlpcVersion = "mlpc_version"
+    /// The optional planner passes the run turned off (`--disable-pass`), comma-separated; absent when
+    /// none were. Evaluating or resuming plans with the same ones, so the numbers are the run's.
+    public static let disabledPasses = "disabled_passes"
+
+    /// The disabled passes of `options` as metadata (nothing when there are none).
+    static func disabledPassesEntry(_ options: PlanOptions) -> [String: String] {
+        let names = options.disabledPasses.sorted().map(\.rawValue)
+        return names.isEmpty ? [:] : [disabledPasses: names.joined(separator: ",")]
+    }
+
+    /// The plan options a file's metadata records; an unknown pass name is damage, named with the file.
+    static func planOptions(_ metadata: [String: String], path: String) throws -> PlanOptions {
+        guard let text = metadata[disabledPasses] else { return PlanOptions() }
+        var passes: Set<PlanPass> = []
+        for name in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let pass = PlanPass(rawValue: String(name)) else {
+                throw ModelFileError(
+                    path: path, reason: "its metadata names an unknown planner pass '\(escapedForMessage(String(name)))' in \(disabledPasses)")
+            }
+            passes.insert(pass)
+        }
+        return PlanOptions(disabledPasses: passes)
+    }
 }
 
 /// A model file that cannot be used: unreadable, not a model, a spec that does not load or plan, or
@@ -45,14 +68,14 @@ public func writeWeightsFile(plan: Plan, parameters: UnsafePointer<Float>, to pa
 public func writeModelFile(
     spec: Spec, plan: Plan, parameters: UnsafePointer<Float>, dataDirectory: String, mlpcVersion: String, to path: String
 ) throws {
-    let metadata = [
+    let metadata = ArtifactMetadataKey.disabledPassesEntry(plan.options).merging([
         ArtifactMetadataKey.format: ArtifactMetadataKey.modelFormat,
         ArtifactMetadataKey.spec: spec.resolvedYAML,
         ArtifactMetadataKey.specSHA256: SHA256.hash(Array(spec.resolvedYAML.utf8)).hex,
         ArtifactMetadataKey.specPath: spec.path,
         ArtifactMetadataKey.dataDirectory: dataDirectory,
         ArtifactMetadataKey.mlpcVersion: mlpcVersion,
-    ]
+    ]) { $1 }
     try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters), metadata: metadata).write(to: path)
 }
 
@@ -77,7 +100,7 @@ func readSafetensors(path: String, what: String) throws -> SafetensorsFile {
 /// that file, `specFile`).
 func planSpec(
     bytes: [UInt8], specPath: String, dataDirectoryOverride: String?, threads: Int?, kernels: KernelSet, path: String,
-    specFile: String? = nil
+    specFile: String? = nil, options: PlanOptions = PlanOptions()
 ) throws -> (Spec, Plan) {
     let loaded = SpecLoader.parse(bytes: bytes, path: specPath, dataDirectoryOverride: dataDirectoryOverride)
     var sources: [String: SourceFile] = [:]
@@ -90,8 +113,7 @@ func planSpec(
             path: errorPath,
             reason: "\(subject) does not load:\n" + DiagnosticRenderer.text(loaded.diagnostics, sources: sources, color: false))
     }
-    let target = hostTarget(threads: threads ?? spec.training.threads?.value, isa: kernels.isa)
-    let (plan, diagnostics) = makePlan(spec, target: target)
+    let (plan, diagnostics) = planForHost(spec, threads: threads, isa: kernels.isa, options: options)
     guard let plan, !diagnostics.hasErrors else {
         throw ModelFileError(
             path: errorPath, reason: "\(subject) does not plan:\n" + DiagnosticRenderer.text(diagnostics, sources: sources, color: false))
@@ -159,7 +181,7 @@ public final class LoadedModel {
         }
         var (spec, plan) = try planSpec(
             bytes: specBytes, specPath: specName, dataDirectoryOverride: dataDirectory, threads: threads, kernels: kernels, path: path,
-            specFile: specPath)
+            specFile: specPath, options: ArtifactMetadataKey.planOptions(file.metadata, path: path))
         if dataDirectory == nil, let embeddedSpecOrigin {
             spec.data.resolvedDirectory = resolveDataDirectory(spec.data.directory.value, relativeTo: embeddedSpecOrigin)
         }

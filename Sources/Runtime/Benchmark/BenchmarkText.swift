@@ -93,7 +93,7 @@ public struct BenchmarkResult: Codable, Equatable, Sendable {
                         + " (the input's shift is folded into the layer; the GFLOP/s above count the skipped work as done)\n",
                     shifted.layer, 100 * shifted.nonzeroFraction)
             } else {
-                out += "\(shifted.layer): MLPC_SPARSE_INPUT=off, its products multiply every pixel (the same bits)\n"
+                out += "\(shifted.layer): --disable-pass sparse-input, its products multiply every pixel (the same bits)\n"
             }
         }
         out += String(

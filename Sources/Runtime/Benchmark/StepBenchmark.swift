@@ -189,7 +189,7 @@ public final class StepBenchmark {
             prefetchWindow: executor.prefetchesBatches ? plan.batchPrefetch?.overlaps : nil, prefetchedSteps: prefetchedSteps,
             liveFeatures: liveFeatures,
             shiftedInput: plan.shiftedInput.map {
-                .init(layer: $0.layer, nonzeroFraction: data.nonzeroPixelFraction, skipsZeros: executor.skipsZeroPixels)
+                .init(layer: $0.layer, nonzeroFraction: data.nonzeroPixelFraction, skipsZeros: plan.passes.contains { $0.pass == .sparseInput && $0.applied })
             })
     }
 }

@@ -205,7 +205,7 @@ final class StepBenchmarkTests: XCTestCase {
         XCTAssertEqual(shifted["skips_zeros"] as? Bool, true)
         XCTAssertEqual(try XCTUnwrap(shifted["nonzero_fraction"] as? Double), 0.1912, accuracy: 1e-12)
         result.report.shiftedInput?.skipsZeros = false
-        XCTAssertTrue(result.text.contains("fc1: MLPC_SPARSE_INPUT=off, its products multiply every pixel"), result.text)
+        XCTAssertTrue(result.text.contains("fc1: --disable-pass sparse-input, its products multiply every pixel"), result.text)
         // From the data: the tiny plan's first layer, and the synthetic images' share of nonzero bytes.
         let plan = try makePlan()
         let data = images()

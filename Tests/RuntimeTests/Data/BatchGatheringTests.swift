@@ -1,5 +1,6 @@
 import Foundation
 import KernelInterface
+import Planner
 import XCTest
 
 @testable import Runtime

@@ -20,10 +20,13 @@ final class FeatureOrderTrainingTests: XCTestCase {
     /// parameter and state bit and the epochs' metrics; `storedOrderSteps` counts the steps that ran
     /// with the features in another order than the model's.
     func train(threads: Int, batch: Int, optimizer: String, ordered: Bool, dead: [Int], storedOrderSteps: inout Int) throws -> Outcome {
-        let plan = try TinyData.plan(TinyData.specText(layers: Self.layers, optimizer: optimizer, batch: batch), threads: threads).1
+        let plan = try TinyData.plan(
+            TinyData.specText(layers: Self.layers, optimizer: optimizer, batch: batch), threads: threads,
+            disabledPasses: ordered ? [] : [.liveFirstFeatures]
+        ).1
+        XCTAssertEqual(plan.liveFirstFeatures != nil, ordered)
         let executor = try StepExecutor(
-            plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: threads), dropoutSeed: 3,
-            storesLiveFeaturesFirst: ordered)
+            plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: threads), dropoutSeed: 3)
         XCTAssertEqual(executor.featureOrder != nil, ordered)
         // On two threads the evaluation's forward products (and with batches of 100 the training
         // step's) split the features in two.

@@ -37,11 +37,16 @@ final class ShiftedInputTrainingTests: XCTestCase {
     }
 
     func train(threads: Int, batch: Int, skipsZeros: Bool, ordered: Bool) throws -> Outcome {
-        let plan = try TinyData.plan(TinyData.specText(layers: Self.layers, batch: batch), threads: threads).1
+        var disabled: Set<PlanPass> = []
+        if !skipsZeros { disabled.insert(.sparseInput) }
+        if !ordered { disabled.insert(.liveFirstFeatures) }
+        let plan = try TinyData.plan(TinyData.specText(layers: Self.layers, batch: batch), threads: threads, disabledPasses: disabled).1
         XCTAssertEqual(plan.shiftedInput, ShiftedInput(layer: "fc1"))
+        XCTAssertEqual(plan.liveFirstFeatures != nil, ordered)
+        let fc1 = plan.trainKernels.compactMap { if case .linearForward(let k) = $0, k.layer == "fc1" { return k } else { return nil } }
+        XCTAssertEqual(fc1.first?.inputShift?.skipsZeroInputs, skipsZeros)
         let executor = try StepExecutor(
-            plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: threads), dropoutSeed: 3,
-            storesLiveFeaturesFirst: ordered, skipsZeroPixels: skipsZeros)
+            plan: plan, kernels: kernels(for: plan.target.isa), pool: WorkerPool(threads: threads), dropoutSeed: 3)
         initializeParameters(plan, seed: 5, into: executor.parameters)
         let trainer = Trainer(executor: executor, train: train, test: test, seed: 9, shuffle: true, dropLast: false, validationFraction: 0)
         var metrics: [EpochMetrics] = []

@@ -75,12 +75,13 @@ enum TinyData {
     /// Parses and plans `text` for this machine (its best kernels unless `isa` says otherwise); throws
     /// on any diagnostic error. `path` only names the spec in diagnostics.
     static func plan(
-        _ text: String, path: String = "tiny.yaml", dataDirectory: String = "unused", threads: Int = 1, isa: KernelISA? = nil
+        _ text: String, path: String = "tiny.yaml", dataDirectory: String = "unused", threads: Int = 1, isa: KernelISA? = nil,
+        disabledPasses: Set<PlanPass> = []
     ) throws -> (Spec, Plan) {
         let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: path, dataDirectoryOverride: dataDirectory)
         guard let spec = loaded.spec else { throw TestFailure("spec did not load: \(loaded.diagnostics)") }
         let target = hostTarget(threads: threads, isa: isa ?? CPUFeatures.current().bestISA)
-        let (plan, diagnostics) = makePlan(spec, target: target)
+        let (plan, diagnostics) = makePlan(spec, target: target, options: PlanOptions(disabledPasses: disabledPasses))
         guard let plan, !diagnostics.hasErrors else { throw TestFailure("plan failed: \(diagnostics)") }
         return (spec, plan)
     }

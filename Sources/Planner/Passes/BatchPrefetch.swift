@@ -19,8 +19,8 @@ public struct BatchPrefetch: Codable, Equatable, Sendable {
 extension Plan {
     /// The input and labels the training step's gather writes (its first kernel), if it has one.
     public var trainingBatch: (input: Slice, labels: Slice)? {
-        guard case .gatherBatch(let input, let labels, _, _)? = trainKernels.first else { return nil }
-        return (input, labels)
+        guard case .gatherBatch(let gather)? = trainKernels.first else { return nil }
+        return (gather.input, gather.labels)
     }
 
     /// The buffers a prefetching step alternates: the gather's pair and the second pair.
@@ -34,21 +34,22 @@ extension Plan {
 /// kernels that run on one thread after the gather: the longest run of them (the first, if runs tie)
 /// is the window. Declares the second pair of buffers; `allocateArena` keeps both pairs live through
 /// the training step.
-func addBatchPrefetch(_ plan: inout Plan) {
-    guard plan.target.threads > 1, let batch = plan.trainingBatch else { return }
+func addBatchPrefetch(_ plan: inout Plan) -> Result<String, PassSkipped> {
+    guard plan.target.threads > 1 else { return .failure(PassSkipped("the plan has one thread")) }
+    guard let batch = plan.trainingBatch else { return .failure(PassSkipped("the step has no gather")) }
     var best: Range<Int>? = nil
     var index = 1
     while index < plan.trainKernels.count {
-        guard plan.threads(of: plan.trainKernels[index]) == 1 else {
+        guard plan.trainKernels[index].threads == 1 else {
             index += 1
             continue
         }
         var end = index
-        while end < plan.trainKernels.count && plan.threads(of: plan.trainKernels[end]) == 1 { end += 1 }
+        while end < plan.trainKernels.count && plan.trainKernels[end].threads == 1 { end += 1 }
         if end - index > (best?.count ?? 0) { best = index..<end }
         index = end
     }
-    guard let window = best else { return }
+    guard let window = best else { return .failure(PassSkipped("every kernel after the gather runs on all threads")) }
     let input = Buffer(
         name: BatchPrefetch.inputBuffer, role: .input, elementType: .float32, shape: batch.input.shape,
         elements: batch.input.elements, offset: 0, firstUse: 0, lastUse: 0)
@@ -61,6 +62,7 @@ func addBatchPrefetch(_ plan: inout Plan) {
     plan.fusions.append(
         "the next batch is gathered by another thread during kernels \(window.lowerBound)-\(window.upperBound - 1) "
             + "(\(first) ... \(last), which use one), into \(input.name) and \(labels.name); steps alternate between the two pairs")
+    return .success("during kernels \(window.lowerBound)-\(window.upperBound - 1) (\(first) ... \(last))")
 }
 
 extension Plan {

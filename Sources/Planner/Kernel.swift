@@ -1,0 +1,142 @@
+import SpecParser
+
+/// What every step of a plan knows about itself: the slices it reads and writes (for liveness,
+/// verification, the tables and the graph), its FLOPs, how many threads share it, and where in the
+/// spec it comes from. Each kernel kind is one named struct conforming to this (Kernels/*.swift).
+public protocol KernelStep: Codable, Equatable, Sendable {
+    /// The slices the kernel reads.
+    var reads: [Slice] { get }
+    /// The slices the kernel writes.
+    var writes: [Slice] { get }
+    var flops: Int { get }
+    /// Threads that share the kernel's work (its parts); the planner fixes it.
+    var threads: Int { get }
+    /// A short name for tables: the kernel kind and the layer it belongs to.
+    var label: String { get }
+    var source: SourceLocation? { get }
+    /// The matrix product the kernel computes, if it is one.
+    var matmul: MatmulShape? { get }
+    /// Whether the kernel runs after the loss (backward and optimizer kernels).
+    var isBackward: Bool { get }
+    /// The optional passes that chose this kernel's variant (`PlanPass` names), if any.
+    var passes: [String] { get }
+    /// The same kernel with every slice transformed (arena offsets, the prefetch's second batch pair).
+    func mapSlices(_ f: (Slice) -> Slice) -> Self
+}
+
+extension KernelStep {
+    public var matmul: MatmulShape? { nil }
+    public var passes: [String] { [] }
+    public var isBackward: Bool { false }
+    public var source: SourceLocation? { nil }
+}
+
+/// One step of the plan: the list of kernel kinds. A closed set, and the only place that lists them;
+/// each case carries its kind's named struct, which owns its behaviour.
+public enum Kernel: Equatable, Sendable {
+    case gatherBatch(GatherBatch)
+    case linearForward(LinearForward)
+    case activationForward(ActivationForward)
+    case dropoutForward(DropoutForward)
+    case softmaxCrossEntropy(SoftmaxCrossEntropy)
+    case meanSquaredError(MeanSquaredError)
+    case activationBackward(ActivationBackward)
+    case dropoutBackward(DropoutBackward)
+    case linearBackwardWeights(LinearBackwardWeights)
+    case linearBackwardInput(LinearBackwardInput)
+    case optimizerStep(OptimizerStep)
+    case classify(Classify)
+
+    /// The kernel's named value.
+    public var step: any KernelStep {
+        switch self {
+        case .gatherBatch(let k): return k
+        case .linearForward(let k): return k
+        case .activationForward(let k): return k
+        case .dropoutForward(let k): return k
+        case .softmaxCrossEntropy(let k): return k
+        case .meanSquaredError(let k): return k
+        case .activationBackward(let k): return k
+        case .dropoutBackward(let k): return k
+        case .linearBackwardWeights(let k): return k
+        case .linearBackwardInput(let k): return k
+        case .optimizerStep(let k): return k
+        case .classify(let k): return k
+        }
+    }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> Kernel {
+        switch self {
+        case .gatherBatch(let k): return .gatherBatch(k.mapSlices(f))
+        case .linearForward(let k): return .linearForward(k.mapSlices(f))
+        case .activationForward(let k): return .activationForward(k.mapSlices(f))
+        case .dropoutForward(let k): return .dropoutForward(k.mapSlices(f))
+        case .softmaxCrossEntropy(let k): return .softmaxCrossEntropy(k.mapSlices(f))
+        case .meanSquaredError(let k): return .meanSquaredError(k.mapSlices(f))
+        case .activationBackward(let k): return .activationBackward(k.mapSlices(f))
+        case .dropoutBackward(let k): return .dropoutBackward(k.mapSlices(f))
+        case .linearBackwardWeights(let k): return .linearBackwardWeights(k.mapSlices(f))
+        case .linearBackwardInput(let k): return .linearBackwardInput(k.mapSlices(f))
+        case .optimizerStep(let k): return .optimizerStep(k.mapSlices(f))
+        case .classify(let k): return .classify(k.mapSlices(f))
+        }
+    }
+
+    public var reads: [Slice] { step.reads }
+    public var writes: [Slice] { step.writes }
+    public var flops: Int { step.flops }
+    public var threads: Int { step.threads }
+    public var label: String { step.label }
+    public var source: SourceLocation? { step.source }
+    public var matmul: MatmulShape? { step.matmul }
+    public var isBackward: Bool { step.isBackward }
+}
+
+/// In JSON a kernel is an object with one key, its kind, whose value is the kind's struct:
+/// `{"linearForward": {"layer": "fc1", ...}}`.
+extension Kernel: Codable {
+    private enum Kind: String, CodingKey, CaseIterable {
+        case gatherBatch, linearForward, activationForward, dropoutForward, softmaxCrossEntropy, meanSquaredError,
+            activationBackward, dropoutBackward, linearBackwardWeights, linearBackwardInput, optimizerStep, classify
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: Kind.self)
+        guard container.allKeys.count == 1, let kind = container.allKeys.first else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "a kernel is an object with exactly one key, its kind"))
+        }
+        switch kind {
+        case .gatherBatch: self = .gatherBatch(try container.decode(GatherBatch.self, forKey: kind))
+        case .linearForward: self = .linearForward(try container.decode(LinearForward.self, forKey: kind))
+        case .activationForward: self = .activationForward(try container.decode(ActivationForward.self, forKey: kind))
+        case .dropoutForward: self = .dropoutForward(try container.decode(DropoutForward.self, forKey: kind))
+        case .softmaxCrossEntropy: self = .softmaxCrossEntropy(try container.decode(SoftmaxCrossEntropy.self, forKey: kind))
+        case .meanSquaredError: self = .meanSquaredError(try container.decode(MeanSquaredError.self, forKey: kind))
+        case .activationBackward: self = .activationBackward(try container.decode(ActivationBackward.self, forKey: kind))
+        case .dropoutBackward: self = .dropoutBackward(try container.decode(DropoutBackward.self, forKey: kind))
+        case .linearBackwardWeights: self = .linearBackwardWeights(try container.decode(LinearBackwardWeights.self, forKey: kind))
+        case .linearBackwardInput: self = .linearBackwardInput(try container.decode(LinearBackwardInput.self, forKey: kind))
+        case .optimizerStep: self = .optimizerStep(try container.decode(OptimizerStep.self, forKey: kind))
+        case .classify: self = .classify(try container.decode(Classify.self, forKey: kind))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: Kind.self)
+        switch self {
+        case .gatherBatch(let k): try container.encode(k, forKey: .gatherBatch)
+        case .linearForward(let k): try container.encode(k, forKey: .linearForward)
+        case .activationForward(let k): try container.encode(k, forKey: .activationForward)
+        case .dropoutForward(let k): try container.encode(k, forKey: .dropoutForward)
+        case .softmaxCrossEntropy(let k): try container.encode(k, forKey: .softmaxCrossEntropy)
+        case .meanSquaredError(let k): try container.encode(k, forKey: .meanSquaredError)
+        case .activationBackward(let k): try container.encode(k, forKey: .activationBackward)
+        case .dropoutBackward(let k): try container.encode(k, forKey: .dropoutBackward)
+        case .linearBackwardWeights(let k): try container.encode(k, forKey: .linearBackwardWeights)
+        case .linearBackwardInput(let k): try container.encode(k, forKey: .linearBackwardInput)
+        case .optimizerStep(let k): try container.encode(k, forKey: .optimizerStep)
+        case .classify(let k): try container.encode(k, forKey: .classify)
+        }
+    }
+}

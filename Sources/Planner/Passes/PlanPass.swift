@@ -1,0 +1,92 @@
+/// The optional passes over a plan. Each replaces kernels by named variants (or adds a buffer pair)
+/// for speed; the plan records which applied and why the others did not, and `mlpc run`/`mlpc bench`
+/// (`--disable-pass NAME`) can turn each off. Only `shifted-input` changes rounding (the shift is
+/// summed apart from the pixels); the others give the same bits on or off.
+public enum PlanPass: String, Codable, CaseIterable, Sendable, Comparable {
+    case shiftedInput = "shifted-input"
+    case sparseInput = "sparse-input"
+    case batchPrefetch = "batch-prefetch"
+    case liveFirstFeatures = "live-first-features"
+
+    public static func < (a: PlanPass, b: PlanPass) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+
+    /// What the pass does, for `mlpc plan` and the help text.
+    public var summary: String {
+        switch self {
+        case .shiftedInput:
+            return "fold the input normalization's shift into the first linear layer (changes rounding, not the model)"
+        case .sparseInput: return "let that layer's products loop over the nonzero inputs of a sparse batch (same bits)"
+        case .batchPrefetch: return "gather the next batch on another thread while kernels run on one (same bits)"
+        case .liveFirstFeatures: return "store the first layer's live features first during an epoch (same bits)"
+        }
+    }
+}
+
+/// The choices a plan is made with, beyond the spec and the target.
+public struct PlanOptions: Codable, Equatable, Sendable {
+    /// Passes turned off (`--disable-pass`).
+    public var disabledPasses: Set<PlanPass>
+
+    public init(disabledPasses: Set<PlanPass> = []) {
+        self.disabledPasses = disabledPasses
+    }
+}
+
+/// Whether a pass applied, and what it did or why it did not.
+public struct PassReport: Codable, Equatable, Sendable {
+    public var pass: PlanPass
+    public var applied: Bool
+    public var detail: String
+
+    public init(pass: PlanPass, applied: Bool, detail: String) {
+        self.pass = pass
+        self.applied = applied
+        self.detail = detail
+    }
+}
+
+/// How training walks the data, from the spec's training and data sections.
+public struct TrainingSchedule: Codable, Equatable, Sendable {
+    /// A new permutation of the training examples each epoch (from the seed and the epoch).
+    public var shuffle: Bool
+    /// Whether a partial last batch is skipped.
+    public var dropLast: Bool
+    /// The share of the training file held out for validation.
+    public var validationFraction: Double
+
+    public init(shuffle: Bool, dropLast: Bool, validationFraction: Double) {
+        self.shuffle = shuffle
+        self.dropLast = dropLast
+        self.validationFraction = validationFraction
+    }
+}
+
+/// Runs the optional passes in order, each unless the plan's options turn it off, and records a
+/// report for every one.
+func runPasses(_ plan: inout Plan) {
+    for pass in PlanPass.allCases {
+        guard !plan.options.disabledPasses.contains(pass) else {
+            plan.passes.append(PassReport(pass: pass, applied: false, detail: "turned off (--disable-pass \(pass.rawValue))"))
+            continue
+        }
+        let outcome: Result<String, PassSkipped>
+        switch pass {
+        case .shiftedInput: outcome = addShiftedInput(&plan)
+        case .sparseInput: outcome = addSparseInput(&plan)
+        case .batchPrefetch: outcome = addBatchPrefetch(&plan)
+        case .liveFirstFeatures: outcome = addLiveFirstFeatures(&plan)
+        }
+        switch outcome {
+        case .success(let detail): plan.passes.append(PassReport(pass: pass, applied: true, detail: detail))
+        case .failure(let skipped): plan.passes.append(PassReport(pass: pass, applied: false, detail: skipped.reason))
+        }
+    }
+}
+
+/// Why a pass did not apply.
+struct PassSkipped: Error {
+    var reason: String
+    init(_ reason: String) { self.reason = reason }
+}
