@@ -95,13 +95,16 @@ let package = Package(
         // Interposes malloc to count allocations; linked into the runtime tests only.
         .target(name: "MallocCounter"),
 
-        .testTarget(name: "SpecParserTests", dependencies: ["SpecParser"]),
-        .testTarget(name: "PlannerTests", dependencies: ["Planner", "SpecParser"]),
+        // What several test targets share: the tests' own deterministic random generator.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
+        .testTarget(name: "SpecParserTests", dependencies: ["SpecParser", "TestSupport"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "SpecParser", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
                 "Runtime", "Planner", "SpecParser", "KernelInterface", "KernelsPortable", "KernelsAVX2", "KernelsAVX512",
-                "MallocCounter",
+                "MallocCounter", "TestSupport",
             ]),
         .testTarget(name: "mlpcTests", dependencies: ["mlpc"]),
     ],

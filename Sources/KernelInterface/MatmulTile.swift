@@ -118,7 +118,9 @@ public func workspaceFloats(_ tile: MatmulTile, _ m: Int, _ n: Int, _ k: Int) ->
     MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)
 }
 
-@inline(__always)
-func roundUp(_ value: Int, to multiple: Int) -> Int {
+/// `value` rounded up to a multiple of `multiple` (> 0); 0 stays 0. The kernels and the tile policy
+/// round `max(value, 1)`, so that an empty dimension still takes one block.
+@inlinable @inline(__always)
+public func roundUp(_ value: Int, to multiple: Int) -> Int {
     (value + multiple - 1) / multiple * multiple
 }

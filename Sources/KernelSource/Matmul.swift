@@ -197,8 +197,8 @@ func matmul(
     case .r6x16: microkernel = microkernel6x16
     case .r4x16: microkernel = microkernel4x16
     }
-    let mc = min(tile.mc, roundUpToMultiple(m, mr))
-    let nc = min(tile.nc, roundUpToMultiple(n, nr))
+    let mc = min(tile.mc, roundUp(max(m, 1), to: mr))
+    let nc = min(tile.nc, roundUp(max(n, 1), to: nr))
     let kc = min(tile.kc, max(k, 1))
     let packedA = workspace
     let packedB = workspace + mr * kc
@@ -475,11 +475,6 @@ func transpose16x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutabl
 private func unzip(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> (SIMD16<Float>, SIMD16<Float>) {
     let both = SIMD32<Float>(lowHalf: a, highHalf: b)
     return (both.evenHalf, both.oddHalf)
-}
-
-@inline(__always)
-func roundUpToMultiple(_ value: Int, _ multiple: Int) -> Int {
-    (max(value, 1) + multiple - 1) / multiple * multiple
 }
 
 // MARK: - The layer kernels

@@ -145,7 +145,7 @@ public func linearForwardShifted(
     let share = OutputShare(m: m, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true)
     guard !share.rows.isEmpty, !share.cols.isEmpty else { return }
     let sums = workspace + MatmulTile.workspaceFloats(tile, m: m, n: n, k: k)
-    let masks = UnsafeMutableRawPointer(sums + roundUpToMultiple(n, weightPanelWidth))
+    let masks = UnsafeMutableRawPointer(sums + roundUp(max(n, 1), to: weightPanelWidth))
     weightColumnSums(w, k, share.cols, sums)
     let epilogue = MatmulEpilogue(
         kind: .forward, activation: activation, slope: negativeSlope, bias: bias, preact: preact, ld: n,
@@ -266,11 +266,11 @@ public func linearBackwardWeightsShifted(
         m: k, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true, preferColumns: true)
     guard !share.rows.isEmpty, !share.cols.isEmpty else { return }
     let cols = share.cols
-    let width = roundUpToMultiple(cols.count, 16)
+    let width = roundUp(max(cols.count, 1), to: 16)
     let sums = workspace + MatmulTile.workspaceFloats(tile, m: k, n: n, k: m)
     let columns = sums + width
     let masks = UnsafeMutableRawPointer(columns + m * width)
-    let stride = roundUpToMultiple(k, 16)
+    let stride = roundUp(max(k, 1), to: 16)
     // This part's columns of dy, in the stored order, zero padded to whole vectors, and their sums in
     // the order b = 0..<m from +0 (the bias gradient's order).
     for v in Swift.stride(from: 0, to: width, by: 16) { store16(SIMD16<Float>(), sums + v) }

@@ -1,3 +1,4 @@
+import KernelInterface
 import SpecParser
 
 /// Assigns every buffer its live range and its arena offset, then rewrites each kernel's slices to
@@ -52,11 +53,11 @@ func allocateArena(_ plan: inout Plan) {
         var offset = 0
         for other in conflicts {
             if offset + buffer.bytes <= other.offset { break }
-            offset = max(offset, roundUp(other.offset + other.bytes, arenaAlignmentBytes))
+            offset = max(offset, roundUp(other.offset + other.bytes, to: arenaAlignmentBytes))
         }
         plan.buffers[i].offset = offset
         placed.append(i)
-        arenaBytes = max(arenaBytes, roundUp(offset + buffer.bytes, arenaAlignmentBytes))
+        arenaBytes = max(arenaBytes, roundUp(offset + buffer.bytes, to: arenaAlignmentBytes))
     }
     plan.arenaBytes = arenaBytes
 

@@ -1,4 +1,5 @@
 import Foundation
+import KernelInterface
 import SpecParser
 
 /// Where the arena's bytes go, exactly as planned (not an estimate of a framework's allocator).
@@ -23,7 +24,7 @@ public struct MemoryReport: Codable, Equatable, Sendable {
         optimizerStateBytes = sum([.optimizerState])
         workspaceBytes = sum([.workspace])
         let persistent = plan.buffers.filter { isPersistent($0.role) }
-        let persistentEnd = persistent.map { roundUp($0.offset + $0.bytes, arenaAlignmentBytes) }.max() ?? 0
+        let persistentEnd = persistent.map { roundUp($0.offset + $0.bytes, to: arenaAlignmentBytes) }.max() ?? 0
         activationBytes = plan.arenaBytes - persistentEnd
         activationBytesUnshared = plan.buffers.filter { !isPersistent($0.role) }.reduce(0) { $0 + $1.bytes }
         arenaBytes = plan.arenaBytes

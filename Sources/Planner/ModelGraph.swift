@@ -148,4 +148,3 @@ func checkedProduct(_ values: [Int]) -> Int? {
     return product
 }
 
-public func shapeText(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

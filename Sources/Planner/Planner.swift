@@ -203,4 +203,3 @@ struct PlanBuilder {
     }
 }
 
-func roundUp(_ value: Int, _ multiple: Int) -> Int { (value + multiple - 1) / multiple * multiple }

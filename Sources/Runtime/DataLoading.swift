@@ -79,7 +79,7 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
             diagnostics.append(
                 .error(
                     "E0403",
-                    "the images in \(images.path) are \(shapeList(imageShape)), but the model's input_shape is \(shapeList(plan.inputShape))",
+                    "the images in \(images.path) are \(shapeText(imageShape)), but the model's input_shape is \(shapeText(plan.inputShape))",
                     at: spec.model.inputShape.location, notes: [DiagnosticNote("the data comes from here", at: dirLocation)]))
         }
     }
@@ -144,5 +144,3 @@ func noTrainingStepReason(spec: Spec, batchSize: Int, examples: Int) -> String {
     return "no training step would run: drop_last drops the only, partial batch (\(examples) training examples, \(setting)); "
         + "lower \(lower) to \(examples) or less, or set drop_last: false"
 }
-
-func shapeList(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

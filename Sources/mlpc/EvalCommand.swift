@@ -23,10 +23,9 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
+    /// --data-dir, else $MLPC_DATA_DIR, else nil: the directory the model file records.
     var dataDirectoryOverride: String? {
-        if let dataDir { return dataDir }
-        if let env = ProcessInfo.processInfo.environment["MLPC_DATA_DIR"], !env.isEmpty { return env }
-        return nil
+        dataDirectoryFromFlagOrEnvironment(dataDir)
     }
 
     /// Loads the model. A path that cannot be read is an unusable argument (status 2); a file that is

@@ -61,9 +61,7 @@ struct RunCommand: ParsableCommand {
 
     /// --data-dir, else $MLPC_DATA_DIR.
     var dataDirectoryOverride: String? {
-        if let dataDir { return dataDir }
-        if let env = ProcessInfo.processInfo.environment["MLPC_DATA_DIR"], !env.isEmpty { return env }
-        return nil
+        dataDirectoryFromFlagOrEnvironment(dataDir)
     }
 
     func run() throws {

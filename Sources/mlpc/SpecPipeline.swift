@@ -20,9 +20,7 @@ struct SpecOptions: ParsableArguments {
 
     /// --data-dir, else $MLPC_DATA_DIR, else the spec's own data.dir.
     var dataDirectoryOverride: String? {
-        if let dataDir { return dataDir }
-        if let env = ProcessInfo.processInfo.environment["MLPC_DATA_DIR"], !env.isEmpty { return env }
-        return nil
+        dataDirectoryFromFlagOrEnvironment(dataDir)
     }
 }
 
@@ -39,6 +37,15 @@ struct PassOptions: ParsableArguments {
     var disabledPasses: [PlanPass] = []
 
     var planOptions: PlanOptions { PlanOptions(disabledPasses: Set(disabledPasses)) }
+}
+
+/// The dataset directory given to a command: `--data-dir` (its argument), else $MLPC_DATA_DIR when it is
+/// set and not empty, else nil, which leaves the command's own default (a spec's data.dir; for `eval`
+/// and `predict`, where the model was trained).
+func dataDirectoryFromFlagOrEnvironment(_ dataDir: String?) -> String? {
+    if let dataDir { return dataDir }
+    if let env = ProcessInfo.processInfo.environment["MLPC_DATA_DIR"], !env.isEmpty { return env }
+    return nil
 }
 
 /// A spec that loaded and planned, with every diagnostic found on the way (warnings included).

@@ -1,4 +1,6 @@
+import KernelInterface
 import SpecParser
+import TestSupport
 import XCTest
 
 @testable import Planner
@@ -6,17 +8,6 @@ import XCTest
 /// Random valid specs: whatever the layers, no two buffers live at the same time may overlap, every slice
 /// stays inside its buffer and the arena, and nothing is read before it is written.
 final class LivenessPropertyTests: XCTestCase {
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func randomSpec(_ rng: inout SplitMix64) -> Spec {
         let activations: [Activation] = [.relu, .leakyRelu(negativeSlope: 0.1), .sigmoid, .tanh, .gelu(tanhApproximation: false)]
         var layers: [LayerSpec] = [SpecFixtures.flatten()]
@@ -58,7 +49,7 @@ final class LivenessPropertyTests: XCTestCase {
             let p = try XCTUnwrap(plan, "trial \(trial)")
             XCTAssertEqual(verify(p), [], "trial \(trial)")
             // Liveness sharing never makes the arena larger than the buffers laid end to end.
-            let unshared = p.buffers.reduce(0) { $0 + roundUp($1.bytes, 64) }
+            let unshared = p.buffers.reduce(0) { $0 + roundUp($1.bytes, to: 64) }
             XCTAssertLessThanOrEqual(p.arenaBytes, unshared, "trial \(trial)")
         }
     }

@@ -26,14 +26,14 @@ struct LinearLayer: PlannedLayer {
                 count: inFeatures * outFeatures, storedCount: storedWeight, fanIn: inFeatures, fanOut: outFeatures,
                 initialization: initialization, location: location)
         ]
-        offset += roundUp(storedWeight, parameterAlignmentFloats)
+        offset += roundUp(storedWeight, to: parameterAlignmentFloats)
         if hasBias {
             tensors.append(
                 ParameterTensor(
                     name: "\(name).bias", layer: name, role: .bias, shape: [outFeatures], offset: offset, count: outFeatures,
                     storedCount: outFeatures, fanIn: inFeatures, fanOut: outFeatures, initialization: initialization,
                     location: location))
-            offset += roundUp(outFeatures, parameterAlignmentFloats)
+            offset += roundUp(outFeatures, to: parameterAlignmentFloats)
         }
         return tensors
     }

@@ -60,17 +60,17 @@ public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, pr
             let name = prefix + tensor.name
             expected.insert(name)
             guard let found = file.tensor(named: name) else {
-                problems.append("\(name) is missing (\(lineText(tensor.location)) declares it, \(shapeList(tensor.shape)))")
+                problems.append("\(name) is missing (\(lineText(tensor.location)) declares it, \(shapeText(tensor.shape)))")
                 continue
             }
             if found.shape != tensor.shape {
-                problems.append("\(name): the file has \(shapeList(found.shape)), \(lineText(tensor.location)) says \(shapeList(tensor.shape))")
+                problems.append("\(name): the file has \(shapeText(found.shape)), \(lineText(tensor.location)) says \(shapeText(tensor.shape))")
             }
         }
     }
     for tensor in file.tensors where !expected.contains(tensor.name) {
         // The name comes from the file: escaped, so a hostile name cannot drive the terminal.
-        problems.append("\(escapedForMessage(tensor.name)) \(shapeList(tensor.shape)) is not a parameter of the model")
+        problems.append("\(escapedForMessage(tensor.name)) \(shapeText(tensor.shape)) is not a parameter of the model")
     }
     guard problems.isEmpty else { throw StateDictError(path: path, problems: problems) }
     try file.requireFinite(path: path)

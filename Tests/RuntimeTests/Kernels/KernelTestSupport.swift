@@ -1,32 +1,11 @@
 import KernelInterface
 import Runtime
+import TestSupport
 import XCTest
 
-/// A small deterministic generator (SplitMix64) so every test sees the same "random" data.
-struct TestRandom {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [low, high).
-    mutating func float(_ low: Float, _ high: Float) -> Float {
-        low + (high - low) * Float(next() >> 40) / Float(1 << 24)
-    }
-
-    mutating func floats(_ count: Int, _ low: Float = -1, _ high: Float = 1) -> [Float] {
-        (0..<count).map { _ in float(low, high) }
-    }
-
-    mutating func int(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
+/// The tests' deterministic generator (TestSupport's SplitMix64), so every test sees the same "random"
+/// data. Named apart because Runtime, which these files import, has a SplitMix64 of its own.
+typealias TestRandom = TestSupport.SplitMix64
 
 /// The kernel sets the running CPU can execute (running the others would stop the test process).
 func runnableKernelSets() -> [KernelSet] {
