@@ -119,7 +119,13 @@ public struct KernelSet: @unchecked Sendable {
     /// images, labels, featureCount, indices, count, scale, shift, out, labelsOut, part, parts. Every
     /// index must be in range; they come from a permutation the runtime made, never from a file.
     public typealias GatherRows = (
-        UnsafePointer<UInt8>, UnsafePointer<UInt8>, Int, UnsafePointer<Int32>, Int, Float, Float,
+        UnsafePointer<UInt8>, UnsafePointer<Int32>, Int, UnsafePointer<Int32>, Int, Float, Float,
+        UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, Int, Int
+    ) -> Void
+
+    /// `GatherRows` for float32 samples: each value x becomes x * scale + shift (a product, then a sum).
+    public typealias GatherFloatRows = (
+        UnsafePointer<Float>, UnsafePointer<Int32>, Int, UnsafePointer<Int32>, Int, Float, Float,
         UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>, Int, Int
     ) -> Void
 
@@ -131,6 +137,7 @@ public struct KernelSet: @unchecked Sendable {
 
     public var isa: KernelISA
     public var gatherRows: GatherRows
+    public var gatherFloatRows: GatherFloatRows
     public var linearForward: LinearForward
     public var linearBackwardInput: LinearBackwardInput
     public var linearBackwardWeights: LinearBackwardWeights
@@ -150,6 +157,7 @@ public struct KernelSet: @unchecked Sendable {
     public init(
         isa: KernelISA,
         gatherRows: @escaping GatherRows,
+        gatherFloatRows: @escaping GatherFloatRows,
         linearForward: @escaping LinearForward,
         linearBackwardInput: @escaping LinearBackwardInput,
         linearBackwardWeights: @escaping LinearBackwardWeights,
@@ -168,6 +176,7 @@ public struct KernelSet: @unchecked Sendable {
     ) {
         self.isa = isa
         self.gatherRows = gatherRows
+        self.gatherFloatRows = gatherFloatRows
         self.linearForward = linearForward
         self.linearBackwardInput = linearBackwardInput
         self.linearBackwardWeights = linearBackwardWeights

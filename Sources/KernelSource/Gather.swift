@@ -2,7 +2,7 @@ import KernelInterface
 
 /// Copies this part's share of the `count` examples whose positions are `indices[0..<count]` from
 /// `images` (each `featureCount` bytes, back to back) into `out` (`count * featureCount` floats,
-/// row-major), mapping each byte x to x * scale + shift, and their labels into `labelsOut` as Int32.
+/// row-major), mapping each byte x to x * scale + shift, and their labels into `labelsOut`.
 /// Rows are split between parts, so any split writes the same bits.
 ///
 /// The map is a product then a sum, two roundings, never a fused multiply-add: the bits must not
@@ -10,7 +10,7 @@ import KernelInterface
 /// with the kernels so that the byte-to-float conversion runs 16 lanes wide; compiled for a generic
 /// x86-64 it took a tenth of a training step.
 public func gatherRows(
-    _ images: UnsafePointer<UInt8>, _ labels: UnsafePointer<UInt8>, _ featureCount: Int,
+    _ images: UnsafePointer<UInt8>, _ labels: UnsafePointer<Int32>, _ featureCount: Int,
     _ indices: UnsafePointer<Int32>, _ count: Int, _ scale: Float, _ shift: Float,
     _ out: UnsafeMutablePointer<Float>, _ labelsOut: UnsafeMutablePointer<Int32>, _ part: Int, _ parts: Int
 ) {
@@ -25,6 +25,26 @@ public func gatherRows(
             let product = Float(source[feature]) * scale
             destination[feature] = product + shift
         }
-        labelsOut[row] = Int32(labels[index])
+        labelsOut[row] = labels[index]
+    }
+}
+
+/// `gatherRows` for float32 samples (a table's features): each value x becomes x * scale + shift, a
+/// product then a sum, as for bytes.
+public func gatherFloatRows(
+    _ samples: UnsafePointer<Float>, _ labels: UnsafePointer<Int32>, _ featureCount: Int,
+    _ indices: UnsafePointer<Int32>, _ count: Int, _ scale: Float, _ shift: Float,
+    _ out: UnsafeMutablePointer<Float>, _ labelsOut: UnsafeMutablePointer<Int32>, _ part: Int, _ parts: Int
+) {
+    let rows = partRange(count: count, granule: 1, part: part, parts: parts)
+    for row in rows {
+        let index = Int(indices[row])
+        let source = samples + index * featureCount
+        let destination = out + row * featureCount
+        for feature in 0..<featureCount {
+            let product = source[feature] * scale
+            destination[feature] = product + shift
+        }
+        labelsOut[row] = labels[index]
     }
 }

@@ -6,6 +6,7 @@ import KernelInterface
 public let kernelSet = KernelSet(
     isa: KernelISA(kernelModuleName: String(#fileID.prefix(while: { $0 != "/" }))) ?? .portable,
     gatherRows: gatherRows,
+    gatherFloatRows: gatherFloatRows,
     linearForward: linearForward,
     linearBackwardInput: linearBackwardInput,
     linearBackwardWeights: linearBackwardWeights,

@@ -4,8 +4,8 @@ import SpecParser
 
 /// The data a run trains and evaluates on, with where it came from.
 public struct LoadedData {
-    public var train: LabeledImages
-    public var test: LabeledImages
+    public var train: any Dataset
+    public var test: any Dataset
     public var directory: String
     /// File name without ".gz" -> SHA-256 of the decompressed bytes (as in SHA256SUMS.raw), for run.json.
     public var sha256: [String: String]

@@ -131,26 +131,22 @@ public final class StepExecutor {
         featureOrder.map { ($0.layer, $0.outFeatures, $0.liveCount) }
     }
 
-    /// The source of a batch: uint8 images (features per row) and labels, and the row indices to take.
-    /// `upcoming` names the rows of the batch after this one, when the caller knows it: a training step
-    /// with a batch prefetch gathers them ahead, on another thread, and a gather in place prefetches
-    /// them into cache. The images and labels are read until that step's `backwardAndUpdate` returns;
-    /// the indices only during the call that is given them.
+    /// The source of a batch: a dataset's samples and labels (`BatchSamples`), and the row indices to
+    /// take. `upcoming` names the rows of the batch after this one, when the caller knows it: a training
+    /// step with a batch prefetch gathers them ahead, on another thread, and a gather in place
+    /// prefetches them into cache. The samples and labels are read until that step's
+    /// `backwardAndUpdate` returns; the indices only during the call that is given them.
     public struct BatchSource {
-        public var images: UnsafePointer<UInt8>
-        public var labels: UnsafePointer<UInt8>
-        public var features: Int
+        public var samples: BatchSamples
         public var indices: UnsafePointer<Int32>
         public var rows: Int
         public var upcoming: UnsafeBufferPointer<Int32>
 
         public init(
-            images: UnsafePointer<UInt8>, labels: UnsafePointer<UInt8>, features: Int, indices: UnsafePointer<Int32>, rows: Int,
+            samples: BatchSamples, indices: UnsafePointer<Int32>, rows: Int,
             upcoming: UnsafeBufferPointer<Int32> = UnsafeBufferPointer(start: nil, count: 0)
         ) {
-            self.images = images
-            self.labels = labels
-            self.features = features
+            self.samples = samples
             self.indices = indices
             self.rows = rows
             self.upcoming = upcoming
@@ -286,9 +282,7 @@ final class PreparedBatch: PoolJob {
     let capacity: Int
     let indices: UnsafeMutablePointer<Int32>
     var rows = 0
-    var images: UnsafePointer<UInt8>?
-    var labelsSource: UnsafePointer<UInt8>?
-    var features = 0
+    var samples: BatchSamples?
     /// The pair the rows go to.
     var pair = 0
     let inputs: [UnsafeMutablePointer<Float>]
@@ -322,18 +316,14 @@ final class PreparedBatch: PoolJob {
         }
         indices.update(from: base, count: upcoming.count)
         rows = upcoming.count
-        images = batch.images
-        labelsSource = batch.labels
-        features = batch.features
+        samples = batch.samples
         self.pair = pair
         state = .scheduled
     }
 
     /// Whether the gathered rows are exactly `batch`'s: the same images and the same row indices.
     func holds(_ batch: StepExecutor.BatchSource) -> Bool {
-        guard state == .gathering, batch.rows == rows, batch.images == images, batch.labels == labelsSource,
-            batch.features == features
-        else { return false }
+        guard state == .gathering, batch.rows == rows, batch.samples == samples else { return false }
         return memcmp(batch.indices, indices, rows * MemoryLayout<Int32>.stride) == 0
     }
 
@@ -342,10 +332,10 @@ final class PreparedBatch: PoolJob {
     /// lines at once, so that they arrive together rather than one row after another (measured with
     /// `mlpc bench`: the step's wait for the gather went from 5.6-9 to 2-4 us on average).
     func run(part: Int) {
-        guard let images, let labelsSource else { return }
+        guard let samples else { return }
         let share = partRange(count: rows, granule: 1, part: part, parts: parts)
-        mlpc_prefetch_rows(images, features, indices + share.lowerBound, share.count)
-        kernels.gatherRows(images, labelsSource, features, indices, rows, scale, shift, inputs[pair], labels[pair], part, parts)
+        prefetchRows(samples, indices + share.lowerBound, share.count)
+        gather(kernels, samples, indices, rows, scale, shift, inputs[pair], labels[pair], part, parts)
     }
 }
 

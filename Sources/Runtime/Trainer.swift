@@ -46,8 +46,8 @@ public struct EpochProgress: Equatable, Sendable {
 public final class Trainer {
     public let executor: StepExecutor
     public let plan: Plan
-    let train: LabeledImages
-    let test: LabeledImages
+    let train: any Dataset
+    let test: any Dataset
     let seed: UInt64
     let shuffle: Bool
     let dropLast: Bool
@@ -66,7 +66,7 @@ public final class Trainer {
     public private(set) var latestTestEvaluation: Evaluation?
 
     public init(
-        executor: StepExecutor, train: LabeledImages, test: LabeledImages, seed: UInt64, shuffle: Bool, dropLast: Bool,
+        executor: StepExecutor, train: any Dataset, test: any Dataset, seed: UInt64, shuffle: Bool, dropLast: Bool,
         validationFraction: Double
     ) {
         self.executor = executor
@@ -126,34 +126,32 @@ public final class Trainer {
         // epoch's steps (same bits, less work); the model's order is back before anything else reads it.
         executor.storeLiveFeaturesFirst()
         defer { executor.restoreModelOrder() }
-        try train.images.withUnsafeBufferPointer { images in
-            try train.labels.withUnsafeBufferPointer { labels in
-                try epochOrder.withUnsafeBufferPointer { order in
-                    for step in first..<steps {
-                        // The next epoch's order goes by this epoch's second half: in the first epoch
-                        // many units fire a few times before they die.
-                        if step == steps / 2 && steps >= 2 { executor.restartLivenessRecording() }
-                        let rows = min(b, order.count - step * b)
-                        let next = (step + 1) * b
-                        let batch = StepExecutor.BatchSource(
-                            images: images.baseAddress!, labels: labels.baseAddress!, features: train.featureCount,
-                            indices: order.baseAddress! + step * b, rows: rows,
-                            upcoming: UnsafeBufferPointer(rebasing: order[min(next, order.count)..<min(next + b, order.count)]))
-                        let loss = executor.forward(batch)
-                        if !loss.isFinite {
-                            let culprit = nonFiniteReport(batch)
-                            throw RuntimeError.nonFinite(
-                                epoch: epoch, step: step + 1, kernel: culprit.label, what: culprit.what, source: culprit.source)
-                        }
-                        executor.backwardAndUpdate(rows: rows)
-                        lastLoss = loss
-                        lossSum += Double(loss) * Double(rows)
-                        rowsSeen += rows
-                        progress = EpochProgress(
-                            epoch: epoch, stepsDone: step + 1, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
-                        onStep(step + 1, steps)
-                        if stopRequested() { throw RuntimeError.interrupted(epoch: epoch, step: step + 1) }
+        try train.withBatchSamples { samples in
+            guard let samples else { throw RuntimeError.data("\(train.origin): the training data has no class labels for this plan's loss") }
+            try epochOrder.withUnsafeBufferPointer { order in
+                for step in first..<steps {
+                    // The next epoch's order goes by this epoch's second half: in the first epoch
+                    // many units fire a few times before they die.
+                    if step == steps / 2 && steps >= 2 { executor.restartLivenessRecording() }
+                    let rows = min(b, order.count - step * b)
+                    let next = (step + 1) * b
+                    let batch = StepExecutor.BatchSource(
+                        samples: samples, indices: order.baseAddress! + step * b, rows: rows,
+                        upcoming: UnsafeBufferPointer(rebasing: order[min(next, order.count)..<min(next + b, order.count)]))
+                    let loss = executor.forward(batch)
+                    if !loss.isFinite {
+                        let culprit = nonFiniteReport(batch)
+                        throw RuntimeError.nonFinite(
+                            epoch: epoch, step: step + 1, kernel: culprit.label, what: culprit.what, source: culprit.source)
                     }
+                    executor.backwardAndUpdate(rows: rows)
+                    lastLoss = loss
+                    lossSum += Double(loss) * Double(rows)
+                    rowsSeen += rows
+                    progress = EpochProgress(
+                        epoch: epoch, stepsDone: step + 1, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
+                    onStep(step + 1, steps)
+                    if stopRequested() { throw RuntimeError.interrupted(epoch: epoch, step: step + 1) }
                 }
             }
         }
@@ -188,7 +186,7 @@ public final class Trainer {
     }
 
     /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion matrix.
-    public func evaluate(_ data: LabeledImages, indices: [Int32]?) -> Evaluation {
+    public func evaluate(_ data: any Dataset, indices: [Int32]?) -> Evaluation {
         evaluateClassifier(executor, data, indices: indices ?? Array(evalIndices[..<data.count]))
     }
 
@@ -235,34 +233,33 @@ public func accuracyConfidence95(correct: Int, total: Int) -> Double {
 
 /// Runs the plan's evaluation kernels over the rows `order` of `data` and counts what the classifier got
 /// right: accuracy, the confusion matrix and every prediction (in `order`'s order).
-public func evaluateClassifier(_ executor: StepExecutor, _ data: LabeledImages, indices order: [Int32]) -> Trainer.Evaluation {
+public func evaluateClassifier(_ executor: StepExecutor, _ data: any Dataset, indices order: [Int32]) -> Trainer.Evaluation {
     let plan = executor.plan
     let classes = plan.classes
     var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
     var predictionsOut = [Int32](repeating: 0, count: order.count)
     var correct = 0
     let b = plan.evalBatchSize
-    data.images.withUnsafeBufferPointer { images in
-        data.labels.withUnsafeBufferPointer { labels in
-            order.withUnsafeBufferPointer { order in
-                var start = 0
-                while start < order.count {
-                    let rows = min(b, order.count - start)
-                    let next = start + rows
-                    let batch = StepExecutor.BatchSource(
-                        images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
-                        indices: order.baseAddress! + start, rows: rows,
-                        upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
-                    let predictions = executor.evaluate(batch)
-                    for r in 0..<rows {
-                        let truth = Int(labels[Int(order[start + r])])
-                        let predicted = Int(predictions[r])
-                        predictionsOut[start + r] = predictions[r]
-                        if truth == predicted { correct += 1 }
-                        if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
-                    }
-                    start += rows
+    data.withBatchSamples { samples in
+        guard let samples else { return }
+        let labels = samples.labels
+        order.withUnsafeBufferPointer { order in
+            var start = 0
+            while start < order.count {
+                let rows = min(b, order.count - start)
+                let next = start + rows
+                let batch = StepExecutor.BatchSource(
+                    samples: samples, indices: order.baseAddress! + start, rows: rows,
+                    upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
+                let predictions = executor.evaluate(batch)
+                for r in 0..<rows {
+                    let truth = Int(labels[Int(order[start + r])])
+                    let predicted = Int(predictions[r])
+                    predictionsOut[start + r] = predictions[r]
+                    if truth == predicted { correct += 1 }
+                    if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
                 }
+                start += rows
             }
         }
     }

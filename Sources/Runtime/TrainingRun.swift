@@ -50,6 +50,8 @@ public final class TrainingRun {
         self.kernels = kernels
         self.data = data
         pool = WorkerPool(threads: plan.target.threads)
+        try checkDataset(data.train, fits: plan)
+        try checkDataset(data.test, fits: plan)
         let executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: options.seed ^ 0xD0D0_D0D0)
         initializeParameters(plan, seed: options.seed, into: executor.parameters)
         trainer = Trainer(

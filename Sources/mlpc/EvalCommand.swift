@@ -96,13 +96,13 @@ struct EvalCommand: ParsableCommand {
         } catch {
             throw commandFailure(for: error)
         }
-        print(formatEvaluation(evaluation, labels: test.labels, classes: loaded.plan.classes, name: loaded.path), terminator: "")
+        print(formatEvaluation(evaluation, classes: loaded.plan.classes, name: loaded.path), terminator: "")
     }
 }
 
 /// The report `mlpc eval` prints: overall accuracy with its interval, each class's accuracy, and the
 /// confusion matrix with true classes as rows.
-func formatEvaluation(_ evaluation: Trainer.Evaluation, labels: [UInt8], classes: Int, name: String) -> String {
+func formatEvaluation(_ evaluation: Trainer.Evaluation, classes: Int, name: String) -> String {
     let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
     var out = String(
         format: "Accuracy: %.2f%% (95%% CI ±%.2f) on %d test images (%@)\n", evaluation.accuracy, ci, evaluation.total, name)

@@ -34,13 +34,23 @@ public struct PixelNormalization: Codable, Equatable, Sendable {
     }
 }
 
-/// Copies the batch's uint8 samples into `input`, each value v as v * scale + shift (the
+/// How a dataset stores each sample's values: the gather converts them to float32.
+public enum SampleElement: String, Codable, Sendable {
+    /// Bytes, such as pixels (IDX).
+    case uint8
+    /// Floats, such as a table's numeric features.
+    case float32
+}
+
+/// Copies the batch's samples into `input`, each value v as v * scale + shift (the
 /// normalization's, or only the scale when the shifted-input pass folded the shift into the first
 /// layer), and their class labels into `labels`.
 public struct GatherBatch: KernelStep {
     public var input: Slice
     public var labels: Slice
     public var normalization: PixelNormalization
+    /// What the dataset's samples are stored as.
+    public var element: SampleElement = .uint8
     /// The layer that adds the normalization's shift itself (the shifted-input pass); the gather then
     /// writes v * scale, exactly 0 for a zero pixel.
     public var shiftFoldedInto: String? = nil
@@ -88,5 +98,13 @@ public struct Classify: KernelStep {
 
     public func mapSlices(_ f: (Slice) -> Slice) -> Classify {
         Classify(logits: f(logits), predictions: f(predictions))
+    }
+}
+
+extension Plan {
+    /// What the training step's gather reads the samples as (uint8 when the plan has no gather).
+    public var sampleElement: SampleElement {
+        guard case .gatherBatch(let gather)? = trainKernels.first else { return .uint8 }
+        return gather.element
     }
 }

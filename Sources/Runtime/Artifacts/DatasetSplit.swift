@@ -62,7 +62,4 @@ extension LabeledImages {
         let n = featureCount
         return Array(images[(index * n)..<((index + 1) * n)])
     }
-
-    /// Width and height of one image (a flat image is one row).
-    public var imageSize: (width: Int, height: Int) { imageDimensions(of: imageShape) }
 }

@@ -197,7 +197,8 @@ public final class LoadedModel {
     /// Accuracy, per-class counts and the confusion matrix over every image of `data`. Throws
     /// `ModelFileError` when the model's outputs for an image are not finite (a parameter so large
     /// that float32 arithmetic overflows): the predictions would then be arbitrary.
-    public func evaluate(_ data: LabeledImages) throws -> Trainer.Evaluation {
+    public func evaluate(_ data: any Dataset) throws -> Trainer.Evaluation {
+        try checkDataset(data, fits: plan)
         let classes = plan.classes
         var total = Trainer.Evaluation(
             correct: 0, total: 0, confusion: [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes), predictions: [])
@@ -208,7 +209,7 @@ public final class LoadedModel {
         while start < data.count {
             let rows = min(plan.evalBatchSize, data.count - start)
             let part = evaluateClassifier(executor, data, indices: (Int32(start)..<Int32(start + rows)).map { $0 })
-            try requireFiniteOutputs(rows: rows) { "test image \(start + $0) of \(data.imagesPath)" }
+            try requireFiniteOutputs(rows: rows) { "test image \(start + $0) of \(data.origin)" }
             total.correct += part.correct
             total.total += part.total
             for t in 0..<classes {
@@ -261,14 +262,15 @@ public final class LoadedModel {
         var scores = [Float](repeating: 0, count: classes)
         var probabilities = [Float](repeating: 0, count: classes)
         var predicted = 0
-        let label: [UInt8] = [0]
+        let label: [Int32] = [0]
         let index: [Int32] = [0]
         pixels.withUnsafeBufferPointer { image in
             label.withUnsafeBufferPointer { label in
                 index.withUnsafeBufferPointer { index in
-                    let batch = StepExecutor.BatchSource(
-                        images: image.baseAddress!, labels: label.baseAddress!, features: plan.inputFeatures,
-                        indices: index.baseAddress!, rows: 1)
+                    let samples = BatchSamples(
+                        values: UnsafeRawPointer(image.baseAddress!), element: .uint8, labels: label.baseAddress!,
+                        features: plan.inputFeatures)
+                    let batch = StepExecutor.BatchSource(samples: samples, indices: index.baseAddress!, rows: 1)
                     predicted = Int(executor.evaluate(batch)[0])
                     let logits = executor.evalLogits
                     for c in 0..<classes { scores[c] = logits[c] }

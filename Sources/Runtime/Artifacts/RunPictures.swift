@@ -23,20 +23,22 @@ public let runPictureGridLimit = 64
 /// file is written whole or not at all; when some fail, the error is the first failure in the order the
 /// files are listed above, as if they had been written one after the other (the others may exist).
 public func writeRunPictures(
-    directory: String, train: LabeledImages, firstBatch: [Int32], test: LabeledImages, predictions: [Int32],
+    directory: String, train: any Dataset, firstBatch: [Int32], test: any Dataset, predictions: [Int32],
     metrics: [EpochMetrics], confusion: [[Int]]
 ) throws {
     let size = train.imageSize
-    let samples = firstBatch.prefix(runPictureGridLimit).map { Int($0) }.filter { $0 < train.count }
-    let shown = min(runPictureGridLimit, test.count, predictions.count)
+    // The grids draw samples that are images of bytes with class labels.
+    let drawable = { (data: any Dataset) in data.samples.element == .uint8 && data.classIndex(at: 0) != nil }
+    let samples = drawable(train) ? firstBatch.prefix(runPictureGridLimit).map { Int($0) }.filter { $0 < train.count } : []
+    let shown = drawable(test) ? min(runPictureGridLimit, test.count, predictions.count) : 0
     let (samplesAndCurves, predictionsAndConfusion) = runConcurrently(
         {
             RunPictureResults(
                 first: Result {
                     guard !samples.isEmpty else { return }
                     let grid = try samplesGrid(
-                        images: samples.map { train.image(at: $0) }, imageWidth: size.width, imageHeight: size.height,
-                        titles: samples.map { "Label: \(train.labels[$0])" })
+                        images: samples.map { train.pixels(at: $0)! }, imageWidth: size.width, imageHeight: size.height,
+                        titles: samples.map { "Label: \(train.classIndex(at: $0)!)" })
                     try grid.writePNG(to: directory + "/" + RunPictureName.samples)
                 },
                 second: Result {
@@ -49,8 +51,8 @@ public func writeRunPictures(
                 first: Result {
                     guard shown > 0 else { return }
                     let grid = try predictionsGrid(
-                        images: (0..<shown).map { test.image(at: $0) }, imageWidth: size.width, imageHeight: size.height,
-                        predicted: predictions.prefix(shown).map { Int($0) }, truth: (0..<shown).map { Int(test.labels[$0]) })
+                        images: (0..<shown).map { test.pixels(at: $0)! }, imageWidth: size.width, imageHeight: size.height,
+                        predicted: predictions.prefix(shown).map { Int($0) }, truth: (0..<shown).map { test.classIndex(at: $0)! })
                     try grid.writePNG(to: directory + "/" + RunPictureName.predictions)
                 },
                 second: Result { try confusionMatrixFigure(matrix: confusion).writePNG(to: directory + "/" + RunPictureName.confusion) })

@@ -21,18 +21,19 @@ import Planner
 public final class StepBenchmark {
     public let plan: Plan
     public let executor: StepExecutor
-    let data: LabeledImages
+    let data: any Dataset
     let order: [Int32]
 
     /// - Parameters:
     ///   - plan: the plan to time; its target's threads say how many threads of `pool` a kernel uses.
     ///   - data: the images batches are drawn from (real or `LabeledImages.synthetic`).
     ///   - seed: parameter initialisation and batch order, as in training.
-    public init(plan: Plan, kernels: KernelSet, pool: WorkerPool, data: LabeledImages, seed: UInt64) throws {
-        guard data.count >= 1, data.featureCount == plan.inputFeatures else {
+    public init(plan: Plan, kernels: KernelSet, pool: WorkerPool, data: any Dataset, seed: UInt64) throws {
+        guard data.count >= 1, data.features == plan.inputFeatures else {
             throw RuntimeError.data(
-                "the benchmark data has \(data.count) images of \(data.featureCount) values; the plan needs images of \(plan.inputFeatures)")
+                "the benchmark data has \(data.count) images of \(data.features) values; the plan needs images of \(plan.inputFeatures)")
         }
+        try checkDataset(data, fits: plan)
         self.plan = plan
         self.data = data
         executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: seed ^ 0xD0D0_D0D0)
@@ -117,57 +118,55 @@ public final class StepBenchmark {
         var prefetchedSteps = 0
         var liveFeatures: Report.LiveFeatures? = nil
         order.withUnsafeBufferPointer { order in
-            data.images.withUnsafeBufferPointer { images in
-                data.labels.withUnsafeBufferPointer { labels in
-                    let b = plan.batchSize
-                    let batchCount = max(1, order.count / b)
-                    func nextBatch() -> StepExecutor.BatchSource {
-                        let start = (cursor % batchCount) * b
-                        cursor += 1
-                        // The batch after it, as training names it for the gather's prefetch.
-                        let next = (cursor % batchCount) * b
-                        return StepExecutor.BatchSource(
-                            images: images.baseAddress!, labels: labels.baseAddress!, features: data.featureCount,
-                            indices: order.baseAddress! + start, rows: min(b, order.count - start),
-                            upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
-                    }
-                    for _ in 0..<max(0, warmupSteps) {
+            data.withBatchSamples { samples in
+                guard let samples else { return }
+                let b = plan.batchSize
+                let batchCount = max(1, order.count / b)
+                func nextBatch() -> StepExecutor.BatchSource {
+                    let start = (cursor % batchCount) * b
+                    cursor += 1
+                    // The batch after it, as training names it for the gather's prefetch.
+                    let next = (cursor % batchCount) * b
+                    return StepExecutor.BatchSource(
+                        samples: samples, indices: order.baseAddress! + start, rows: min(b, order.count - start),
+                        upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
+                }
+                for _ in 0..<max(0, warmupSteps) {
+                    let batch = nextBatch()
+                    _ = executor.forward(batch)
+                    executor.backwardAndUpdate(rows: batch.rows)
+                }
+                // As in an epoch after the first: the features live in the warm-up go first.
+                liveFeatures = executor.featureOrderSummary.map { .init(layer: $0.layer, features: $0.features, live: $0.live) }
+                executor.storeLiveFeaturesFirst()
+                var wholeDone = 0, splitDone = 0
+                while wholeDone < steps || splitDone < steps {
+                    let preparedBefore = executor.stepsWithPreparedBatch
+                    for _ in 0..<min(16, steps - wholeDone) {
                         let batch = nextBatch()
+                        let start = monotonicSeconds()
                         _ = executor.forward(batch)
                         executor.backwardAndUpdate(rows: batch.rows)
+                        stepTimes.append(monotonicSeconds() - start)
+                        wholeDone += 1
                     }
-                    // As in an epoch after the first: the features live in the warm-up go first.
-                    liveFeatures = executor.featureOrderSummary.map { .init(layer: $0.layer, features: $0.features, live: $0.live) }
-                    executor.storeLiveFeaturesFirst()
-                    var wholeDone = 0, splitDone = 0
-                    while wholeDone < steps || splitDone < steps {
-                        let preparedBefore = executor.stepsWithPreparedBatch
-                        for _ in 0..<min(16, steps - wholeDone) {
-                            let batch = nextBatch()
-                            let start = monotonicSeconds()
-                            _ = executor.forward(batch)
-                            executor.backwardAndUpdate(rows: batch.rows)
-                            stepTimes.append(monotonicSeconds() - start)
-                            wholeDone += 1
-                        }
-                        prefetchedSteps += executor.stepsWithPreparedBatch - preparedBefore
-                        for _ in 0..<min(16, steps - splitDone) {
-                            let batch = nextBatch()
-                            var previous = monotonicSeconds()
-                            var inBackward = false
-                            for k in 0..<kernelCount {
-                                if !inBackward && executor.isBackwardTrainingKernel(at: k) {
-                                    // backwardAndUpdate counts the optimizer step before its first kernel.
-                                    inBackward = true
-                                    executor.optimizerSteps += 1
-                                }
-                                _ = executor.runTrainingKernel(at: k, batch)
-                                let now = monotonicSeconds()
-                                kernelTimes[k * steps + splitDone] = now - previous
-                                previous = now
+                    prefetchedSteps += executor.stepsWithPreparedBatch - preparedBefore
+                    for _ in 0..<min(16, steps - splitDone) {
+                        let batch = nextBatch()
+                        var previous = monotonicSeconds()
+                        var inBackward = false
+                        for k in 0..<kernelCount {
+                            if !inBackward && executor.isBackwardTrainingKernel(at: k) {
+                                // backwardAndUpdate counts the optimizer step before its first kernel.
+                                inBackward = true
+                                executor.optimizerSteps += 1
                             }
-                            splitDone += 1
+                            _ = executor.runTrainingKernel(at: k, batch)
+                            let now = monotonicSeconds()
+                            kernelTimes[k * steps + splitDone] = now - previous
+                            previous = now
                         }
+                        splitDone += 1
                     }
                 }
             }
@@ -189,7 +188,7 @@ public final class StepBenchmark {
             prefetchWindow: executor.prefetchesBatches ? plan.batchPrefetch?.overlaps : nil, prefetchedSteps: prefetchedSteps,
             liveFeatures: liveFeatures,
             shiftedInput: plan.shiftedInput.map {
-                .init(layer: $0.layer, nonzeroFraction: data.nonzeroPixelFraction, skipsZeros: plan.passes.contains { $0.pass == .sparseInput && $0.applied })
+                .init(layer: $0.layer, nonzeroFraction: data.samples.nonzeroFraction, skipsZeros: plan.passes.contains { $0.pass == .sparseInput && $0.applied })
             })
     }
 }
@@ -265,15 +264,21 @@ extension LabeledImages {
         let labels = (0..<max(0, count)).map { _ in UInt8(truncatingIfNeeded: rng.next(below: UInt64(max(1, min(classes, 256))))) }
         return LabeledImages(
             images: images, labels: labels, count: max(0, count), imageShape: imageShape, imagesPath: "(synthetic)",
-            labelsPath: "(synthetic)")
+            labelsPath: "(synthetic)", classes: max(1, min(classes, 256)))
     }
 
-    /// The share of all pixels of all images that are not zero.
-    var nonzeroPixelFraction: Double {
-        guard !images.isEmpty else { return 0 }
+}
+
+extension SampleValues {
+    /// The share of all values of all samples that are not zero.
+    var nonzeroFraction: Double {
+        guard count > 0 else { return 0 }
         var nonzero = 0
-        images.withUnsafeBufferPointer { for byte in $0 where byte != 0 { nonzero += 1 } }
-        return Double(nonzero) / Double(images.count)
+        switch self {
+        case .uint8(let values): values.withUnsafeBufferPointer { for byte in $0 where byte != 0 { nonzero += 1 } }
+        case .float32(let values): values.withUnsafeBufferPointer { for value in $0 where value != 0 { nonzero += 1 } }
+        }
+        return Double(nonzero) / Double(count)
     }
 }
 

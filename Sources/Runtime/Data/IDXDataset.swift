@@ -115,17 +115,38 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     }
 }
 
-/// Images (uint8, row-major, `count * featureCount` bytes) and their labels.
-public struct LabeledImages: Sendable {
+/// Images (uint8, row-major, `count * featureCount` bytes) and their class labels: the `Dataset` an IDX
+/// pair of files gives.
+public struct LabeledImages: Dataset {
     public var images: [UInt8]
-    public var labels: [UInt8]
+    public var labels: [Int32]
     public var count: Int
     /// The shape of one image (rows, columns).
     public var imageShape: [Int]
     public var imagesPath: String
     public var labelsPath: String
+    /// Classes the labels are below (for `targets`).
+    public var classes: Int
+
+    /// `labels` as IDX stores them, one byte each; `classes` defaults to 256, what a byte can say.
+    public init(
+        images: [UInt8], labels: [UInt8], count: Int, imageShape: [Int], imagesPath: String, labelsPath: String, classes: Int = 256
+    ) {
+        self.images = images
+        self.labels = labels.map { Int32($0) }
+        self.count = count
+        self.imageShape = imageShape
+        self.imagesPath = imagesPath
+        self.labelsPath = labelsPath
+        self.classes = classes
+    }
 
     public var featureCount: Int { imageShape.reduce(1, *) }
+
+    public var sampleShape: [Int] { imageShape }
+    public var samples: SampleValues { .uint8(images) }
+    public var targets: Targets { .classes(labels, classes: classes) }
+    public var origin: String { imagesPath }
 }
 
 /// One file of a loaded dataset and the SHA-256 of its decompressed bytes.
@@ -277,7 +298,7 @@ public struct IDXDataset: Sendable {
         }
         return LabeledImages(
             images: images.data, labels: labels.data, count: images.dimensions[0], imageShape: Array(images.dimensions.dropFirst()),
-            imagesPath: images.path, labelsPath: labels.path)
+            imagesPath: images.path, labelsPath: labels.path, classes: classCount)
     }
 
     /// The checks that need only the two headers: ranks, image shape, matching counts.

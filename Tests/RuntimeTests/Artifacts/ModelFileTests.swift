@@ -101,7 +101,7 @@ final class ModelFileTests: XCTestCase {
         let model = try LoadedModel(path: try writeModel(run), kernels: kernels(for: run.plan.target.isa))
         let evaluation = run.trainer.evaluate(run.data.test, indices: nil)
         for index in 0..<6 {
-            let scores = try model.classify(pixels: run.data.test.image(at: index))
+            let scores = try model.classify(pixels: run.data.test.pixels(at: index)!)
             XCTAssertEqual(scores.predicted, Int(evaluation.predictions[index]))
             XCTAssertEqual(scores.probabilities.reduce(0, +), 1, accuracy: 1e-5)
             XCTAssertEqual(scores.probabilities.firstIndex(of: scores.probabilities.max()!), scores.predicted)

@@ -73,13 +73,13 @@ final class RunPicturesTests: XCTestCase {
         run.trainer.prepareOrder(epoch: 1)
         let batch = Array(run.trainer.epochOrder.prefix(16)).map { Int($0) }
         let layout = ImageGridLayout(
-            count: 16, imageWidth: 6, imageHeight: 6, titles: batch.map { "Label: \(run.data.train.labels[$0])" }, columns: 8,
+            count: 16, imageWidth: 6, imageHeight: 6, titles: batch.map { "Label: \(run.data.train.classIndex(at: $0)!)" }, columns: 8,
             imageScale: 3, titleScale: 2)
         XCTAssertEqual(image.width, layout.canvasWidth)
         XCTAssertEqual(image.height, layout.canvasHeight)
         // Cell 5 shows training image batch[5]: its pixel (x 4, y 1), scaled by 3, in gray.
         let origin = layout.imageOrigin(5)
-        let expected = run.data.train.image(at: batch[5])[1 * 6 + 4]
+        let expected = run.data.train.pixels(at: batch[5])![1 * 6 + 4]
         XCTAssertEqual(image.sample(x: origin.x + 4 * 3 + 1, y: origin.y + 1 * 3 + 1, channel: 0), expected)
         XCTAssertEqual(image.sample(x: origin.x + 4 * 3 + 1, y: origin.y + 1 * 3 + 1, channel: 2), expected)
     }
@@ -89,7 +89,7 @@ final class RunPicturesTests: XCTestCase {
         let image = try picture(run, RunPictureName.predictions)
         let shown = min(64, run.data.test.count)
         let predicted = evaluation.predictions.prefix(shown).map { Int($0) }
-        let truth = (0..<shown).map { Int(run.data.test.labels[$0]) }
+        let truth = (0..<shown).map { run.data.test.classIndex(at: $0)! }
         let layout = ImageGridLayout(
             count: shown, imageWidth: 6, imageHeight: 6, titles: zip(predicted, truth).map { predictionTitle(predicted: $0, truth: $1) },
             columns: 8, imageScale: 3, titleScale: 1)

@@ -76,7 +76,7 @@ final class StateDictTests: XCTestCase {
         let test = run.data.test
         let rows = [0, 1, 2, 5]
         let imagesPath = scratch + "/images.u8"
-        try Data(rows.flatMap { test.image(at: $0) }).write(to: URL(fileURLWithPath: imagesPath))
+        try Data(rows.flatMap { test.pixels(at: $0)! }).write(to: URL(fileURLWithPath: imagesPath))
         let script = """
             import sys, numpy as np
             from safetensors.numpy import load_file
@@ -93,7 +93,7 @@ final class StateDictTests: XCTestCase {
         XCTAssertEqual(lines.count, rows.count)
         for (line, row) in zip(lines, rows) {
             let numpyLogits = line.split(separator: " ").compactMap { Float(String($0)) }
-            let mlpc = try model.classify(pixels: test.image(at: row))
+            let mlpc = try model.classify(pixels: test.pixels(at: row)!)
             XCTAssertEqual(numpyLogits.count, 3)
             for (a, b) in zip(numpyLogits, mlpc.scores) { XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), "row \(row)") }
             XCTAssertEqual(numpyLogits.firstIndex(of: numpyLogits.max()!), mlpc.predicted)

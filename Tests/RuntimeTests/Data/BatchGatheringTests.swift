@@ -44,7 +44,7 @@ final class BatchGatheringTests: XCTestCase {
         var labelsOut = [Int32](repeating: -1, count: indices.count)
         for part in 0..<parts {
             kernels.gatherRows(
-                examples.images, examples.labels, featureCount, indices, indices.count, normalization.scale, normalization.shift,
+                examples.images, examples.labels.map { Int32($0) }, featureCount, indices, indices.count, normalization.scale, normalization.shift,
                 &out, &labelsOut, part, parts)
         }
         return (out, labelsOut)
@@ -82,7 +82,7 @@ final class BatchGatheringTests: XCTestCase {
 
     func testGatherWritesOnlyCountRows() {
         let images = [UInt8](repeating: 255, count: 12)
-        let labels: [UInt8] = [4, 5, 6]
+        let labels: [Int32] = [4, 5, 6]
         let indices: [Int32] = [1, 2, 0]
         for kernels in runnableKernelSets() {
             var out = [Float](repeating: -7, count: 12)

@@ -114,9 +114,9 @@ final class ParallelLoadingTests: XCTestCase {
             alone[role] = try IDXFile.read(path: XCTUnwrap(paths[role]))
         }
         XCTAssertEqual(dataset.train.images, alone[.trainImages]?.data)
-        XCTAssertEqual(dataset.train.labels, alone[.trainLabels]?.data)
+        XCTAssertEqual(dataset.train.labels, alone[.trainLabels]?.data.map { Int32($0) })
         XCTAssertEqual(dataset.test.images, alone[.testImages]?.data)
-        XCTAssertEqual(dataset.test.labels, alone[.testLabels]?.data)
+        XCTAssertEqual(dataset.test.labels, alone[.testLabels]?.data.map { Int32($0) })
         XCTAssertEqual(dataset.files.map(\.role), DatasetFileRole.allCases)
         for record in dataset.files {
             XCTAssertEqual(record.path, paths[record.role])

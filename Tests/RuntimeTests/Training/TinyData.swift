@@ -117,3 +117,15 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+extension StepExecutor.BatchSource {
+    /// A batch of uint8 images with their class labels.
+    init(
+        images: UnsafePointer<UInt8>, labels: UnsafePointer<Int32>, features: Int, indices: UnsafePointer<Int32>, rows: Int,
+        upcoming: UnsafeBufferPointer<Int32> = UnsafeBufferPointer(start: nil, count: 0)
+    ) {
+        self.init(
+            samples: BatchSamples(values: UnsafeRawPointer(images), element: .uint8, labels: labels, features: features),
+            indices: indices, rows: rows, upcoming: upcoming)
+    }
+}

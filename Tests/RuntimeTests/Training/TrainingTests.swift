@@ -99,28 +99,25 @@ final class AllocationTests: XCTestCase {
             let executor = try StepExecutor(plan: plan, kernels: kernels(for: plan.target.isa), pool: pool, dropoutSeed: 1)
             initializeParameters(plan, seed: 1, into: executor.parameters)
             let indices = (0..<Int32(plan.batchSize)).map { $0 }
-            try data.train.images.withUnsafeBufferPointer { images in
-                try data.train.labels.withUnsafeBufferPointer { labels in
-                    try indices.withUnsafeBufferPointer { order in
-                        // Each step names the same rows as the next batch: on two threads every step
-                        // also hands the next batch's gather to the other thread.
-                        let batch = StepExecutor.BatchSource(
-                            images: images.baseAddress!, labels: labels.baseAddress!, features: data.train.featureCount,
-                            indices: order.baseAddress!, rows: plan.batchSize, upcoming: order)
-                        for _ in 0..<3 {  // warm-up
-                            _ = executor.forward(batch)
-                            executor.backwardAndUpdate(rows: batch.rows)
-                        }
-                        malloc_counter_start()
-                        for _ in 0..<50 {
-                            _ = executor.forward(batch)
-                            executor.backwardAndUpdate(rows: batch.rows)
-                        }
-                        let allocations = malloc_counter_stop()
-                        XCTAssertEqual(allocations, 0, "\(threads) thread(s): \(allocations) allocations in 50 steps")
-                        XCTAssertEqual(executor.stepsWithPreparedBatch, threads > 1 ? 52 : 0)
-                        guard allocations == 0 else { throw TestFailure("allocations") }
+            try data.train.withBatchSamples { samples in
+                let samples = try XCTUnwrap(samples)
+                try indices.withUnsafeBufferPointer { order in
+                    // Each step names the same rows as the next batch: on two threads every step
+                    // also hands the next batch's gather to the other thread.
+                    let batch = StepExecutor.BatchSource(samples: samples, indices: order.baseAddress!, rows: plan.batchSize, upcoming: order)
+                    for _ in 0..<3 {  // warm-up
+                        _ = executor.forward(batch)
+                        executor.backwardAndUpdate(rows: batch.rows)
                     }
+                    malloc_counter_start()
+                    for _ in 0..<50 {
+                        _ = executor.forward(batch)
+                        executor.backwardAndUpdate(rows: batch.rows)
+                    }
+                    let allocations = malloc_counter_stop()
+                    XCTAssertEqual(allocations, 0, "\(threads) thread(s): \(allocations) allocations in 50 steps")
+                    XCTAssertEqual(executor.stepsWithPreparedBatch, threads > 1 ? 52 : 0)
+                    guard allocations == 0 else { throw TestFailure("allocations") }
                 }
             }
         }
