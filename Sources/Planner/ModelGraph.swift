@@ -12,92 +12,56 @@ struct ModelGraph {
     var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
 }
 
+/// Shape inference in progress: the shape flowing out of the layers so far, who produced it, and what
+/// the layers planned so far are. Each layer kind's `infer` (Layers/*.swift) reads and extends it.
+struct GraphBuilder {
+    let spec: Spec
+    var shape: [Int]
+    var shapeLocation: SourceLocation
+    var shapeProducer = "the input (model.input_shape)"
+    var layers: [any PlannedLayer] = []
+    var summaries: [LayerSummary] = []
+    var fusions: [String] = []
+    var diagnostics: [Diagnostic] = []
+    /// False once a layer reported an error (checking goes on, so every problem is reported).
+    var ok = true
+
+    /// The larger of the training and evaluation batches, for size checks.
+    var largestBatch: Int { max(spec.training.batchSize.value, spec.training.evalBatchSize.value) }
+}
+
 /// Infers every layer's per-sample output shape, checks it, and fuses activations into linears.
 /// Returns nil together with errors when shapes do not flow.
 func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGraph? {
-    var shape = spec.model.inputShape.value
-    var shapeLocation = spec.model.inputShape.location
-    var shapeProducer = "the input (model.input_shape)"
-    var operations: [any PlannedLayer] = []
-    var summaries: [LayerSummary] = []
-    var fusions: [String] = []
-    var ok = true
-
     // Sizes are checked for overflow before any product is formed: a spec may say `out: 10000000000`.
-    guard let inputElements = checkedProduct(shape), inputElements <= maxTensorElements else {
+    guard let inputElements = checkedProduct(spec.model.inputShape.value), inputElements <= maxTensorElements else {
         diagnostics.append(
             .error(
-                "E0305", "the input shape \(shapeText(shape)) has more than \(maxTensorElements) elements per sample",
+                "E0305", "the input shape \(shapeText(spec.model.inputShape.value)) has more than \(maxTensorElements) elements per sample",
                 at: spec.model.inputShape.location))
         return nil
     }
-    _ = inputElements
+    var graph = GraphBuilder(spec: spec, shape: spec.model.inputShape.value, shapeLocation: spec.model.inputShape.location)
     for layer in spec.model.layers {
-        let name = layer.name.value
+        // The list of layer kinds: each infers its own shape and parameters (false: stop checking).
+        let goesOn: Bool
         switch layer.kind {
-        case .flatten:
-            shape = [shape.reduce(1, *)]
-            operations.append(FlattenLayer(name: name, location: layer.location, outputShape: shape))
-            summaries.append(LayerSummary(name: name, kind: "flatten", outputShape: shape, parameters: 0, location: layer.location))
-        case .linear(let linear):
-            if shape.count != 1 {
-                ok = false
-                diagnostics.append(
-                    .error(
-                        "E0301",
-                        "linear layer '\(name)' needs a 1-D input per sample, but \(shapeProducer) gives \(shapeText(shape))",
-                        at: layer.location,
-                        notes: [DiagnosticNote("\(shapeProducer) has shape \(shapeText(shape)) here", at: shapeLocation)],
-                        suggestion: "add `- flatten` before '\(name)' to turn \(shapeText(shape)) into [\(shape.reduce(1, *))]"))
-                // Keep checking the rest as if the input had been flattened.
-                shape = [shape.reduce(1, *)]
-            }
-            let inFeatures = shape[0]
-            let outFeatures = linear.outFeatures.value
-            let batch = max(spec.training.batchSize.value, spec.training.evalBatchSize.value)
-            // Name the tensor that is too large: the weight, or a batch of the layer's inputs or outputs
-            // (at the larger of the training and evaluation batches).
-            var tooLarge: String?
-            if !(checkedProduct([inFeatures, outFeatures]).map { $0 <= maxTensorElements } ?? false) {
-                tooLarge = "its \(inFeatures) x \(outFeatures) weight exceeds \(maxTensorElements) elements"
-            } else if !(checkedProduct([batch, max(inFeatures, outFeatures)]).map { $0 <= maxTensorElements } ?? false) {
-                let which = batch == spec.training.evalBatchSize.value && batch > spec.training.batchSize.value ? "eval_batch_size" : "batch_size"
-                tooLarge = "a batch of its \(outFeatures >= inFeatures ? "outputs" : "inputs"), \(batch) x \(max(inFeatures, outFeatures)) at \(which) \(batch), exceeds \(maxTensorElements) elements"
-            }
-            if let tooLarge {
-                diagnostics.append(.error("E0305", "linear layer '\(name)' is too large: \(tooLarge)", at: linear.outFeatures.location))
-                return nil
-            }
-            let activation = ActivationFunction(linear.activation?.value)
-            let parameters = inFeatures * outFeatures + (linear.bias.value ? outFeatures : 0)
-            shape = [outFeatures]
-            operations.append(
-                LinearLayer(
-                    name: name, location: layer.location, inFeatures: inFeatures, outFeatures: outFeatures, hasBias: linear.bias.value,
-                    activation: activation, initialization: linear.initialization.value,
-                    activationLocation: linear.activation?.location))
-            let kind = linear.activation.map { "linear+\($0.value.specName)" } ?? "linear"
-            summaries.append(LayerSummary(name: name, kind: kind, outputShape: shape, parameters: parameters, location: layer.location))
-        case .activation(let activation):
-            let function = ActivationFunction(activation.value)
-            summaries.append(
-                LayerSummary(name: name, kind: activation.value.specName, outputShape: shape, parameters: 0, location: layer.location))
-            // Fuse into the linear just before, when that linear has no activation of its own.
-            if var last = operations.last as? LinearLayer, last.activation.isIdentity {
-                last.activation = function
-                last.activationLocation = layer.location
-                operations[operations.count - 1] = last
-                fusions.append("\(name) fused into \(last.name): bias and \(activation.value.specName) applied in the matmul epilogue")
-            } else {
-                operations.append(ActivationLayer(name: name, location: layer.location, outputShape: shape, activation: function))
-            }
-        case .dropout(let p):
-            operations.append(DropoutLayer(name: name, location: layer.location, outputShape: shape, p: p.value))
-            summaries.append(LayerSummary(name: name, kind: "dropout(p=\(p.value))", outputShape: shape, parameters: 0, location: layer.location))
+        case .flatten: goesOn = FlattenLayer.infer(layer, into: &graph)
+        case .linear(let linear): goesOn = LinearLayer.infer(layer, linear, into: &graph)
+        case .activation(let activation): goesOn = ActivationLayer.infer(layer, activation, into: &graph)
+        case .dropout(let p): goesOn = DropoutLayer.infer(layer, p: p, into: &graph)
         }
-        shapeProducer = "layer '\(name)'"
-        shapeLocation = layer.location
+        guard goesOn else {
+            diagnostics += graph.diagnostics
+            return nil
+        }
+        graph.shapeProducer = "layer '\(layer.name.value)'"
+        graph.shapeLocation = layer.location
     }
+    diagnostics += graph.diagnostics
+    let shape = graph.shape, shapeProducer = graph.shapeProducer, shapeLocation = graph.shapeLocation
+    let operations = graph.layers, summaries = graph.summaries, fusions = graph.fusions
+    var ok = graph.ok
 
     // The loss/label contract: the final value is one row of class scores per sample.
     let finalShape = shape

@@ -9,6 +9,23 @@ struct ActivationLayer: PlannedLayer {
 
     var producedActivation: ActivationFunction { activation }
 
+    /// Fuses into the linear just before, when that linear has no activation of its own.
+    static func infer(_ layer: LayerSpec, _ activation: Located<Activation>, into graph: inout GraphBuilder) -> Bool {
+        let name = layer.name.value
+        let function = ActivationFunction(activation.value)
+        graph.summaries.append(
+            LayerSummary(name: name, kind: activation.value.specName, outputShape: graph.shape, parameters: 0, location: layer.location))
+        if var last = graph.layers.last as? LinearLayer, last.activation.isIdentity {
+            last.activation = function
+            last.activationLocation = layer.location
+            graph.layers[graph.layers.count - 1] = last
+            graph.fusions.append("\(name) fused into \(last.name): bias and \(activation.value.specName) applied in the matmul epilogue")
+        } else {
+            graph.layers.append(ActivationLayer(name: name, location: layer.location, outputShape: graph.shape, activation: function))
+        }
+        return true
+    }
+
     func forward(_ builder: inout PlanBuilder, _ x: Slice, context: inout ForwardContext) -> Slice {
         let y = builder.declare("\(name).out", .activation, .float32, shape: x.shape)
         builder.train.append(.activationForward(ActivationForward(layer: name, input: x, output: y, activation: activation, location: location)))

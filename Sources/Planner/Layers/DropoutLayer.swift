@@ -7,6 +7,14 @@ struct DropoutLayer: PlannedLayer {
     var outputShape: [Int]
     var p: Double
 
+    static func infer(_ layer: LayerSpec, p: Located<Double>, into graph: inout GraphBuilder) -> Bool {
+        let name = layer.name.value
+        graph.layers.append(DropoutLayer(name: name, location: layer.location, outputShape: graph.shape, p: p.value))
+        graph.summaries.append(
+            LayerSummary(name: name, kind: "dropout(p=\(p.value))", outputShape: graph.shape, parameters: 0, location: layer.location))
+        return true
+    }
+
     func forward(_ builder: inout PlanBuilder, _ x: Slice, context: inout ForwardContext) -> Slice {
         let y = builder.declare("\(name).out", .activation, .float32, shape: x.shape)
         let mask = builder.declare("\(name).mask", .mask, .float32, shape: x.shape)

@@ -6,6 +6,14 @@ struct FlattenLayer: PlannedLayer {
     var location: SourceLocation
     var outputShape: [Int]
 
+    static func infer(_ layer: LayerSpec, into graph: inout GraphBuilder) -> Bool {
+        let name = layer.name.value
+        graph.shape = [graph.shape.reduce(1, *)]
+        graph.layers.append(FlattenLayer(name: name, location: layer.location, outputShape: graph.shape))
+        graph.summaries.append(LayerSummary(name: name, kind: "flatten", outputShape: graph.shape, parameters: 0, location: layer.location))
+        return true
+    }
+
     func forward(_ builder: inout PlanBuilder, _ x: Slice, context: inout ForwardContext) -> Slice {
         builder.view(x, shape: [builder.batch] + outputShape)
     }

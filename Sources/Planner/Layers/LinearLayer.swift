@@ -18,6 +18,52 @@ struct LinearLayer: PlannedLayer {
     var producedActivation: ActivationFunction { activation }
     var isTrainable: Bool { true }
 
+    /// Takes a 1-D input per sample (E0301 otherwise, with the flatten to add) and refuses a weight or
+    /// batch too large to address (E0305, which stops checking).
+    static func infer(_ layer: LayerSpec, _ linear: LinearSpec, into graph: inout GraphBuilder) -> Bool {
+        let name = layer.name.value
+        if graph.shape.count != 1 {
+            graph.ok = false
+            let shape = graph.shape, producer = graph.shapeProducer
+            graph.diagnostics.append(
+                .error(
+                    "E0301",
+                    "linear layer '\(name)' needs a 1-D input per sample, but \(producer) gives \(shapeText(shape))",
+                    at: layer.location,
+                    notes: [DiagnosticNote("\(producer) has shape \(shapeText(shape)) here", at: graph.shapeLocation)],
+                    suggestion: "add `- flatten` before '\(name)' to turn \(shapeText(shape)) into [\(shape.reduce(1, *))]"))
+            // Keep checking the rest as if the input had been flattened.
+            graph.shape = [shape.reduce(1, *)]
+        }
+        let inFeatures = graph.shape[0]
+        let outFeatures = linear.outFeatures.value
+        let batch = graph.largestBatch
+        let training = graph.spec.training
+        // Name the tensor that is too large: the weight, or a batch of the layer's inputs or outputs
+        // (at the larger of the training and evaluation batches).
+        var tooLarge: String?
+        if !(checkedProduct([inFeatures, outFeatures]).map { $0 <= maxTensorElements } ?? false) {
+            tooLarge = "its \(inFeatures) x \(outFeatures) weight exceeds \(maxTensorElements) elements"
+        } else if !(checkedProduct([batch, max(inFeatures, outFeatures)]).map { $0 <= maxTensorElements } ?? false) {
+            let which = batch == training.evalBatchSize.value && batch > training.batchSize.value ? "eval_batch_size" : "batch_size"
+            tooLarge = "a batch of its \(outFeatures >= inFeatures ? "outputs" : "inputs"), \(batch) x \(max(inFeatures, outFeatures)) at \(which) \(batch), exceeds \(maxTensorElements) elements"
+        }
+        if let tooLarge {
+            graph.diagnostics.append(.error("E0305", "linear layer '\(name)' is too large: \(tooLarge)", at: linear.outFeatures.location))
+            return false
+        }
+        let parameters = inFeatures * outFeatures + (linear.bias.value ? outFeatures : 0)
+        graph.shape = [outFeatures]
+        graph.layers.append(
+            LinearLayer(
+                name: name, location: layer.location, inFeatures: inFeatures, outFeatures: outFeatures, hasBias: linear.bias.value,
+                activation: ActivationFunction(linear.activation?.value), initialization: linear.initialization.value,
+                activationLocation: linear.activation?.location))
+        let kind = linear.activation.map { "linear+\($0.value.specName)" } ?? "linear"
+        graph.summaries.append(LayerSummary(name: name, kind: kind, outputShape: graph.shape, parameters: parameters, location: layer.location))
+        return true
+    }
+
     func parameters(offset: inout Int) -> [ParameterTensor] {
         let storedWeight = WeightPanels.storedFloats(outFeatures: outFeatures, inFeatures: inFeatures)
         var tensors = [
