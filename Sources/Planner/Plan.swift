@@ -27,6 +27,8 @@ public struct Plan: Codable, Equatable, Sendable {
     public var optimizer: OptimizerSettings
     public var loss: LossKind
     public var fusions: [String]
+    /// Where the samples come from.
+    public var data: DataSource
     /// How training walks the data: shuffling, a partial last batch, the held-out validation share.
     public var schedule: TrainingSchedule
     /// The options the plan was made with (passes turned off).

@@ -165,7 +165,7 @@ struct PlanBuilder {
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
             evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions,
-            schedule: schedule, options: options)
+            data: DataSource(format: .idx, directory: spec.data.resolvedDirectory), schedule: schedule, options: options)
     }
 
     func gatherThreads(_ input: Slice) -> Int {

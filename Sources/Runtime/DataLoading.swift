@@ -20,10 +20,10 @@ func acceptsImageShape(_ imageShape: [Int], input: [Int]) -> Bool {
         || (flatInput.count <= 1 && imageShape.reduce(1, *) == input.reduce(1, *))
 }
 
-/// Loads the spec's dataset (downloading missing MNIST files first when the directory is MNIST's),
+/// Loads the plan's dataset (downloading missing MNIST files first when the directory is MNIST's),
 /// verifies it and checks it against the plan: image shape, classes, counts.
-public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> LoadedData {
-    let directory = spec.data.resolvedDirectory
+public func loadData(plan: Plan, log: (String) -> Void) throws -> LoadedData {
+    let directory = plan.data.directory
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
         throw RuntimeError.data("\(directory): the data directory is a file, not a directory")
@@ -48,7 +48,7 @@ public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> Lo
 /// What `mlpc check` learns from the data directory's headers (and the small label files) before any
 /// training: each problem as a diagnostic pointing at the spec line it concerns.
 public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
-    let directory = spec.data.resolvedDirectory
+    let directory = plan.data.directory
     let dirLocation = spec.data.directory.location
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {

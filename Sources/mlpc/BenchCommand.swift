@@ -91,7 +91,7 @@ struct BenchCommand: ParsableCommand {
     /// damaged, or missing from a directory named with --data-dir or $MLPC_DATA_DIR, is an error: timing
     /// random images instead would be a silent substitute for what was asked.
     func benchmarkData(spec: Spec, plan: Plan) throws -> (LabeledImages, String) {
-        let directory = spec.data.resolvedDirectory
+        let directory = plan.data.directory
         let probe = probeDataset(directory: directory)
         if !synthetic, let problem = probe.problems.first {
             var missingOnly = true

@@ -43,7 +43,7 @@ struct ModelOptions: ParsableArguments {
     /// The model's test set, checked against its input shape and classes. A data directory given on
     /// the command line (or in $MLPC_DATA_DIR) that is not a directory is an unusable argument.
     func testSet(of loaded: LoadedModel) throws -> LabeledImages {
-        let directory = loaded.spec.data.resolvedDirectory
+        let directory = loaded.plan.data.directory
         if let given = dataDirectoryOverride {
             let source = dataDir != nil ? "--data-dir" : "MLPC_DATA_DIR"
             var isDirectory: ObjCBool = false

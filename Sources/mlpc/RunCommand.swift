@@ -165,7 +165,7 @@ struct RunCommand: ParsableCommand {
         directory.removeOnSignalUntilRunBegins()
         let data: LoadedData
         do {
-            data = try loadData(spec: spec, plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
+            data = try loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
         }

@@ -223,4 +223,19 @@ final class PlanEncodingTests: XCTestCase {
         XCTAssertEqual(dot.filter { $0 == "{" }.count, dot.filter { $0 == "}" }.count)
         XCTAssertTrue(dot.contains("k1 -> b_fc1_out"))
     }
+
+    /// The runtime reads the plan, not the spec: where the data is and how an epoch walks it are in it.
+    func testThePlanCarriesTheDataSourceAndTheTrainingSchedule() throws {
+        var spec = SpecFixtures.reference
+        spec.data.resolvedDirectory = "/data/mnist"
+        spec.data.validationFraction.value = 0.1
+        spec.training.shuffle.value = false
+        spec.training.dropLast.value = true
+        let plan = try SpecFixtures.plan(spec)
+        XCTAssertEqual(plan.data, DataSource(format: .idx, directory: "/data/mnist"))
+        XCTAssertEqual(plan.schedule, TrainingSchedule(shuffle: false, dropLast: true, validationFraction: 0.1))
+        guard case .gatherBatch(let gather)? = plan.trainKernels.first else { return XCTFail("no gather") }
+        XCTAssertEqual(gather.normalization, PixelNormalization(mean: 0.5, standardDeviation: 0.5))
+        XCTAssertEqual(gather.element, .uint8)
+    }
 }

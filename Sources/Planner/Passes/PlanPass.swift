@@ -47,6 +47,22 @@ public struct PassReport: Codable, Equatable, Sendable {
     }
 }
 
+/// Where a plan's samples come from.
+public struct DataSource: Codable, Equatable, Sendable {
+    public enum Format: String, Codable, Sendable {
+        /// MNIST's four IDX files (gzipped or not) in one directory.
+        case idx
+    }
+    public var format: Format
+    /// The directory, resolved (the spec's data.dir relative to the spec, or --data-dir).
+    public var directory: String
+
+    public init(format: Format, directory: String) {
+        self.format = format
+        self.directory = directory
+    }
+}
+
 /// How training walks the data, from the spec's training and data sections.
 public struct TrainingSchedule: Codable, Equatable, Sendable {
     /// A new permutation of the training examples each epoch (from the seed and the epoch).

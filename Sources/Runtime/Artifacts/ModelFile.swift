@@ -184,6 +184,7 @@ public final class LoadedModel {
             specFile: specPath, options: ArtifactMetadataKey.planOptions(file.metadata, path: path))
         if dataDirectory == nil, let embeddedSpecOrigin {
             spec.data.resolvedDirectory = resolveDataDirectory(spec.data.directory.value, relativeTo: embeddedSpecOrigin)
+            plan.data.directory = spec.data.resolvedDirectory
         }
         pool = WorkerPool(threads: plan.target.threads)
         executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: 0)

@@ -89,7 +89,7 @@ enum TinyData {
     /// Parses, plans and loads; fails the test on any diagnostic error.
     static func prepare(_ text: String, directory: String, threads: Int = 1, isa: KernelISA? = nil) throws -> (Spec, Plan, LoadedData) {
         let (spec, plan) = try plan(text, dataDirectory: directory, threads: threads, isa: isa)
-        let data = try loadData(spec: spec, plan: plan, log: { _ in })
+        let data = try loadData(plan: plan, log: { _ in })
         return (spec, plan, data)
     }
 
