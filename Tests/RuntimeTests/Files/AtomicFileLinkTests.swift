@@ -90,6 +90,22 @@ final class AtomicFileLinkTests: XCTestCase {
         assertVictimUntouched()
     }
 
+    /// The files of a claimed run directory are created through the descriptor opened when it was
+    /// claimed: a path swapped for a link to elsewhere afterwards does not redirect them.
+    func testRunFilesGoIntoTheDirectoryThatWasClaimed() throws {
+        let path = root + "/run"
+        let elsewhere = root + "/elsewhere"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        let claim = try RunDirectory(path: path, mode: .fresh)
+        try claim.beginRun()
+        XCTAssertEqual(rename(path, root + "/moved"), 0)
+        XCTAssertEqual(symlink(elsewhere, path), 0)
+        try writeFileAtomically("{}", to: path + "/run.json")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: elsewhere), [])
+        XCTAssertEqual(try String(contentsOfFile: root + "/moved/run.json", encoding: .utf8), "{}")
+        withExtendedLifetime(claim) {}
+    }
+
     func testTemporaryNamesAreRecognisedExactly() {
         let files = RunDirectory.runFiles
         XCTAssertEqual(AtomicFileNames.writerPID(ofTemporary: ".run.json.tmp-42", bases: files), 42)
