@@ -171,16 +171,17 @@ public final class TrainingRun {
         try checkpoint.write(to: checkpointPath, mlpcVersion: options.mlpcVersion)
     }
 
-    /// Creates the run directory and writes the resolved spec (spec.yaml) and the initial run.json.
+    /// Creates the run directory and writes the initial run.json, the resolved spec (spec.yaml) and metrics.jsonl.
     public func prepareOutput() throws {
         do {
             try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
         } catch {
             throw FileWriteError(path: options.outputDirectory, reason: "cannot create the run directory (\(error.localizedDescription))")
         }
+        // The record first: from its first file on, the directory is recognisably an mlpc run's.
+        try writeFileAtomically(record.json(), to: runJSONPath)
         try writeFileAtomically(spec.resolvedYAML, to: options.outputDirectory + "/spec.yaml")
         try writeFileAtomically(metricsText, to: metricsPath)
-        try writeFileAtomically(record.json(), to: runJSONPath)
     }
 
     var metricsText: String { metricLines.map { $0 + "\n" }.joined() }

@@ -106,12 +106,16 @@ final class InterruptAtStartTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/model.safetensors"))
     }
 
-    /// What a run killed during its first epoch leaves: a spec and a record, no checkpoint.
+    /// What a run killed during its first epoch leaves: its record, its spec and its (empty) metrics, no
+    /// checkpoint: made here from a finished run, less what the epochs and the end wrote.
     func testARunWithoutACheckpointSaysToStartAgain() throws {
         let dir = root + "/killed"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: root + "/tiny.yaml", toPath: dir + "/spec.yaml")
-        try "{}\n".write(toFile: dir + "/run.json", atomically: true, encoding: .utf8)
+        let trained = try ArtifactCLI.run(["run", root + "/tiny.yaml", "--data-dir", root, "--out", dir, "--epochs", "1", "--quiet"])
+        XCTAssertEqual(trained.status, 0, trained.error)
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where !["run.json", "spec.yaml", ".mlpc.lock"].contains(name) {
+            try FileManager.default.removeItem(atPath: dir + "/" + name)
+        }
+        try "".write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
 
         let resumed = try ArtifactCLI.run(["run", "--resume", dir])
         XCTAssertEqual(resumed.status, 2, resumed.error)

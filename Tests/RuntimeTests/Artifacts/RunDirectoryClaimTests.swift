@@ -11,11 +11,11 @@ final class RunDirectoryClaimTests: XCTestCase {
 
     func names(_ path: String) throws -> Set<String> { Set(try FileManager.default.contentsOfDirectory(atPath: path)) }
 
+    /// An old run as mlpc leaves it: its record (run.json, as mlpc writes it) and its weights.
     func writeOldRun(_ path: String) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        for name in ["run.json", "weights.safetensors"] {
-            XCTAssertTrue(FileManager.default.createFile(atPath: path + "/" + name, contents: Data(name.utf8)))
-        }
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/run.json", contents: Data(runRecordJSON().utf8)))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/weights.safetensors", contents: Data("weights".utf8)))
     }
 
     func testOverwriteKeepsTheOldRunUntilTheNewOneBegins() throws {
@@ -24,11 +24,11 @@ final class RunDirectoryClaimTests: XCTestCase {
         var claim: RunDirectory? = try RunDirectory(path: path, mode: .overwrite)
         XCTAssertTrue(try names(path).isSuperset(of: ["run.json", "weights.safetensors"]))
         claim = nil  // refused before it began: the old run stays whole
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path + "/run.json")), Data("run.json".utf8))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path + "/run.json")), Data(runRecordJSON().utf8))
 
         claim = try RunDirectory(path: path, mode: .overwrite)
         try claim?.beginRun()
-        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "/run.json"))
+        // The old run's files go; its record stays until the new run's replaces it.
         XCTAssertFalse(FileManager.default.fileExists(atPath: path + "/weights.safetensors"))
         withExtendedLifetime(claim) {}
     }
@@ -79,7 +79,7 @@ final class RunDirectoryClaimTests: XCTestCase {
     func testAFinishedRunWithoutACheckpointIsCalledFinished() throws {
         let path = root + "/done"
         try writeOldRun(path)
-        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/model.safetensors", contents: Data([1])))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/model.safetensors", contents: Data(modelBytes())))
         XCTAssertThrowsError(try RunDirectory(path: path, mode: .fresh)) { error in
             XCTAssertTrue("\(error)".contains("it already holds a finished run"), "\(error)")
             XCTAssertFalse("\(error)".contains("--resume"), "\(error)")
@@ -101,7 +101,7 @@ final class RunDirectoryClaimTests: XCTestCase {
     func testAFreshClaimOfARunIsRefusedAndReleasesTheLock() throws {
         let path = root + "/run"
         try writeOldRun(path)
-        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/checkpoint.safetensors", contents: Data([1])))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/checkpoint.safetensors", contents: Data(checkpointBytes())))
         XCTAssertThrowsError(try RunDirectory(path: path, mode: .fresh)) { error in
             XCTAssertTrue("\(error)".contains("already holds a run"), "\(error)")
             XCTAssertTrue("\(error)".contains("--resume \(path) to continue it"), "\(error)")
@@ -110,3 +110,21 @@ final class RunDirectoryClaimTests: XCTestCase {
         XCTAssertNoThrow(try RunDirectory(path: path, mode: .resume))
     }
 }
+
+/// run.json as mlpc writes it (the record of a run of `specSHA256`'s spec).
+func runRecordJSON(specSHA256: String = String(repeating: "0", count: 64)) -> String {
+    RunRecord(
+        mlpcVersion: "test", status: "completed", stopReason: nil, specPath: "spec.yaml", specSHA256: specSHA256, specName: "tiny",
+        dataDirectory: "data", dataSHA256: [:], seed: 1, threads: 1, kernels: "scalar", cpu: "test", epochs: 1, batchSize: 1,
+        parameters: 1, arenaBytes: 1, epochSeconds: [], epochMeanLoss: [], epochTestAccuracy: [], testAccuracy: nil,
+        testAccuracyCI95: nil, totalSeconds: 0, startedAt: "2026-01-01T00:00:00Z"
+    ).json()
+}
+
+/// A safetensors file with one tensor and `format` in its metadata.
+func safetensorsBytes(format: String) throws -> [UInt8] {
+    try SafetensorsFile(tensors: [SafetensorsTensor(name: "w", shape: [1], values: [0])], metadata: ["format": format]).serialized()
+}
+
+func checkpointBytes() -> [UInt8] { (try? safetensorsBytes(format: "mlpc.checkpoint")) ?? [] }
+func modelBytes() -> [UInt8] { (try? safetensorsBytes(format: "mlpc.model")) ?? [] }
