@@ -16,6 +16,10 @@ let kernelReleaseFlags = ["-Ounchecked", "-Xcc", "-fno-math-errno"]
 // Debug builds (swift test) optimize the kernels and the executor too: the tests then check the code
 // that ships (a step that allocates nothing, bit-identical results) and train at a useful speed.
 let optimizedDebugFlags = ["-O"]
+let runtimeSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),
+    .unsafeFlags(optimizedDebugFlags, .when(configuration: .debug)),
+]
 
 func kernelTarget(_ name: String, _ isaFlags: [String]) -> Target {
     .target(
@@ -38,6 +42,9 @@ let package = Package(
         .library(name: "SpecParser", targets: ["SpecParser"]),
         .library(name: "Planner", targets: ["Planner"]),
         .library(name: "KernelInterface", targets: ["KernelInterface"]),
+        .library(name: "Files", targets: ["Files"]),
+        .library(name: "DataSources", targets: ["DataSources"]),
+        .library(name: "Execution", targets: ["Execution"]),
         .library(name: "Runtime", targets: ["Runtime"]),
     ],
     dependencies: [
@@ -73,21 +80,32 @@ let package = Package(
         kernelTarget("KernelsAVX512", avx512Flags),
         kernelTarget("KernelsAVX2", avx2Flags),
         kernelTarget("KernelsPortable", []),
+        // Files mlpc reads and writes: safetensors and its JSON header, PNG, SHA-256, atomic writes.
         .target(
-            name: "Runtime",
+            name: "Files", dependencies: ["SpecParser", "CZlib", "CPNG", "CSHA256"], exclude: ["README.md"],
+            swiftSettings: runtimeSettings),
+        // The pictures: canvas, bitmap font, curves, image grids, confusion matrices, terminal images.
+        .target(name: "Figures", dependencies: ["Files"], exclude: ["README.md"], swiftSettings: runtimeSettings),
+        // Samples and targets behind the Dataset interface; IDX files with MNIST's download and checksums.
+        .target(
+            name: "DataSources", dependencies: ["Planner", "Files", "CZlib", "CDeflateLoader", "CCurlLoader"],
+            exclude: ["README.md"], swiftSettings: runtimeSettings),
+        // Executing a plan: the kernel bindings, the step executor, the worker pool, the trainer, the benchmark.
+        .target(
+            name: "Execution",
             dependencies: [
-                "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable",
-                "CZlib", "CPNG", "CFloatEnvironment", "CMemoryHints", "CSHA256", "CCurlLoader", "CDeflateLoader",
+                "Planner", "KernelInterface", "KernelsAVX512", "KernelsAVX2", "KernelsPortable", "DataSources", "Files",
+                "CFloatEnvironment", "CMemoryHints",
             ],
-            swiftSettings: [
-                .unsafeFlags(["-Xcc", "-fno-math-errno"], .when(configuration: .release)),
-                .unsafeFlags(optimizedDebugFlags, .when(configuration: .debug)),
-            ]
-        ),
+            exclude: ["README.md"], swiftSettings: runtimeSettings),
+        // A training run and its artifacts: run directories, checkpoints, model files, the run's pictures.
+        .target(
+            name: "Runtime", dependencies: ["Execution", "DataSources", "Files", "Figures", "Planner"],
+            exclude: ["README.md"], swiftSettings: runtimeSettings),
         .executableTarget(
             name: "mlpc",
             dependencies: [
-                "Runtime", "Planner", "SpecParser",
+                "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -103,8 +121,8 @@ let package = Package(
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
-                "Runtime", "Planner", "SpecParser", "KernelInterface", "KernelsPortable", "KernelsAVX2", "KernelsAVX512",
-                "MallocCounter", "TestSupport",
+                "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "KernelInterface",
+                "KernelsPortable", "KernelsAVX2", "KernelsAVX512", "MallocCounter", "TestSupport",
             ]),
         .testTarget(name: "mlpcTests", dependencies: ["mlpc"]),
     ],

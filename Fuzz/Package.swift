@@ -20,6 +20,8 @@ let package = Package(
                 .product(name: "SpecParser", package: "mlpc"),
                 .product(name: "Planner", package: "mlpc"),
                 .product(name: "KernelInterface", package: "mlpc"),
+                .product(name: "Files", package: "mlpc"),
+                .product(name: "DataSources", package: "mlpc"),
                 .product(name: "Runtime", package: "mlpc"),
             ]),
         .target(name: "CFuzzerDriver"),

@@ -1,3 +1,7 @@
+import Figures
+import Files
+import DataSources
+import Execution
 import Foundation
 import Planner
 import SpecParser
@@ -11,14 +15,6 @@ public struct LoadedData {
     public var sha256: [String: String]
 }
 
-/// The per-image shape the dataset must have for the spec's input: the input shape itself, or the same
-/// shape without leading 1s (a [1, 28, 28] input takes 28 x 28 images), or, for an input that is flat
-/// once its leading 1s are dropped ([784], [1, 784]), any image of as many pixels.
-func acceptsImageShape(_ imageShape: [Int], input: [Int]) -> Bool {
-    let flatInput = Array(input.drop { $0 == 1 })
-    return Array(imageShape.drop { $0 == 1 }) == flatInput || imageShape == input
-        || (flatInput.count <= 1 && imageShape.reduce(1, *) == input.reduce(1, *))
-}
 
 /// Loads the plan's dataset (downloading missing MNIST files first when the directory is MNIST's),
 /// verifies it and checks it against the plan: image shape, classes, counts.

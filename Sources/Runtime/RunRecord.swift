@@ -1,3 +1,7 @@
+import Figures
+import Files
+import DataSources
+import Execution
 import Foundation
 
 /// run.json: what was run, on what, and what came out. Written when the run starts (status "running"),

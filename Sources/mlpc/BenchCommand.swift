@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import Planner
+import Execution
+import DataSources
+import Files
+import Figures
 import Runtime
 import SpecParser
 

@@ -1,5 +1,9 @@
 import ArgumentParser
 import Foundation
+import Execution
+import DataSources
+import Files
+import Figures
 import Runtime
 
 /// The model-reading arguments `eval` and `predict` share.

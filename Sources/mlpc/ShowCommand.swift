@@ -1,5 +1,9 @@
 import ArgumentParser
 import Foundation
+import Execution
+import DataSources
+import Files
+import Figures
 import Runtime
 
 struct ShowCommand: ParsableCommand {

@@ -2,6 +2,10 @@ import ArgumentParser
 import Foundation
 import KernelInterface
 import Planner
+import Execution
+import DataSources
+import Files
+import Figures
 import Runtime
 import SpecParser
 

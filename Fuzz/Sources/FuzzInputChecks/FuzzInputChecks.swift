@@ -2,6 +2,8 @@ import Foundation
 import KernelInterface
 import Planner
 import Runtime
+import Files
+import DataSources
 import SpecParser
 
 // What each fuzz target does with one input, shared by the libFuzzer entry points (Fuzz/Sources/Fuzz*)

@@ -1,3 +1,7 @@
+import Figures
+import Files
+import DataSources
+import Execution
 import Foundation
 import KernelInterface
 import Planner
@@ -330,25 +334,3 @@ public struct ClassScores: Equatable, Sendable {
     public var probabilities: [Float]
 }
 
-/// Width and height of an image of `shape`: the last two dimensions. A flat shape of n features is
-/// a square image when n is a perfect square (MNIST's 784 is 28 x 28, the way torchvision flattens
-/// it), else one row of n.
-func imageDimensions(of shape: [Int]) -> (width: Int, height: Int) {
-    let dims = shape.drop { $0 == 1 }
-    if dims.count >= 2 { return (dims[dims.endIndex - 1], dims[dims.endIndex - 2]) }
-    let count = dims.last ?? shape.reduce(1, *)
-    if let side = squareSide(of: count), side > 1 { return (side, side) }
-    return (count, 1)
-}
-
-/// The integer s with s * s == n, if there is one.
-func squareSide(of n: Int) -> Int? {
-    guard n >= 0 else { return nil }
-    // The double root is within one of the integer root; the candidates around it settle it exactly.
-    let guess = Int(Double(n).squareRoot().rounded())
-    for side in max(0, guess - 1)...(guess + 1) {
-        let (square, overflow) = side.multipliedReportingOverflow(by: side)
-        if !overflow, square == n { return side }
-    }
-    return nil
-}

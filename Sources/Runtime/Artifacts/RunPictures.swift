@@ -1,3 +1,7 @@
+import Figures
+import Files
+import DataSources
+import Execution
 import Foundation
 
 // The four pictures a finished run leaves in its directory, as the PyTorch quickstart draws them with

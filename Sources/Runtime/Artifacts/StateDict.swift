@@ -1,3 +1,7 @@
+import Figures
+import Files
+import DataSources
+import Execution
 import Foundation
 import KernelInterface
 import Planner

@@ -4,6 +4,10 @@ import SpecParser
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// A resumed run trusts only checkpoints whose counters this run's epochs can reach, and keeps the
 /// run's history (spec path, start time, total seconds) in run.json and the model file.

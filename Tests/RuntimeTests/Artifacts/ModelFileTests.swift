@@ -4,6 +4,10 @@ import SpecParser
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class ModelFileTests: XCTestCase {
     var directory = ""

@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// Claiming a run directory changes nothing in it until the run begins.
 final class RunDirectoryClaimTests: XCTestCase {

@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// What a claim may touch: the lock only when it is a regular file of its own, stale temporaries only
 /// when they are provably a dead mlpc's, run files only when mlpc's own record says they are a run's.

@@ -1,6 +1,10 @@
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class TerminalImageTests: XCTestCase {
     func testASCIIDrawsEachPixelTwiceWideFromDarkToLight() {

@@ -5,6 +5,10 @@ import SpecParser
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// The benchmark's structure and arithmetic; never its timings (they depend on the machine's load).
 final class StepBenchmarkTests: XCTestCase {

@@ -4,6 +4,10 @@ import Planner
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class BatchGatheringTests: XCTestCase {
     /// PyTorch's ToTensor + Normalize, in float32 as torch computes it: ((x / 255) - mean) / std.

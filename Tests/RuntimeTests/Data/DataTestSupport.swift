@@ -3,6 +3,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 // Fixtures for the data tests: tiny IDX files built byte by byte, gzip compression with zlib (so the
 // gzip files are made independently of the reader under test), scratch folders, python3 for

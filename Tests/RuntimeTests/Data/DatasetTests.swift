@@ -3,6 +3,10 @@ import Planner
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// A table of float32 features with class labels: a `Dataset` that is not IDX's.
 struct FloatFeatures: Dataset {

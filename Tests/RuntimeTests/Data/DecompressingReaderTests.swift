@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// `DecompressingReader.digestRemaining`: hashing a gzip stream as it inflates, without keeping it
 /// (how a downloaded file is checked).

@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// HTTPDownloader on libcurl (opened with dlopen): what each kind of failure says.
 final class HTTPDownloaderTests: XCTestCase {

@@ -4,6 +4,10 @@ import Planner
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// The gather's prefetch of the next batch and the dataset's huge-page advice are hints: they must
 /// change no result.

@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// The SHA-256 hardware path (CPU SHA instructions) and the portable Swift path: both give the FIPS
 /// 180-4 digests, and the same digest as each other for any input cut into any pieces.

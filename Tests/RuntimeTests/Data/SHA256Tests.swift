@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class SHA256Tests: XCTestCase {
     // The FIPS 180-4 example messages (NIST CSRC "Examples with Intermediate Values").

@@ -3,6 +3,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// Large gzip IDX files are inflated whole by libdeflate when the system has it, and by zlib's
 /// streaming reader otherwise or whenever the file is anything but one clean gzip member: the bytes,

@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// `writeFileAtomically` never writes through a link: its temporary file is always a new regular file
 /// created in the folder's descriptor, and the rename replaces whatever is at the final name.

@@ -1,6 +1,10 @@
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class BitmapFontTests: XCTestCase {
     private let printable = (32...126).map { Character(Unicode.Scalar(UInt8($0))) }

@@ -1,6 +1,10 @@
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class CanvasTests: XCTestCase {
     private func litPixels(_ canvas: Canvas, color: Color) -> Set<[Int]> {

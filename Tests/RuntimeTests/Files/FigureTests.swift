@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class FigureTests: XCTestCase {
     /// A 28x28 black image with a white square at columns 10..<14, rows 8..<12.

@@ -3,6 +3,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// The encoder writes every row with filter type 2 (up); these tests read the scanlines back with zlib
 /// and undo the filter by hand, independently of libpng and of the encoder's own code.

@@ -1,6 +1,10 @@
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class RasterImageTests: XCTestCase {
     private func gray(_ width: Int, _ height: Int, _ pixels: [UInt8]) throws -> RasterImage {

@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// Text and paths that come from outside: names escaped for messages, paths that are not regular
 /// files, palette PNGs whose pixels point past their palette, flat input shapes as pictures, and

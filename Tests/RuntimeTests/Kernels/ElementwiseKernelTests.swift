@@ -1,5 +1,9 @@
 import KernelInterface
 import Runtime
+import Figures
+import Files
+import DataSources
+import Execution
 import XCTest
 
 /// Stand-alone activations, dropout, argmax and softmax rows.

@@ -2,6 +2,10 @@ import KernelInterface
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// The kernels' side of `StoredFeatureOrder`: a layer whose features are stored in another order (within
 /// each part's share) gives the model order's bits: the forward product's output comes out in the

@@ -1,6 +1,10 @@
 import Foundation
 import KernelInterface
 import Runtime
+import Figures
+import Files
+import DataSources
+import Execution
 import XCTest
 
 /// Prints the speed of the matrix products at the reference MLP's shapes and the pool's hand-off cost

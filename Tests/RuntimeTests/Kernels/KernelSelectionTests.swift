@@ -1,5 +1,9 @@
 import KernelInterface
 import Runtime
+import Figures
+import Files
+import DataSources
+import Execution
 import XCTest
 
 final class KernelSelectionTests: XCTestCase {

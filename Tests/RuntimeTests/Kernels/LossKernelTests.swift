@@ -1,6 +1,10 @@
 import Foundation
 import KernelInterface
 import Runtime
+import Figures
+import Files
+import DataSources
+import Execution
 import XCTest
 
 /// Losses against their definitions, and the gradients of a whole two-layer network (forward kernels,

@@ -1,6 +1,10 @@
 import Foundation
 import KernelInterface
 import Runtime
+import Figures
+import Files
+import DataSources
+import Execution
 import XCTest
 
 /// The three matrix-product kernels of a linear layer against slow references, for every kernel set the

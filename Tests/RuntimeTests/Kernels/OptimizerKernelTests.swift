@@ -1,6 +1,10 @@
 import Foundation
 import KernelInterface
 import Runtime
+import Figures
+import Files
+import DataSources
+import Execution
 import XCTest
 
 /// SGD and Adam(W) against torch.optim's single-tensor formulas, computed here in Double, and against

@@ -2,6 +2,10 @@ import KernelInterface
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// The kernels of the layer that absorbs its input's shift (the plan's `shiftedInput`): the loops over
 /// nonzero pixels give the blocked product's bits for any split, feature order and share of zeros, and

@@ -1,4 +1,8 @@
 import Runtime
+import Figures
+import Files
+import DataSources
+import Execution
 import Synchronization
 import XCTest
 

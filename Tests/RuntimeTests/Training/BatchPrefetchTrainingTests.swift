@@ -3,6 +3,10 @@ import Planner
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// The training step gathers the next batch ahead on another thread (the plan's batch prefetch). These
 /// check it changes no bit, that a step uses only a batch gathered from exactly its rows, and that

@@ -3,6 +3,10 @@ import Planner
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// Training with the first layer's features stored live-first (`StoredFeatureOrder`) gives every bit of
 /// training without it: parameters, optimizer state, losses and accuracies, on one thread and on two.

@@ -5,6 +5,10 @@ import SpecParser
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// How the optimizer step is shared out between threads: every parameter float once, the layers whose
 /// products run on several threads split by output feature (whole weight panels) as those products

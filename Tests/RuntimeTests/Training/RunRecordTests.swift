@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class RunRecordTests: XCTestCase {
     /// run.json's started_at is written without Foundation's formatter (it loads ICU); it must read the

@@ -3,6 +3,10 @@ import Planner
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// Training with the input's shift absorbed into the first layer (the plan's `shiftedInput`): the
 /// loops over nonzero pixels give every bit of the blocked products, on one thread and on two, with

@@ -5,6 +5,10 @@ import SpecParser
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 /// A tiny, learnable dataset written as IDX files in a temporary directory: 6x6 images of three
 /// classes, each a bright bar in its own rows plus deterministic noise.

@@ -6,6 +6,10 @@ import SpecParser
 import XCTest
 
 @testable import Runtime
+@testable import Figures
+@testable import Files
+@testable import DataSources
+@testable import Execution
 
 final class TrainingTests: XCTestCase {
     var directory = ""

@@ -1,0 +1,276 @@
+import Files
+import DataSources
+import Foundation
+import Planner
+import SpecParser
+
+/// What one epoch did; one line of metrics.jsonl.
+public struct EpochMetrics: Codable, Equatable {
+    public var epoch: Int
+    /// The loss of the epoch's last batch, as the PyTorch tutorial prints it.
+    public var lastLoss: Double
+    /// Mean over the epoch's batches, each weighted by its rows.
+    public var meanLoss: Double
+    public var testAccuracy: Double
+    public var validationAccuracy: Double?
+    public var seconds: Double
+    public var trainSeconds: Double
+    public var samplesPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, lastLoss = "last_loss", meanLoss = "mean_loss", testAccuracy = "test_accuracy",
+            validationAccuracy = "validation_accuracy", seconds, trainSeconds = "train_seconds",
+            samplesPerSecond = "samples_per_second"
+    }
+}
+
+/// Where training stands inside an epoch: enough to continue it exactly where it stopped (the order of
+/// an epoch and dropout are functions of the seed, the epoch and the optimizer step, so nothing else is
+/// needed besides the parameters and moments).
+public struct EpochProgress: Equatable, Sendable {
+    public var epoch: Int
+    /// Steps of `epoch` already taken.
+    public var stepsDone: Int
+    public var lossSum: Double
+    public var rowsSeen: Int
+    public var lastLoss: Float
+
+    public init(epoch: Int, stepsDone: Int, lossSum: Double, rowsSeen: Int, lastLoss: Float) {
+        self.epoch = epoch
+        self.stepsDone = stepsDone
+        self.lossSum = lossSum
+        self.rowsSeen = rowsSeen
+        self.lastLoss = lastLoss
+    }
+}
+
+/// Trains a plan on data: shuffles each epoch from the seed, steps through batches, evaluates.
+public final class Trainer {
+    public let executor: StepExecutor
+    public let plan: Plan
+    let train: any Dataset
+    let test: any Dataset
+    let seed: UInt64
+    let shuffle: Bool
+    let dropLast: Bool
+    /// Indices of the training rows used for training (the rest are held out for validation).
+    var trainIndices: [Int32]
+    var validationIndices: [Int32]
+    package var epochOrder: [Int32]
+    var evalIndices: [Int32]
+    /// Set from a signal handler: finish the current step, then stop.
+    public var stopRequested: () -> Bool = { false }
+    public var onStep: (_ step: Int, _ steps: Int) -> Void = { _, _ in }
+    /// Updated after every step, so an interrupted epoch can be checkpointed and continued.
+    public private(set) var progress = EpochProgress(epoch: 0, stepsDone: 0, lossSum: 0, rowsSeen: 0, lastLoss: 0)
+    /// The test-set evaluation that ended the last epoch, while the parameters are still the ones it
+    /// saw (starting an epoch clears it): a run's final evaluation reuses it rather than repeating it.
+    public private(set) var latestTestEvaluation: Evaluation?
+
+    public init(
+        executor: StepExecutor, train: any Dataset, test: any Dataset, seed: UInt64, shuffle: Bool, dropLast: Bool,
+        validationFraction: Double
+    ) {
+        self.executor = executor
+        self.plan = executor.plan
+        self.train = train
+        self.test = test
+        self.seed = seed
+        self.shuffle = shuffle
+        self.dropLast = dropLast
+        var all = (0..<Int32(train.count)).map { $0 }
+        let held = Int((Double(train.count) * validationFraction).rounded(.down))
+        if held > 0 {
+            // A fixed split from the seed, the same in every epoch and on resume.
+            var rng = Shuffler(seed: seed ^ 0x5A11D).generator(epoch: 0)
+            fisherYates(&all, &rng)
+            validationIndices = Array(all[(train.count - held)...])
+            trainIndices = Array(all[..<(train.count - held)])
+        } else {
+            validationIndices = []
+            trainIndices = all
+        }
+        epochOrder = trainIndices
+        evalIndices = (0..<Int32(max(test.count, validationIndices.count))).map { $0 }
+    }
+
+    /// Training examples an epoch steps through (the training set less any held out for validation).
+    public var trainingExamples: Int { trainIndices.count }
+
+    public var stepsPerEpoch: Int {
+        let n = trainIndices.count, b = plan.batchSize
+        return dropLast ? n / b : (n + b - 1) / b
+    }
+
+    /// The order of epoch `epoch` (1-based): a fresh permutation from (seed, epoch), independent of earlier epochs,
+    /// so a resumed run sees the same order.
+    package func prepareOrder(epoch: Int) {
+        epochOrder = trainIndices
+        if shuffle {
+            var rng = Shuffler(seed: seed).generator(epoch: epoch)
+            fisherYates(&epochOrder, &rng)
+        }
+    }
+
+    /// Trains epoch `epoch` (1-based) and evaluates. `resumed` continues an epoch that stopped after
+    /// `resumed.stepsDone` steps (its epoch must be `epoch`), giving the same result as an uninterrupted epoch.
+    public func runEpoch(_ epoch: Int, resuming resumed: EpochProgress? = nil) throws -> EpochMetrics {
+        let start = DispatchTime.now().uptimeNanoseconds
+        latestTestEvaluation = nil
+        prepareOrder(epoch: epoch)
+        let b = plan.batchSize
+        let steps = stepsPerEpoch
+        let first = resumed.map { min(max($0.stepsDone, 0), steps) } ?? 0
+        var lossSum = resumed?.lossSum ?? 0, rowsSeen = resumed?.rowsSeen ?? 0
+        var lastLoss: Float = resumed?.lastLoss ?? 0
+        progress = EpochProgress(epoch: epoch, stepsDone: first, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
+        // The first layer's features live in the last epoch go first in the parameter block for this
+        // epoch's steps (same bits, less work); the model's order is back before anything else reads it.
+        executor.storeLiveFeaturesFirst()
+        defer { executor.restoreModelOrder() }
+        try train.withBatchSamples { samples in
+            guard let samples else { throw RuntimeError.data("\(train.origin): the training data has no class labels for this plan's loss") }
+            try epochOrder.withUnsafeBufferPointer { order in
+                for step in first..<steps {
+                    // The next epoch's order goes by this epoch's second half: in the first epoch
+                    // many units fire a few times before they die.
+                    if step == steps / 2 && steps >= 2 { executor.restartLivenessRecording() }
+                    let rows = min(b, order.count - step * b)
+                    let next = (step + 1) * b
+                    let batch = StepExecutor.BatchSource(
+                        samples: samples, indices: order.baseAddress! + step * b, rows: rows,
+                        upcoming: UnsafeBufferPointer(rebasing: order[min(next, order.count)..<min(next + b, order.count)]))
+                    let loss = executor.forward(batch)
+                    if !loss.isFinite {
+                        let culprit = nonFiniteReport(batch)
+                        throw RuntimeError.nonFinite(
+                            epoch: epoch, step: step + 1, kernel: culprit.label, what: culprit.what, source: culprit.source)
+                    }
+                    executor.backwardAndUpdate(rows: rows)
+                    lastLoss = loss
+                    lossSum += Double(loss) * Double(rows)
+                    rowsSeen += rows
+                    progress = EpochProgress(
+                        epoch: epoch, stepsDone: step + 1, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
+                    onStep(step + 1, steps)
+                    if stopRequested() { throw RuntimeError.interrupted(epoch: epoch, step: step + 1) }
+                }
+            }
+        }
+        executor.restoreModelOrder()
+        if let bad = firstNonFiniteParameter() {
+            throw RuntimeError.nonFinite(
+                epoch: epoch, step: steps, kernel: "\(plan.optimizer.kind.rawValue)_step", what: "\(bad.name) is not finite",
+                source: bad.location)
+        }
+        let trainEnd = DispatchTime.now().uptimeNanoseconds
+        let testEvaluation = evaluate(test, indices: nil)
+        latestTestEvaluation = testEvaluation
+        let accuracy = testEvaluation.accuracy
+        var validation: Double? = nil
+        if !validationIndices.isEmpty { validation = evaluate(train, indices: validationIndices).accuracy }
+        let end = DispatchTime.now().uptimeNanoseconds
+        let seconds = Double(end - start) / 1e9
+        let trainSeconds = Double(trainEnd - start) / 1e9
+        return EpochMetrics(
+            epoch: epoch, lastLoss: Double(lastLoss), meanLoss: rowsSeen > 0 ? lossSum / Double(rowsSeen) : 0,
+            testAccuracy: accuracy, validationAccuracy: validation, seconds: seconds, trainSeconds: trainSeconds,
+            samplesPerSecond: Double(rowsSeen - (resumed?.rowsSeen ?? 0)) / max(trainSeconds, 1e-9))
+    }
+
+    public struct Evaluation {
+        public var correct: Int
+        public var total: Int
+        public var accuracy: Double { total > 0 ? 100 * Double(correct) / Double(total) : 0 }
+        /// confusion[true][predicted]
+        public var confusion: [[Int]]
+        public var predictions: [Int32]
+
+        public init(correct: Int, total: Int, confusion: [[Int]], predictions: [Int32]) {
+            self.correct = correct
+            self.total = total
+            self.confusion = confusion
+            self.predictions = predictions
+        }
+    }
+
+    /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion matrix.
+    public func evaluate(_ data: any Dataset, indices: [Int32]?) -> Evaluation {
+        evaluateClassifier(executor, data, indices: indices ?? Array(evalIndices[..<data.count]))
+    }
+
+    func nonFiniteReport(_ batch: StepExecutor.BatchSource) -> (label: String, what: String, source: SourceLocation?) {
+        if let bad = firstNonFiniteParameter() {
+            return ("\(plan.optimizer.kind.rawValue)_step", "\(bad.name) is not finite", bad.location)
+        }
+        if let kernel = executor.firstNonFiniteForwardKernel(batch) {
+            return (kernel.label, "its output is not finite", kernel.source)
+        }
+        let lossKernel = plan.trainKernels.first {
+            if case .softmaxCrossEntropy = $0 { return true }
+            if case .meanSquaredError = $0 { return true }
+            return false
+        }
+        return (lossKernel?.label ?? "loss", "the loss is not finite", lossKernel?.source)
+    }
+
+    func firstNonFiniteParameter() -> ParameterTensor? {
+        let p = executor.parameters
+        for tensor in plan.parameters {
+            for i in 0..<tensor.storedCount where !p[tensor.offset + i].isFinite { return tensor }
+        }
+        return nil
+    }
+}
+
+/// Shuffles a list of indices the way `Shuffler.permutation` shuffles 0..<count.
+func fisherYates(_ values: inout [Int32], _ rng: inout Xoshiro256StarStar) {
+    let count = values.count
+    values.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        Shuffler.shuffle(base, count: count, using: &rng)
+    }
+}
+
+/// Wilson score interval half-width is asymmetric; the normal approximation is what people quote for
+/// 10,000 test images: 1.96 * sqrt(p(1-p)/n), in percent.
+public func accuracyConfidence95(correct: Int, total: Int) -> Double {
+    guard total > 0 else { return 0 }
+    let p = Double(correct) / Double(total)
+    return 196 * (p * (1 - p) / Double(total)).squareRoot()
+}
+
+/// Runs the plan's evaluation kernels over the rows `order` of `data` and counts what the classifier got
+/// right: accuracy, the confusion matrix and every prediction (in `order`'s order).
+public func evaluateClassifier(_ executor: StepExecutor, _ data: any Dataset, indices order: [Int32]) -> Trainer.Evaluation {
+    let plan = executor.plan
+    let classes = plan.classes
+    var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+    var predictionsOut = [Int32](repeating: 0, count: order.count)
+    var correct = 0
+    let b = plan.evalBatchSize
+    data.withBatchSamples { samples in
+        guard let samples else { return }
+        let labels = samples.labels
+        order.withUnsafeBufferPointer { order in
+            var start = 0
+            while start < order.count {
+                let rows = min(b, order.count - start)
+                let next = start + rows
+                let batch = StepExecutor.BatchSource(
+                    samples: samples, indices: order.baseAddress! + start, rows: rows,
+                    upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
+                let predictions = executor.evaluate(batch)
+                for r in 0..<rows {
+                    let truth = Int(labels[Int(order[start + r])])
+                    let predicted = Int(predictions[r])
+                    predictionsOut[start + r] = predictions[r]
+                    if truth == predicted { correct += 1 }
+                    if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
+                }
+                start += rows
+            }
+        }
+    }
+    return Trainer.Evaluation(correct: correct, total: order.count, confusion: confusion, predictions: predictionsOut)
+}
