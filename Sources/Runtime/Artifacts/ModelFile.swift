@@ -185,9 +185,12 @@ public final class LoadedModel {
         if dataDirectory == nil, let embeddedSpecOrigin {
             spec.data.resolvedDirectory = resolveDataDirectory(spec.data.directory.value, relativeTo: embeddedSpecOrigin)
         }
+        // The tensors are checked against the plan's parameters (names, shapes, finite) before the
+        // arena is made: a spec that asks for more than its tensors hold is refused without allocating.
+        try checkStateDict(file, path: path, plan: plan)
         pool = WorkerPool(threads: plan.target.threads)
         executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: 0)
-        try loadStateDict(file, path: path, plan: plan, into: executor.parameters)
+        fillBlock(file, plan: plan, prefix: "", into: executor.parameters)
         self.spec = spec
         self.plan = plan
         self.path = path

@@ -1,0 +1,56 @@
+import Foundation
+import Runtime
+import XCTest
+
+/// Inputs that could make mlpc slow or huge, through the command line: each is refused (or handled)
+/// within seconds, without allocating for what the input merely claims.
+final class InputLimitCommandTests: XCTestCase {
+    nonisolated(unsafe) static var trainedRoot: String?
+
+    override class func tearDown() {
+        if let root = trainedRoot { try? FileManager.default.removeItem(atPath: root) }
+        trainedRoot = nil
+        super.tearDown()
+    }
+
+    /// The tiny dataset trained once for 1 epoch: the directory holding the data, tiny.yaml and run/.
+    func trained() throws -> String {
+        if let root = Self.trainedRoot { return root }
+        let root = try createTemporaryDirectory("mlpc-inputlimit")
+        try TinyDataset.write(to: root)
+        try writeFile(root + "/tiny.yaml", TinyDataset.spec(epochs: 1))
+        let result = try MLPCProcess.run(["run", root + "/tiny.yaml", "--data-dir", root, "--out", root + "/run", "--quiet"], timeout: 120)
+        assertNoCrash(result)
+        guard result.status == 0 else { throw XCTSkip("training failed: \(result.stderr)") }
+        Self.trainedRoot = root
+        return root
+    }
+
+    /// A model file whose embedded spec asks for a 4 GB arena (a layer of 500,000 outputs) while its
+    /// tensors are those of a 16-unit layer is refused for its tensors, not after allocating the arena:
+    /// under a 1.5 GB address-space limit the refusal names the tensors that do not fit.
+    func testModelFileWhoseSpecOutgrowsItsTensorsIsRefusedBeforeTheArenaIsMade() throws {
+        let root = try trained()
+        var file = try ModelFileCommandTests.TensorFile(path: root + "/run/model.safetensors")
+        let spec = try XCTUnwrap(file.metadata["spec"])
+        XCTAssertTrue(spec.contains("out: 16"), spec)
+        let forged = spec.replacingOccurrences(of: "out: 16", with: "out: 500000")
+        file.metadata["spec"] = forged
+        file.metadata["spec_sha256"] = SHA256.hash(Array(forged.utf8)).hex
+        let model = root + "/forged.safetensors"
+        try file.write(to: model)
+
+        let binary = try MLPCProcess.binaryPath()
+        let start = Date()
+        let result = try MLPCProcess.run(
+            ["-c", "ulimit -v 1500000 && exec \"$0\" eval \"$1\" --data-dir \"$2\"", binary, model, root], timeout: 60,
+            executable: "/bin/sh")
+        let seconds = Date().timeIntervalSince(start)
+        assertNoCrash(result)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("forged.safetensors"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("[500000, 36]"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("memory"), result.stderr)
+        XCTAssertLessThan(seconds, 10, "refusing the forged model took \(seconds) s")
+    }
+}
