@@ -53,4 +53,34 @@ final class InputLimitCommandTests: XCTestCase {
         XCTAssertFalse(result.stderr.contains("memory"), result.stderr)
         XCTAssertLessThan(seconds, 10, "refusing the forged model took \(seconds) s")
     }
+
+    /// A gzip file whose header claims 100 million images (3.6 GB of pixels, past the 2 GiB limit on
+    /// an IDX file's data) is refused by `mlpc check` by the same rule, in the same words, as by `mlpc run`.
+    func testCheckAndRunApplyOneSizeRuleToIDXHeaders() throws {
+        let root = try createTemporaryDirectory("mlpc-idx-limit")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try TinyDataset.write(to: root)
+        func bigEndian(_ value: Int) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) } }
+        let count = 100_000_000
+        for (name, header) in [
+            (TinyDataset.trainImages, [0, 0, 8, 3] + bigEndian(count) + bigEndian(TinyDataset.side) + bigEndian(TinyDataset.side)),
+            (TinyDataset.trainLabels, [0, 0, 8, 1] + bigEndian(count)),
+        ] {
+            try FileManager.default.removeItem(atPath: root + "/" + name)
+            try writeFile(root + "/" + name + ".gz", bytes: FuzzInputChecks.storedGzip(header))
+        }
+        try writeFile(root + "/tiny.yaml", TinyDataset.spec(epochs: 1))
+        let limit = "more than the limit of \(2 << 30)"
+
+        let check = try MLPCProcess.run(["check", root + "/tiny.yaml", "--data-dir", root], timeout: 60)
+        assertNoCrash(check)
+        XCTAssertEqual(check.status, 1, check.stdout + check.stderr)
+        XCTAssertTrue(check.stderr.contains(TinyDataset.trainImages + ".gz"), check.stderr)
+        XCTAssertTrue(check.stderr.contains(limit), check.stderr)
+
+        let run = try MLPCProcess.run(["run", root + "/tiny.yaml", "--data-dir", root, "--out", root + "/run", "--quiet"], timeout: 60)
+        assertNoCrash(run)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains(limit), run.stderr)
+    }
 }
