@@ -135,6 +135,43 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
     return diagnostics
 }
 
+/// Sizes the batches by what the data in the spec's directory can fill, from its headers: a training
+/// batch holds at most the training examples (the training set less those held out for validation),
+/// an evaluation batch at most the larger of the test set and the held-out set. A batch larger than
+/// that gathers the same rows (one batch an epoch, one an evaluation) and would only make the arena
+/// larger. Each lowered size comes with a warning at its spec line. Nothing changes when the headers
+/// cannot be read (the loader reports why), or with `drop_last`, where a batch larger than the
+/// training set means no step at all (E0405).
+public func fitBatchesToData(_ spec: inout Spec) -> [Diagnostic] {
+    let probe = probeDataset(directory: spec.data.resolvedDirectory)
+    let count = { (role: DatasetFileRole) in probe.files.first { $0.role == role }?.count }
+    guard let trainCount = count(.trainImages), let testCount = count(.testImages) else { return [] }
+    var diagnostics: [Diagnostic] = []
+    let held = Int((Double(trainCount) * spec.data.validationFraction.value).rounded(.down))
+    let examples = trainCount - held
+    let batch = spec.training.batchSize.value
+    if !spec.training.dropLast.value && examples >= 1 && batch > examples {
+        let setting = spec.training.batchSizeOverride.map { "\($0.flag) \(batch)" } ?? "batch_size \(batch)"
+        diagnostics.append(
+            .warning(
+                "W0404",
+                "\(setting) is larger than the \(examples) training examples: each epoch is one batch of \(examples), and the batch buffers are sized for \(examples)",
+                at: spec.training.batchSize.location))
+        spec.training.batchSize.value = examples
+    }
+    let evaluated = max(testCount, held)
+    let evalBatch = spec.training.evalBatchSize.value
+    if evaluated >= 1 && evalBatch > evaluated {
+        diagnostics.append(
+            .warning(
+                "W0404",
+                "eval_batch_size \(evalBatch) is larger than the \(evaluated) \(held > testCount ? "held-out" : "test") examples: evaluation runs in batches of \(evaluated), and its buffers are sized for that",
+                at: spec.training.evalBatchSize.location))
+        spec.training.evalBatchSize.value = evaluated
+    }
+    return diagnostics
+}
+
 /// Why an epoch would have no training step: no examples, or fewer than one batch with drop_last.
 func noTrainingStepReason(spec: Spec, batchSize: Int, examples: Int) -> String {
     if examples == 0 { return "no training step would run: the training set is empty" }

@@ -70,7 +70,7 @@ struct RunCommand: ParsableCommand {
         } else if let spec {
             let checked = try checkSpec(
                 specOptions(spec, dataDirectory: dataDir), threads: threads, format: .text, probeData: false, batchSize: batchSize,
-                planOptions: passes.planOptions)
+                planOptions: passes.planOptions, fitBatchesToData: true)
             let epochs = self.epochs ?? checked.spec.training.epochs.value
             try train(checked, epochs: epochs, seed: seed ?? checked.spec.seed.value, outputDirectory: out ?? "runs/\(checked.spec.name.value)", checkpoint: nil)
         }
@@ -122,12 +122,13 @@ struct RunCommand: ParsableCommand {
         }
         let checked = try checkSpec(
             specOptions(specCopy, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
-            probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil, planOptions: settings.planOptions)
+            probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil, planOptions: settings.planOptions,
+            fitBatchesToData: true)
         if let spec {
             // The given spec, resolved with the run's data directory, seed and batch size, must be the run's.
             var given = try checkSpec(
                 specOptions(spec, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
-                probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil
+                probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil, fitBatchesToData: true
             ).spec
             given.seed.value = settings.seed
             guard given.resolvedYAML == checked.spec.resolvedYAML else {

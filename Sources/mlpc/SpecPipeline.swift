@@ -61,7 +61,7 @@ struct CheckedSpec {
 /// read, 1 for an invalid spec.
 func checkSpec(
     _ options: SpecOptions, threads: Int?, format: OutputFormat, probeData: Bool, batchSize: Int? = nil,
-    batchSizeFromFlag: Bool = true, planOptions: PlanOptions = PlanOptions()
+    batchSizeFromFlag: Bool = true, planOptions: PlanOptions = PlanOptions(), fitBatchesToData: Bool = false
 ) throws -> CheckedSpec {
     let loaded = SpecLoader.load(path: options.spec, dataDirectoryOverride: options.dataDirectoryOverride)
     if let fileError = loaded.fileError { throw CommandFailure.usage(fileError) }
@@ -79,6 +79,10 @@ func checkSpec(
         } else {
             spec.training.batchSize.value = batchSize
         }
+    }
+    if fitBatchesToData {
+        // `mlpc run` plans for the batches the data can fill (the headers give the counts).
+        diagnostics += Runtime.fitBatchesToData(&spec)
     }
     let (plan, planDiagnostics) = planForHost(spec, threads: threads, isa: try selectedKernels().isa, options: planOptions)
     diagnostics += planDiagnostics

@@ -83,4 +83,38 @@ final class InputLimitCommandTests: XCTestCase {
         XCTAssertEqual(run.status, 1, run.stderr)
         XCTAssertTrue(run.stderr.contains(limit), run.stderr)
     }
+
+    /// `--batch-size 1048576` on 120 training images, and an eval_batch_size of 1000 on 30 test images,
+    /// plan the arena of batches of 120 and 30 (with a warning for each) and train exactly as those
+    /// sizes do.
+    func testBatchesLargerThanTheDataAreSizedByTheData() throws {
+        let root = try createTemporaryDirectory("mlpc-batch-fit")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try TinyDataset.write(to: root)
+        let spec = TinyDataset.spec(epochs: 2)
+        try writeFile(root + "/tiny.yaml", spec)
+        try writeFile(
+            root + "/fitted.yaml",
+            spec.replacingOccurrences(of: "  batch_size: 16", with: "  batch_size: \(TinyDataset.trainCount)\n  eval_batch_size: \(TinyDataset.testCount)"))
+
+        let large = try MLPCProcess.run(
+            ["run", root + "/tiny.yaml", "--data-dir", root, "--out", root + "/large", "--batch-size", "1048576"], timeout: 120)
+        assertNoCrash(large)
+        XCTAssertEqual(large.status, 0, large.stderr)
+        XCTAssertTrue(large.stderr.contains("--batch-size 1048576 is larger than the 120 training examples"), large.stderr)
+        XCTAssertTrue(large.stderr.contains("eval_batch_size 1000 is larger than the 30 test examples"), large.stderr)
+        let fitted = try MLPCProcess.run(["run", root + "/fitted.yaml", "--data-dir", root, "--out", root + "/fitted"], timeout: 120)
+        assertNoCrash(fitted)
+        XCTAssertEqual(fitted.status, 0, fitted.stderr)
+        XCTAssertFalse(fitted.stderr.contains("W0404"), fitted.stderr)
+
+        func arena(_ output: String) -> String? {
+            output.split(separator: "\n").first { $0.hasPrefix("training ") }?.components(separatedBy: "arena ").last
+        }
+        XCTAssertNotNil(arena(large.stdout), large.stdout)
+        XCTAssertEqual(arena(large.stdout), arena(fitted.stdout))
+        let weights = { (run: String) in FileManager.default.contents(atPath: root + "/" + run + "/weights.safetensors") }
+        XCTAssertNotNil(weights("large"))
+        XCTAssertEqual(weights("large"), weights("fitted"), "the run with the large batch trained differently from batches of 120")
+    }
 }
