@@ -84,8 +84,16 @@ func ensureMNIST(
     guard !missingNames.isEmpty else { return [] }
     let destinations = missingNames.map { DatasetLocator.path(directory, $0) + ".gz" }
 
-    var existed: ObjCBool = false
-    let directoryExisted = FileManager.default.fileExists(atPath: directory, isDirectory: &existed)
+    // The directories this call creates (the directory and any missing parents, deepest first): removed
+    // again, each only if still empty, when nothing could be downloaded.
+    var created: [String] = []
+    var ancestor = directory
+    while ancestor.count > 1 && ancestor.hasSuffix("/") { ancestor.removeLast() }
+    var info = stat()
+    while !ancestor.isEmpty && ancestor != "/" && ancestor != "." && lstat(ancestor, &info) != 0 {
+        created.append(ancestor)
+        ancestor = (ancestor as NSString).deletingLastPathComponent
+    }
     do {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {
@@ -135,8 +143,8 @@ func ensureMNIST(
         }
     }
     guard failed.isEmpty else {
-        // A directory made for downloads that all failed is removed again (rmdir: only if still empty).
-        if !directoryExisted && written.isEmpty { rmdir(directory) }
+        // Directories made for downloads that all failed are removed again (rmdir: only if still empty).
+        if written.isEmpty { for made in created { rmdir(made) } }
         throw DatasetDownloadError(directory: directory, missing: failed, directoryProblem: nil)
     }
     return written
