@@ -26,7 +26,7 @@ public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> Lo
     let directory = spec.data.resolvedDirectory
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
-        throw RuntimeError.data("\(directory): the data directory is a file, not a directory")
+        throw RuntimeError.data("\(pathForMessage(directory)): the data directory is a file, not a directory")
     }
     try ensureMNIST(directory: directory, log: log)
     let probe = probeDataset(directory: directory)
@@ -54,12 +54,12 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
         return [
             .warning(
-                "W0401", "the data directory \(directory) does not exist yet; `mlpc run` will download MNIST into it",
+                "W0401", "the data directory \(pathForMessage(directory)) does not exist yet; `mlpc run` will download MNIST into it",
                 at: dirLocation)
         ]
     }
     guard isDirectory.boolValue else {
-        return [.error("E0401", "the data directory \(directory) is a file, not a directory", at: dirLocation)]
+        return [.error("E0401", "the data directory \(pathForMessage(directory)) is a file, not a directory", at: dirLocation)]
     }
     var diagnostics: [Diagnostic] = []
     let probe = probeDataset(directory: directory)
@@ -79,7 +79,7 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
             diagnostics.append(
                 .error(
                     "E0403",
-                    "the images in \(images.path) are \(shapeText(imageShape)), but the model's input_shape is \(shapeText(plan.inputShape))",
+                    "the images in \(pathForMessage(images.path)) are \(shapeText(imageShape)), but the model's input_shape is \(shapeText(plan.inputShape))",
                     at: spec.model.inputShape.location, notes: [DiagnosticNote("the data comes from here", at: dirLocation)]))
         }
     }
@@ -93,7 +93,7 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
         diagnostics.append(
             .error(
                 "E0404",
-                "\(labels.path): label \(label) of example \(index) does not fit the model's \(plan.classes) classes (labels 0...\(plan.classes - 1))",
+                "\(pathForMessage(labels.path)): label \(label) of example \(index) does not fit the model's \(plan.classes) classes (labels 0...\(plan.classes - 1))",
                 at: spec.loss.kind.location, notes: notes))
     }
     if let trainCount = header(.trainImages)?.dimensions.first {

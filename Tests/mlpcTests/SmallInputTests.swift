@@ -33,4 +33,24 @@ final class SmallInputTests: XCTestCase {
         XCTAssertTrue(result.stdout.hasPrefix("0."), result.stdout)
         XCTAssertTrue(result.stdout.contains("plan for mnist_mlp"), result.stdout)
     }
+
+    /// A newline in a data directory's name is printed escaped (`a\nb`), in `check`'s diagnostics and in
+    /// `run`'s errors: no line of the output starts with the part after it.
+    func testNewlinesInPathsAreEscapedInMessages() throws {
+        let data = folder + "/data\ninjected"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try TinyDataset.write(to: data)
+        try FileManager.default.removeItem(atPath: data + "/" + TinyDataset.testLabels)
+        try writeFile(data + "/" + TinyDataset.trainLabels, bytes: [0, 0, 8, 1, 0, 0, 0, 1, 0])
+        let spec = folder + "/tiny.yaml"
+        try writeFile(spec, TinyDataset.spec(epochs: 1))
+        let check = try MLPCProcess.run(["check", spec, "--data-dir", data])
+        let run = try MLPCProcess.run(["run", spec, "--data-dir", data, "--out", folder + "/run", "--quiet"])
+        for result in [check, run] {
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains("data\\ninjected"), result.stderr)
+            XCTAssertFalse(result.stderrLines.contains { $0.hasPrefix("injected") }, result.stderr)
+        }
+    }
 }

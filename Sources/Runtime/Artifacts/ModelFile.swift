@@ -56,7 +56,7 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable {
         self.reason = reason
     }
 
-    public var description: String { "\(path): \(reason)" }
+    public var description: String { "\(pathForMessage(path)): \(reason)" }
 }
 
 /// Writes weights.safetensors: the parameters as PyTorch's state_dict, nothing else.

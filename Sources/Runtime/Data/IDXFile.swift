@@ -63,10 +63,10 @@ public struct IDXError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var description: String {
         switch position {
-        case .none: return "\(path): \(reason)"
-        case .file(let offset): return "\(path): byte \(offset): \(reason)"
-        case .decompressed(let offset): return "\(path): byte \(offset) of the decompressed data: \(reason)"
-        case .compressed(let offset): return "\(path): compressed byte \(offset): \(reason)"
+        case .none: return "\(pathForMessage(path)): \(reason)"
+        case .file(let offset): return "\(pathForMessage(path)): byte \(offset): \(reason)"
+        case .decompressed(let offset): return "\(pathForMessage(path)): byte \(offset) of the decompressed data: \(reason)"
+        case .compressed(let offset): return "\(pathForMessage(path)): compressed byte \(offset): \(reason)"
         }
     }
 }

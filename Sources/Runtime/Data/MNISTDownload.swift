@@ -46,11 +46,11 @@ public struct DatasetDownloadError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         var lines: [String] = []
         if let directoryProblem {
-            lines.append("cannot create the dataset directory \(directory): \(directoryProblem)")
+            lines.append("cannot create the dataset directory \(pathForMessage(directory)): \(directoryProblem)")
         }
-        lines.append("\(missing.count) dataset file\(missing.count == 1 ? " is" : "s are") missing from \(directory) and could not be downloaded:")
+        lines.append("\(missing.count) dataset file\(missing.count == 1 ? " is" : "s are") missing from \(pathForMessage(directory)) and could not be downloaded:")
         for file in missing {
-            lines.append("  \(file.name): put \(file.name).gz (or the decompressed \(file.name)) at \(file.destination)")
+            lines.append("  \(file.name): put \(file.name).gz (or the decompressed \(file.name)) at \(pathForMessage(file.destination))")
             for attempt in file.attempts {
                 lines.append("    \(attempt.url): \(attempt.failure)")
             }
