@@ -85,6 +85,13 @@ struct RunCommand: ParsableCommand {
     func resumeRun(directory: String) throws {
         let specCopy = directory + "/spec.yaml"
         let checkpointPath = directory + "/" + Checkpoint.fileName
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw CommandFailure.usage("cannot resume \(pathForMessage(directory)): the directory does not exist")
+        }
+        guard isDirectory.boolValue else {
+            throw CommandFailure.usage("cannot resume \(pathForMessage(directory)): it is not a directory (give the run directory of `mlpc run`)")
+        }
         guard FileManager.default.fileExists(atPath: specCopy) else {
             throw CommandFailure.usage("cannot resume \(directory): \(specCopy) does not exist (is it a run directory of `mlpc run`?)")
         }
@@ -164,6 +171,7 @@ struct RunCommand: ParsableCommand {
         }
         defer { withExtendedLifetime(directory) {} }
         directory.removeOnSignalUntilRunBegins()
+        StartupSignals.exitWithStatus130()
         let data: LoadedData
         do {
             data = try loadData(spec: spec, plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
@@ -300,4 +308,24 @@ final class InterruptFlag {
     }
 
     var isSet: Bool { InterruptFlag.flag != 0 }
+}
+
+/// While the data loads, Ctrl-C and SIGTERM end mlpc at once with status 130, as the documentation
+/// says (docs/reliability.md): after the run directory's own cleanup when it installed one (called as
+/// for SIGINT, whose status is 130), otherwise directly. A signal the process ignores stays ignored.
+enum StartupSignals {
+    nonisolated(unsafe) static var cleanup: (@convention(c) (Int32) -> Void)?
+
+    static func exitWithStatus130() {
+        for number in [SIGINT, SIGTERM] where !signalIsIgnored(number) {
+            let previous = signal(number, SIG_DFL)
+            let isDefault = unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_DFL, to: Int.self)
+            if !isDefault, let previous { cleanup = previous }
+        }
+        let handler: @convention(c) (Int32) -> Void = { _ in
+            if let cleanup = StartupSignals.cleanup { cleanup(SIGINT) }
+            _exit(130)
+        }
+        for number in [SIGINT, SIGTERM] where !signalIsIgnored(number) { signal(number, handler) }
+    }
 }

@@ -53,4 +53,61 @@ final class SmallInputTests: XCTestCase {
             XCTAssertFalse(result.stderrLines.contains { $0.hasPrefix("injected") }, result.stderr)
         }
     }
+
+    /// `--resume` of a directory that is not there says so, not that its spec.yaml is missing.
+    func testResumingAMissingDirectorySaysTheDirectoryDoesNotExist() throws {
+        let missing = folder + "/no-such-run"
+        let result = try MLPCProcess.run(["run", "--resume", missing])
+        assertNoCrash(result)
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertTrue(result.stderr.contains("cannot resume \(missing): the directory does not exist"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("spec.yaml"), result.stderr)
+    }
+
+    /// A listening socket that never answers: a download from it waits until the process is signalled.
+    func silentMirror() throws -> (socket: Int32, url: String) {
+        #if canImport(Glibc)
+        let stream = Int32(SOCK_STREAM.rawValue)
+        #else
+        let stream = SOCK_STREAM
+        #endif
+        let listener = socket(AF_INET, stream, 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        XCTAssertTrue(bound)
+        XCTAssertEqual(listen(listener, 16), 0)
+        return (listener, "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/")
+    }
+
+    /// SIGTERM while the data downloads ends mlpc with status 130, as Ctrl-C does (docs/reliability.md),
+    /// both when the run directory is new (and removed again) and when it was there before (and stays).
+    func testSIGTERMWhileTheDataLoadsExitsWith130() throws {
+        let mirror = try silentMirror()
+        defer { close(mirror.socket) }
+        try writeFile(folder + "/tiny.yaml", TinyDataset.spec(epochs: 1))
+        let existing = folder + "/existing"
+        try FileManager.default.createDirectory(atPath: existing, withIntermediateDirectories: true)
+        for (index, out) in [folder + "/runs/new", existing].enumerated() {
+            let data = folder + "/data\(index)"
+            let (child, stdout, stderr) = try ArtifactCLI.process(
+                ["run", folder + "/tiny.yaml", "--data-dir", data, "--out", out, "--quiet"],
+                environment: ["MLPC_MNIST_MIRRORS": mirror.url])
+            try child.run()
+            MLPCProcess.wait(for: child, upTo: 30, every: 1_000) { FileManager.default.fileExists(atPath: data) }
+            usleep(200_000)
+            XCTAssertTrue(child.isRunning, "the download did not wait")
+            kill(child.processIdentifier, SIGTERM)
+            let result = ArtifactCLI.finish(child, stdout, stderr)
+            XCTAssertEqual(child.terminationReason, .exit, out)
+            XCTAssertEqual(result.status, 130, "\(out): \(result.error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/runs"), "the interrupted run left its directory")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: existing))
+    }
 }
