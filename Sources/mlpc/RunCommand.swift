@@ -108,7 +108,9 @@ struct RunCommand: ParsableCommand {
         do {
             settings = try Checkpoint.settings(path: checkpointPath)
         } catch {
-            throw CommandFailure.invalid("mlpc: error: \(error)")
+            // A checkpoint path that is no regular file (a directory, a FIFO) is an unusable path (2), as
+            // for eval and predict; a damaged checkpoint is invalid input (1).
+            throw commandFailure(for: error)
         }
         if let seed, seed != settings.seed {
             throw CommandFailure.usage("--seed \(seed) disagrees with the run's seed \(settings.seed) (\(checkpointPath))")
@@ -196,7 +198,7 @@ struct RunCommand: ParsableCommand {
                 try run.resume(
                     from: Checkpoint.read(path: checkpoint, plan: checked.plan), path: checkpoint, recordedSpecSHA256: recordedSpecSHA256)
             } catch {
-                throw CommandFailure.invalid("mlpc: error: \(error)")
+                throw commandFailure(for: error)
             }
         }
         do {

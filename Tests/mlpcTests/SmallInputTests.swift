@@ -110,4 +110,57 @@ final class SmallInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/runs"), "the interrupted run left its directory")
         XCTAssertTrue(FileManager.default.fileExists(atPath: existing))
     }
+
+    /// A run of the tiny dataset trained for 1 epoch (its model removed): its checkpoint resumes with --epochs 2.
+    func trainedRun() throws -> String {
+        try TinyDataset.write(to: folder + "/data")
+        try writeFile(folder + "/tiny.yaml", TinyDataset.spec(epochs: 1))
+        let run = folder + "/run"
+        let result = try MLPCProcess.run(["run", folder + "/tiny.yaml", "--data-dir", folder + "/data", "--out", run, "--quiet"], timeout: 120)
+        assertNoCrash(result)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        try FileManager.default.removeItem(atPath: run + "/model.safetensors")
+        return run
+    }
+
+    /// A checkpoint path that is a directory or a FIFO is an unusable path: status 2, as eval gives for
+    /// a model path of either kind.
+    func testACheckpointThatIsNotARegularFileIsStatus2() throws {
+        let run = try trainedRun()
+        let checkpoint = run + "/checkpoint.safetensors"
+        try FileManager.default.removeItem(atPath: checkpoint)
+        try FileManager.default.createDirectory(atPath: checkpoint, withIntermediateDirectories: false)
+        let directory = try MLPCProcess.run(["run", "--resume", run, "--epochs", "2"], timeout: 60)
+        assertNoCrash(directory)
+        XCTAssertEqual(directory.status, 2, directory.stderr)
+        let eval = try MLPCProcess.run(["eval", checkpoint], timeout: 60)
+        XCTAssertEqual(eval.status, 2, eval.stderr)
+
+        try FileManager.default.removeItem(atPath: checkpoint)
+        XCTAssertEqual(mkfifo(checkpoint, 0o600), 0)
+        let fifo = try MLPCProcess.run(["run", "--resume", run, "--epochs", "2"], timeout: 60)
+        assertNoCrash(fifo)
+        XCTAssertEqual(fifo.status, 2, fifo.stderr)
+    }
+
+    /// A checkpoint whose metadata lacks a setting, or holds a malformed one, is refused naming that key.
+    func testACheckpointMissingASettingNamesIt() throws {
+        let run = try trainedRun()
+        let checkpoint = run + "/checkpoint.safetensors"
+        let original = try ModelFileCommandTests.TensorFile(path: checkpoint)
+        for (key, value, expected) in [
+            ("epochs", nil, "the checkpoint metadata lacks 'epochs'"),
+            ("step_in_epoch", nil, "the checkpoint metadata lacks 'step_in_epoch'"),
+            ("seed", "-1", "checkpoint metadata 'seed' is \"-1\", expected an unsigned integer"),
+            ("batch_size", "0", "checkpoint metadata 'batch_size' is \"0\", expected a positive integer"),
+        ] as [(String, String?, String)] {
+            var file = original
+            file.metadata[key] = value
+            try file.write(to: checkpoint)
+            let result = try MLPCProcess.run(["run", "--resume", run, "--epochs", "2"], timeout: 60)
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains(expected), "\(key): \(result.stderr)")
+        }
+    }
 }
