@@ -46,29 +46,32 @@ public func loadData(spec: Spec, plan: Plan, log: (String) -> Void) throws -> Lo
 }
 
 /// What `mlpc check` learns from the data directory's headers (and the small label files) before any
-/// training: each problem as a diagnostic pointing at the spec line it concerns.
-public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
+/// training: each problem as a diagnostic pointing at the spec line it concerns. `directorySource`
+/// names where the directory came from when not from the spec's data.dir ("--data-dir",
+/// "MLPC_DATA_DIR"): the problems with the directory then point at no spec line, and say so.
+public func dataDiagnostics(spec: Spec, plan: Plan, directorySource: String? = nil) -> [Diagnostic] {
     let directory = spec.data.resolvedDirectory
-    let dirLocation = spec.data.directory.location
+    let dirLocation = directorySource == nil ? spec.data.directory.location : nil
+    let origin = directorySource.map { " (the data directory given by \($0))" } ?? ""
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
         return [
             .warning(
-                "W0401", "the data directory \(pathForMessage(directory)) does not exist yet; `mlpc run` will download MNIST into it",
+                "W0401", "the data directory \(pathForMessage(directory))\(origin) does not exist yet; `mlpc run` will download MNIST into it",
                 at: dirLocation)
         ]
     }
     guard isDirectory.boolValue else {
-        return [.error("E0401", "the data directory \(pathForMessage(directory)) is a file, not a directory", at: dirLocation)]
+        return [.error("E0401", "the data directory \(pathForMessage(directory))\(origin) is a file, not a directory", at: dirLocation)]
     }
     var diagnostics: [Diagnostic] = []
     let probe = probeDataset(directory: directory)
     for problem in probe.problems {
         switch problem {
         case .missingFiles:
-            diagnostics.append(.warning("W0402", "\(problem); `mlpc run` will download them", at: dirLocation))
+            diagnostics.append(.warning("W0402", "\(problem)\(origin); `mlpc run` will download them", at: dirLocation))
         default:
-            diagnostics.append(.error("E0402", "\(problem)", at: dirLocation))
+            diagnostics.append(.error("E0402", "\(problem)\(origin)", at: dirLocation))
         }
     }
     let header = { (role: DatasetFileRole) in probe.files.first { $0.role == role }?.header }
@@ -80,7 +83,7 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
                 .error(
                     "E0403",
                     "the images in \(pathForMessage(images.path)) are \(shapeText(imageShape)), but the model's input_shape is \(shapeText(plan.inputShape))",
-                    at: spec.model.inputShape.location, notes: [DiagnosticNote("the data comes from here", at: dirLocation)]))
+                    at: spec.model.inputShape.location, notes: [DiagnosticNote(directorySource.map { "the data comes from the directory given by \($0)" } ?? "the data comes from here", at: dirLocation)]))
         }
     }
     let finalLayer = spec.model.layers.last { if case .linear = $0.kind { return true } else { return false } }

@@ -22,6 +22,12 @@ struct SpecOptions: ParsableArguments {
     var dataDirectoryOverride: String? {
         dataDirectoryFromFlagOrEnvironment(dataDir)
     }
+
+    /// Where the data directory comes from when it is not the spec's data.dir, as messages name it.
+    var dataDirectorySource: String? {
+        if dataDir != nil { return "--data-dir" }
+        return dataDirectoryOverride == nil ? nil : "MLPC_DATA_DIR"
+    }
 }
 
 extension PlanPass: ExpressibleByArgument {}
@@ -87,7 +93,7 @@ func checkSpec(
     let (plan, planDiagnostics) = planForHost(spec, threads: threads, isa: try selectedKernels().isa, options: planOptions)
     diagnostics += planDiagnostics
     if let plan, probeData {
-        diagnostics += dataDiagnostics(spec: spec, plan: plan)
+        diagnostics += dataDiagnostics(spec: spec, plan: plan, directorySource: options.dataDirectorySource)
     }
     guard let plan, !diagnostics.hasErrors else {
         try fail(diagnostics, sources: sources, format: format)

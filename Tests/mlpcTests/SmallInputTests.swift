@@ -163,4 +163,31 @@ final class SmallInputTests: XCTestCase {
             XCTAssertTrue(result.stderr.contains(expected), "\(key): \(result.stderr)")
         }
     }
+
+    /// A data-file problem in a directory given by --data-dir (or MLPC_DATA_DIR) names that source and
+    /// points at no spec line: the spec's data.dir was not used. With the spec's own data.dir it points there.
+    func testCheckSaysWhereTheDataDirectoryCameFrom() throws {
+        let data = folder + "/data"
+        try TinyDataset.write(to: data)
+        try writeFile(data + "/" + TinyDataset.trainLabels, bytes: [0, 0, 8, 1, 0, 0, 0, 1, 0])
+        let text = TinyDataset.spec(epochs: 1)
+        let dirLine = try XCTUnwrap(TinyDataset.line(of: "dir: unused", in: text))
+        let spec = folder + "/tiny.yaml"
+        try writeFile(spec, text)
+        for (arguments, environment, source) in [
+            (["--data-dir", data], [:], "--data-dir"), ([], ["MLPC_DATA_DIR": data], "MLPC_DATA_DIR"),
+        ] as [([String], [String: String], String)] {
+            let result = try MLPCProcess.run(["check", spec] + arguments, environment: environment)
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains("(the data directory given by \(source))"), result.stderr)
+            XCTAssertTrue(result.stderr.contains("mlpc: error:"), result.stderr)
+            XCTAssertFalse(result.stderr.contains("\(spec):\(dirLine):"), result.stderr)
+        }
+        try writeFile(spec, text.replacingOccurrences(of: "dir: unused", with: "dir: data"))
+        let own = try MLPCProcess.run(["check", spec])
+        XCTAssertEqual(own.status, 1, own.stderr)
+        XCTAssertTrue(own.stderr.contains("\(spec):\(dirLine):"), own.stderr)
+        XCTAssertFalse(own.stderr.contains("given by"), own.stderr)
+    }
 }
