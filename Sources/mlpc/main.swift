@@ -1,6 +1,7 @@
 import ArgumentParser
 import CProcessArguments
 import Foundation
+import Runtime
 
 // Exit statuses: 0 success, 1 the spec or the data is invalid (diagnostics printed), 2 unusable arguments
 // or an unreadable path, 3 training stopped (diverged or interrupted; the run directory says why).
@@ -25,6 +26,16 @@ for index in 1..<max(argumentCount, 1) {
         Foundation.exit(2)
     }
     arguments.append(argument)
+}
+// MLPC_* variables: a value mlpc cannot use ends it (status 2) before any work; a name it does not
+// read is a warning. (Not for --help and --version, which read none.)
+if !arguments.contains(where: { ["--help", "-h", "--version", "help"].contains($0) }) {
+    let problems = environmentProblems(processEnvironment())
+    for warning in problems.warnings { FileHandle.standardError.write(Data("mlpc: warning: \(terminalSafe(warning))\n".utf8)) }
+    if let error = problems.errors.first {
+        FileHandle.standardError.write(Data("mlpc: error: \(terminalSafe(error))\n".utf8))
+        Foundation.exit(2)
+    }
 }
 do {
     var command = try MLPC.parseAsRoot(arguments)

@@ -190,4 +190,23 @@ final class SmallInputTests: XCTestCase {
         XCTAssertTrue(own.stderr.contains("\(spec):\(dirLine):"), own.stderr)
         XCTAssertFalse(own.stderr.contains("given by"), own.stderr)
     }
+
+    /// An MLPC_* variable mlpc cannot use is an error (status 2) before any work; a name it does not
+    /// read is a warning that names the likely one; a well-formed setting says nothing.
+    func testEnvironmentVariablesMlpcCannotUseAreReported() throws {
+        let spec = MLPCProcess.repositoryRoot + "/specs/mnist_mlp.yaml"
+        for mirrors in ["ftp://mirror.example/mnist/", "not a url", " , "] {
+            let result = try MLPCProcess.run(["check", spec], environment: ["MLPC_MNIST_MIRRORS": mirrors])
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 2, "\(mirrors): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("mlpc: error: MLPC_MNIST_MIRRORS="), result.stderr)
+        }
+        let typo = try MLPCProcess.run(["check", spec], environment: ["MLPC_KERNEL": "portable", "MLPC_SPARSE_INPUT": "off"])
+        XCTAssertEqual(typo.status, 0, typo.stderr)
+        XCTAssertTrue(typo.stderr.contains("mlpc: warning: MLPC_KERNEL is not an environment variable mlpc reads; did you mean MLPC_KERNELS?"), typo.stderr)
+        XCTAssertTrue(typo.stderr.contains("mlpc: warning: MLPC_SPARSE_INPUT is not read by mlpc; use --disable-pass sparse-input"), typo.stderr)
+        let fine = try MLPCProcess.run(["check", spec], environment: ["MLPC_MNIST_MIRRORS": "http://127.0.0.1:1/a/, https://example.org/b"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        XCTAssertFalse(fine.stderr.contains("MLPC_"), fine.stderr)
+    }
 }
