@@ -73,6 +73,9 @@ let package = Package(
         // Whole-file gzip inflation on libdeflate, opened with dlopen when the system has it: about 3.5
         // times zlib's speed on the train images; zlib remains the decoder that always works.
         .target(name: "CDeflateLoader", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        // The process arguments from the C library's initializer call, for when /proc (where Swift's
+        // CommandLine reads them on Linux) is not mounted.
+        .target(name: "CProcessArguments"),
 
         .target(name: "SpecParser", dependencies: ["CYaml"]),
         .target(name: "Planner", dependencies: ["SpecParser", "KernelInterface"]),
@@ -105,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "mlpc",
             dependencies: [
-                "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser",
+                "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "CProcessArguments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

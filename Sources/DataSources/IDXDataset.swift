@@ -93,25 +93,25 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
         switch self {
         case .missingFiles(let directory, let names):
             let lines = names.map { name in
-                "  \(name): put \(name).gz (or the decompressed \(name)) at \(DatasetLocator.path(directory, name)).gz"
+                "  \(name): put \(name).gz (or the decompressed \(name)) at \(pathForMessage(DatasetLocator.path(directory, name))).gz"
             }
-            return "dataset files are missing from \(directory):\n" + lines.joined(separator: "\n")
+            return "dataset files are missing from \(pathForMessage(directory)):\n" + lines.joined(separator: "\n")
         case .file(let error):
             return error.description
         case .wrongRank(let path, let role, let expectedRank, let dimensions):
-            return "\(path): \(role.rawValue) must have \(expectedRank) dimension\(expectedRank == 1 ? "" : "s"), "
+            return "\(pathForMessage(path)): \(role.rawValue) must have \(expectedRank) dimension\(expectedRank == 1 ? "" : "s"), "
                 + "but the file has \(dimensions.count) (\(IDXHeader.dimensionText(dimensions)))"
         case .shapeMismatch(let path, let expected, let actual):
-            return "\(path): images are \(IDXHeader.dimensionText(actual)), but the model expects "
+            return "\(pathForMessage(path)): images are \(IDXHeader.dimensionText(actual)), but the model expects "
                 + "\(IDXHeader.dimensionText(expected))"
         case .countMismatch(let imagesPath, let imageCount, let labelsPath, let labelCount):
-            return "\(labelsPath): \(labelCount) labels, but \(imagesPath) holds \(imageCount) images"
+            return "\(pathForMessage(labelsPath)): \(labelCount) labels, but \(pathForMessage(imagesPath)) holds \(imageCount) images"
         case .labelOutOfRange(let path, let index, let label, let classCount, let offset):
             let place = path.hasSuffix(".gz") ? "byte \(offset) of the decompressed data" : "byte \(offset)"
-            return "\(path): \(place): label \(label) of example \(index) is out of range: the model has "
+            return "\(pathForMessage(path)): \(place): label \(label) of example \(index) is out of range: the model has "
                 + "\(classCount) classes (labels 0...\(classCount - 1))"
         case .checksumMismatch(let path, let expected, let actual):
-            return "\(path): SHA-256 of the decompressed bytes is \(actual.hex), expected \(expected.hex): "
+            return "\(pathForMessage(path)): SHA-256 of the decompressed bytes is \(actual.hex), expected \(expected.hex): "
                 + "the file is damaged or not the expected release; delete it and fetch it again"
         }
     }

@@ -65,10 +65,10 @@ public struct IDXError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var description: String {
         switch position {
-        case .none: return "\(path): \(reason)"
-        case .file(let offset): return "\(path): byte \(offset): \(reason)"
-        case .decompressed(let offset): return "\(path): byte \(offset) of the decompressed data: \(reason)"
-        case .compressed(let offset): return "\(path): compressed byte \(offset): \(reason)"
+        case .none: return "\(pathForMessage(path)): \(reason)"
+        case .file(let offset): return "\(pathForMessage(path)): byte \(offset): \(reason)"
+        case .decompressed(let offset): return "\(pathForMessage(path)): byte \(offset) of the decompressed data: \(reason)"
+        case .compressed(let offset): return "\(pathForMessage(path)): compressed byte \(offset): \(reason)"
         }
     }
 }
@@ -113,13 +113,34 @@ public struct IDXHeader: Equatable, Sendable {
     /// ".gz"; only its first bytes are inflated). For an uncompressed file the file length is
     /// checked against the dimensions too, since that needs no reading; a gzip file's length is
     /// known only after inflating it all, which `IDXFile.read` does.
-    public static func read(path: String) throws -> IDXHeader {
+    ///
+    /// The sizes are checked by the same rule `IDXFile.read` applies before loading
+    /// (`checkLoadableSize`), so a header that passes here (`mlpc check`) is not refused by `mlpc run`.
+    public static func read(path: String, maximumDataLength: Int = IDXFile.maximumDataLength) throws -> IDXHeader {
         let reader = try DecompressingReader(path: path, compressed: path.hasSuffix(".gz"))
         let header = try read(from: reader)
-        if !reader.isCompressed {
-            try header.checkPlainFileLength()
-        }
+        try header.checkLoadableSize(maximumDataLength: maximumDataLength, place: reader.place)
         return header
+    }
+
+    /// The one size rule for loading: the data is at most `maximumDataLength` bytes, and fits the file
+    /// (exactly, for a plain file; within what deflate can expand it to, for a gzip file).
+    func checkLoadableSize(maximumDataLength: Int, place: (Int) -> IDXError.Position) throws {
+        let dimensionText = IDXHeader.dimensionText(dimensions)
+        guard dataLength <= maximumDataLength else {
+            throw IDXError(path: path, kind: .tooLarge, position: place(4),
+                           reason: "dimensions \(dimensionText) call for \(dataLength) data bytes, more than the limit of \(maximumDataLength)")
+        }
+        if isCompressed {
+            let (capacity, overflow) = storedSize.multipliedReportingOverflow(by: DecompressingReader.maximumDeflateExpansion)
+            guard overflow || dataLength <= capacity else {
+                throw IDXError(path: path, kind: .truncatedData, position: place(headerLength),
+                               reason: "dimensions \(dimensionText) call for \(dataLength) data bytes, but a gzip file of "
+                                   + "\(storedSize) bytes holds at most \(capacity)")
+            }
+        } else {
+            try checkPlainFileLength()
+        }
     }
 
     /// Reads and checks the magic number and the dimensions from the start of `reader`.
@@ -244,20 +265,7 @@ public struct IDXFile: Sendable {
         let header = try IDXHeader.read(from: reader)
         let dataLength = header.dataLength
         let dimensionText = IDXHeader.dimensionText(header.dimensions)
-        guard dataLength <= maximumDataLength else {
-            throw IDXError(path: path, kind: .tooLarge, position: reader.place(4),
-                           reason: "dimensions \(dimensionText) call for \(dataLength) data bytes, more than the limit of \(maximumDataLength)")
-        }
-        if reader.isCompressed {
-            let (capacity, overflow) = header.storedSize.multipliedReportingOverflow(by: DecompressingReader.maximumDeflateExpansion)
-            guard overflow || dataLength <= capacity else {
-                throw IDXError(path: path, kind: .truncatedData, position: reader.place(header.headerLength),
-                               reason: "dimensions \(dimensionText) call for \(dataLength) data bytes, but a gzip file of "
-                                   + "\(header.storedSize) bytes holds at most \(capacity)")
-            }
-        } else {
-            try header.checkPlainFileLength()
-        }
+        try header.checkLoadableSize(maximumDataLength: maximumDataLength, place: reader.place)
 
         if wholeFileInflation, reader.isCompressed, dataLength >= wholeFileInflationMinimum,
            let data = inflatedByLibdeflate(reader, header: header)

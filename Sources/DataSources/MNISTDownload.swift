@@ -48,11 +48,11 @@ public struct DatasetDownloadError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         var lines: [String] = []
         if let directoryProblem {
-            lines.append("cannot create the dataset directory \(directory): \(directoryProblem)")
+            lines.append("cannot create the dataset directory \(pathForMessage(directory)): \(directoryProblem)")
         }
-        lines.append("\(missing.count) dataset file\(missing.count == 1 ? " is" : "s are") missing from \(directory) and could not be downloaded:")
+        lines.append("\(missing.count) dataset file\(missing.count == 1 ? " is" : "s are") missing from \(pathForMessage(directory)) and could not be downloaded:")
         for file in missing {
-            lines.append("  \(file.name): put \(file.name).gz (or the decompressed \(file.name)) at \(file.destination)")
+            lines.append("  \(file.name): put \(file.name).gz (or the decompressed \(file.name)) at \(pathForMessage(file.destination))")
             for attempt in file.attempts {
                 lines.append("    \(attempt.url): \(attempt.failure)")
             }
@@ -86,8 +86,16 @@ func ensureMNIST(
     guard !missingNames.isEmpty else { return [] }
     let destinations = missingNames.map { DatasetLocator.path(directory, $0) + ".gz" }
 
-    var existed: ObjCBool = false
-    let directoryExisted = FileManager.default.fileExists(atPath: directory, isDirectory: &existed)
+    // The directories this call creates (the directory and any missing parents, deepest first): removed
+    // again, each only if still empty, when nothing could be downloaded.
+    var created: [String] = []
+    var ancestor = directory
+    while ancestor.count > 1 && ancestor.hasSuffix("/") { ancestor.removeLast() }
+    var info = stat()
+    while !ancestor.isEmpty && ancestor != "/" && ancestor != "." && lstat(ancestor, &info) != 0 {
+        created.append(ancestor)
+        ancestor = (ancestor as NSString).deletingLastPathComponent
+    }
     do {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     } catch {
@@ -137,8 +145,8 @@ func ensureMNIST(
         }
     }
     guard failed.isEmpty else {
-        // A directory made for downloads that all failed is removed again (rmdir: only if still empty).
-        if !directoryExisted && written.isEmpty { rmdir(directory) }
+        // Directories made for downloads that all failed are removed again (rmdir: only if still empty).
+        if written.isEmpty { for made in created { rmdir(made) } }
         throw DatasetDownloadError(directory: directory, missing: failed, directoryProblem: nil)
     }
     return written

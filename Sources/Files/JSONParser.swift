@@ -203,36 +203,32 @@ struct JSONParser {
         return value
     }
 
+    /// A string literal, decoded. Linear in its length: the decoded UTF-8 bytes go into one buffer
+    /// (an escape appends its scalar's bytes), made a String once at the closing quote.
     private mutating func parseString() throws -> String {
         let start = position
         position += 1  // opening quote
-        var scalars = String.UnicodeScalarView()
-        var raw: [UInt8] = []
-        func flushRaw() {
-            // The whole header was checked to be valid UTF-8, and escapes only split it at ASCII bytes.
-            scalars.append(contentsOf: String(decoding: raw, as: UTF8.self).unicodeScalars)
-            raw.removeAll(keepingCapacity: true)
+        var decoded: [UInt8] = []
+        func append(_ scalar: Unicode.Scalar) {
+            UTF8.encode(scalar) { decoded.append($0) }
         }
         while true {
             guard let byte = peek() else { throw JSONSyntaxError(offset: start, reason: "unterminated string") }
             position += 1
             switch byte {
             case UInt8(ascii: "\""):
-                flushRaw()
-                return String(scalars)
+                // The whole header was checked to be valid UTF-8, and escapes only split it at ASCII bytes.
+                return String(decoding: decoded, as: UTF8.self)
             case UInt8(ascii: "\\"):
-                flushRaw()
                 guard let escape = peek() else { throw JSONSyntaxError(offset: position, reason: "unterminated escape") }
                 position += 1
                 switch escape {
-                case UInt8(ascii: "\""): scalars.append("\"")
-                case UInt8(ascii: "\\"): scalars.append("\\")
-                case UInt8(ascii: "/"): scalars.append("/")
-                case UInt8(ascii: "b"): scalars.append("\u{08}")
-                case UInt8(ascii: "f"): scalars.append("\u{0C}")
-                case UInt8(ascii: "n"): scalars.append("\n")
-                case UInt8(ascii: "r"): scalars.append("\r")
-                case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded.append(escape)
+                case UInt8(ascii: "b"): decoded.append(0x08)
+                case UInt8(ascii: "f"): decoded.append(0x0C)
+                case UInt8(ascii: "n"): decoded.append(0x0A)
+                case UInt8(ascii: "r"): decoded.append(0x0D)
+                case UInt8(ascii: "t"): decoded.append(0x09)
                 case UInt8(ascii: "u"):
                     let escapeStart = position - 2
                     var code = try parseHex4()
@@ -250,13 +246,13 @@ struct JSONParser {
                     guard let scalar = Unicode.Scalar(code) else {
                         throw JSONSyntaxError(offset: escapeStart, reason: "unpaired surrogate in \\u escape")
                     }
-                    scalars.append(scalar)
+                    append(scalar)
                 default:
                     throw JSONSyntaxError(offset: position - 2, reason: "invalid escape '\\\(escapedForMessage(String(Unicode.Scalar(escape))))'")
                 }
             default:
                 guard byte >= 0x20 else { throw JSONSyntaxError(offset: position - 1, reason: "unescaped control character in string") }
-                raw.append(byte)
+                decoded.append(byte)
             }
         }
     }

@@ -17,7 +17,7 @@ public struct FileAccessError: Error, CustomStringConvertible, Equatable {
         self.reason = reason
     }
 
-    public var description: String { "\(path): \(reason)" }
+    public var description: String { "\(pathForMessage(path)): \(reason)" }
 }
 
 /// The bytes of the regular file at `path` (SpecParser's `readRegularFileBytes`: opened non-blocking,

@@ -38,7 +38,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String {
-        var text = path
+        var text = pathForMessage(path)
         if let offset { text += ": byte \(offset)" }
         if let tensor { text += ": tensor '\(escapedForMessage(tensor))'" }
         return text + ": " + reason

@@ -9,3 +9,8 @@ import SpecParser
 /// `text` escaped for a message, quotes included (the spec's diagnostics use the same escapes:
 /// `escapingControlCharacters`).
 public func escapedForMessage(_ text: String) -> String { escapingControlCharacters(text, escapingQuotes: true) }
+
+/// A path as messages print it: a newline, a tab or any other control character in it escaped
+/// (`a\nb`), as the diagnostics print a spec's path, so a path cannot break a message into lines that
+/// look like mlpc's own.
+public func pathForMessage(_ path: String) -> String { escapingControlCharacters(path) }

@@ -72,9 +72,11 @@ public enum PlanText {
     static func kernelTable(_ title: String, _ kernels: [Kernel], startIndex: Int, plan: Plan) -> String {
         // A view of a parameter-shaped block is named after its tensor: fc1.weight, d(fc1.weight), ...
         let blocks = Dictionary(uniqueKeysWithValues: plan.buffers.filter { isPersistent($0.role) }.map { ($0.name, $0.offset) })
+        // Byte offset inside a block -> the first tensor there.
+        let tensorAt = Dictionary(plan.parameters.map { ($0.offset * 4, $0) }, uniquingKeysWith: { first, _ in first })
         func name(_ slice: Slice) -> String {
             if let base = blocks[slice.buffer], slice.elements < plan.parameterBlockFloats,
-                let tensor = plan.parameters.first(where: { base + $0.offset * 4 == slice.offset })
+                let tensor = tensorAt[slice.offset - base]
             {
                 switch slice.buffer {
                 case "parameters": return tensor.name

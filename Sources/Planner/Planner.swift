@@ -35,7 +35,12 @@ struct PlanBuilder {
 
     var buffers: [String: Buffer] = [:]
     var bufferOrder: [String] = []
-    var parameters: [ParameterTensor] = []
+    var parameters: [ParameterTensor] = [] {
+        didSet { parameterIndex = Dictionary(parameters.indices.map { (parameters[$0].name, $0) }, uniquingKeysWith: { first, _ in first }) }
+    }
+    /// Tensor name -> its index in `parameters` (the first, were a name repeated), so that each layer
+    /// finds its slices without a scan.
+    var parameterIndex: [String: Int] = [:]
     var parameterBlockFloats = 0
     var workspaceFloatsPerThread = 0
     var train: [Kernel] = []
@@ -79,7 +84,9 @@ struct PlanBuilder {
 
     mutating func build(options: PlanOptions) -> Plan {
         // Parameters: one block, each tensor padded to 16 floats; gradients and moments share the layout.
-        for layer in graph.layers { parameters += layer.parameters(offset: &parameterBlockFloats) }
+        var tensors: [ParameterTensor] = []
+        for layer in graph.layers { tensors += layer.parameters(offset: &parameterBlockFloats) }
+        parameters = tensors
         parameterBlock = declare("parameters", .parameters, .float32, shape: [parameterBlockFloats])
         gradientBlock = declare("gradients", .gradients, .float32, shape: [parameterBlockFloats])
         let settings = optimizerSettings()
@@ -175,7 +182,7 @@ struct PlanBuilder {
     /// The slice of `layer`'s weight in the parameter block (or, with `in:`, in the gradient block).
     func weightSlice(_ layer: String, in block: Slice? = nil) -> Slice {
         let block = block ?? parameterBlock
-        let tensor = parameters.first { $0.name == "\(layer).weight" }!
+        let tensor = parameters[parameterIndex["\(layer).weight"]!]
         // Stored in panels of 32 output features: [panels, in, 32].
         return Slice(
             buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.storedCount,
@@ -184,7 +191,8 @@ struct PlanBuilder {
 
     func biasSlice(_ layer: String, in block: Slice? = nil) -> Slice? {
         let block = block ?? parameterBlock
-        guard let tensor = parameters.first(where: { $0.name == "\(layer).bias" }) else { return nil }
+        guard let index = parameterIndex["\(layer).bias"] else { return nil }
+        let tensor = parameters[index]
         return Slice(buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.count, shape: tensor.shape)
     }
 

@@ -22,7 +22,7 @@ public func loadData(plan: Plan, log: (String) -> Void) throws -> LoadedData {
     let directory = plan.data.directory
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
-        throw RuntimeError.data("\(directory): the data directory is a file, not a directory")
+        throw RuntimeError.data("\(pathForMessage(directory)): the data directory is a file, not a directory")
     }
     try ensureMNIST(directory: directory, log: log)
     let probe = probeDataset(directory: directory)
@@ -42,29 +42,32 @@ public func loadData(plan: Plan, log: (String) -> Void) throws -> LoadedData {
 }
 
 /// What `mlpc check` learns from the data directory's headers (and the small label files) before any
-/// training: each problem as a diagnostic pointing at the spec line it concerns.
-public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
+/// training: each problem as a diagnostic pointing at the spec line it concerns. `directorySource`
+/// names where the directory came from when not from the spec's data.dir ("--data-dir",
+/// "MLPC_DATA_DIR"): the problems with the directory then point at no spec line, and say so.
+public func dataDiagnostics(spec: Spec, plan: Plan, directorySource: String? = nil) -> [Diagnostic] {
     let directory = plan.data.directory
-    let dirLocation = spec.data.directory.location
+    let dirLocation = directorySource == nil ? spec.data.directory.location : nil
+    let origin = directorySource.map { " (the data directory given by \($0))" } ?? ""
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
         return [
             .warning(
-                "W0401", "the data directory \(directory) does not exist yet; `mlpc run` will download MNIST into it",
+                "W0401", "the data directory \(pathForMessage(directory))\(origin) does not exist yet; `mlpc run` will download MNIST into it",
                 at: dirLocation)
         ]
     }
     guard isDirectory.boolValue else {
-        return [.error("E0401", "the data directory \(directory) is a file, not a directory", at: dirLocation)]
+        return [.error("E0401", "the data directory \(pathForMessage(directory))\(origin) is a file, not a directory", at: dirLocation)]
     }
     var diagnostics: [Diagnostic] = []
     let probe = probeDataset(directory: directory)
     for problem in probe.problems {
         switch problem {
         case .missingFiles:
-            diagnostics.append(.warning("W0402", "\(problem); `mlpc run` will download them", at: dirLocation))
+            diagnostics.append(.warning("W0402", "\(problem)\(origin); `mlpc run` will download them", at: dirLocation))
         default:
-            diagnostics.append(.error("E0402", "\(problem)", at: dirLocation))
+            diagnostics.append(.error("E0402", "\(problem)\(origin)", at: dirLocation))
         }
     }
     let header = { (role: DatasetFileRole) in probe.files.first { $0.role == role }?.header }
@@ -75,8 +78,8 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
             diagnostics.append(
                 .error(
                     "E0403",
-                    "the images in \(images.path) are \(shapeText(imageShape)), but the model's input_shape is \(shapeText(plan.inputShape))",
-                    at: spec.model.inputShape.location, notes: [DiagnosticNote("the data comes from here", at: dirLocation)]))
+                    "the images in \(pathForMessage(images.path)) are \(shapeText(imageShape)), but the model's input_shape is \(shapeText(plan.inputShape))",
+                    at: spec.model.inputShape.location, notes: [DiagnosticNote(directorySource.map { "the data comes from the directory given by \($0)" } ?? "the data comes from here", at: dirLocation)]))
         }
     }
     let finalLayer = spec.model.layers.last { if case .linear = $0.kind { return true } else { return false } }
@@ -89,7 +92,7 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
         diagnostics.append(
             .error(
                 "E0404",
-                "\(labels.path): label \(label) of example \(index) does not fit the model's \(plan.classes) classes (labels 0...\(plan.classes - 1))",
+                "\(pathForMessage(labels.path)): label \(label) of example \(index) does not fit the model's \(plan.classes) classes (labels 0...\(plan.classes - 1))",
                 at: spec.loss.kind.location, notes: notes))
     }
     if let trainCount = header(.trainImages)?.dimensions.first {
@@ -127,6 +130,43 @@ public func dataDiagnostics(spec: Spec, plan: Plan) -> [Diagnostic] {
                     "training needs \(formatBytes(needed)) (arena \(formatBytes(plan.arenaBytes)) and images \(formatBytes(images + testImages))) but this machine has \(formatBytes(plan.target.memoryBytes))",
                     at: spec.training.batchSize.location))
         }
+    }
+    return diagnostics
+}
+
+/// Sizes the batches by what the data in the spec's directory can fill, from its headers: a training
+/// batch holds at most the training examples (the training set less those held out for validation),
+/// an evaluation batch at most the larger of the test set and the held-out set. A batch larger than
+/// that gathers the same rows (one batch an epoch, one an evaluation) and would only make the arena
+/// larger. Each lowered size comes with a warning at its spec line. Nothing changes when the headers
+/// cannot be read (the loader reports why), or with `drop_last`, where a batch larger than the
+/// training set means no step at all (E0405).
+public func fitBatchesToData(_ spec: inout Spec) -> [Diagnostic] {
+    let probe = probeDataset(directory: spec.data.resolvedDirectory)
+    let count = { (role: DatasetFileRole) in probe.files.first { $0.role == role }?.count }
+    guard let trainCount = count(.trainImages), let testCount = count(.testImages) else { return [] }
+    var diagnostics: [Diagnostic] = []
+    let held = Int((Double(trainCount) * spec.data.validationFraction.value).rounded(.down))
+    let examples = trainCount - held
+    let batch = spec.training.batchSize.value
+    if !spec.training.dropLast.value && examples >= 1 && batch > examples {
+        let setting = spec.training.batchSizeOverride.map { "\($0.flag) \(batch)" } ?? "batch_size \(batch)"
+        diagnostics.append(
+            .warning(
+                "W0404",
+                "\(setting) is larger than the \(examples) training examples: each epoch is one batch of \(examples), and the batch buffers are sized for \(examples)",
+                at: spec.training.batchSize.location))
+        spec.training.batchSize.value = examples
+    }
+    let evaluated = max(testCount, held)
+    let evalBatch = spec.training.evalBatchSize.value
+    if evaluated >= 1 && evalBatch > evaluated {
+        diagnostics.append(
+            .warning(
+                "W0404",
+                "eval_batch_size \(evalBatch) is larger than the \(evaluated) \(held > testCount ? "held-out" : "test") examples: evaluation runs in batches of \(evaluated), and its buffers are sized for that",
+                at: spec.training.evalBatchSize.location))
+        spec.training.evalBatchSize.value = evaluated
     }
     return diagnostics
 }

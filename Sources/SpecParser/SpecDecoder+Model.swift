@@ -85,6 +85,16 @@ extension SpecDecoder {
             return nil
         }
 
+        // Planning and training visit every layer; the arena's placement compares each buffer with
+        // those placed before it. A bound keeps a hostile spec from making either slow.
+        guard items.count <= SpecDecoder.maximumLayers else {
+            report(.error(
+                .tooManyLayers,
+                "'model.layers' has \(items.count) layers; mlpc plans at most \(SpecDecoder.maximumLayers)",
+                at: items[SpecDecoder.maximumLayers].location,
+                notes: [DiagnosticNote("the list starts here", at: entry.key.location)]))
+            return nil
+        }
         var kindCounts: [String: Int] = [:]
         var layers: [LayerSpec] = []
         var allDecoded = true

@@ -22,6 +22,8 @@ extension SpecDecoder {
     static let maximumBatchSize = 1 << 20
     static let maximumEpochs = 1 << 20
     static let maximumThreads = 1024
+    /// The most layers a model may list (E0135).
+    static let maximumLayers = 10_000
 
     mutating func decode(root: YAMLNode, sourceText: String, dataDirectoryOverride: String?) -> Spec? {
         if root.isNull {

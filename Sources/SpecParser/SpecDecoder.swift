@@ -234,7 +234,7 @@ extension SpecDecoder {
     mutating func number(
         _ node: YAMLNode, name: String, in interval: NumberInterval, float32 rule: Float32Rule = .finite
     ) -> Located<Double>? {
-        guard let scalar = node.scalar, scalar.style == .plain, let value = parseNumber(scalar.value) else {
+        guard let scalar = node.scalar, scalar.style == .plain, let value = parseNumberAllowingOverflow(scalar.value) else {
             report(.error(.wrongType, "expected a number for '\(name)', found \(node.shortDescription)", at: node.location))
             return nil
         }
@@ -330,10 +330,17 @@ func isDecimalInteger(_ text: String) -> Bool {
 
 /// A finite decimal number: digits, an optional sign, point and exponent; no hex, inf or nan.
 func parseNumber(_ text: String) -> Double? {
+    guard let value = parseNumberAllowingOverflow(text), value.isFinite else { return nil }
+    return value
+}
+
+/// `parseNumber`, except that a number too large for a Double (`1e400`) is ±infinity rather than nil:
+/// it is a number, and the range checks say what is wrong with it.
+func parseNumberAllowingOverflow(_ text: String) -> Double? {
     guard !text.isEmpty, text.utf8.count <= 64,
         text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E || $0 == 0x65 || $0 == 0x45 }),
         text.utf8.contains(where: { $0 >= 0x30 && $0 <= 0x39 }),
-        let value = Double(text), value.isFinite
+        let value = Double(text), !value.isNaN
     else { return nil }
     return value
 }

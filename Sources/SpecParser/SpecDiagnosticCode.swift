@@ -28,6 +28,7 @@ public enum SpecDiagnosticCode: String, CaseIterable, Sendable {
     case nesterovConditions = "E0132"
     case optionOfOtherOptimizer = "E0133"
     case invalidName = "E0134"
+    case tooManyLayers = "E0135"
     // Warnings: the spec is valid but likely not what was meant.
     case dampeningWithoutMomentum = "W0100"
     case activationBeforeCrossEntropy = "W0101"

@@ -74,7 +74,7 @@ struct RunCommand: ParsableCommand {
         } else if let spec {
             let checked = try checkSpec(
                 specOptions(spec, dataDirectory: dataDir), threads: threads, format: .text, probeData: false, batchSize: batchSize,
-                planOptions: passes.planOptions)
+                planOptions: passes.planOptions, fitBatchesToData: true)
             let epochs = self.epochs ?? checked.spec.training.epochs.value
             try train(checked, epochs: epochs, seed: seed ?? checked.spec.seed.value, outputDirectory: out ?? "runs/\(checked.spec.name.value)", checkpoint: nil)
         }
@@ -89,6 +89,13 @@ struct RunCommand: ParsableCommand {
     func resumeRun(directory: String) throws {
         let specCopy = directory + "/spec.yaml"
         let checkpointPath = directory + "/" + Checkpoint.fileName
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw CommandFailure.usage("cannot resume \(pathForMessage(directory)): the directory does not exist")
+        }
+        guard isDirectory.boolValue else {
+            throw CommandFailure.usage("cannot resume \(pathForMessage(directory)): it is not a directory (give the run directory of `mlpc run`)")
+        }
         guard FileManager.default.fileExists(atPath: specCopy) else {
             throw CommandFailure.usage("cannot resume \(directory): \(specCopy) does not exist (is it a run directory of `mlpc run`?)")
         }
@@ -105,7 +112,9 @@ struct RunCommand: ParsableCommand {
         do {
             settings = try Checkpoint.settings(path: checkpointPath)
         } catch {
-            throw CommandFailure.invalid("mlpc: error: \(error)")
+            // A checkpoint path that is no regular file (a directory, a FIFO) is an unusable path (2), as
+            // for eval and predict; a damaged checkpoint is invalid input (1).
+            throw commandFailure(for: error)
         }
         if let seed, seed != settings.seed {
             throw CommandFailure.usage("--seed \(seed) disagrees with the run's seed \(settings.seed) (\(checkpointPath))")
@@ -126,12 +135,13 @@ struct RunCommand: ParsableCommand {
         }
         let checked = try checkSpec(
             specOptions(specCopy, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
-            probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil, planOptions: settings.planOptions)
+            probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil, planOptions: settings.planOptions,
+            fitBatchesToData: true)
         if let spec {
             // The given spec, resolved with the run's data directory, seed and batch size, must be the run's.
             var given = try checkSpec(
                 specOptions(spec, dataDirectory: dataDirectoryOverride ?? settings.dataDirectory), threads: threads, format: .text,
-                probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil
+                probeData: false, batchSize: settings.batchSize, batchSizeFromFlag: batchSize != nil, fitBatchesToData: true
             ).spec
             given.seed.value = settings.seed
             guard given.resolvedYAML == checked.spec.resolvedYAML else {
@@ -167,6 +177,7 @@ struct RunCommand: ParsableCommand {
         }
         defer { withExtendedLifetime(directory) {} }
         directory.removeOnSignalUntilRunBegins()
+        StartupSignals.exitWithStatus130()
         let data: LoadedData
         do {
             data = try loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
@@ -191,7 +202,7 @@ struct RunCommand: ParsableCommand {
                 try run.resume(
                     from: Checkpoint.read(path: checkpoint, plan: checked.plan), path: checkpoint, recordedSpecSHA256: recordedSpecSHA256)
             } catch {
-                throw CommandFailure.invalid("mlpc: error: \(error)")
+                throw commandFailure(for: error)
             }
         }
         do {
@@ -303,4 +314,24 @@ final class InterruptFlag {
     }
 
     var isSet: Bool { InterruptFlag.flag != 0 }
+}
+
+/// While the data loads, Ctrl-C and SIGTERM end mlpc at once with status 130, as the documentation
+/// says (docs/reliability.md): after the run directory's own cleanup when it installed one (called as
+/// for SIGINT, whose status is 130), otherwise directly. A signal the process ignores stays ignored.
+enum StartupSignals {
+    nonisolated(unsafe) static var cleanup: (@convention(c) (Int32) -> Void)?
+
+    static func exitWithStatus130() {
+        for number in [SIGINT, SIGTERM] where !signalIsIgnored(number) {
+            let previous = signal(number, SIG_DFL)
+            let isDefault = unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_DFL, to: Int.self)
+            if !isDefault, let previous { cleanup = previous }
+        }
+        let handler: @convention(c) (Int32) -> Void = { _ in
+            if let cleanup = StartupSignals.cleanup { cleanup(SIGINT) }
+            _exit(130)
+        }
+        for number in [SIGINT, SIGTERM] where !signalIsIgnored(number) { signal(number, handler) }
+    }
 }

@@ -26,6 +26,12 @@ struct SpecOptions: ParsableArguments {
     var dataDirectoryOverride: String? {
         dataDirectoryFromFlagOrEnvironment(dataDir)
     }
+
+    /// Where the data directory comes from when it is not the spec's data.dir, as messages name it.
+    var dataDirectorySource: String? {
+        if dataDir != nil { return "--data-dir" }
+        return dataDirectoryOverride == nil ? nil : "MLPC_DATA_DIR"
+    }
 }
 
 extension PlanPass: ExpressibleByArgument {}
@@ -65,7 +71,7 @@ struct CheckedSpec {
 /// read, 1 for an invalid spec.
 func checkSpec(
     _ options: SpecOptions, threads: Int?, format: OutputFormat, probeData: Bool, batchSize: Int? = nil,
-    batchSizeFromFlag: Bool = true, planOptions: PlanOptions = PlanOptions()
+    batchSizeFromFlag: Bool = true, planOptions: PlanOptions = PlanOptions(), fitBatchesToData: Bool = false
 ) throws -> CheckedSpec {
     let loaded = SpecLoader.load(path: options.spec, dataDirectoryOverride: options.dataDirectoryOverride)
     if let fileError = loaded.fileError { throw CommandFailure.usage(fileError) }
@@ -84,10 +90,14 @@ func checkSpec(
             spec.training.batchSize.value = batchSize
         }
     }
+    if fitBatchesToData {
+        // `mlpc run` plans for the batches the data can fill (the headers give the counts).
+        diagnostics += Runtime.fitBatchesToData(&spec)
+    }
     let (plan, planDiagnostics) = planForHost(spec, threads: threads, isa: try selectedKernels().isa, options: planOptions)
     diagnostics += planDiagnostics
     if let plan, probeData {
-        diagnostics += dataDiagnostics(spec: spec, plan: plan)
+        diagnostics += dataDiagnostics(spec: spec, plan: plan, directorySource: options.dataDirectorySource)
     }
     guard let plan, !diagnostics.hasErrors else {
         try fail(diagnostics, sources: sources, format: format)

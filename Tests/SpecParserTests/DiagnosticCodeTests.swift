@@ -182,6 +182,20 @@ final class DiagnosticCodeTests: XCTestCase {
         expectDiagnostic(.invalidName, in: "name: 1️⃣../etc\n")
     }
 
+    /// 10,000 layers decode; the 10,001st is refused where it stands, and 16,000 (an 80 KB spec) are
+    /// refused within seconds.
+    func testE0135TooManyLayers() {
+        let atLimit = "model:\n  layers:\n" + String(repeating: "    - relu\n", count: 10_000)
+        XCTAssertFalse(parse(atLimit).diagnostics.contains { $0.code == "E0135" })
+        expectDiagnostic(
+            .tooManyLayers, in: "model:\n  layers:\n" + String(repeating: "    - relu\n", count: 10_000) + "    - 1️⃣relu\n",
+            messageContains: "10001 layers")
+        let start = Date()
+        let result = parse("model:\n  layers:\n" + String(repeating: "    - relu\n", count: 16_000))
+        XCTAssertTrue(result.diagnostics.contains { $0.code == "E0135" })
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+
     func testW0100DampeningWithoutMomentum() {
         let fixture = MarkedFixture(
             minimalSpec.replacingOccurrences(of: "{kind: sgd, lr: 0.1}", with: "{kind: sgd, lr: 0.1, dampening: 1️⃣0.5}"))

@@ -26,6 +26,18 @@ final class Float32RangeTests: XCTestCase {
             messageContains: "'optimizer.lr' 1e300 is beyond the largest float32 (3.4e38)")
     }
 
+    /// Past the largest Double too: still a number, refused for the same reason as 1e39.
+    func testLearningRateBeyondTheLargestDoubleIsRefusedAsTooLarge() {
+        expectDiagnostic(
+            .outOfRange, in: withOptimizer("optimizer: {kind: sgd, lr: 1️⃣1e400}"),
+            messageContains: "'optimizer.lr' 1e400 is beyond the largest float32 (3.4e38)")
+        expectDiagnostic(
+            .outOfRange, in: withData("data: {dir: data, normalize: {mean: 1️⃣-1e400, std: 1}}"),
+            messageContains: "'data.normalize.mean' -1e400 is beyond the largest float32")
+        expectDiagnostic(
+            .outOfRange, in: withOptimizer("optimizer: {kind: sgd, lr: 1️⃣-1e400}"), messageContains: "found -1e400")
+    }
+
     func testLearningRateJustUnderTheLargestFloat32IsAcceptedForSGD() {
         XCTAssertNotNil(decodeClean(withOptimizer("optimizer: {kind: sgd, lr: 3.4e38}")))
     }

@@ -75,8 +75,9 @@ final class RunCommandTests: XCTestCase {
         }
     }
 
-    /// The copy is the resolved spec: every default written out and the data directory actually used,
-    /// so the copy alone trains the same model again.
+    /// The copy is the resolved spec: every default written out, the data directory actually used and
+    /// the batch sizes that ran (the default eval_batch_size of 1000 is the 30 test images here), so
+    /// the copy alone trains the same model again.
     func testRunDirectoryHoldsTheResolvedSpec() throws {
         let prepared = try prepare()
         let result = try run(prepared, epochs: 1)
@@ -85,7 +86,7 @@ final class RunCommandTests: XCTestCase {
         for expected in [
             "name: \"tiny\"", "seed: 7", "dir: \"\(URL(fileURLWithPath: prepared.dataDirectory).standardizedFileURL.path)\"",
             "normalize: {mean: 0.5, std: 0.5}", "- linear: {out: 16, bias: true, init: default, activation: relu, name: fc1}",
-            "betas: [0.9, 0.999]", "batch_size: 16", "eval_batch_size: 1000",
+            "betas: [0.9, 0.999]", "batch_size: 16", "eval_batch_size: 30",
         ] {
             XCTAssertTrue(copy.contains(expected), "missing \(expected) in\n\(copy)")
         }

@@ -171,16 +171,23 @@ public struct Checkpoint {
         guard file.metadata[ArtifactMetadataKey.format] == "mlpc.checkpoint" else {
             throw ModelFileError(path: path, reason: "is not an mlpc checkpoint (its metadata has no format \"mlpc.checkpoint\")")
         }
-        guard let seed = file.metadata[Key.seed].flatMap({ UInt64($0) }),
-            let batch = file.metadata[Key.batchSize].flatMap({ Int($0) }), batch > 0,
-            let epochs = file.metadata[Key.epochs].flatMap({ Int($0) }), epochs > 0,
-            let directory = file.metadata[ArtifactMetadataKey.dataDirectory],
-            let completed = file.metadata[Key.epoch].flatMap({ Int($0) }), completed >= 0,
-            let step = file.metadata[Key.stepInEpoch].flatMap({ Int($0) }), step >= 0
-        else {
-            throw ModelFileError(
-                path: path, reason: "the checkpoint metadata lacks a valid seed, batch_size, epochs, epoch, step_in_epoch or data_directory")
+        // Each key checked on its own, so the message names the one that is missing or malformed.
+        func entry<T>(_ key: String, _ expected: String, _ parse: (String) -> T?) throws -> T {
+            guard let text = file.metadata[key] else {
+                throw ModelFileError(path: path, reason: "the checkpoint metadata lacks '\(key)'")
+            }
+            guard let value = parse(text) else {
+                throw ModelFileError(
+                    path: path, reason: "checkpoint metadata '\(key)' is \"\(escapedForMessage(text))\", expected \(expected)")
+            }
+            return value
         }
+        let seed = try entry(Key.seed, "an unsigned integer") { UInt64($0) }
+        let batch = try entry(Key.batchSize, "a positive integer") { Int($0).flatMap { $0 > 0 ? $0 : nil } }
+        let epochs = try entry(Key.epochs, "a positive integer") { Int($0).flatMap { $0 > 0 ? $0 : nil } }
+        let directory = try entry(ArtifactMetadataKey.dataDirectory, "a directory") { $0 }
+        let completed = try entry(Key.epoch, "a non-negative integer") { Int($0).flatMap { $0 >= 0 ? $0 : nil } }
+        let step = try entry(Key.stepInEpoch, "a non-negative integer") { Int($0).flatMap { $0 >= 0 ? $0 : nil } }
         var settings = Settings(
             seed: seed, batchSize: batch, epochs: epochs, dataDirectory: directory, completedEpochs: completed, stepInEpoch: step)
         settings.planOptions = try ArtifactMetadataKey.planOptions(file.metadata, path: path)

@@ -60,7 +60,7 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable {
         self.reason = reason
     }
 
-    public var description: String { "\(path): \(reason)" }
+    public var description: String { "\(pathForMessage(path)): \(reason)" }
 }
 
 /// Writes weights.safetensors: the parameters as PyTorch's state_dict, nothing else.
@@ -190,9 +190,12 @@ public final class LoadedModel {
             spec.data.resolvedDirectory = resolveDataDirectory(spec.data.directory.value, relativeTo: embeddedSpecOrigin)
             plan.data.directory = spec.data.resolvedDirectory
         }
+        // The tensors are checked against the plan's parameters (names, shapes, finite) before the
+        // arena is made: a spec that asks for more than its tensors hold is refused without allocating.
+        try checkStateDict(file, path: path, plan: plan)
         pool = WorkerPool(threads: plan.target.threads)
         executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: 0)
-        try loadStateDict(file, path: path, plan: plan, into: executor.parameters)
+        fillBlock(file, plan: plan, prefix: "", into: executor.parameters)
         self.spec = spec
         self.plan = plan
         self.path = path

@@ -24,8 +24,8 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String {
-        if problems.count == 1 { return "\(path): \(problems[0])" }
-        return "\(path): the tensors do not fit the model:\n" + problems.map { "  " + $0 }.joined(separator: "\n")
+        if problems.count == 1 { return "\(pathForMessage(path)): \(problems[0])" }
+        return "\(pathForMessage(path)): the tensors do not fit the model:\n" + problems.map { "  " + $0 }.joined(separator: "\n")
     }
 }
 

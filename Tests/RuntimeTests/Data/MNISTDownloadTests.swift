@@ -98,6 +98,24 @@ final class MNISTDownloadTests: XCTestCase {
         XCTAssertEqual(filesInTarget(), [])
     }
 
+    /// The parents a failed download created for its directory are removed with it; those that were
+    /// there before, and any that something else filled meanwhile, stay.
+    func testFailedDownloadRemovesTheParentDirectoriesItCreated() throws {
+        let port = try DataFixtures.unusedPort()
+        let deep = "\(scratch)/made/for/mnist/"
+        XCTAssertThrowsError(try ensureMNIST(directory: deep, mirrors: ["http://127.0.0.1:\(port)/"], timeout: 5) { _ in })
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(scratch)/made"), "a failed download left the directories it created")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: scratch))
+
+        let relativeBase = try DataFixtures.makeScratchDirectory(name + "-relative")
+        defer { try? FileManager.default.removeItem(atPath: relativeBase) }
+        let previous = FileManager.default.currentDirectoryPath
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(relativeBase))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
+        XCTAssertThrowsError(try ensureMNIST(directory: "rel/data", mirrors: ["http://127.0.0.1:\(port)/"], timeout: 5) { _ in })
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: relativeBase), [])
+    }
+
     /// Without libcurl every mirror would fail the same way: each missing file gets one attempt, whose
     /// failure says libcurl is not installed and where to put the files by hand, and nothing is written.
     func testWithoutLibcurlEachFileIsTriedOnceAndTheErrorSaysWhatToDo() throws {
