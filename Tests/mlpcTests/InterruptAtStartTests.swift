@@ -35,30 +35,14 @@ final class InterruptAtStartTests: XCTestCase {
     /// Ctrl-C while the data downloads ends mlpc at once, and the run directory it had just created goes
     /// with it. The "mirror" accepts connections and never answers, so the download waits.
     func testASignalWhileTheDataDownloadsRemovesTheNewRunDirectory() throws {
-        #if canImport(Glibc)
-        let stream = Int32(SOCK_STREAM.rawValue)
-        #else
-        let stream = SOCK_STREAM
-        #endif
-        let listener = socket(AF_INET, stream, 0)
-        XCTAssertGreaterThanOrEqual(listener, 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        XCTAssertTrue(bound)
-        XCTAssertEqual(listen(listener, 16), 0)
-        let port = UInt16(bigEndian: address.sin_port)
+        let mirror = try MLPCProcess.silentMirror()
+        defer { close(mirror.socket) }
 
         let data = root + "/not-yet"
         let out = root + "/runs/new/run"
         let (child, stdout, stderr) = try ArtifactCLI.process(
             ["run", root + "/tiny.yaml", "--data-dir", data, "--out", out, "--quiet"],
-            environment: ["MLPC_MNIST_MIRRORS": "http://127.0.0.1:\(port)/"])
+            environment: ["MLPC_MNIST_MIRRORS": mirror.url])
         try child.run()
         // The data directory is made just before the first download starts.
         MLPCProcess.wait(for: child, upTo: 30, every: 1_000) { FileManager.default.fileExists(atPath: data) }

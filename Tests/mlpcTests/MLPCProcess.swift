@@ -166,3 +166,26 @@ func jsonValue(_ text: String, file: StaticString = #filePath, line: UInt = #lin
         throw error
     }
 }
+
+extension MLPCProcess {
+    /// A listening socket that never answers: a download from it waits until the process is signalled.
+    static func silentMirror() throws -> (socket: Int32, url: String) {
+        #if canImport(Glibc)
+        let stream = Int32(SOCK_STREAM.rawValue)
+        #else
+        let stream = SOCK_STREAM
+        #endif
+        let listener = socket(AF_INET, stream, 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        XCTAssertTrue(bound)
+        XCTAssertEqual(listen(listener, 16), 0)
+        return (listener, "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/")
+    }
+}
