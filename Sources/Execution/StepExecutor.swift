@@ -97,7 +97,7 @@ public final class StepExecutor {
 
     var parameterBlock: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "parameters")!.slice) }
     func stateBlockInStoredOrder(_ i: Int) -> UnsafeMutablePointer<Float> {
-        let name = plan.optimizer.kind == .sgd ? "momentum_buffer" : (i == 0 ? "exp_avg" : "exp_avg_sq")
+        let name = plan.optimizer.stateNames[i]
         return arena.floats(plan.buffer(named: name)!.slice)
     }
 

@@ -257,7 +257,7 @@ public final class LoadedModel {
 
     /// True when the model was trained with cross-entropy, so the softmax of its outputs are class
     /// probabilities; for another loss (mse) its outputs are scores of its own kind.
-    public var outputsAreLogits: Bool { spec.loss.kind.value == .crossEntropy }
+    public var outputsAreLogits: Bool { plan.loss == .crossEntropy }
 
     /// Class scores of one image of raw uint8 pixels (as in the dataset: 0 black ... 255 white), run
     /// through the plan's evaluation kernels with one row. `input` names the image in the error
