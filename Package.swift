@@ -127,7 +127,7 @@ let package = Package(
                 "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "KernelInterface",
                 "KernelsPortable", "KernelsAVX2", "KernelsAVX512", "MallocCounter", "TestSupport",
             ]),
-        .testTarget(name: "mlpcTests", dependencies: ["mlpc"]),
+        .testTarget(name: "mlpcTests", dependencies: ["mlpc", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -184,6 +184,17 @@ struct RunCommand: ParsableCommand {
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
         }
+        // Data downloaded just now had no counts when the spec was planned: batches larger than it can
+        // fill are lowered now, as they are for data already on disk, and the spec planned again.
+        var plan = checked.plan
+        let fitted = fitBatchesToData(&spec)
+        if !fitted.isEmpty {
+            if !quiet { writeError(DiagnosticRenderer.text(fitted, sources: [checked.source.path: checked.source], color: stderrIsTerminal)) }
+            guard let replanned = planForHost(spec, threads: plan.target.threads, isa: kernels.isa, options: plan.options).plan else {
+                throw CommandFailure.invalid("mlpc: error: \(spec.path): the spec does not plan with batches sized by the data")
+            }
+            plan = replanned
+        }
         // From here on Ctrl-C and SIGTERM only ask training to stop after its current step, which then
         // writes a checkpoint: before the run directory is filled in, so that no signal can leave a run
         // without one. (While the data loads, which may mean downloading it, they end mlpc at once,
@@ -192,7 +203,7 @@ struct RunCommand: ParsableCommand {
         let run: TrainingRun
         do {
             run = try TrainingRun(
-                spec: spec, plan: checked.plan, kernels: kernels, data: data,
+                spec: spec, plan: plan, kernels: kernels, data: data,
                 options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version))
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(spec.path): \(error)")
@@ -200,7 +211,7 @@ struct RunCommand: ParsableCommand {
         if let checkpoint {
             do {
                 try run.resume(
-                    from: Checkpoint.read(path: checkpoint, plan: checked.plan), path: checkpoint, recordedSpecSHA256: recordedSpecSHA256)
+                    from: Checkpoint.read(path: checkpoint, plan: plan), path: checkpoint, recordedSpecSHA256: recordedSpecSHA256)
             } catch {
                 throw commandFailure(for: error)
             }
@@ -214,7 +225,7 @@ struct RunCommand: ParsableCommand {
         }
         if !quiet {
             print(
-                "training \(spec.name.value): \(grouped(checked.plan.parameterCount)) parameters, \(trainingImages(run)), batch \(checked.plan.batchSize), \(checked.plan.target.threads) thread\(checked.plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(checked.plan.arenaBytes))"
+                "training \(spec.name.value): \(grouped(plan.parameterCount)) parameters, \(trainingImages(run)), batch \(plan.batchSize), \(plan.target.threads) thread\(plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(plan.arenaBytes))"
             )
             if let partial = run.partialEpoch {
                 print("resuming \(outputDirectory) at epoch \(partial.epoch), step \(partial.stepsDone + 1)")

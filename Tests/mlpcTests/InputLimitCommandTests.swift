@@ -1,6 +1,7 @@
 import Foundation
 import Runtime
 import Files
+import TestSupport
 import XCTest
 
 /// Inputs that could make mlpc slow or huge, through the command line: each is refused (or handled)
@@ -117,5 +118,34 @@ final class InputLimitCommandTests: XCTestCase {
         let weights = { (run: String) in FileManager.default.contents(atPath: root + "/" + run + "/weights.safetensors") }
         XCTAssertNotNil(weights("large"))
         XCTAssertEqual(weights("large"), weights("fitted"), "the run with the large batch trained differently from batches of 120")
+    }
+
+    /// Data the run downloads itself has no counts when the spec is planned: once it is there, batches
+    /// larger than it can fill are lowered and the spec planned again, as for data already on disk.
+    func testBatchesAreSizedByDataTheRunDownloads() throws {
+        guard let mnist = ProcessInfo.processInfo.environment["MLPC_TEST_MNIST_DIR"] else {
+            throw XCTSkip("needs MNIST's gzipped IDX files (MLPC_TEST_MNIST_DIR, which scripts/test sets)")
+        }
+        let root = try createTemporaryDirectory("mlpc-batch-fit-download")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let mirror = try LocalHTTPServer(serving: mnist)
+        defer { mirror.stop() }
+        let spec = root + "/mnist.yaml"
+        try writeFile(spec, try String(contentsOfFile: MLPCProcess.repositoryRoot + "/specs/mnist_mlp.yaml", encoding: .utf8))
+        let downloaded = try MLPCProcess.run(
+            ["run", spec, "--data-dir", root + "/data", "--out", root + "/large", "--batch-size", "1048576", "--epochs", "1"],
+            environment: ["MLPC_MNIST_MIRRORS": mirror.baseURL], timeout: 300)
+        assertNoCrash(downloaded)
+        XCTAssertEqual(downloaded.status, 0, downloaded.stderr)
+        XCTAssertTrue(downloaded.stderr.contains("--batch-size 1048576 is larger than the 60000 training examples"), downloaded.stderr)
+        // The same run on the data now on disk, with the batch it can fill.
+        let fitted = try MLPCProcess.run(
+            ["run", spec, "--data-dir", root + "/data", "--out", root + "/fitted", "--batch-size", "60000", "--epochs", "1"], timeout: 300)
+        XCTAssertEqual(fitted.status, 0, fitted.stderr)
+        func arena(_ output: String) -> String? {
+            output.split(separator: "\n").first { $0.hasPrefix("training ") }?.components(separatedBy: "arena ").last
+        }
+        XCTAssertNotNil(arena(downloaded.stdout), downloaded.stdout)
+        XCTAssertEqual(arena(downloaded.stdout), arena(fitted.stdout))
     }
 }
