@@ -174,23 +174,118 @@ struct OutputShare {
 /// the panel maps onto a few L1 sets and misses L1.) A is read in place, row-major or transposed (the
 /// micro kernel takes both), because at these shapes packing it cost as much as a fifth of the product;
 /// only a ragged last row block is packed, zero padded, so that nothing past A's end is read.
-///
-/// `packedColumns` (raw stores, B packed, one k pass; returns whether it applied): while B's
-/// micro panels are packed, the part that owns C's first row sums each column of B (in the order
-/// p = 0..<k, from +0, as a bias gradient is summed) into `sums` and sets `live[j] = 1` for the columns
-/// that are not all zero; and 16 columns of a register block whose B is all zero (+0 or -0) get +0
-/// stores instead of products. That is the value the product gives: each chain starts at +0 and adds
-/// a*(±0), which is ±0 for finite a, and +0 + -0 is +0. The caller guarantees A is finite (a layer's
-/// input batch).
-@discardableResult
 func matmul(
     m: Int, n: Int, k: Int, a: MatrixView, b: BOperand, c: COperand,
-    epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>,
-    share: OutputShare, packedColumns: (sums: UnsafeMutablePointer<Float>?, live: UnsafeMutablePointer<Float>)? = nil
+    epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>, share: OutputShare
+) {
+    var plain = PlainProduct()
+    blockedProduct(
+        m: m, n: n, k: k, a: a, b: b, c: c, epilogue: epilogue, tile: requested, workspace: workspace, share: share, panels: &plain)
+}
+
+/// `matmul` for the live-first weight gradient (raw stores, B packed from a matrix, one k pass; returns
+/// whether it applied, and the caller sums the columns itself when it did not): while B's micro
+/// panels are packed, the part that owns C's first row sums each column of B (in the order p = 0..<k,
+/// from +0, as a bias gradient is summed) into `sums` and sets `live[j] = 1` for the columns that are
+/// not all zero; and 16 columns of a register block whose B is all zero (+0 or -0) get +0 stores
+/// instead of products. That is the value the product gives: each chain starts at +0 and adds
+/// a*(±0), which is ±0 for finite a, and +0 + -0 is +0. The caller guarantees A is finite (a layer's
+/// input batch).
+func matmulSkippingZeroColumns(
+    m: Int, n: Int, k: Int, a: MatrixView, b: BOperand, c: COperand, tile requested: MatmulTile,
+    workspace: UnsafeMutablePointer<Float>, share: OutputShare, sums: UnsafeMutablePointer<Float>?, live: UnsafeMutablePointer<Float>
 ) -> Bool {
+    var skipper = ZeroColumnSkipper(sums: sums, live: live)
+    // One pass over k only: the watch sees each column's whole depth when its panel is packed.
+    switch b {
+    case .matrix, .gatheredColumns: skipper.applies = min(requested.normalized.kc, max(k, 1)) >= k
+    case .weightPanels, .weightPanelsTransposed: skipper.applies = false
+    }
+    blockedProduct(
+        m: m, n: n, k: k, a: a, b: b, c: c, epilogue: .raw, tile: requested, workspace: workspace, share: share, panels: &skipper)
+    return skipper.applies
+}
+
+/// What a product does with each packed micro panel of B beyond multiplying it: nothing for a plain
+/// product (`PlainProduct`, whose calls compile away), or the live-first weight gradient's column sums
+/// and zero skipping (`ZeroColumnSkipper`).
+protocol PackedPanelWatch {
+    /// Whether the watch acts in this product; false compiles the product without it.
+    var applies: Bool { get }
+    /// Called after B's micro panel at `jr` (of this pass's column block starting at `jc`) is packed.
+    mutating func packed(
+        panel: UnsafeMutablePointer<Float>, jr: Int, jc: Int, cols: Int, kb: Int, nr: Int, firstRowPart: Bool)
+    /// The 16-column halves of the register block at `jr` whose B is all zero (bit h: half h).
+    func zeroHalves(jr: Int, cols: Int, nr: Int) -> UInt64
+}
+
+struct PlainProduct: PackedPanelWatch {
+    @inline(__always) var applies: Bool { false }
+    @inline(__always) mutating func packed(
+        panel: UnsafeMutablePointer<Float>, jr: Int, jc: Int, cols: Int, kb: Int, nr: Int, firstRowPart: Bool
+    ) {}
+    @inline(__always) func zeroHalves(jr: Int, cols: Int, nr: Int) -> UInt64 { 0 }
+}
+
+struct ZeroColumnSkipper: PackedPanelWatch {
+    let sums: UnsafeMutablePointer<Float>?
+    let live: UnsafeMutablePointer<Float>
+    var applies = true
+    /// Bit (block * halvesPerBlock + half) set: that half of micro panel `block` of B is all zero.
+    var zeroHalfBits: UInt64 = 0
+
+    init(sums: UnsafeMutablePointer<Float>?, live: UnsafeMutablePointer<Float>) {
+        self.sums = sums
+        self.live = live
+    }
+
+    @inline(__always)
+    mutating func packed(
+        panel packed: UnsafeMutablePointer<Float>, jr: Int, jc: Int, cols: Int, kb: Int, nr: Int, firstRowPart: Bool
+    ) {
+        let halvesPerBlock = nr / 16
+        let block = jr / nr
+        if jr == 0 { zeroHalfBits = 0 }
+        for half in 0..<halvesPerBlock {
+            let panel = packed + half * 16
+            var sum = SIMD16<Float>()
+            var nonzero = SIMDMask<SIMD16<Int32>>(repeating: false)
+            for p in 0..<kb {
+                let row = load16(panel + p * nr)
+                sum += row
+                nonzero = nonzero .| (row .!= 0)
+            }
+            if !any(nonzero) && (block + 1) * halvesPerBlock <= 64 {
+                zeroHalfBits |= 1 << UInt64(block * halvesPerBlock + half)
+            }
+            let first = jc + jr + half * 16
+            if firstRowPart && first < jc + jr + cols {
+                for lane in 0..<min(16, jc + jr + cols - first) {
+                    sums?[first + lane] = sum[lane]
+                    if nonzero[lane] { live[first + lane] = 1 }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    func zeroHalves(jr: Int, cols: Int, nr: Int) -> UInt64 {
+        let halvesPerBlock = nr / 16
+        guard cols == nr && (jr / nr + 1) * halvesPerBlock <= 64 else { return 0 }
+        return (zeroHalfBits >> UInt64(jr / nr * halvesPerBlock)) & ((1 << UInt64(halvesPerBlock)) - 1)
+    }
+}
+
+/// The loop nest of `matmul`, with `panels` watching each packed micro panel of B (specialized for
+/// each kind of watch, so the plain product carries none of the live-first variant's work).
+func blockedProduct<Watch: PackedPanelWatch>(
+    m: Int, n: Int, k: Int, a: MatrixView, b: BOperand, c: COperand,
+    epilogue: MatmulEpilogue, tile requested: MatmulTile, workspace: UnsafeMutablePointer<Float>,
+    share: OutputShare, panels: inout Watch
+) {
     let tile = requested.normalized
     let mr = tile.mr, nr = tile.nr
-    guard !share.rows.isEmpty, !share.cols.isEmpty else { return false }
+    guard !share.rows.isEmpty, !share.cols.isEmpty else { return }
     let microkernel: Microkernel
     switch tile.registerBlock {
     case .r8x32: microkernel = microkernel8x32
@@ -209,16 +304,8 @@ func matmul(
     let aDepthStride = a.colStride == 1 ? 1 : a.colStride
     let finishes = epilogue.kind != .raw
     let halvesPerBlock = nr / 16
-    // Bit (block * halvesPerBlock + half) set: that half of micro panel `block` of B is all zero.
-    var zeroHalves: UInt64 = 0
-    var skipping = false
-    if packedColumns != nil, !finishes, kc >= k {
-        switch b {
-        case .matrix, .gatheredColumns: skipping = true
-        case .weightPanels, .weightPanelsTransposed: break
-        }
-    }
-    let sumsColumns = skipping && share.rows.lowerBound == 0
+    let watching = panels.applies
+    let firstRowPart = share.rows.lowerBound == 0
 
     var jc = share.cols.lowerBound
     while jc < share.cols.upperBound {
@@ -242,29 +329,8 @@ func matmul(
                     packWeightTransposed(
                         weight, inFeatures: inFeatures, rows: pc, count: kb, cols: jc + jr, width: cols, nr: nr, into: packedB + jr * kb)
                 }
-                if skipping, let (sums, live) = packedColumns {
-                    let block = jr / nr
-                    if jr == 0 { zeroHalves = 0 }
-                    for half in 0..<halvesPerBlock {
-                        let panel = packedB + jr * kb + half * 16
-                        var sum = SIMD16<Float>()
-                        var nonzero = SIMDMask<SIMD16<Int32>>(repeating: false)
-                        for p in 0..<kb {
-                            let row = load16(panel + p * nr)
-                            sum += row
-                            nonzero = nonzero .| (row .!= 0)
-                        }
-                        if !any(nonzero) && (block + 1) * halvesPerBlock <= 64 {
-                            zeroHalves |= 1 << UInt64(block * halvesPerBlock + half)
-                        }
-                        let first = jc + jr + half * 16
-                        if sumsColumns && first < jc + jr + cols {
-                            for lane in 0..<min(16, jc + jr + cols - first) {
-                                sums?[first + lane] = sum[lane]
-                                if nonzero[lane] { live[first + lane] = 1 }
-                            }
-                        }
-                    }
+                if watching {
+                    panels.packed(panel: packedB + jr * kb, jr: jr, jc: jc, cols: cols, kb: kb, nr: nr, firstRowPart: firstRowPart)
                 }
                 jr += nr
             }
@@ -298,8 +364,7 @@ func matmul(
                             ldb = weightPanelWidth
                         }
                         let (cBlock, ldc) = c.block(row: row, col: col)
-                        let zero = skipping && cols == nr && (jr / nr + 1) * halvesPerBlock <= 64
-                            ? (zeroHalves >> UInt64(jr / nr * halvesPerBlock)) & ((1 << UInt64(halvesPerBlock)) - 1) : 0
+                        let zero = watching ? panels.zeroHalves(jr: jr, cols: cols, nr: nr) : 0
                         if rows == mr && cols == nr && zero != 0 {
                             // Whole zero halves get +0; a block of two halves with one zero runs the
                             // other through the 16-wide kernel.
@@ -336,7 +401,6 @@ func matmul(
         } while pc < k
         jc += nc
     }
-    return skipping
 }
 
 /// Packs rows [rows, rows+height) x columns [cols, cols+count) of A (height <= mr) into one micro panel
@@ -560,12 +624,17 @@ public func linearBackwardWeights(
     let share = OutputShare(
         m: k, n: n, tile: tile.normalized, part: part, parts: parts, columnsAreOutputFeatures: true, preferColumns: true)
     let view = MatrixView(base: dy, rowStride: n, colStride: 1)
-    let summed = matmul(
-        m: k, n: n, k: m,
-        a: MatrixView(base: x, rowStride: 1, colStride: k),
-        b: order.map { .gatheredColumns(view, $0.modelFeature) } ?? .matrix(view),
-        c: .weightPanels(dw, inFeatures: k), epilogue: .raw, tile: tile, workspace: workspace, share: share,
-        packedColumns: order.map { (db, $0.live) })
+    let a = MatrixView(base: x, rowStride: 1, colStride: k)
+    var summed = false
+    if let order {
+        summed = matmulSkippingZeroColumns(
+            m: k, n: n, k: m, a: a, b: .gatheredColumns(view, order.modelFeature), c: .weightPanels(dw, inFeatures: k),
+            tile: tile, workspace: workspace, share: share, sums: db, live: order.live)
+    } else {
+        matmul(
+            m: k, n: n, k: m, a: a, b: .matrix(view), c: .weightPanels(dw, inFeatures: k), epilogue: .raw, tile: tile,
+            workspace: workspace, share: share)
+    }
     // The bias gradient of this part's columns, by the part that owns the first row of C (every part
     // when columns are split), summed in the fixed order 0..<m. (With a feature order the product
     // did it from the packed columns when it could, in the same order.)
