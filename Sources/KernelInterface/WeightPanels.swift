@@ -53,7 +53,7 @@ public func outputFeatureShare(outFeatures: Int, part: Int, parts: Int) -> Range
 /// A linear layer whose output features sit in the parameter block (weight panels, bias, gradients,
 /// optimizer state) in another order than the model's: stored position s holds model feature
 /// `modelFeature[s]`. The runtime stores features that were not live last, so that their weight
-/// gradient and optimizer work can be skipped (`StoredFeatureOrder` in Runtime). The order maps every
+/// gradient and optimizer work can be skipped (`StoredFeatureOrder` in Execution). The order maps every
 /// part's `outputFeatureShare` onto itself, so the part that computes a stored feature also writes its
 /// model place. Each element's sums keep their order wherever it is stored, so any order gives the same
 /// bits.

@@ -6,7 +6,7 @@ import KernelInterface
 /// Rows are split between parts, so any split writes the same bits.
 ///
 /// The map is a product then a sum, two roundings, never a fused multiply-add: the bits must not
-/// depend on the instruction set (the runtime's `PixelNormalization` documents the rounding). It lives
+/// depend on the instruction set (the planner's `PixelNormalization` documents the rounding). It lives
 /// with the kernels so that the byte-to-float conversion runs 16 lanes wide; compiled for a generic
 /// x86-64 it took a tenth of a training step.
 public func gatherRows(

@@ -1,7 +1,7 @@
 import KernelInterface
 
 /// The first linear layer's output features, which the runtime may store live-first during an epoch
-/// (Runtime's `StoredFeatureOrder`): ReLU leaves many of them dead, and with the features that were
+/// (Execution's `StoredFeatureOrder`): ReLU leaves many of them dead, and with the features that were
 /// live in the second half of the previous epoch first within each part's share, the weight gradient
 /// skips whole 16-feature blocks whose output gradient is zero and Adam skips idle vectors' square
 /// roots and divisions. The results keep every bit (each sum keeps its order), so this is a plan
