@@ -43,9 +43,12 @@ final class InputLimitCommandTests: XCTestCase {
         try file.write(to: model)
 
         let binary = try MLPCProcess.binaryPath()
+        // The sanitizers' runtimes reserve terabytes of address space for their shadow memory, so under
+        // them the limit is left out (the plain pass proves the bound; the refusal is the same).
+        let limit = ProcessInfo.processInfo.environment["MLPC_TEST_SANITIZER"] == nil ? "ulimit -v 1500000 && " : ""
         let start = Date()
         let result = try MLPCProcess.run(
-            ["-c", "ulimit -v 1500000 && exec \"$0\" eval \"$1\" --data-dir \"$2\"", binary, model, root], timeout: 60,
+            ["-c", limit + "exec \"$0\" eval \"$1\" --data-dir \"$2\"", binary, model, root], timeout: 60,
             executable: "/bin/sh")
         let seconds = Date().timeIntervalSince(start)
         assertNoCrash(result)

@@ -12,6 +12,10 @@ final class SmallInputTests: XCTestCase {
     /// Without /proc (a container or chroot that does not mount it) the arguments still arrive:
     /// `mlpc --version` and `mlpc check` work, in a mount namespace where /proc is unmounted.
     func testCommandsRunWithoutProc() throws {
+        if let sanitizer = ProcessInfo.processInfo.environment["MLPC_TEST_SANITIZER"] {
+            // The sanitizer runtimes read /proc/self themselves before mlpc runs; the plain pass runs this.
+            throw XCTSkip("the \(sanitizer) sanitizer's runtime needs /proc")
+        }
         let binary = try MLPCProcess.binaryPath()
         let spec = MLPCProcess.repositoryRoot + "/specs/mnist_mlp.yaml"
         let script = """
