@@ -2,6 +2,7 @@ import Files
 import DataSources
 import Execution
 import Foundation
+import SpecParser
 
 // Every MLPC_* environment variable mlpc (or one of its scripts) reads, and what each accepts. A value
 // mlpc cannot use is an error before any work is done; a name it does not read (a typo such as
@@ -36,7 +37,7 @@ public func environmentProblems(_ environment: [String: String]) -> (errors: [St
             warnings.append("\(name) is not read by mlpc; use \(option)")
             continue
         }
-        let close = mlpcEnvironmentVariables.filter { editDistance($0, name) <= 2 }
+        let close = mlpcEnvironmentVariables.filter { levenshtein($0, name) <= 2 }
         let hint = close.first.map { "; did you mean \($0)?" } ?? " (mlpc reads \(mlpcEnvironmentVariables.joined(separator: ", ")))"
         warnings.append("\(escapedForMessage(name)) is not an environment variable mlpc reads\(hint)")
     }
@@ -58,17 +59,4 @@ func mirrorListProblem(_ value: String) -> String? {
         }
     }
     return nil
-}
-
-private func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a.utf8), b = Array(b.utf8)
-    var previous = Array(0...b.count)
-    for i in 1...max(a.count, 1) where !a.isEmpty {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...max(b.count, 1) where !b.isEmpty {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return a.isEmpty ? b.count : previous[b.count]
 }
