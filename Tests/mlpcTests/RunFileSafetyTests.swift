@@ -108,7 +108,15 @@ final class RunFileSafetyTests: XCTestCase {
             ["run", specPath, "--data-dir", data, "--out", out, "--epochs", "3", "--quiet"])
         try child.run()
         let pid = child.processIdentifier
-        final class Stop: @unchecked Sendable { var flag = false }
+        // Set by this thread, read by the planter: behind a lock.
+        final class Stop: @unchecked Sendable {
+            private let lock = NSLock()
+            private var value = false
+            var flag: Bool {
+                get { lock.withLock { value } }
+                set { lock.withLock { value = newValue } }
+            }
+        }
         let stop = Stop()
         let planter = Thread {
             while !stop.flag {
