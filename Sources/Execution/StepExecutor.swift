@@ -62,9 +62,7 @@ public final class StepExecutor {
             let gather = firstPair.first?.gather, let spare = secondPair.first?.gather
         {
             trainByPair = [firstPair, secondPair]
-            let prepared = PreparedBatch(
-                capacity: plan.batchSize, inputs: [gather.input, spare.input], labels: [gather.labels, spare.labels],
-                scale: gather.scale, shift: gather.shift, parts: gather.parts, kernels: kernels)
+            let prepared = PreparedBatch(capacity: plan.batchSize, gathers: [gather, spare], kernels: kernels)
             self.prepared = prepared
             prefetchStart = prefetch.overlaps.lowerBound
         } else {
@@ -287,24 +285,16 @@ final class PreparedBatch: PoolJob {
     var samples: BatchSamples?
     /// The pair the rows go to.
     var pair = 0
-    let inputs: [UnsafeMutablePointer<Float>]
-    let labels: [UnsafeMutablePointer<Int32>]
-    let scale: Float
-    let shift: Float
-    let parts: Int
+    /// The gather of each pair: the same map into the pair's own input and labels.
+    let gathers: [BoundGather]
     let kernels: KernelSet
+    /// The parts the gather runs in (the pool's background job has as many).
+    var parts: Int { gathers[0].parts }
 
-    init(
-        capacity: Int, inputs: [UnsafeMutablePointer<Float>], labels: [UnsafeMutablePointer<Int32>], scale: Float, shift: Float,
-        parts: Int, kernels: KernelSet
-    ) {
+    init(capacity: Int, gathers: [BoundGather], kernels: KernelSet) {
         self.capacity = max(1, capacity)
         indices = .allocate(capacity: self.capacity)
-        self.inputs = inputs
-        self.labels = labels
-        self.scale = scale
-        self.shift = shift
-        self.parts = max(1, parts)
+        self.gathers = gathers
         self.kernels = kernels
     }
 
@@ -337,7 +327,7 @@ final class PreparedBatch: PoolJob {
         guard let samples else { return }
         let share = partRange(count: rows, granule: 1, part: part, parts: parts)
         prefetchRows(samples, indices + share.lowerBound, share.count)
-        gather(kernels, samples, indices, rows, scale, shift, inputs[pair], labels[pair], part, parts)
+        gathers[pair].run(kernels, samples, indices, rows: rows, part: part, parts: parts)
     }
 }
 

@@ -35,12 +35,10 @@ struct PlanBuilder {
 
     var buffers: [String: Buffer] = [:]
     var bufferOrder: [String] = []
-    var parameters: [ParameterTensor] = [] {
-        didSet { parameterIndex = Dictionary(parameters.indices.map { (parameters[$0].name, $0) }, uniquingKeysWith: { first, _ in first }) }
-    }
-    /// Tensor name -> its index in `parameters` (the first, were a name repeated), so that each layer
-    /// finds its slices without a scan.
-    var parameterIndex: [String: Int] = [:]
+    var parameters: [ParameterTensor] = []
+    /// Tensor name -> tensor (the first, were a name repeated), so that each layer finds its slices
+    /// without a scan.
+    var parameterByName: [String: ParameterTensor] = [:]
     var parameterBlockFloats = 0
     var workspaceFloatsPerThread = 0
     var train: [Kernel] = []
@@ -87,6 +85,7 @@ struct PlanBuilder {
         var tensors: [ParameterTensor] = []
         for layer in graph.layers { tensors += layer.parameters(offset: &parameterBlockFloats) }
         parameters = tensors
+        parameterByName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         parameterBlock = declare("parameters", .parameters, .float32, shape: [parameterBlockFloats])
         gradientBlock = declare("gradients", .gradients, .float32, shape: [parameterBlockFloats])
         let settings = optimizerSettings()
@@ -182,7 +181,7 @@ struct PlanBuilder {
     /// The slice of `layer`'s weight in the parameter block (or, with `in:`, in the gradient block).
     func weightSlice(_ layer: String, in block: Slice? = nil) -> Slice {
         let block = block ?? parameterBlock
-        let tensor = parameters[parameterIndex["\(layer).weight"]!]
+        let tensor = parameterByName["\(layer).weight"]!
         // Stored in panels of 32 output features: [panels, in, 32].
         return Slice(
             buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.storedCount,
@@ -191,8 +190,7 @@ struct PlanBuilder {
 
     func biasSlice(_ layer: String, in block: Slice? = nil) -> Slice? {
         let block = block ?? parameterBlock
-        guard let index = parameterIndex["\(layer).bias"] else { return nil }
-        let tensor = parameters[index]
+        guard let tensor = parameterByName["\(layer).bias"] else { return nil }
         return Slice(buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.count, shape: tensor.shape)
     }
 

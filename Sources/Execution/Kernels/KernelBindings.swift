@@ -72,6 +72,22 @@ struct BoundGather {
     let scale: Float
     let shift: Float
     let parts: Int
+
+    /// Part `part` of `parts` of gathering the `rows` samples named by `indices`, with the kernel for
+    /// the samples' element type.
+    @inline(__always)
+    func run(_ k: KernelSet, _ samples: BatchSamples, _ indices: UnsafePointer<Int32>, rows: Int, part: Int, parts: Int) {
+        switch samples.element {
+        case .uint8:
+            k.gatherRows(
+                samples.values.assumingMemoryBound(to: UInt8.self), samples.labels, samples.features, indices, rows, scale, shift,
+                input, labels, part, parts)
+        case .float32:
+            k.gatherFloatRows(
+                samples.values.assumingMemoryBound(to: Float.self), samples.labels, samples.features, indices, rows, scale, shift,
+                input, labels, part, parts)
+        }
+    }
 }
 
 extension GatherBatch {
@@ -82,7 +98,7 @@ extension GatherBatch {
             let k = executor.kernels
             let p = max(1, min(gather.parts, batch.rows))
             executor.pool.run(parts: p) { part in
-                Execution.gather(k, batch.samples, batch.indices, batch.rows, gather.scale, gather.shift, gather.input, gather.labels, part, p)
+                gather.run(k, batch.samples, batch.indices, rows: batch.rows, part: part, parts: p)
                 // Each part prefetches the rows it will gather next time (the same split).
                 if let upcoming = batch.upcoming.baseAddress {
                     let share = partRange(count: batch.upcoming.count, granule: 1, part: part, parts: p)
@@ -94,24 +110,6 @@ extension GatherBatch {
     }
 }
 
-/// Part `part` of `parts` of a gather of `rows` samples named by `indices`, with the kernel for the
-/// samples' element type.
-@inline(__always)
-func gather(
-    _ k: KernelSet, _ samples: BatchSamples, _ indices: UnsafePointer<Int32>, _ rows: Int, _ scale: Float, _ shift: Float,
-    _ input: UnsafeMutablePointer<Float>, _ labels: UnsafeMutablePointer<Int32>, _ part: Int, _ parts: Int
-) {
-    switch samples.element {
-    case .uint8:
-        k.gatherRows(
-            samples.values.assumingMemoryBound(to: UInt8.self), samples.labels, samples.features, indices, rows, scale, shift, input,
-            labels, part, parts)
-    case .float32:
-        k.gatherFloatRows(
-            samples.values.assumingMemoryBound(to: Float.self), samples.labels, samples.features, indices, rows, scale, shift, input,
-            labels, part, parts)
-    }
-}
 
 /// Asks for the cache lines of `count` samples named by `indices`.
 @inline(__always)
