@@ -145,6 +145,11 @@ public func fitBatchesToData(_ spec: inout Spec) -> [Diagnostic] {
     let probe = probeDataset(directory: spec.data.resolvedDirectory)
     let count = { (role: DatasetFileRole) in probe.files.first { $0.role == role }?.count }
     guard let trainCount = count(.trainImages), let testCount = count(.testImages) else { return [] }
+    return fitBatches(&spec, trainCount: trainCount, testCount: testCount)
+}
+
+/// `fitBatchesToData` for data whose counts are known (a dataset just loaded).
+public func fitBatches(_ spec: inout Spec, trainCount: Int, testCount: Int) -> [Diagnostic] {
     var diagnostics: [Diagnostic] = []
     let held = Int((Double(trainCount) * spec.data.validationFraction.value).rounded(.down))
     let examples = trainCount - held

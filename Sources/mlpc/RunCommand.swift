@@ -187,7 +187,7 @@ struct RunCommand: ParsableCommand {
         // Data downloaded just now had no counts when the spec was planned: batches larger than it can
         // fill are lowered now, as they are for data already on disk, and the spec planned again.
         var plan = checked.plan
-        let fitted = fitBatchesToData(&spec)
+        let fitted = fitBatches(&spec, trainCount: data.train.count, testCount: data.test.count)
         if !fitted.isEmpty {
             if !quiet { writeError(DiagnosticRenderer.text(fitted, sources: [checked.source.path: checked.source], color: stderrIsTerminal)) }
             guard let replanned = planForHost(spec, threads: plan.target.threads, isa: kernels.isa, options: plan.options).plan else {

@@ -16,9 +16,6 @@ import Planner
 // in progress: then it records the steps done inside the epoch (and the epoch's running loss sums), and
 // resuming continues that epoch from the next step.
 
-/// The names of the optimizer's moment blocks, in state-block order, as PyTorch's optimizers call them.
-public func optimizerStateNames(_ plan: Plan) -> [String] { plan.optimizer.stateNames }
-
 /// A training run's state as saved in (or read from) checkpoint.safetensors.
 public struct Checkpoint {
     public static let fileName = "checkpoint.safetensors"
@@ -84,7 +81,7 @@ public struct Checkpoint {
         dataSHA256: [String: String], history: RunHistory? = nil
     ) {
         var tensors = stateDictTensors(plan: plan, block: executor.parameters)
-        for (index, name) in optimizerStateNames(plan).enumerated() {
+        for (index, name) in plan.optimizer.stateNames.enumerated() {
             tensors += stateDictTensors(plan: plan, block: executor.stateBlock(index), prefix: name + ".")
         }
         self.completedEpochs = completedEpochs
@@ -251,7 +248,7 @@ public struct Checkpoint {
         guard metrics.count == completed else {
             throw ModelFileError(path: path, reason: "the checkpoint records \(completed) epochs but metrics for \(metrics.count)")
         }
-        try checkStateDict(file, path: path, plan: plan, prefixes: [""] + optimizerStateNames(plan).map { $0 + "." })
+        try checkStateDict(file, path: path, plan: plan, prefixes: [""] + plan.optimizer.stateNames.map { $0 + "." })
         try requireNonNegativeSecondMoments(file, path: path, plan: plan)
         var history: RunHistory?
         if let specPath = metadata[Key.specPath], let startedAt = metadata[Key.startedAt], let secondsText = metadata[Key.totalSeconds] {
@@ -294,7 +291,7 @@ public struct Checkpoint {
     public func restore(into executor: StepExecutor) {
         let plan = executor.plan
         fillBlock(tensors, plan: plan, prefix: "", into: executor.parameters)
-        for (index, name) in optimizerStateNames(plan).enumerated() {
+        for (index, name) in plan.optimizer.stateNames.enumerated() {
             fillBlock(tensors, plan: plan, prefix: name + ".", into: executor.stateBlock(index))
         }
         executor.optimizerSteps = optimizerSteps
@@ -304,7 +301,7 @@ public struct Checkpoint {
 /// Adam's second moments are running means of squares: a negative one can only come from a damaged
 /// file, and would otherwise surface later as a diverged run.
 private func requireNonNegativeSecondMoments(_ file: SafetensorsFile, path: String, plan: Plan) throws {
-    guard optimizerStateNames(plan).contains("exp_avg_sq") else { return }
+    guard plan.optimizer.stateNames.contains("exp_avg_sq") else { return }
     for parameter in plan.parameters {
         let name = "exp_avg_sq." + parameter.name
         guard let tensor = file.tensor(named: name), let index = tensor.values.firstIndex(where: { $0 < 0 }) else { continue }
