@@ -25,7 +25,8 @@ public struct LinearForward: KernelStep {
     public var output: Slice
     public var preactivation: Slice?
     public var activation: ActivationFunction
-    public var matmul: MatmulShape?
+    /// The matrix product and how it is split.
+    public var product: MatmulShape
     public var location: SourceLocation
     /// Set by the shifted-input pass.
     public var inputShift: InputShift? = nil
@@ -44,11 +45,11 @@ public struct LinearForward: KernelStep {
         self.output = output
         self.preactivation = preactivation
         self.activation = activation
-        self.matmul = matmul
+        self.product = matmul
         self.location = location
     }
 
-    public var product: MatmulShape { matmul! }
+    public var matmul: MatmulShape? { product }
     public var reads: [Slice] { [input, weight] + (bias.map { [$0] } ?? []) }
     public var writes: [Slice] { [output] + (preactivation.map { [$0] } ?? []) }
     public var flops: Int { product.flops + 2 * output.elements }
@@ -76,7 +77,8 @@ public struct LinearBackwardWeights: KernelStep {
     public var outputGradient: Slice
     public var weightGradient: Slice
     public var biasGradient: Slice?
-    public var matmul: MatmulShape?
+    /// The matrix product and how it is split.
+    public var product: MatmulShape
     public var location: SourceLocation
     /// Set by the shifted-input pass.
     public var inputShift: InputShift? = nil
@@ -93,11 +95,11 @@ public struct LinearBackwardWeights: KernelStep {
         self.outputGradient = outputGradient
         self.weightGradient = weightGradient
         self.biasGradient = biasGradient
-        self.matmul = matmul
+        self.product = matmul
         self.location = location
     }
 
-    public var product: MatmulShape { matmul! }
+    public var matmul: MatmulShape? { product }
     public var reads: [Slice] { [input, outputGradient] }
     public var writes: [Slice] { [weightGradient] + (biasGradient.map { [$0] } ?? []) }
     public var flops: Int { product.flops + (biasGradient == nil ? 0 : outputGradient.elements) }
@@ -126,7 +128,8 @@ public struct LinearBackwardInput: KernelStep {
     public var producerActivation: ActivationFunction
     public var producerOutput: Slice
     public var producerPreactivation: Slice?
-    public var matmul: MatmulShape?
+    /// The matrix product and how it is split.
+    public var product: MatmulShape
     public var location: SourceLocation
 
     public init(
@@ -140,11 +143,11 @@ public struct LinearBackwardInput: KernelStep {
         self.producerActivation = producerActivation
         self.producerOutput = producerOutput
         self.producerPreactivation = producerPreactivation
-        self.matmul = matmul
+        self.product = matmul
         self.location = location
     }
 
-    public var product: MatmulShape { matmul! }
+    public var matmul: MatmulShape? { product }
     public var reads: [Slice] {
         [outputGradient, weight] + (producerActivation.isIdentity ? [] : [producerOutput])
             + (producerPreactivation.map { [$0] } ?? [])
