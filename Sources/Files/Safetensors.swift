@@ -75,6 +75,22 @@ public struct SafetensorsFile: Equatable, Sendable {
     }
 
     /// Parses and validates a whole safetensors file held in `bytes`; `path` only names it in errors.
+    /// The `__metadata__` strings of a header (the JSON after the 8-byte length), read by the same
+    /// parser as `parse`; nil when the header is not such an object.
+    public static func metadata(ofHeader header: [UInt8]) -> [String: String]? {
+        var parser = JSONParser(bytes: header)
+        guard String(validating: header, as: UTF8.self) != nil, let root = try? parser.parseDocument(),
+            case .object(let members) = root.kind
+        else { return nil }
+        guard let entry = members.first(where: { $0.key == "__metadata__" }) else { return [:] }
+        guard case .object(let pairs) = entry.value.kind else { return nil }
+        var metadata: [String: String] = [:]
+        for pair in pairs {
+            if case .string(let text) = pair.value.kind { metadata[pair.key] = text }
+        }
+        return metadata
+    }
+
     public static func parse(bytes: [UInt8], path: String) throws -> SafetensorsFile {
         func fail(_ offset: Int?, _ tensor: String? = nil, _ reason: String) -> SafetensorsError {
             SafetensorsError(path: path, offset: offset, tensor: tensor, reason: reason)

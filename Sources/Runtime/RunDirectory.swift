@@ -254,15 +254,7 @@ public final class RunDirectory {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= limit else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            done += n
-        }
-        return bytes
+        return readFully(fd, count: Int(info.st_size), at: 0)
     }
 
     /// The `__metadata__` of the safetensors file `name` (its header only), or nil.
@@ -271,23 +263,25 @@ public final class RunDirectory {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
-        var prefix = [UInt8](repeating: 0, count: 8)
-        guard prefix.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 8, 0) }) == 8 else { return nil }
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let prefix = readFully(fd, count: 8, at: 0) else { return nil }
         let length = prefix.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard length > 0, length <= 256 << 20, length <= UInt64(info.st_size) - 8 else { return nil }
-        var header = [UInt8](repeating: 0, count: Int(length))
+        guard length > 0, length <= UInt64(SafetensorsFile.maximumHeaderLength), length <= UInt64(info.st_size) - 8,
+            let header = readFully(fd, count: Int(length), at: 8)
+        else { return nil }
+        return SafetensorsFile.metadata(ofHeader: header)
+    }
+
+    /// `count` bytes of `fd` from `offset`, or nil when they cannot all be read.
+    static func readFully(_ fd: Int32, count: Int, at offset: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
-        while done < header.count {
-            let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(8 + done)) }
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return nil }
             done += n
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any],
-            let metadata = object["__metadata__"] as? [String: Any]
-        else { return nil }
-        return metadata.compactMapValues { $0 as? String }
+        return bytes
     }
 
     /// Opens `.mlpc.lock` in the directory, creating it if needed, never through a link: a lock that is
