@@ -210,7 +210,7 @@ public final class RunDirectory {
             specSHA256 = record.specSHA256
         }
         let checkpoint = kinds[Checkpoint.fileName] == S_IFREG ? safetensorsMetadata(dfd, Checkpoint.fileName) : nil
-        let checkpointIsMLPC = checkpoint?[ArtifactMetadataKey.format] == "mlpc.checkpoint"
+        let checkpointIsMLPC = checkpoint?[ArtifactMetadataKey.format] == ArtifactMetadataKey.checkpointFormat
         if checkpointIsMLPC {
             survey.isRun = true
             specSHA256 = specSHA256 ?? checkpoint?[ArtifactMetadataKey.specSHA256]

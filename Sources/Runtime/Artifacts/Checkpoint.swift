@@ -103,7 +103,7 @@ public struct Checkpoint {
     /// Writes the checkpoint atomically (a reader, or a crash, sees the old file or the whole new one).
     public func write(to path: String, mlpcVersion: String) throws {
         var metadata: [String: String] = [
-            ArtifactMetadataKey.format: "mlpc.checkpoint",
+            ArtifactMetadataKey.format: ArtifactMetadataKey.checkpointFormat,
             ArtifactMetadataKey.mlpcVersion: mlpcVersion,
             ArtifactMetadataKey.specSHA256: specSHA256,
             ArtifactMetadataKey.dataDirectory: dataDirectory,
@@ -165,7 +165,7 @@ public struct Checkpoint {
     /// Reads only the settings from the checkpoint's metadata.
     public static func settings(path: String) throws -> Settings {
         let file = try readSafetensors(path: path, what: "checkpoint")
-        guard file.metadata[ArtifactMetadataKey.format] == "mlpc.checkpoint" else {
+        guard file.metadata[ArtifactMetadataKey.format] == ArtifactMetadataKey.checkpointFormat else {
             throw ModelFileError(path: path, reason: "is not an mlpc checkpoint (its metadata has no format \"mlpc.checkpoint\")")
         }
         // Each key checked on its own, so the message names the one that is missing or malformed.
@@ -196,7 +196,7 @@ public struct Checkpoint {
     public static func read(path: String, plan: Plan) throws -> Checkpoint {
         let file = try readSafetensors(path: path, what: "checkpoint")
         let metadata = file.metadata
-        guard metadata[ArtifactMetadataKey.format] == "mlpc.checkpoint" else {
+        guard metadata[ArtifactMetadataKey.format] == ArtifactMetadataKey.checkpointFormat else {
             throw ModelFileError(path: path, reason: "is not an mlpc checkpoint (its metadata has no format \"mlpc.checkpoint\")")
         }
         func value(_ key: String) throws -> String {

@@ -18,6 +18,8 @@ public enum ArtifactMetadataKey {
     public static let format = "format"
     /// The `format` value of a model file.
     public static let modelFormat = "mlpc.model"
+    /// The `format` value of a checkpoint.
+    public static let checkpointFormat = "mlpc.checkpoint"
     public static let spec = "spec"
     public static let specSHA256 = "spec_sha256"
     /// Where the spec was read from when training, so messages point at a file the user knows.
@@ -302,7 +304,7 @@ public final class LoadedModel {
 /// state_dict saved by PyTorch) is accepted: the spec then comes from --spec.
 func checkModelFormat(_ format: String?, path: String) throws {
     guard let format, format != ArtifactMetadataKey.modelFormat else { return }
-    if format == "mlpc.checkpoint" {
+    if format == ArtifactMetadataKey.checkpointFormat {
         throw ModelFileError(
             path: path,
             reason: "is a training checkpoint (metadata format \"mlpc.checkpoint\"), not a model file; use the run's model.safetensors, or give the run directory")
