@@ -16,6 +16,9 @@ struct ONNXGraphBuilder {
     /// Intermediate values with their per-sample shapes, declared so that readers (and the checker's
     /// shape inference) see every layer's output shape.
     private(set) var valueShapes: [(name: String, shape: [Int])] = []
+    /// The per-sample output shape the planner inferred for the layer being exported (its
+    /// `LayerSummary`), for export functions whose operators change the shape (pools, convolutions).
+    var layerOutputShape: [Int] = []
     private var scalarNames: [UInt32: String] = [:]
     private let plan: Plan
     private let tensors: [String: TensorValues]

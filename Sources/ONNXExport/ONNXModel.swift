@@ -56,7 +56,15 @@ public func makeONNXModel(spec: Spec, plan: Plan, tensors: [String: TensorValues
     let scale = graph.scalar(input.normalization.scale), shift = graph.scalar(input.normalization.shift)
     let scaled = graph.node("Mul", [input.name, scale], output: "\(input.name).scaled")
     graph.node("Add", [scaled, shift], output: "\(input.name).normalized")
-    for layer in spec.model.layers { try exportLayer(layer, into: &graph) }
+    for (layer, summary) in zip(spec.model.layers, plan.layers) {
+        graph.layerOutputShape = summary.outputShape
+        try exportLayer(layer, into: &graph)
+        // The export must compute the shape the planner inferred (which the value_info declares).
+        guard graph.shape == summary.outputShape else {
+            throw ONNXExportError(
+                reason: "layer '\(layer.name.value)' exports to a per-sample shape \(shapeText(graph.shape)), but the plan says \(shapeText(summary.outputShape))")
+        }
+    }
     graph.renameCurrent(to: ONNXOutputName.logits)
     let classes = plan.classes
     graph.node("Softmax", [ONNXOutputName.logits], output: ONNXOutputName.probabilities, attributes: [intAttribute("axis", 1)])
