@@ -40,7 +40,7 @@ let maxSerializedBytes = Int(Int32.max) - (1 << 20)
 
 /// The ONNX model of a trained model: `spec` and its `plan` give the layers and the input
 /// normalization, `tensors` the parameters by PyTorch name in PyTorch's layout. The graph reads the
-/// raw sample values (`onnxInputDescription`) and writes `logits` and `probabilities`.
+/// raw sample values (`ONNXInput` says what they are) and writes `logits` and `probabilities`.
 public func makeONNXModel(spec: Spec, plan: Plan, tensors: [String: TensorValues], mlpcVersion: String) throws -> Onnx_ModelProto {
     guard plan.layers.count == spec.model.layers.count else {
         throw ONNXExportError(reason: "the plan has \(plan.layers.count) layers, the spec \(spec.model.layers.count)")
