@@ -5,8 +5,8 @@ import Planner
 import SpecParser
 
 /// The ONNX versions an exported model declares. IR version 8 and opset 17 (ONNX 1.12, 2022) are read
-/// by every ONNX Runtime since 1.13 and by the web and mobile builds; ONNX Runtime refuses an IR
-/// version newer than it knows, so the export declares the oldest versions whose operators it needs.
+/// by every ONNX Runtime since 1.13 and by the web and mobile builds (ONNX Runtime refuses an IR
+/// version newer than it knows), and opset 17 has every operator the layer kinds need.
 public enum ONNXVersions {
     public static let irVersion: Int64 = 8
     public static let opset: Int64 = 17
