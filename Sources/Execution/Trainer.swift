@@ -62,10 +62,12 @@ public final class Trainer {
     public var stopRequested: () -> Bool = { false }
     public var onStep: (_ step: Int, _ steps: Int) -> Void = { _, _ in }
     /// Updated after every step, so an interrupted epoch can be checkpointed and continued.
-    public private(set) var progress = EpochProgress(epoch: 0, stepsDone: 0, lossSum: 0, rowsSeen: 0, lastLoss: 0)
+    public internal(set) var progress = EpochProgress(epoch: 0, stepsDone: 0, lossSum: 0, rowsSeen: 0, lastLoss: 0)
     /// The test-set evaluation that ended the last epoch, while the parameters are still the ones it
     /// saw (starting an epoch clears it): a run's final evaluation reuses it rather than repeating it.
     public private(set) var latestTestEvaluation: Evaluation?
+    /// The ranks this process trains with when the plan is data-parallel (`DataParallelTraining.swift`).
+    public var rankGroup: (any RankGroup)?
 
     public init(
         executor: StepExecutor, train: any Dataset, test: any Dataset, seed: UInt64, shuffle: Bool, dropLast: Bool,
@@ -98,7 +100,7 @@ public final class Trainer {
     public var trainingExamples: Int { trainIndices.count }
 
     public var stepsPerEpoch: Int {
-        let n = trainIndices.count, b = plan.batchSize
+        let n = trainIndices.count, b = plan.globalBatchSize
         return dropLast ? n / b : (n + b - 1) / b
     }
 
@@ -118,7 +120,7 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         latestTestEvaluation = nil
         prepareOrder(epoch: epoch)
-        let b = plan.batchSize
+        let b = plan.globalBatchSize
         let steps = stepsPerEpoch
         let first = resumed.map { min(max($0.stepsDone, 0), steps) } ?? 0
         var lossSum = resumed?.lossSum ?? 0, rowsSeen = resumed?.rowsSeen ?? 0
@@ -131,6 +133,14 @@ public final class Trainer {
         try train.withBatchSamples { samples in
             guard let samples else { throw RuntimeError.data("\(train.origin): the training data has no class labels for this plan's loss") }
             try epochOrder.withUnsafeBufferPointer { order in
+                if let parallel = plan.dataParallel {
+                    let group = try ranks(for: parallel)
+                    var sums = StepSums(lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
+                    defer { (lossSum, rowsSeen, lastLoss) = (sums.lossSum, sums.rowsSeen, sums.lastLoss) }
+                    try runSharedSteps(
+                        epoch: epoch, steps: first..<steps, order: order, samples: samples, parallel: parallel, group: group, sums: &sums)
+                    return
+                }
                 for step in first..<steps {
                     // The next epoch's order goes by this epoch's second half: in the first epoch
                     // many units fire a few times before they die.
@@ -196,7 +206,9 @@ public final class Trainer {
 
     /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion matrix.
     public func evaluate(_ data: any Dataset, indices: [Int32]?) -> Evaluation {
-        evaluateClassifier(executor, data, indices: indices ?? Array(evalIndices[..<data.count]))
+        let order = indices ?? Array(evalIndices[..<data.count])
+        if let parallel = plan.dataParallel, let group = rankGroup { return evaluateShared(data, order: order, parallel: parallel, group: group) }
+        return evaluateClassifier(executor, data, indices: order)
     }
 
     func nonFiniteReport(_ batch: StepExecutor.BatchSource) -> (label: String, what: String, source: SourceLocation?) {
