@@ -27,6 +27,8 @@ extension TrainingRun {
         let sums = data.sha256.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
         return [
             ("mlpc version", options.mlpcVersion),
+            ("batch size", String(plan.globalBatchSize)),
+            ("parameters", String(plan.parameterCount)),
             ("plan SHA-256", SHA256.hash(Array(PlanText.json(neutral).utf8)).hex),
             ("threads", String(plan.target.threads)),
             ("kernels", "\(plan.target.isa)"),

@@ -299,19 +299,24 @@ struct RunCommand: ParsableCommand {
             // first one reports.
             let collective: Bool
             if case .data = error { collective = false } else { collective = true }
-            if collective { ranks?.finish() }
+            let failure: CommandFailure
             switch error {
             case .interrupted:
                 run.recordStop(status: "interrupted", reason: "\(error)")
                 let command = ranks.map { "mpirun -np \($0.size) mlpc run --resume" } ?? "mlpc run --resume"
-                throw CommandFailure(
+                failure = CommandFailure(
                     message: writes ? "mlpc: \(error); checkpoint saved to \(run.checkpointPath)\nresume with: \(command) \(outputDirectory)" : "",
                     status: 3)
             default:
                 run.recordStop(status: "diverged", reason: "\(error)")
-                throw CommandFailure(
+                failure = CommandFailure(
                     message: writes || !collective ? "mlpc: error: \(error)\nrun record: \(outputDirectory)/run.json" : "", status: 3)
             }
+            guard let ranks, collective else { throw failure }
+            // Said before MPI_Finalize: mpirun, when it was asked to stop the job, ends its ranks soon after.
+            if !failure.message.isEmpty { writeError(terminalSafe(failure.message) + "\n") }
+            ranks.finish()
+            throw CommandFailure(message: "", status: failure.status)
         } catch let error as CommandFailure {
             throw error
         } catch {

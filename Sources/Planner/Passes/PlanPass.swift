@@ -45,6 +45,13 @@ public struct PlanOptions: Codable, Equatable, Sendable {
         disabledPasses = try container.decode(Set<PlanPass>.self, forKey: .disabledPasses)
         ranks = max(1, try container.decodeIfPresent(Int.self, forKey: .ranks) ?? 1)
     }
+
+    /// A one-process plan's JSON stays as it was before ranks existed.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(disabledPasses, forKey: .disabledPasses)
+        if ranks > 1 { try container.encode(ranks, forKey: .ranks) }
+    }
 }
 
 /// Whether a pass applied, and what it did or why it did not.
