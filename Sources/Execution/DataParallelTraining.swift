@@ -1,4 +1,5 @@
 import DataSources
+import Dispatch
 import Planner
 import SpecParser
 
@@ -55,7 +56,10 @@ extension Trainer {
                 trailer[DataParallel.Trailer.lossSum] = loss * Float(share.count)
             }
             if stopRequested() { trailer[DataParallel.Trailer.stopRequests] = 1 }
+            let sent = DispatchTime.now().uptimeNanoseconds
             group.sum(gradients, count: parallel.allreduceFloats)
+            allreduceTime.nanoseconds += DispatchTime.now().uptimeNanoseconds - sent
+            allreduceTime.steps += 1
             let loss = trailer[DataParallel.Trailer.lossSum] / Float(rows)
             if !loss.isFinite {
                 let culprit: (label: String, what: String, source: SourceLocation?) =

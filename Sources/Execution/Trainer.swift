@@ -16,11 +16,14 @@ public struct EpochMetrics: Codable, Equatable {
     public var seconds: Double
     public var trainSeconds: Double
     public var samplesPerSecond: Double
+    /// A data-parallel run's mean seconds per step in the gradient allreduce (waiting for the slowest
+    /// rank included); nil for one process.
+    public var allreduceSecondsPerStep: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case epoch, lastLoss = "last_loss", meanLoss = "mean_loss", testAccuracy = "test_accuracy",
             validationAccuracy = "validation_accuracy", seconds, trainSeconds = "train_seconds",
-            samplesPerSecond = "samples_per_second"
+            samplesPerSecond = "samples_per_second", allreduceSecondsPerStep = "allreduce_seconds_per_step"
     }
 }
 
@@ -68,6 +71,8 @@ public final class Trainer {
     public private(set) var latestTestEvaluation: Evaluation?
     /// The ranks this process trains with when the plan is data-parallel (`DataParallelTraining.swift`).
     public var rankGroup: (any RankGroup)?
+    /// Time in the step's allreduce during the current epoch, and its steps.
+    var allreduceTime = (nanoseconds: UInt64(0), steps: 0)
 
     public init(
         executor: StepExecutor, train: any Dataset, test: any Dataset, seed: UInt64, shuffle: Bool, dropLast: Bool,
@@ -119,6 +124,7 @@ public final class Trainer {
     public func runEpoch(_ epoch: Int, resuming resumed: EpochProgress? = nil) throws -> EpochMetrics {
         let start = DispatchTime.now().uptimeNanoseconds
         latestTestEvaluation = nil
+        allreduceTime = (0, 0)
         prepareOrder(epoch: epoch)
         let b = plan.globalBatchSize
         let steps = stepsPerEpoch
@@ -182,10 +188,14 @@ public final class Trainer {
         let end = DispatchTime.now().uptimeNanoseconds
         let seconds = Double(end - start) / 1e9
         let trainSeconds = Double(trainEnd - start) / 1e9
-        return EpochMetrics(
+        var metrics = EpochMetrics(
             epoch: epoch, lastLoss: Double(lastLoss), meanLoss: rowsSeen > 0 ? lossSum / Double(rowsSeen) : 0,
             testAccuracy: accuracy, validationAccuracy: validation, seconds: seconds, trainSeconds: trainSeconds,
             samplesPerSecond: Double(rowsSeen - (resumed?.rowsSeen ?? 0)) / max(trainSeconds, 1e-9))
+        if plan.dataParallel != nil {
+            metrics.allreduceSecondsPerStep = Double(allreduceTime.nanoseconds) / 1e9 / Double(max(allreduceTime.steps, 1))
+        }
+        return metrics
     }
 
     public struct Evaluation {

@@ -283,8 +283,9 @@ struct RunCommand: ParsableCommand {
                     if !quiet {
                         print(
                             String(
-                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s)", epoch, epochs,
-                                m.lastLoss, m.meanLoss, m.testAccuracy, m.seconds, grouped(Int(m.samplesPerSecond))))
+                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s%@)", epoch, epochs,
+                                m.lastLoss, m.meanLoss, m.testAccuracy, m.seconds, grouped(Int(m.samplesPerSecond)),
+                                m.allreduceSecondsPerStep.map { String(format: ", allreduce %.0f us/step", $0 * 1e6) } ?? ""))
                     }
                 }
             }
