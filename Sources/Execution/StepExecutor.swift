@@ -129,9 +129,10 @@ public final class StepExecutor {
     /// Between steps (a batch may be gathering ahead: it touches none of these blocks): stores the first
     /// layer's features that were live since the last call first (`StoredFeatureOrder`). Steps give the
     /// same bits whatever the order.
-    public func storeLiveFeaturesFirst() {
+    /// `agree` makes the ranks of a data-parallel run agree on the liveness (`StoredFeatureOrder.reorder`).
+    public func storeLiveFeaturesFirst(agreeing agree: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil) {
         guard let featureOrder else { return }
-        featureOrder.reorder(orderedBlocks, scratch: gradients)
+        featureOrder.reorder(orderedBlocks, scratch: gradients, agree: agree)
     }
 
     /// Forgets which features were live so far, so that the next `storeLiveFeaturesFirst` goes by the

@@ -134,7 +134,7 @@ public final class Trainer {
         progress = EpochProgress(epoch: epoch, stepsDone: first, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
         // The first layer's features live in the last epoch go first in the parameter block for this
         // epoch's steps (same bits, less work); the model's order is back before anything else reads it.
-        executor.storeLiveFeaturesFirst()
+        executor.storeLiveFeaturesFirst(agreeing: plan.dataParallel == nil ? nil : rankGroup.map { group in { group.sum($0, count: $1) } })
         defer { executor.restoreModelOrder() }
         try train.withBatchSamples { samples in
             guard let samples else { throw RuntimeError.data("\(train.origin): the training data has no class labels for this plan's loss") }

@@ -68,11 +68,16 @@ final class DataParallelTests: XCTestCase {
         }
         let root = try makeTemporaryDirectory(self, "mlpc-ranks")
         let spec = MLPCProcess.repositoryRoot + "/specs/mnist_mlp.yaml"
-        let arguments = ["run", spec, "--data-dir", mnist, "--epochs", "1", "--threads", "1", "--quiet"]
+        // Two epochs: the second stores fc1's live features first, in an order the ranks agree on.
+        let arguments = ["run", spec, "--data-dir", mnist, "--epochs", "2", "--threads", "1", "--quiet"]
         let single = try MLPCProcess.run(arguments + ["--out", root + "/one"], timeout: 300)
         XCTAssertEqual(single.status, 0, single.stderr)
         let parallel = try launch(2, arguments + ["--out", root + "/two"], timeout: 300)
         XCTAssertEqual(parallel.status, 0, parallel.stderr)
+        let inModelOrder = try launch(
+            2, arguments + ["--out", root + "/two-model-order", "--disable-pass", "live-first-features"], timeout: 300)
+        XCTAssertEqual(inModelOrder.status, 0, inModelOrder.stderr)
+        XCTAssertEqual(weights(root + "/two"), weights(root + "/two-model-order"), "live-first-features changed the bits of 2 ranks")
         func accuracy(_ directory: String) throws -> Double {
             let json = try JSONSerialization.jsonObject(with: try XCTUnwrap(FileManager.default.contents(atPath: directory + "/run.json")))
             return try XCTUnwrap((json as? [String: Any])?["test_accuracy"] as? Double)
