@@ -36,7 +36,7 @@ struct PlanCommand: ParsableCommand {
 
     /// What the reference MLP's whole training step reaches on one thread of a 2-core Zen 4 (`mlpc bench
     /// specs/mnist-mlp.yaml --threads 1`, README): a starting point; `mlpc bench` measures a machine.
-    static let defaultGflops: Double = 20
+    static let defaultGflops: Double = 160
 
     func validate() throws {
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
