@@ -31,11 +31,13 @@ struct PlanCommand: ParsableCommand {
 
     @Option(
         parsing: .unconditional,
-        help: "Compute rate of one rank for the step estimate, in GFLOP/s (`mlpc bench` measures a step).")
+        help: "Compute rate of one rank for the step estimate, in GFLOP/s of the plan's FLOPs (`mlpc bench` measures a step).")
     var gflops: Double = PlanCommand.defaultGflops
 
-    /// What the reference MLP's whole training step reaches on one thread of a 2-core Zen 4 (`mlpc bench
-    /// specs/mnist-mlp.yaml --threads 1`, README): a starting point; `mlpc bench` measures a machine.
+    /// The plan's FLOPs per second (work the sparse and live-first passes skip counted as done, as `mlpc
+    /// bench` counts it) of the reference MLP's step on one thread of a 2-core Zen 4: 162 GFLOP/s, a
+    /// 189 us step (`mlpc bench specs/mnist_mlp.yaml --threads 1`, 2026-12-06). `mlpc bench` measures
+    /// a machine and a spec.
     static let defaultGflops: Double = 160
 
     func validate() throws {
