@@ -67,8 +67,9 @@ static void open_and_init(void) {
         // RTLD_GLOBAL: Open MPI's components (its plugins) are opened by libmpi and resolve its symbols.
         mpi.library = dlopen(library_names[index], RTLD_NOW | RTLD_GLOBAL);
         if (mpi.library == NULL) {
+            // The reason for the first name, the runtime package's: the later names are fallbacks.
             const char *reason = dlerror();
-            set_error("%s", reason != NULL ? reason : library_names[index]);
+            if (index == 0) set_error("%s", reason != NULL ? reason : library_names[index]);
         }
     }
     if (mpi.library == NULL) return;
