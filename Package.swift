@@ -75,6 +75,9 @@ let package = Package(
         // Whole-file gzip inflation on libdeflate, opened with dlopen when the system has it: about 3.5
         // times zlib's speed on the train images; zlib remains the decoder that always works.
         .target(name: "CDeflateLoader", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        // The few MPI calls of data-parallel training, on Open MPI's libmpi opened with dlopen only when
+        // mlpc runs under mpirun: a single-process mlpc neither needs MPI nor loads it.
+        .target(name: "CMPILoader", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // The process arguments from the C library's initializer call, for when /proc (where Swift's
         // CommandLine reads them on Linux) is not mounted.
         .target(name: "CProcessArguments"),
@@ -103,6 +106,8 @@ let package = Package(
                 "CFloatEnvironment", "CMemoryHints",
             ],
             exclude: ["README.md"], swiftSettings: runtimeSettings),
+        // The ranks of an mpirun job (Open MPI through CMPILoader) as Execution's RankGroup.
+        .target(name: "Ranks", dependencies: ["Execution", "CMPILoader"], exclude: ["README.md"]),
         // A training run and its artifacts: run directories, checkpoints, model files, the run's pictures.
         .target(
             name: "Runtime", dependencies: ["Execution", "DataSources", "Files", "Figures", "Planner"],
@@ -117,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "mlpc",
             dependencies: [
-                "Runtime", "ONNXExport", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "CProcessArguments",
+                "Runtime", "ONNXExport", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "CProcessArguments", "Ranks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -36,6 +36,10 @@ public final class StepExecutor {
     /// The first layer's features stored live-first during epochs (`StoredFeatureOrder`), when the plan
     /// allows it.
     let featureOrder: StoredFeatureOrder?
+    /// The training kernel that updates the parameters (the last one).
+    let optimizerIndex: Int
+    /// Each pair's loss gradient (rows x width), which data parallelism rescales.
+    let lossGradientByPair: [(UnsafeMutablePointer<Float>, Int)]
 
     /// Runs `plan` as it is: the passes it records (`Plan.passes`) decide every variant that runs.
     public init(plan: Plan, kernels: KernelSet, pool: WorkerPool, dropoutSeed: UInt64) throws {
@@ -58,15 +62,32 @@ public final class StepExecutor {
         featureOrder = makeFeatureOrder(plan, threads: threads)
         eval = plan.evalKernels.map { $0.bind(binding) }
         let firstPair = plan.trainKernels.map { $0.bind(binding) }
+        let scratch = workspace
+        guard let optimizer = plan.trainKernels.lastIndex(where: { if case .optimizerStep = $0 { return true } else { return false } }) else {
+            throw RuntimeError.data("the plan's training step has no optimizer step")
+        }
+        optimizerIndex = optimizer
+        func lossGradient(_ kernels: [Kernel]) -> (UnsafeMutablePointer<Float>, Int) {
+            for kernel in kernels {
+                switch kernel {
+                case .softmaxCrossEntropy(let k): return (arena.floats(k.gradient), k.gradient.shape.dropFirst().reduce(1, *))
+                case .meanSquaredError(let k): return (arena.floats(k.gradient), k.gradient.shape.dropFirst().reduce(1, *))
+                default: continue
+                }
+            }
+            return (scratch, 0)
+        }
         if threads > 1, let prefetch = plan.batchPrefetch, let secondPair = plan.trainKernelsOnSecondBatchPair?.map({ $0.bind(binding) }),
             let gather = firstPair.first?.gather, let spare = secondPair.first?.gather
         {
             trainByPair = [firstPair, secondPair]
+            lossGradientByPair = [lossGradient(plan.trainKernels), lossGradient(plan.trainKernelsOnSecondBatchPair ?? plan.trainKernels)]
             let prepared = PreparedBatch(capacity: plan.batchSize, gathers: [gather, spare], kernels: kernels)
             self.prepared = prepared
             prefetchStart = prefetch.overlaps.lowerBound
         } else {
             trainByPair = [firstPair]
+            lossGradientByPair = [lossGradient(plan.trainKernels)]
             prepared = nil
             prefetchStart = -1
         }
@@ -108,9 +129,10 @@ public final class StepExecutor {
     /// Between steps (a batch may be gathering ahead: it touches none of these blocks): stores the first
     /// layer's features that were live since the last call first (`StoredFeatureOrder`). Steps give the
     /// same bits whatever the order.
-    public func storeLiveFeaturesFirst() {
+    /// `agree` makes the ranks of a data-parallel run agree on the liveness (`StoredFeatureOrder.reorder`).
+    public func storeLiveFeaturesFirst(agreeing agree: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil) {
         guard let featureOrder else { return }
-        featureOrder.reorder(orderedBlocks, scratch: gradients)
+        featureOrder.reorder(orderedBlocks, scratch: gradients, agree: agree)
     }
 
     /// Forgets which features were live so far, so that the next `storeLiveFeaturesFirst` goes by the
@@ -182,16 +204,45 @@ public final class StepExecutor {
     }
 
     public func backwardAndUpdate(rows: Int) {
-        optimizerSteps += 1
+        backward(rows: rows)
+        update()
+    }
+
+    /// The backward kernels of the step whose `forward` ran, up to the optimizer step: the gradient
+    /// block then holds the batch's gradients (data parallelism sums them over the ranks here).
+    public func backward(rows: Int) {
         let kernels = trainByPair[pair]
-        for index in kernels.indices where kernels[index].isBackward {
+        for index in kernels.indices where kernels[index].isBackward && index != optimizerIndex {
             if index == prefetchStart { startPreparingNextBatch() }
             _ = kernels[index].run(self, nil, rows)
         }
+    }
+
+    /// The optimizer step over the gradient block, which ends the training step.
+    public func update() {
+        optimizerSteps += 1
+        let kernels = trainByPair[pair]
+        if optimizerIndex == prefetchStart { startPreparingNextBatch() }
+        _ = kernels[optimizerIndex].run(self, nil, 0)
         // The gather ahead reads the caller's images: it ends before the step returns, so the batch's
         // memory is only read during the caller's forward and backwardAndUpdate calls. (The reference
         // plan's window ends before fc2's products, which wait for it anyway.)
         pool.waitForBackground()
+    }
+
+    /// For a rank whose share of a batch is empty (data parallelism): a zero gradient block, which the
+    /// sum over the ranks then fills, and no batch in flight.
+    public func clearGradients() {
+        forgetPreparedBatch()
+        gradients.update(repeating: 0, count: plan.parameterBlockFloats)
+    }
+
+    /// Multiplies the loss gradient of the step whose `forward` ran by `factor`: a rank's loss kernel
+    /// divides by its own rows, and the sum over ranks must be the mean over the global batch.
+    public func scaleLossGradient(by factor: Float, rows: Int) {
+        guard factor != 1 else { return }
+        let (gradient, width) = lossGradientByPair[pair]
+        for i in 0..<(rows * width) { gradient[i] *= factor }
     }
 
     /// Hands the scheduled gather of the next batch to the pool's workers; the next kernel that needs

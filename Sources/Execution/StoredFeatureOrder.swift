@@ -87,8 +87,19 @@ final class StoredFeatureOrder {
     /// recording liveness anew. With nothing recorded (a first epoch, a resumed one) the order is the
     /// model's. `scratch` is a block of the same layout whose layer's floats may be overwritten (the
     /// gradient block: every step writes it before reading it).
-    func reorder(_ blocks: [UnsafeMutablePointer<Float>], scratch: UnsafeMutablePointer<Float>) {
+    /// `agree`, in a data-parallel run, sums one float per feature over the ranks: a feature live on
+    /// any rank counts as live, so every rank stores the same order and the gradient blocks they sum
+    /// line up.
+    func reorder(
+        _ blocks: [UnsafeMutablePointer<Float>], scratch: UnsafeMutablePointer<Float>,
+        agree: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil
+    ) {
         gatherLiveFlags()
+        if let agree {
+            var counts = liveFeatures.map { $0 ? Float(1) : 0 }
+            counts.withUnsafeMutableBufferPointer { agree($0.baseAddress!, $0.count) }
+            liveFeatures = counts.map { $0 > 0 }
+        }
         var order: [Int32] = []
         order.reserveCapacity(outFeatures)
         for share in shares {

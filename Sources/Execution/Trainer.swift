@@ -16,11 +16,14 @@ public struct EpochMetrics: Codable, Equatable {
     public var seconds: Double
     public var trainSeconds: Double
     public var samplesPerSecond: Double
+    /// A data-parallel run's mean seconds per step in the gradient allreduce (waiting for the slowest
+    /// rank included); nil for one process.
+    public var allreduceSecondsPerStep: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case epoch, lastLoss = "last_loss", meanLoss = "mean_loss", testAccuracy = "test_accuracy",
             validationAccuracy = "validation_accuracy", seconds, trainSeconds = "train_seconds",
-            samplesPerSecond = "samples_per_second"
+            samplesPerSecond = "samples_per_second", allreduceSecondsPerStep = "allreduce_seconds_per_step"
     }
 }
 
@@ -62,10 +65,14 @@ public final class Trainer {
     public var stopRequested: () -> Bool = { false }
     public var onStep: (_ step: Int, _ steps: Int) -> Void = { _, _ in }
     /// Updated after every step, so an interrupted epoch can be checkpointed and continued.
-    public private(set) var progress = EpochProgress(epoch: 0, stepsDone: 0, lossSum: 0, rowsSeen: 0, lastLoss: 0)
+    public internal(set) var progress = EpochProgress(epoch: 0, stepsDone: 0, lossSum: 0, rowsSeen: 0, lastLoss: 0)
     /// The test-set evaluation that ended the last epoch, while the parameters are still the ones it
     /// saw (starting an epoch clears it): a run's final evaluation reuses it rather than repeating it.
     public private(set) var latestTestEvaluation: Evaluation?
+    /// The ranks this process trains with when the plan is data-parallel (`DataParallelTraining.swift`).
+    public var rankGroup: (any RankGroup)?
+    /// Time in the step's allreduce during the current epoch, and its steps.
+    var allreduceTime = (nanoseconds: UInt64(0), steps: 0)
 
     public init(
         executor: StepExecutor, train: any Dataset, test: any Dataset, seed: UInt64, shuffle: Bool, dropLast: Bool,
@@ -98,7 +105,7 @@ public final class Trainer {
     public var trainingExamples: Int { trainIndices.count }
 
     public var stepsPerEpoch: Int {
-        let n = trainIndices.count, b = plan.batchSize
+        let n = trainIndices.count, b = plan.globalBatchSize
         return dropLast ? n / b : (n + b - 1) / b
     }
 
@@ -117,8 +124,9 @@ public final class Trainer {
     public func runEpoch(_ epoch: Int, resuming resumed: EpochProgress? = nil) throws -> EpochMetrics {
         let start = DispatchTime.now().uptimeNanoseconds
         latestTestEvaluation = nil
+        allreduceTime = (0, 0)
         prepareOrder(epoch: epoch)
-        let b = plan.batchSize
+        let b = plan.globalBatchSize
         let steps = stepsPerEpoch
         let first = resumed.map { min(max($0.stepsDone, 0), steps) } ?? 0
         var lossSum = resumed?.lossSum ?? 0, rowsSeen = resumed?.rowsSeen ?? 0
@@ -126,11 +134,19 @@ public final class Trainer {
         progress = EpochProgress(epoch: epoch, stepsDone: first, lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
         // The first layer's features live in the last epoch go first in the parameter block for this
         // epoch's steps (same bits, less work); the model's order is back before anything else reads it.
-        executor.storeLiveFeaturesFirst()
+        executor.storeLiveFeaturesFirst(agreeing: plan.dataParallel == nil ? nil : rankGroup.map { group in { group.sum($0, count: $1) } })
         defer { executor.restoreModelOrder() }
         try train.withBatchSamples { samples in
             guard let samples else { throw RuntimeError.data("\(train.origin): the training data has no class labels for this plan's loss") }
             try epochOrder.withUnsafeBufferPointer { order in
+                if let parallel = plan.dataParallel {
+                    let group = try ranks(for: parallel)
+                    var sums = StepSums(lossSum: lossSum, rowsSeen: rowsSeen, lastLoss: lastLoss)
+                    defer { (lossSum, rowsSeen, lastLoss) = (sums.lossSum, sums.rowsSeen, sums.lastLoss) }
+                    try runSharedSteps(
+                        epoch: epoch, steps: first..<steps, order: order, samples: samples, parallel: parallel, group: group, sums: &sums)
+                    return
+                }
                 for step in first..<steps {
                     // The next epoch's order goes by this epoch's second half: in the first epoch
                     // many units fire a few times before they die.
@@ -172,10 +188,14 @@ public final class Trainer {
         let end = DispatchTime.now().uptimeNanoseconds
         let seconds = Double(end - start) / 1e9
         let trainSeconds = Double(trainEnd - start) / 1e9
-        return EpochMetrics(
+        var metrics = EpochMetrics(
             epoch: epoch, lastLoss: Double(lastLoss), meanLoss: rowsSeen > 0 ? lossSum / Double(rowsSeen) : 0,
             testAccuracy: accuracy, validationAccuracy: validation, seconds: seconds, trainSeconds: trainSeconds,
             samplesPerSecond: Double(rowsSeen - (resumed?.rowsSeen ?? 0)) / max(trainSeconds, 1e-9))
+        if plan.dataParallel != nil {
+            metrics.allreduceSecondsPerStep = Double(allreduceTime.nanoseconds) / 1e9 / Double(max(allreduceTime.steps, 1))
+        }
+        return metrics
     }
 
     public struct Evaluation {
@@ -196,7 +216,9 @@ public final class Trainer {
 
     /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion matrix.
     public func evaluate(_ data: any Dataset, indices: [Int32]?) -> Evaluation {
-        evaluateClassifier(executor, data, indices: indices ?? Array(evalIndices[..<data.count]))
+        let order = indices ?? Array(evalIndices[..<data.count])
+        if let parallel = plan.dataParallel, let group = rankGroup { return evaluateShared(data, order: order, parallel: parallel, group: group) }
+        return evaluateClassifier(executor, data, indices: order)
     }
 
     func nonFiniteReport(_ batch: StepExecutor.BatchSource) -> (label: String, what: String, source: SourceLocation?) {

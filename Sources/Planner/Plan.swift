@@ -8,6 +8,7 @@ public struct Plan: Codable, Equatable, Sendable {
     public var specName: String
     public var target: Target
     /// Rows of a training step and of an evaluation step; a partial last batch runs with fewer rows.
+    /// With `dataParallel`, a training step's rows on one rank (its share of the global batch).
     public var batchSize: Int
     public var evalBatchSize: Int
     /// Floats per sample of the input (the product of the input shape).
@@ -41,6 +42,8 @@ public struct Plan: Codable, Equatable, Sendable {
     public var liveFirstFeatures: LiveFirstFeatures? = nil
     /// The layer that absorbs the input normalization's shift, if any.
     public var shiftedInput: ShiftedInput? = nil
+    /// Training over several processes (`PlanOptions.ranks` > 1): the split and the step's allreduce.
+    public var dataParallel: DataParallel? = nil
 
     /// FLOPs of one full training step (matrix products and elementwise work).
     public var trainFlopsPerStep: Int { trainKernels.reduce(0) { $0 + $1.flops } }

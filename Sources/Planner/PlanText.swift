@@ -61,6 +61,7 @@ public enum PlanText {
         for report in plan.passes {
             out += "  \(report.applied ? "applied " : "skipped ") \(report.pass.rawValue): \(report.detail)\n"
         }
+        if plan.dataParallel != nil { out += "\n" + dataParallel(plan) }
         let memory = MemoryReport(plan)
         out += "\ntotals:\n"
         out += "  arena: \(grouped(plan.arenaBytes)) bytes (\(formatBytes(plan.arenaBytes))), 64-byte aligned; without sharing the activations would need \(grouped(memory.activationBytesUnshared + plan.arenaBytes - memory.activationBytes)) bytes\n"

@@ -16,7 +16,7 @@ let arenaAlignmentBytes = 64
 public func makePlan(_ spec: Spec, target: Target, options: PlanOptions = PlanOptions()) -> (plan: Plan?, diagnostics: [Diagnostic]) {
     var diagnostics: [Diagnostic] = []
     guard let graph = buildModelGraph(spec, diagnostics: &diagnostics) else { return (nil, diagnostics) }
-    var builder = PlanBuilder(spec: spec, target: target, graph: graph)
+    var builder = PlanBuilder(spec: spec, target: target, graph: graph, ranks: options.ranks)
     var plan = builder.build(options: options)
     runPasses(&plan)
     allocateArena(&plan)
@@ -46,11 +46,15 @@ struct PlanBuilder {
     var parameterBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
     var gradientBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
 
-    init(spec: Spec, target: Target, graph: ModelGraph) {
+    /// Processes sharing each batch; a step's buffers hold one rank's share (the largest).
+    let ranks: Int
+
+    init(spec: Spec, target: Target, graph: ModelGraph, ranks: Int = 1) {
         self.spec = spec
         self.target = target
         self.graph = graph
-        self.batch = spec.training.batchSize.value
+        self.ranks = max(1, ranks)
+        self.batch = (spec.training.batchSize.value + self.ranks - 1) / self.ranks
         self.evalBatch = spec.training.evalBatchSize.value
     }
 
@@ -87,7 +91,10 @@ struct PlanBuilder {
         parameters = tensors
         parameterByName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         parameterBlock = declare("parameters", .parameters, .float32, shape: [parameterBlockFloats])
-        gradientBlock = declare("gradients", .gradients, .float32, shape: [parameterBlockFloats])
+        // With several ranks the step's allreduce sums the gradient block and a trailer after it, in one buffer.
+        let trailer = ranks > 1 ? DataParallel.trailerFloats : 0
+        gradientBlock = view(
+            declare("gradients", .gradients, .float32, shape: [parameterBlockFloats + trailer]), shape: [parameterBlockFloats])
         let settings = optimizerSettings()
         let stateBlocks = settings.stateNames.map { declare($0, .optimizerState, .float32, shape: [parameterBlockFloats]) }
 
@@ -166,12 +173,18 @@ struct PlanBuilder {
         let schedule = TrainingSchedule(
             shuffle: spec.training.shuffle.value, dropLast: spec.training.dropLast.value,
             validationFraction: spec.data.validationFraction.value)
-        return Plan(
+        var plan = Plan(
             specName: spec.name.value, target: target, batchSize: batch, evalBatchSize: evalBatch, inputFeatures: features,
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
             evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions,
             data: DataSource(format: .idx, directory: spec.data.resolvedDirectory), schedule: schedule, options: options)
+        if ranks > 1 {
+            plan.dataParallel = DataParallel(
+                ranks: ranks, globalBatchSize: spec.training.batchSize.value, allreduceFloats: parameterBlockFloats + trailer,
+                trailerOffset: parameterBlockFloats, allreducesPerStep: 1)
+        }
+        return plan
     }
 
     func gatherThreads(_ input: Slice) -> Int {

@@ -32,6 +32,8 @@ public struct RunRecord: Codable, Equatable {
     public var testAccuracyCI95: Double?
     public var totalSeconds: Double
     public var startedAt: String
+    /// The processes of a data-parallel run (`mpirun -np N`); absent for one process.
+    public var ranks: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case mlpcVersion = "mlpc_version", status, stopReason = "stop_reason", specPath = "spec_path",
@@ -39,7 +41,7 @@ public struct RunRecord: Codable, Equatable {
             seed, threads, kernels, cpu, epochs, batchSize = "batch_size", parameters, arenaBytes = "arena_bytes",
             epochSeconds = "epoch_seconds", epochMeanLoss = "epoch_mean_loss", epochTestAccuracy = "epoch_test_accuracy",
             testAccuracy = "test_accuracy", testAccuracyCI95 = "test_accuracy_ci95", totalSeconds = "total_seconds",
-            startedAt = "started_at"
+            startedAt = "started_at", ranks
     }
 
     public func json() -> String {

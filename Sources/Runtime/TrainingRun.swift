@@ -47,8 +47,14 @@ public final class TrainingRun {
     /// Seconds the run spent in the sessions before this one (resumed runs).
     var secondsBefore: Double = 0
 
-    public init(spec: Spec, plan: Plan, kernels: KernelSet, data: LoadedData, options: Options) throws {
+    /// The ranks of a data-parallel run (`plan.dataParallel`); only the first writes the run directory.
+    public let ranks: (any RankGroup)?
+    /// Whether this process writes the run directory: one process, or the first rank.
+    public var writesFiles: Bool { ranks?.isFirst ?? true }
+
+    public init(spec: Spec, plan: Plan, kernels: KernelSet, data: LoadedData, options: Options, ranks: (any RankGroup)? = nil) throws {
         self.spec = spec
+        self.ranks = ranks
         self.plan = plan
         self.options = options
         self.kernels = kernels
@@ -56,22 +62,25 @@ public final class TrainingRun {
         pool = WorkerPool(threads: plan.target.threads)
         try checkDataset(data.train, fits: plan)
         try checkDataset(data.test, fits: plan)
-        let executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: options.seed ^ 0xD0D0_D0D0)
+        let executor = try StepExecutor(
+            plan: plan, kernels: kernels, pool: pool, dropoutSeed: dropoutSeed(seed: options.seed, rank: ranks?.rank ?? 0))
         initializeParameters(plan, seed: options.seed, into: executor.parameters)
         trainer = Trainer(
             executor: executor, train: data.train, test: data.test, seed: options.seed, shuffle: plan.schedule.shuffle,
             dropLast: plan.schedule.dropLast, validationFraction: plan.schedule.validationFraction)
+        trainer.rankGroup = ranks
         guard trainer.stepsPerEpoch > 0 else {
-            throw RuntimeError.data(noTrainingStepReason(spec: spec, batchSize: plan.batchSize, examples: trainer.trainingExamples))
+            throw RuntimeError.data(noTrainingStepReason(spec: spec, batchSize: plan.globalBatchSize, examples: trainer.trainingExamples))
         }
         specSHA256 = SHA256.hash(Array(spec.resolvedYAML.utf8)).hex
         record = RunRecord(
             mlpcVersion: options.mlpcVersion, status: "running", stopReason: nil, specPath: spec.path,
             specSHA256: specSHA256, specName: spec.name.value, dataDirectory: data.directory,
             dataSHA256: data.sha256, seed: options.seed, threads: plan.target.threads, kernels: "\(kernels.isa)",
-            cpu: plan.target.cpuName, epochs: options.epochs, batchSize: plan.batchSize, parameters: plan.parameterCount,
+            cpu: plan.target.cpuName, epochs: options.epochs, batchSize: plan.globalBatchSize, parameters: plan.parameterCount,
             arenaBytes: plan.arenaBytes, epochSeconds: [], epochMeanLoss: [], epochTestAccuracy: [], testAccuracy: nil,
             testAccuracyCI95: nil, totalSeconds: 0, startedAt: utcTimestamp(secondsSince1970: time(nil)))
+        record.ranks = plan.dataParallel?.ranks
     }
 
     var runJSONPath: String { options.outputDirectory + "/run.json" }
@@ -99,8 +108,8 @@ public final class TrainingRun {
             conflicts.append("its spec has SHA-256 \(checkpoint.specSHA256), this spec \(specSHA256)")
         }
         if checkpoint.seed != options.seed { conflicts.append("its seed is \(checkpoint.seed), this run's \(options.seed)") }
-        if checkpoint.batchSize != plan.batchSize {
-            conflicts.append("its batch size is \(checkpoint.batchSize), this run's \(plan.batchSize)")
+        if checkpoint.batchSize != plan.globalBatchSize {
+            conflicts.append("its batch size is \(checkpoint.batchSize), this run's \(plan.globalBatchSize)")
         }
         if checkpoint.dataSHA256 != data.sha256 {
             conflicts.append("it was trained on data with other checksums than the files in \(data.directory)")
@@ -143,8 +152,9 @@ public final class TrainingRun {
             guard partial.stepsDone < steps else {
                 throw damaged("it stopped after step \(partial.stepsDone) of epoch \(partial.epoch), but an epoch of this run has \(steps) steps")
             }
-            guard partial.rowsSeen == partial.stepsDone * plan.batchSize else {
-                throw damaged("its epoch_rows is \(partial.rowsSeen), but \(partial.stepsDone) steps of batch \(plan.batchSize) see \(partial.stepsDone * plan.batchSize)")
+            let batch = plan.globalBatchSize
+            guard partial.rowsSeen == partial.stepsDone * batch else {
+                throw damaged("its epoch_rows is \(partial.rowsSeen), but \(partial.stepsDone) steps of batch \(batch) see \(partial.stepsDone * batch)")
             }
             guard partial.lossSum.isFinite, partial.lossSum >= 0, partial.lastLoss.isFinite else {
                 throw damaged("its running loss of epoch \(partial.epoch) is not a finite non-negative number")
@@ -167,6 +177,7 @@ public final class TrainingRun {
 
     /// Saves the state now: at an epoch boundary, or inside `partial`'s epoch after an interruption.
     public func writeCheckpoint(partial: EpochProgress? = nil) throws {
+        guard writesFiles else { return }
         let checkpoint = Checkpoint(
             plan: plan, executor: trainer.executor, completedEpochs: completedEpochs, partialEpoch: partial, seed: options.seed,
             specSHA256: specSHA256, epochs: options.epochs, metrics: metrics, metricLines: metricLines, dataDirectory: data.directory,
@@ -177,6 +188,7 @@ public final class TrainingRun {
 
     /// Creates the run directory and writes the initial run.json, the resolved spec (spec.yaml) and metrics.jsonl.
     public func prepareOutput() throws {
+        guard writesFiles else { return }
         do {
             try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
         } catch {
@@ -210,9 +222,11 @@ public final class TrainingRun {
         record.epochMeanLoss.append(m.meanLoss)
         record.epochTestAccuracy.append(m.testAccuracy)
         record.totalSeconds = runSeconds
-        try writeFileAtomically(metricsText, to: metricsPath)
-        try writeFileAtomically(record.json(), to: runJSONPath)
-        try writeCheckpoint()
+        if writesFiles {
+            try writeFileAtomically(metricsText, to: metricsPath)
+            try writeFileAtomically(record.json(), to: runJSONPath)
+            try writeCheckpoint()
+        }
         return m
     }
 
@@ -220,6 +234,7 @@ public final class TrainingRun {
     /// 95% confidence interval; writes weights.safetensors, model.safetensors and the pictures.
     public func finish() throws -> Trainer.Evaluation {
         let evaluation = trainer.latestTestEvaluation ?? trainer.evaluate(data.test, indices: nil)
+        guard writesFiles else { return evaluation }
         let parameters = UnsafePointer(trainer.executor.parameters)
         try writeWeightsFile(plan: plan, parameters: parameters, to: weightsPath)
         // The model names the spec file the run was started from, also after a resume (which reads the
@@ -231,7 +246,7 @@ public final class TrainingRun {
             to: modelPath)
         trainer.prepareOrder(epoch: 1)
         try writeRunPictures(
-            directory: options.outputDirectory, train: data.train, firstBatch: Array(trainer.epochOrder.prefix(plan.batchSize)),
+            directory: options.outputDirectory, train: data.train, firstBatch: Array(trainer.epochOrder.prefix(plan.globalBatchSize)),
             test: data.test, predictions: evaluation.predictions, metrics: metrics, confusion: evaluation.confusion)
         record.status = "completed"
         record.testAccuracy = evaluation.accuracy
@@ -243,6 +258,7 @@ public final class TrainingRun {
 
     /// Records why the run stopped early; the caller reports the error.
     public func recordStop(status: String, reason: String) {
+        guard writesFiles else { return }
         record.status = status
         record.stopReason = reason
         record.totalSeconds = runSeconds
@@ -251,4 +267,10 @@ public final class TrainingRun {
 
     /// The run's seconds so far, over every session.
     var runSeconds: Double { secondsBefore + Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+}
+
+/// Dropout's seed on rank `rank`: the run's on the first rank (and in one process), a distinct stream
+/// on each other rank, whose rows are other samples.
+func dropoutSeed(seed: UInt64, rank: Int) -> UInt64 {
+    (seed ^ 0xD0D0_D0D0) ^ (UInt64(rank) &* 0x9E37_79B9_7F4A_7C15)
 }

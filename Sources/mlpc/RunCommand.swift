@@ -5,6 +5,7 @@ import Execution
 import DataSources
 import Files
 import Figures
+import Ranks
 import Runtime
 import SpecParser
 
@@ -16,6 +17,8 @@ struct RunCommand: ParsableCommand {
             Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves checkpoint.safetensors and exits with status 3; \
             `mlpc run --resume DIR` continues from there and ends with the same weights as an uninterrupted run.
             Exit status: 0 trained, 1 invalid spec or data, 2 unusable arguments or path, 3 training diverged or was interrupted.
+            Data-parallel training: `mpirun -np N mlpc run SPEC` trains one model on N processes, each taking its share of every \
+            batch (`mlpc plan --ranks N` shows the split and the communication); the first rank writes the run directory.
             """
     )
 
@@ -69,14 +72,25 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Under mpirun (more than one rank) this process joins the job; otherwise MPI is never loaded.
+        let ranks: MPIRanks?
+        do {
+            ranks = try MPIRanks.joinIfLaunched(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw CommandFailure.usage("\(error)")
+        }
         if let resume {
-            try resumeRun(directory: resume)
+            try resumeRun(directory: resume, ranks: ranks)
         } else if let spec {
+            var planOptions = passes.planOptions
+            planOptions.ranks = ranks?.size ?? 1
             let checked = try checkSpec(
                 specOptions(spec, dataDirectory: dataDir), threads: threads, format: .text, probeData: false, batchSize: batchSize,
-                planOptions: passes.planOptions, fitBatchesToData: true)
+                planOptions: planOptions, fitBatchesToData: true)
             let epochs = self.epochs ?? checked.spec.training.epochs.value
-            try train(checked, epochs: epochs, seed: seed ?? checked.spec.seed.value, outputDirectory: out ?? "runs/\(checked.spec.name.value)", checkpoint: nil)
+            try train(
+                checked, epochs: epochs, seed: seed ?? checked.spec.seed.value, outputDirectory: out ?? "runs/\(checked.spec.name.value)",
+                checkpoint: nil, ranks: ranks)
         }
     }
 
@@ -86,7 +100,7 @@ struct RunCommand: ParsableCommand {
 
     /// `--resume DIR`: the spec is DIR/spec.yaml, the seed, batch size, epochs and data directory are the
     /// checkpoint's unless given (and a given seed or batch size must agree).
-    func resumeRun(directory: String) throws {
+    func resumeRun(directory: String, ranks: MPIRanks?) throws {
         let specCopy = directory + "/spec.yaml"
         let checkpointPath = directory + "/" + Checkpoint.fileName
         var isDirectory: ObjCBool = false
@@ -127,8 +141,17 @@ struct RunCommand: ParsableCommand {
         if let shortfall = settings.shortfall(epochs: epochs) {
             throw CommandFailure.usage("cannot resume \(directory) for \(epochs) epoch\(epochs == 1 ? "" : "s") (\(checkpointPath)): \(shortfall)")
         }
+        // The same split of every batch: the ranks sum their gradients in an order that depends on their number.
+        let size = ranks?.size ?? 1
+        if settings.planOptions.ranks != size {
+            let started = settings.planOptions.ranks == 1 ? "one process" : "\(settings.planOptions.ranks) ranks"
+            let now = size == 1 ? "one process" : "\(size) ranks"
+            let command = settings.planOptions.ranks == 1 ? "mlpc run --resume \(directory)" : "mpirun -np \(settings.planOptions.ranks) mlpc run --resume \(directory)"
+            throw CommandFailure.usage(
+                "cannot resume \(directory) on \(now): it was trained on \(started) (\(checkpointPath)), and the gradients of a batch are summed in an order that depends on the number of processes, so the run would not continue as it began; resume it with `\(command)`")
+        }
         // The run's passes: a resumed run plans the kernels it was started with.
-        if !passes.disabledPasses.isEmpty && passes.planOptions != settings.planOptions {
+        if !passes.disabledPasses.isEmpty && passes.planOptions.disabledPasses != settings.planOptions.disabledPasses {
             let recorded = settings.planOptions.disabledPasses.sorted().map(\.rawValue)
             throw CommandFailure.usage(
                 "--disable-pass disagrees with the run's \(recorded.isEmpty ? "passes (none turned off)" : "turned-off passes (\(recorded.joined(separator: ", ")))") (\(checkpointPath))")
@@ -156,34 +179,43 @@ struct RunCommand: ParsableCommand {
         }
         try train(
             checked, epochs: epochs, seed: settings.seed, outputDirectory: directory, checkpoint: checkpointPath,
-            recordedSpecSHA256: SHA256.hash(Array(recorded)).hex)
+            recordedSpecSHA256: SHA256.hash(Array(recorded)).hex, ranks: ranks)
     }
 
     func train(
-        _ checked: CheckedSpec, epochs: Int, seed: UInt64, outputDirectory: String, checkpoint: String?, recordedSpecSHA256: String? = nil
+        _ checked: CheckedSpec, epochs: Int, seed: UInt64, outputDirectory: String, checkpoint: String?, recordedSpecSHA256: String? = nil,
+        ranks: MPIRanks? = nil
     ) throws {
         // The resolved spec the run records says what ran: the seed and batch size actually used.
         var spec = checked.spec
         spec.seed.value = seed
+        // Of the ranks of a data-parallel run only the first prints and writes the run directory.
+        let writes = ranks?.isFirst ?? true
+        let quiet = self.quiet || !writes
         if !quiet { printWarnings(checked) }
         let kernels = try selectedKernels()
         // Claim the output directory before reading any data: a directory that cannot be written, holds
         // another run, or is in use by another mlpc is refused before any work is done.
-        let directory: RunDirectory
-        do {
-            directory = try RunDirectory(path: outputDirectory, mode: checkpoint != nil ? .resume : (overwrite ? .overwrite : .fresh))
-        } catch {
-            throw CommandFailure.usage("\(error)")
+        var directory: RunDirectory? = nil
+        if writes {
+            do {
+                directory = try RunDirectory(path: outputDirectory, mode: checkpoint != nil ? .resume : (overwrite ? .overwrite : .fresh))
+            } catch {
+                throw CommandFailure.usage("\(error)")
+            }
         }
         defer { withExtendedLifetime(directory) {} }
-        directory.removeOnSignalUntilRunBegins()
+        directory?.removeOnSignalUntilRunBegins()
         StartupSignals.exitWithStatus130()
+        // The first rank loads first (downloading MNIST if it must), the others once it has: one download.
+        if let ranks, !ranks.isFirst { ranks.barrier() }
         let data: LoadedData
         do {
             data = try loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
         } catch {
-            throw CommandFailure.invalid("mlpc: error: \(error)")
+            throw CommandFailure.invalid("mlpc: error: \(ranks.map { "rank \($0.rank): " } ?? "")\(error)")
         }
+        if let ranks, ranks.isFirst { ranks.barrier() }
         // Data downloaded just now had no counts when the spec was planned: batches larger than it can
         // fill are lowered now, as they are for data already on disk, and the spec planned again.
         var plan = checked.plan
@@ -204,7 +236,7 @@ struct RunCommand: ParsableCommand {
         do {
             run = try TrainingRun(
                 spec: spec, plan: plan, kernels: kernels, data: data,
-                options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version))
+                options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version), ranks: ranks)
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(spec.path): \(error)")
         }
@@ -217,15 +249,22 @@ struct RunCommand: ParsableCommand {
             }
         }
         do {
+            try run.agreeAcrossRanks()
+        } catch let disagreement as RanksDisagree {
+            // Every rank found the same disagreement: each says so and they end together.
+            ranks?.finish()
+            throw CommandFailure.invalid("mlpc: error: rank \(ranks?.rank ?? 0) of \(ranks?.size ?? 1): \(disagreement)")
+        }
+        do {
             // Only now, with the spec planned and the data loaded and verified, does the directory change.
-            try directory.beginRun()
+            try directory?.beginRun()
             try run.prepareOutput()
         } catch {
             throw CommandFailure.usage("\(error)")
         }
         if !quiet {
             print(
-                "training \(spec.name.value): \(grouped(plan.parameterCount)) parameters, \(trainingImages(run)), batch \(plan.batchSize), \(plan.target.threads) thread\(plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(plan.arenaBytes))"
+                "training \(spec.name.value): \(grouped(plan.parameterCount)) parameters, \(trainingImages(run)), batch \(plan.globalBatchSize)\(ranksText(plan)), \(plan.target.threads) thread\(plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(plan.arenaBytes))"
             )
             if let partial = run.partialEpoch {
                 print("resuming \(outputDirectory) at epoch \(partial.epoch), step \(partial.stepsDone + 1)")
@@ -244,27 +283,41 @@ struct RunCommand: ParsableCommand {
                     if !quiet {
                         print(
                             String(
-                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s)", epoch, epochs,
-                                m.lastLoss, m.meanLoss, m.testAccuracy, m.seconds, grouped(Int(m.samplesPerSecond))))
+                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s%@)", epoch, epochs,
+                                m.lastLoss, m.meanLoss, m.testAccuracy, m.seconds, grouped(Int(m.samplesPerSecond)),
+                                m.allreduceSecondsPerStep.map { String(format: ", allreduce %.0f us/step", $0 * 1e6) } ?? ""))
                     }
                 }
             }
             let evaluation = try run.finish()
+            ranks?.finish()
             let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
-            print(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci))
+            if writes { print(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci)) }
             if !quiet { print("run directory: \(outputDirectory)") }
         } catch let error as RuntimeError {
             progress.clear()
+            // A stop or a divergence is decided from sums every rank has: the ranks stop together, and the
+            // first one reports.
+            let collective: Bool
+            if case .data = error { collective = false } else { collective = true }
+            let failure: CommandFailure
             switch error {
             case .interrupted:
                 run.recordStop(status: "interrupted", reason: "\(error)")
-                throw CommandFailure(
-                    message: "mlpc: \(error); checkpoint saved to \(run.checkpointPath)\nresume with: mlpc run --resume \(outputDirectory)",
+                let command = ranks.map { "mpirun -np \($0.size) mlpc run --resume" } ?? "mlpc run --resume"
+                failure = CommandFailure(
+                    message: writes ? "mlpc: \(error); checkpoint saved to \(run.checkpointPath)\nresume with: \(command) \(outputDirectory)" : "",
                     status: 3)
             default:
                 run.recordStop(status: "diverged", reason: "\(error)")
-                throw CommandFailure(message: "mlpc: error: \(error)\nrun record: \(outputDirectory)/run.json", status: 3)
+                failure = CommandFailure(
+                    message: writes || !collective ? "mlpc: error: \(error)\nrun record: \(outputDirectory)/run.json" : "", status: 3)
             }
+            guard let ranks, collective else { throw failure }
+            // Said before MPI_Finalize: mpirun, when it was asked to stop the job, ends its ranks soon after.
+            if !failure.message.isEmpty { writeError(terminalSafe(failure.message) + "\n") }
+            ranks.finish()
+            throw CommandFailure(message: "", status: failure.status)
         } catch let error as CommandFailure {
             throw error
         } catch {
@@ -273,6 +326,12 @@ struct RunCommand: ParsableCommand {
             throw CommandFailure.usage("\(error)")
         }
     }
+}
+
+/// ", 32 on each of 2 ranks" for a data-parallel plan.
+func ranksText(_ plan: Plan) -> String {
+    guard let parallel = plan.dataParallel else { return "" }
+    return " (at most \(plan.batchSize) on each of \(parallel.ranks) ranks)"
 }
 
 /// "60000 training images", or with a validation split "54000 training images (6000 held out for validation)".

@@ -3,9 +3,9 @@ import XCTest
 
 /// The mlpc executable must not link networking libraries: loading libcurl, its TLS stack and
 /// FoundationNetworking at every start made `mlpc check` slow and `mlpc run` bigger. Downloads open
-/// libcurl with dlopen instead.
+/// libcurl with dlopen instead. Likewise MPI: data-parallel runs open Open MPI's libmpi under mpirun only.
 final class ExecutableDependencyTests: XCTestCase {
-    static let forbidden = ["curl", "FoundationNetworking"]
+    static let forbidden = ["curl", "FoundationNetworking", "libmpi", "open-pal", "open-rte"]
 
     func testExecutableLinksNoNetworkingLibrary() throws {
         let path = try MLPCProcess.binaryPath()

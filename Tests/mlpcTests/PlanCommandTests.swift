@@ -12,6 +12,29 @@ final class PlanCommandTests: XCTestCase {
         }
     }
 
+    func testPlanForRanksShowsTheSplitTheAllreduceAndAStepEstimate() throws {
+        let result = try MLPCProcess.run(
+            ["plan", "specs/mnist_mlp.yaml", "--threads", "1", "--ranks", "2", "--bandwidth", "25", "--latency", "5", "--gflops", "40"])
+        assertNoCrash(result)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for text in [
+            "training step, batch 32", "data parallel over 2 ranks (mpirun -np 2)", "64 rows per step over all ranks, at most 32 on each",
+            "per step: 1 allreduce (sum) of 110,816 floats, 443,264 bytes", "step estimate at 25 Gbit/s, 5 us per message, 40 GFLOP/s per rank",
+            "allreduce (ring): 443,264 bytes in and out of each rank in 2 messages, 151.8 us",
+            "applied  live-first-features",
+        ] {
+            XCTAssertTrue(result.stdout.contains(text), "no '\(text)' in: \(result.stdout.suffix(3000))")
+        }
+        let json = try MLPCProcess.run(["plan", "specs/mnist_mlp.yaml", "--threads", "1", "--ranks", "3", "--format", "json"])
+        let plan = try XCTUnwrap(try jsonValue(json.stdout) as? [String: Any])
+        XCTAssertEqual(plan["batchSize"] as? Int, 22)
+        let parallel = try XCTUnwrap(plan["dataParallel"] as? [String: Any])
+        XCTAssertEqual(parallel["ranks"] as? Int, 3)
+        XCTAssertEqual(parallel["globalBatchSize"] as? Int, 64)
+        let bad = try MLPCProcess.run(["plan", "specs/mnist_mlp.yaml", "--ranks", "0"])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+    }
+
     func testJSONPlanDecodesWithKernelsBuffersAndArenaSize() throws {
         let result = try MLPCProcess.run(["plan", "specs/mnist_mlp.yaml", "--format", "json", "--threads", "1"])
         assertNoCrash(result)
@@ -27,6 +50,8 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertFalse((plan["buffers"] as? [Any] ?? []).isEmpty)
         let target = try XCTUnwrap(plan["target"] as? [String: Any])
         XCTAssertEqual(target["threads"] as? Int, 1)
+        XCTAssertNil(plan["dataParallel"], "one process plans no data parallelism")
+        XCTAssertEqual((plan["options"] as? [String: Any])?.keys.sorted(), ["disabledPasses"])
     }
 
     func testDotPlanIsADigraph() throws {

@@ -17,7 +17,8 @@ public struct LiveFirstFeatures: Codable, Equatable, Sendable {
 /// batch (so it has no input gradient, which would sum over the features), the batch is finite for
 /// every pixel value, its activation is ReLU everywhere it runs, and its products split the features
 /// the same way (`liveFirstFeatureParts`). Marks the layer's products as the ordered variant and adds
-/// a line to the fusions.
+/// a line to the fusions. With several ranks, the ranks agree on which features were live (a feature
+/// live on any rank is), so that they store the same order and their gradient blocks line up.
 func addLiveFirstFeatures(_ plan: inout Plan) -> Result<String, PassSkipped> {
     guard case .gatherBatch(let gather)? = plan.trainKernels.first else { return .failure(PassSkipped("the step has no gather")) }
     guard gather.normalization.mapsPixelsToFiniteValues else {

@@ -28,9 +28,29 @@ public enum PlanPass: String, Codable, CaseIterable, Sendable, Comparable {
 public struct PlanOptions: Codable, Equatable, Sendable {
     /// Passes turned off (`--disable-pass`).
     public var disabledPasses: Set<PlanPass>
+    /// Processes that train the model together (`mpirun -np N`, `mlpc plan --ranks N`): each runs
+    /// its share of every batch (`Plan.dataParallel`).
+    public var ranks: Int
 
-    public init(disabledPasses: Set<PlanPass> = []) {
+    public init(disabledPasses: Set<PlanPass> = [], ranks: Int = 1) {
         self.disabledPasses = disabledPasses
+        self.ranks = max(1, ranks)
+    }
+
+    enum CodingKeys: String, CodingKey { case disabledPasses, ranks }
+
+    /// Plans written before ranks existed are one-process plans.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        disabledPasses = try container.decode(Set<PlanPass>.self, forKey: .disabledPasses)
+        ranks = max(1, try container.decodeIfPresent(Int.self, forKey: .ranks) ?? 1)
+    }
+
+    /// A one-process plan's JSON stays as it was before ranks existed.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(disabledPasses, forKey: .disabledPasses)
+        if ranks > 1 { try container.encode(ranks, forKey: .ranks) }
     }
 }
 

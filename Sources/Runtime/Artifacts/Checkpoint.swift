@@ -72,6 +72,8 @@ public struct Checkpoint {
         static let specPath = "spec_path"
         static let startedAt = "started_at"
         static let totalSeconds = "total_seconds"
+        /// The ranks of a data-parallel run (absent: one process).
+        static let ranks = "ranks"
     }
 
     /// Captures the executor's parameters and moments with the counters given.
@@ -89,7 +91,7 @@ public struct Checkpoint {
         self.optimizerSteps = executor.optimizerSteps
         self.seed = seed
         self.specSHA256 = specSHA256
-        self.batchSize = plan.batchSize
+        self.batchSize = plan.globalBatchSize
         self.epochs = epochs
         self.metrics = metrics
         self.metricLines = metricLines
@@ -116,6 +118,7 @@ public struct Checkpoint {
             Key.dataSHA256: jsonObject(dataSHA256),
         ]
         metadata.merge(ArtifactMetadataKey.disabledPassesEntry(planOptions)) { $1 }
+        if planOptions.ranks > 1 { metadata[Key.ranks] = String(planOptions.ranks) }
         if let history {
             metadata[Key.specPath] = history.specPath
             metadata[Key.startedAt] = history.startedAt
@@ -188,6 +191,9 @@ public struct Checkpoint {
         var settings = Settings(
             seed: seed, batchSize: batch, epochs: epochs, dataDirectory: directory, completedEpochs: completed, stepInEpoch: step)
         settings.planOptions = try ArtifactMetadataKey.planOptions(file.metadata, path: path)
+        if file.metadata[Key.ranks] != nil {
+            settings.planOptions.ranks = try entry(Key.ranks, "a number of ranks above 1") { Int($0).flatMap { $0 > 1 ? $0 : nil } }
+        }
         return settings
     }
 
