@@ -34,6 +34,14 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: 
                         continue
                     }
                     let source = plane + ih * w
+                    if g.strideWidth == 1 {
+                        // One contiguous run of the input row, zeros on either side of it.
+                        let first = min(max(-dw, 0), ow), end = max(min(w - dw, ow), first)
+                        if first > 0 { out.update(repeating: 0, count: first) }
+                        if end > first { (out + first).update(from: source + first + dw, count: end - first) }
+                        if end < ow { (out + end).update(repeating: 0, count: ow - end) }
+                        continue
+                    }
                     for xo in 0..<ow {
                         let iw = xo * g.strideWidth + dw
                         out[xo] = iw >= 0 && iw < w ? source[iw] : 0
@@ -117,9 +125,8 @@ public func conv2dBackwardWeights(
     _ db: UnsafeMutablePointer<Float>?, _ rows: Int, _ g: ConvGeometry, _ first: Int, _ end: Int
 ) {
     let k = g.patchSize, p = g.outPixels, groupOut = g.groupOutChannels, columnFloats = g.columnFloats
-    for oc in first..<max(first, end) {
-        let group = oc / groupOut
-        if let db {
+    if let db {
+        for oc in first..<max(first, end) {
             var a = SIMD16<Float>()
             for n in 0..<rows {
                 let d = dy + n * g.outputFloats + oc * p
@@ -131,39 +138,77 @@ public func conv2dBackwardWeights(
             }
             db[oc] = treeSum16(a)
         }
+    }
+    // Samples go in chunks whose columns fit in L2 (the chunk depends on the geometry alone), so each
+    // chunk's columns come from memory once for every block of output channels. Within a chunk, blocks
+    // of 4 output channels (of one group) x 4 patch rows: each of the 16 sums runs over the chunk's
+    // samples and the positions in sixteen lanes, then a fixed tree, and is added to the sum of the
+    // chunks before it. The order depends on nothing but the geometry and the batch.
+    let chunk = max(1, (512 * 1024) / max(1, columnFloats * 4))
+    var chunkStart = 0
+    while chunkStart < rows {
+    let chunkEnd = min(rows, chunkStart + chunk)
+    var oc = first
+    while oc < end {
+        let group = oc / groupOut
+        let channels = min(4, end - oc, (group + 1) * groupOut - oc)
         var i = 0
         while i < k {
             let block = min(4, k - i)
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-            for n in 0..<rows {
-                let d = dy + n * g.outputFloats + oc * p
+            var s00 = SIMD16<Float>(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00
+            var s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00
+            for n in chunkStart..<chunkEnd {
+                let d0 = dy + n * g.outputFloats + oc * p
+                let d1 = d0 + (channels > 1 ? p : 0), d2 = d0 + (channels > 2 ? 2 * p : 0), d3 = d0 + (channels > 3 ? 3 * p : 0)
                 let c0 = columns + n * columnFloats + group * k * p + i * p
                 let c1 = c0 + (block > 1 ? p : 0), c2 = c0 + (block > 2 ? 2 * p : 0), c3 = c0 + (block > 3 ? 3 * p : 0)
                 var position = 0
-                while position + 16 <= p {
-                    let v = load16(d + position)
-                    a0 = a0.addingProduct(v, load16(c0 + position))
-                    a1 = a1.addingProduct(v, load16(c1 + position))
-                    a2 = a2.addingProduct(v, load16(c2 + position))
-                    a3 = a3.addingProduct(v, load16(c3 + position))
+                while position < p {
+                    let lanes = min(16, p - position)
+                    let x0 = loadLanes(c0 + position, lanes), x1 = loadLanes(c1 + position, lanes)
+                    let x2 = loadLanes(c2 + position, lanes), x3 = loadLanes(c3 + position, lanes)
+                    let v0 = loadLanes(d0 + position, lanes)
+                    s00 = s00.addingProduct(v0, x0)
+                    s01 = s01.addingProduct(v0, x1)
+                    s02 = s02.addingProduct(v0, x2)
+                    s03 = s03.addingProduct(v0, x3)
+                    let v1 = loadLanes(d1 + position, lanes)
+                    s10 = s10.addingProduct(v1, x0)
+                    s11 = s11.addingProduct(v1, x1)
+                    s12 = s12.addingProduct(v1, x2)
+                    s13 = s13.addingProduct(v1, x3)
+                    let v2 = loadLanes(d2 + position, lanes)
+                    s20 = s20.addingProduct(v2, x0)
+                    s21 = s21.addingProduct(v2, x1)
+                    s22 = s22.addingProduct(v2, x2)
+                    s23 = s23.addingProduct(v2, x3)
+                    let v3 = loadLanes(d3 + position, lanes)
+                    s30 = s30.addingProduct(v3, x0)
+                    s31 = s31.addingProduct(v3, x1)
+                    s32 = s32.addingProduct(v3, x2)
+                    s33 = s33.addingProduct(v3, x3)
                     position += 16
                 }
-                if position < p {
-                    let lanes = p - position
-                    let v = loadPartial16(d + position, lanes)
-                    a0 = a0.addingProduct(v, loadPartial16(c0 + position, lanes))
-                    a1 = a1.addingProduct(v, loadPartial16(c1 + position, lanes))
-                    a2 = a2.addingProduct(v, loadPartial16(c2 + position, lanes))
-                    a3 = a3.addingProduct(v, loadPartial16(c3 + position, lanes))
-                }
             }
-            let row = dw + oc * k + i
-            row[0] = treeSum16(a0)
-            if block > 1 { row[1] = treeSum16(a1) }
-            if block > 2 { row[2] = treeSum16(a2) }
-            if block > 3 { row[3] = treeSum16(a3) }
+            @inline(__always) func store(_ r: Int, _ t0: SIMD16<Float>, _ t1: SIMD16<Float>, _ t2: SIMD16<Float>, _ t3: SIMD16<Float>) {
+                guard r < channels else { return }
+                let row = dw + (oc + r) * k + i
+                // The first chunk writes (dw holds anything before), the later ones add.
+                let adds = chunkStart > 0
+                row[0] = adds ? row[0] + treeSum16(t0) : treeSum16(t0)
+                if block > 1 { row[1] = adds ? row[1] + treeSum16(t1) : treeSum16(t1) }
+                if block > 2 { row[2] = adds ? row[2] + treeSum16(t2) : treeSum16(t2) }
+                if block > 3 { row[3] = adds ? row[3] + treeSum16(t3) : treeSum16(t3) }
+            }
+            store(0, s00, s01, s02, s03)
+            store(1, s10, s11, s12, s13)
+            store(2, s20, s21, s22, s23)
+            store(3, s30, s31, s32, s33)
             i += block
         }
+        oc += channels
+    }
+    chunkStart = chunkEnd
     }
 }
 
@@ -213,6 +258,12 @@ public func conv2dBackwardInput(
                             let ih = y * g.strideHeight + dh
                             guard ih >= 0 && ih < h else { continue }
                             let target = plane + ih * width, source = row + y * ow
+                            if g.strideWidth == 1 {
+                                // One contiguous run, without per-element bounds.
+                                let first = min(max(-dw, 0), ow), end = max(min(width - dw, ow), first)
+                                for xo in first..<end { target[xo + dw] += source[xo] }
+                                continue
+                            }
                             for xo in 0..<ow {
                                 let iw = xo * g.strideWidth + dw
                                 if iw >= 0 && iw < width { target[iw] += source[xo] }

@@ -21,6 +21,12 @@ public func pool2dForward(
     _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int32>?,
     _ g: PoolGeometry, _ isMax: Bool, _ first: Int, _ end: Int
 ) {
+    if isMax && g.kernelHeight == 2 && g.kernelWidth == 2 && g.strideHeight == 2 && g.strideWidth == 2 && g.padTop == 0
+        && g.padLeft == 0 && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth
+    {
+        maxPool2x2(x, y, indices, g, first, end)
+        return
+    }
     for plane in first..<max(first, end) {
         let input = x + plane * g.inPixels, output = y + plane * g.outPixels
         for oy in 0..<g.outHeight {
@@ -33,13 +39,12 @@ public func pool2dForward(
                     for ih in window.h0..<max(window.h0, window.h1) {
                         for iw in window.w0..<max(window.w0, window.w1) {
                             let value = input[ih * g.inWidth + iw]
+                            // PyTorch's rule: a larger value or a NaN takes the place.
                             if value > best || value.isNaN {
                                 best = value
                                 bestIndex = ih * g.inWidth + iw
-                                if value.isNaN { break }
                             }
                         }
-                        if best.isNaN { break }
                     }
                     output[o] = best
                     indices?[plane * g.outPixels + o] = Int32(bestIndex)
@@ -74,6 +79,32 @@ public func pool2dBackward(
                 for ih in window.h0..<max(window.h0, window.h1) {
                     for iw in window.w0..<max(window.w0, window.w1) { gradient[ih * g.inWidth + iw] += share }
                 }
+            }
+        }
+    }
+}
+
+/// The common 2x2 / 2 max pool whose windows all lie inside the input: the same rule as the general loop
+/// (row-major window order, a larger value or a NaN takes the place), without its bounds.
+@inline(__always)
+func maxPool2x2(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int32>?, _ g: PoolGeometry,
+    _ first: Int, _ end: Int
+) {
+    let w = g.inWidth
+    for plane in first..<max(first, end) {
+        let input = x + plane * g.inPixels, output = y + plane * g.outPixels
+        let planeIndices = indices.map { $0 + plane * g.outPixels }
+        for oy in 0..<g.outHeight {
+            let top = input + 2 * oy * w, bottom = top + w
+            for ox in 0..<g.outWidth {
+                var best = top[2 * ox], at = 2 * oy * w + 2 * ox
+                let v1 = top[2 * ox + 1], v2 = bottom[2 * ox], v3 = bottom[2 * ox + 1]
+                if v1 > best || v1.isNaN { best = v1; at = 2 * oy * w + 2 * ox + 1 }
+                if v2 > best || v2.isNaN { best = v2; at = (2 * oy + 1) * w + 2 * ox }
+                if v3 > best || v3.isNaN { best = v3; at = (2 * oy + 1) * w + 2 * ox + 1 }
+                output[oy * g.outWidth + ox] = best
+                planeIndices?[oy * g.outWidth + ox] = Int32(at)
             }
         }
     }

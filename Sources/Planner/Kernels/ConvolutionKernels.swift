@@ -60,7 +60,7 @@ public struct Conv2dBackwardWeights: KernelStep {
     public var writes: [Slice] { [weightGradient] + (biasGradient.map { [$0] } ?? []) }
     public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
     public var label: String { biasGradient == nil ? "\(layer).conv2d_grad_weight" : "\(layer).conv2d_grad_weight+bias" }
-    public var algorithm: String? { "dy x columns, 4 weights x 16 px registers, by output channel" }
+    public var algorithm: String? { "dy x columns, 4 ch x 4 weights x 16 px registers, by output channel" }
     public var source: SourceLocation? { location }
     public var isBackward: Bool { true }
 

@@ -129,6 +129,26 @@ final class ConvolutionKernelTests: XCTestCase {
         }
     }
 
+    /// A layer whose columns outgrow L2: the weight gradient sums the samples one chunk at a time.
+    func testWeightGradientOverSeveralSampleChunks() {
+        var random = TestRandom(seed: 9)
+        let g = Self.conv(c: 16, h: 20, w: 20, out: 5, k: (5, 5), s: (1, 1), pad: (2, 2), d: (1, 1), groups: 1)
+        XCTAssertGreaterThan(g.columnFloats * 4, 512 * 1024, "one sample per chunk")
+        let batch = 3
+        let x = random.floats(batch * g.inputFloats), w = random.floats(g.weightFloats), b = random.floats(g.outChannels)
+        let dy = random.floats(batch * g.outputFloats)
+        let gradients = referenceConv2dGradients(x.map(Double.init), w.map(Double.init), dy.map(Double.init), g, batch: batch)
+        let sets = runnableKernelSets()
+        let reference = runConv(sets[0], g, batch: batch, x: x, w: w, b: b, dy: dy, code: .identity, parts: 1)
+        assertClose(reference.dw, gradients.dw, relative: 1e-5, absolute: 1e-3, "weight gradient")
+        for k in sets {
+            for parts in [1, 2] {
+                let result = runConv(k, g, batch: batch, x: x, w: w, b: b, dy: dy, code: .identity, parts: parts)
+                XCTAssertEqual(bitPatterns(result.dw), bitPatterns(reference.dw), "\(k.isa) \(parts) parts")
+            }
+        }
+    }
+
     /// Evaluation reuses one scratch for every sample's columns (column stride 0): the same outputs.
     func testReusedColumnScratchGivesTheSameOutputs() {
         var random = TestRandom(seed: 5)
