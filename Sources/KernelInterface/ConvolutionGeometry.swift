@@ -56,6 +56,9 @@ public struct ConvGeometry: Codable, Equatable, Hashable, Sendable {
     public var weightFloats: Int { outChannels * patchSize }
     /// Floats of one sample's column matrices (every group): [groups, patchSize, outPixels].
     public var columnFloats: Int { groups * patchSize * outPixels }
+    /// Floats of the scratch the weight gradient needs for `rows` patch rows: sixteen lanes per output
+    /// channel and row, and the rows' columns of one group of one sample.
+    public func weightGradientScratchFloats(rows: Int) -> Int { rows * (outChannels * 16 + outPixels) }
 }
 
 /// The shape of one 2-D pooling over NCHW tensors (PyTorch's max_pool2d / avg_pool2d; an average

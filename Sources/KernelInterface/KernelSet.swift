@@ -145,12 +145,13 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>, Int, ConvGeometry, ActivationCode, Float, Int, Int
     ) -> Void
 
-    /// dw[oc, :] = sum over samples and positions of dy[n, oc, p] * columns[n, group, :, p] and db[oc] =
-    /// sum of dy[n, oc, :], for output channels [first, end) (both overwritten). Parameters: columns (the
-    /// forward's, one matrix set per sample), dy, dw, db, rows, geometry, first, end.
+    /// dw[oc, i] = sum over samples and positions of dy[n, oc, p] * im2col(x)[n, group, i, p], for patch
+    /// rows i in [first, end) and every output channel (overwritten); db[oc] = sum of dy[n, oc, :] by the
+    /// part whose range starts at 0. Parameters: x, dy, dw, db, scratch
+    /// (`geometry.weightGradientScratchFloats(rows: end - first)` floats), rows, geometry, first, end.
     public typealias Conv2dBackwardWeights = (
-        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, Int,
-        ConvGeometry, Int, Int
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>, Int, ConvGeometry, Int, Int
     ) -> Void
 
     /// dx = the convolution's transpose applied to dy, for samples [first, end) (overwritten).

@@ -2,7 +2,7 @@ import KernelInterface
 
 // 2-D convolution as PyTorch's nn.Conv2d computes it, over NCHW tensors: each sample's input is
 // unfolded into column matrices (im2col, [patchSize, outPixels] per group) and multiplied by the
-// group's weight rows in registers, four output channels by sixteen positions at a time. Every output
+// group's weight rows in registers, eight output channels by sixteen positions at a time. Every output
 // value sums its products in one fixed order (the patch index ascending), with fused multiply-adds, so
 // the bits are the same for any split of the samples or channels and any kernel set.
 
@@ -19,42 +19,47 @@ func treeSum16(_ v: SIMD16<Float>) -> Float {
 /// x[c, oh * stride - pad + ki * dilation, ...] or 0 outside the input.
 @inline(__always)
 func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    im2colRows(x, col, g, first: 0, end: g.patchSize)
+}
+
+/// Rows [first, end) of `im2col`, written from `col` on.
+@inline(__always)
+func im2colRows(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry, first: Int, end: Int) {
     let h = g.inHeight, w = g.inWidth, oh = g.outHeight, ow = g.outWidth, p = g.outPixels
+    let kernelArea = g.kernelHeight * g.kernelWidth
     var row = col
-    for c in 0..<g.groupInChannels {
+    for index in first..<max(first, end) {
+        let c = index / kernelArea, ki = (index % kernelArea) / g.kernelWidth, kj = index % g.kernelWidth
         let plane = x + c * h * w
-        for ki in 0..<g.kernelHeight {
-            for kj in 0..<g.kernelWidth {
-                let dh = ki * g.dilationHeight - g.padTop, dw = kj * g.dilationWidth - g.padLeft
-                for y in 0..<oh {
-                    let ih = y * g.strideHeight + dh
-                    let out = row + y * ow
-                    guard ih >= 0 && ih < h else {
-                        out.update(repeating: 0, count: ow)
-                        continue
-                    }
-                    let source = plane + ih * w
-                    if g.strideWidth == 1 {
-                        // One contiguous run of the input row, zeros on either side of it.
-                        let first = min(max(-dw, 0), ow), end = max(min(w - dw, ow), first)
-                        if first > 0 { out.update(repeating: 0, count: first) }
-                        if end > first { (out + first).update(from: source + first + dw, count: end - first) }
-                        if end < ow { (out + end).update(repeating: 0, count: ow - end) }
-                        continue
-                    }
-                    for xo in 0..<ow {
-                        let iw = xo * g.strideWidth + dw
-                        out[xo] = iw >= 0 && iw < w ? source[iw] : 0
-                    }
-                }
-                row += p
+        let dh = ki * g.dilationHeight - g.padTop, dw = kj * g.dilationWidth - g.padLeft
+        for y in 0..<oh {
+            let ih = y * g.strideHeight + dh
+            let out = row + y * ow
+            guard ih >= 0 && ih < h else {
+                out.update(repeating: 0, count: ow)
+                continue
+            }
+            let source = plane + ih * w
+            if g.strideWidth == 1 {
+                // One contiguous run of the input row, zeros on either side of it.
+                let first = min(max(-dw, 0), ow), end = max(min(w - dw, ow), first)
+                if first > 0 { out.update(repeating: 0, count: first) }
+                if end > first { (out + first).update(from: source + first + dw, count: end - first) }
+                if end < ow { (out + end).update(repeating: 0, count: ow - end) }
+                continue
+            }
+            for xo in 0..<ow {
+                let iw = xo * g.strideWidth + dw
+                out[xo] = iw >= 0 && iw < w ? source[iw] : 0
             }
         }
+        row += p
     }
 }
 
-/// y[r, p] = sum over k of w[r, k] * col[k, p] for `rows` (1...4) weight rows starting at `w`
-/// (row stride `k`), positions [0, p); returns nothing, writes `rows` output rows (stride p).
+/// y[r, p] = act(sum over i of w[r, i] * col[i, p] + bias[r]) for `rows` (1...8) weight rows starting
+/// at `w` (row stride k), positions [0, p), sixteen at a time; `pre` (if not nil) gets the sums plus
+/// bias. Each sum runs over i ascending with fused multiply-adds.
 @inline(__always)
 func columnProduct(
     _ w: UnsafePointer<Float>, _ rows: Int, _ col: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
@@ -62,11 +67,12 @@ func columnProduct(
     _ code: ActivationCode, _ slope: Float
 ) {
     // Missing rows read row 0's weights and are not stored.
-    let w0 = w, w1 = w + (rows > 1 ? k : 0), w2 = w + (rows > 2 ? 2 * k : 0), w3 = w + (rows > 3 ? 3 * k : 0)
+    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { w + (rows > r ? r * k : 0) }
+    let w0 = row(0), w1 = row(1), w2 = row(2), w3 = row(3), w4 = row(4), w5 = row(5), w6 = row(6), w7 = row(7)
     var position = 0
     while position < p {
         let lanes = min(16, p - position)
-        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
         var source = col + position
         if lanes == 16 {
             for i in 0..<k {
@@ -75,6 +81,10 @@ func columnProduct(
                 a1 = a1.addingProduct(c, w1[i])
                 a2 = a2.addingProduct(c, w2[i])
                 a3 = a3.addingProduct(c, w3[i])
+                a4 = a4.addingProduct(c, w4[i])
+                a5 = a5.addingProduct(c, w5[i])
+                a6 = a6.addingProduct(c, w6[i])
+                a7 = a7.addingProduct(c, w7[i])
                 source += p
             }
         } else {
@@ -84,11 +94,25 @@ func columnProduct(
                 a1 = a1.addingProduct(c, w1[i])
                 a2 = a2.addingProduct(c, w2[i])
                 a3 = a3.addingProduct(c, w3[i])
+                a4 = a4.addingProduct(c, w4[i])
+                a5 = a5.addingProduct(c, w5[i])
+                a6 = a6.addingProduct(c, w6[i])
+                a7 = a7.addingProduct(c, w7[i])
                 source += p
             }
         }
         for r in 0..<rows {
-            var z = r == 0 ? a0 : r == 1 ? a1 : r == 2 ? a2 : a3
+            var z: SIMD16<Float>
+            switch r {
+            case 0: z = a0
+            case 1: z = a1
+            case 2: z = a2
+            case 3: z = a3
+            case 4: z = a4
+            case 5: z = a5
+            case 6: z = a6
+            default: z = a7
+            }
             if let bias { z = z + SIMD16(repeating: bias[r]) }
             if let pre { storeLanes(z, pre + r * p + position, lanes) }
             storeLanes(activate16(z, code, slope), y + r * p + position, lanes)
@@ -111,7 +135,7 @@ public func conv2dForward(
             var oc = group * groupOut
             let groupEnd = oc + groupOut
             while oc < groupEnd {
-                let rows = min(4, groupEnd - oc)
+                let rows = min(8, groupEnd - oc)
                 let at = n * g.outputFloats + oc * p
                 columnProduct(w + oc * k, rows, col, y + at, k, p, bias.map { $0 + oc }, pre.map { $0 + at }, code, slope)
                 oc += rows
@@ -121,12 +145,15 @@ public func conv2dForward(
 }
 
 public func conv2dBackwardWeights(
-    _ columns: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
-    _ db: UnsafeMutablePointer<Float>?, _ rows: Int, _ g: ConvGeometry, _ first: Int, _ end: Int
+    _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+    _ db: UnsafeMutablePointer<Float>?, _ scratch: UnsafeMutablePointer<Float>, _ rows: Int, _ g: ConvGeometry,
+    _ first: Int, _ end: Int
 ) {
-    let k = g.patchSize, p = g.outPixels, groupOut = g.groupOutChannels, columnFloats = g.columnFloats
-    if let db {
-        for oc in first..<max(first, end) {
+    let k = g.patchSize, p = g.outPixels, groupOut = g.groupOutChannels
+    let first = max(0, first), end = min(k, end)
+    // db goes with patch row 0, so exactly one part computes it.
+    if let db, first == 0 {
+        for oc in 0..<g.outChannels {
             var a = SIMD16<Float>()
             for n in 0..<rows {
                 let d = dy + n * g.outputFloats + oc * p
@@ -139,76 +166,75 @@ public func conv2dBackwardWeights(
             db[oc] = treeSum16(a)
         }
     }
-    // Samples go in chunks whose columns fit in L2 (the chunk depends on the geometry alone), so each
-    // chunk's columns come from memory once for every block of output channels. Within a chunk, blocks
-    // of 4 output channels (of one group) x 4 patch rows: each of the 16 sums runs over the chunk's
-    // samples and the positions in sixteen lanes, then a fixed tree, and is added to the sum of the
-    // chunks before it. The order depends on nothing but the geometry and the batch.
-    let chunk = max(1, (512 * 1024) / max(1, columnFloats * 4))
-    var chunkStart = 0
-    while chunkStart < rows {
-    let chunkEnd = min(rows, chunkStart + chunk)
-    var oc = first
-    while oc < end {
-        let group = oc / groupOut
-        let channels = min(4, end - oc, (group + 1) * groupOut - oc)
-        var i = 0
-        while i < k {
-            let block = min(4, k - i)
-            var s00 = SIMD16<Float>(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00
-            var s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00
-            for n in chunkStart..<chunkEnd {
-                let d0 = dy + n * g.outputFloats + oc * p
-                let d1 = d0 + (channels > 1 ? p : 0), d2 = d0 + (channels > 2 ? 2 * p : 0), d3 = d0 + (channels > 3 ? 3 * p : 0)
-                let c0 = columns + n * columnFloats + group * k * p + i * p
-                let c1 = c0 + (block > 1 ? p : 0), c2 = c0 + (block > 2 ? 2 * p : 0), c3 = c0 + (block > 3 ? 3 * p : 0)
-                var position = 0
-                while position < p {
-                    let lanes = min(16, p - position)
-                    let x0 = loadLanes(c0 + position, lanes), x1 = loadLanes(c1 + position, lanes)
-                    let x2 = loadLanes(c2 + position, lanes), x3 = loadLanes(c3 + position, lanes)
-                    let v0 = loadLanes(d0 + position, lanes)
-                    s00 = s00.addingProduct(v0, x0)
-                    s01 = s01.addingProduct(v0, x1)
-                    s02 = s02.addingProduct(v0, x2)
-                    s03 = s03.addingProduct(v0, x3)
-                    let v1 = loadLanes(d1 + position, lanes)
-                    s10 = s10.addingProduct(v1, x0)
-                    s11 = s11.addingProduct(v1, x1)
-                    s12 = s12.addingProduct(v1, x2)
-                    s13 = s13.addingProduct(v1, x3)
-                    let v2 = loadLanes(d2 + position, lanes)
-                    s20 = s20.addingProduct(v2, x0)
-                    s21 = s21.addingProduct(v2, x1)
-                    s22 = s22.addingProduct(v2, x2)
-                    s23 = s23.addingProduct(v2, x3)
-                    let v3 = loadLanes(d3 + position, lanes)
-                    s30 = s30.addingProduct(v3, x0)
-                    s31 = s31.addingProduct(v3, x1)
-                    s32 = s32.addingProduct(v3, x2)
-                    s33 = s33.addingProduct(v3, x3)
-                    position += 16
+    guard end > first else { return }
+    // Sixteen lanes per (output channel, patch row), summed over the samples in order and the positions
+    // sixteen at a time, then a fixed tree: the same order for any split of the patch rows. Each
+    // sample's column rows are unfolded here into scratch that stays in cache, not kept from the forward.
+    let count = end - first
+    let accumulators = scratch, col = scratch + g.outChannels * count * 16
+    accumulators.update(repeating: 0, count: g.outChannels * count * 16)
+    for n in 0..<rows {
+        for group in 0..<g.groups {
+            im2colRows(x + n * g.inputFloats + group * g.groupInChannels * g.inPixels, col, g, first: first, end: end)
+            var oc = group * groupOut
+            let groupEnd = oc + groupOut
+            while oc < groupEnd {
+                let channels = min(4, groupEnd - oc)
+                var i = 0
+                while i < count {
+                    let block = min(4, count - i)
+                    @inline(__always) func at(_ r: Int, _ j: Int) -> UnsafeMutablePointer<Float> {
+                        accumulators + ((oc + min(r, channels - 1)) * count + i + min(j, block - 1)) * 16
+                    }
+                    var s00 = load16(at(0, 0)), s01 = load16(at(0, 1)), s02 = load16(at(0, 2)), s03 = load16(at(0, 3))
+                    var s10 = load16(at(1, 0)), s11 = load16(at(1, 1)), s12 = load16(at(1, 2)), s13 = load16(at(1, 3))
+                    var s20 = load16(at(2, 0)), s21 = load16(at(2, 1)), s22 = load16(at(2, 2)), s23 = load16(at(2, 3))
+                    var s30 = load16(at(3, 0)), s31 = load16(at(3, 1)), s32 = load16(at(3, 2)), s33 = load16(at(3, 3))
+                    let d0 = dy + n * g.outputFloats + oc * p
+                    let d1 = d0 + (channels > 1 ? p : 0), d2 = d0 + (channels > 2 ? 2 * p : 0), d3 = d0 + (channels > 3 ? 3 * p : 0)
+                    let c0 = UnsafePointer(col + i * p)
+                    let c1 = c0 + (block > 1 ? p : 0), c2 = c0 + (block > 2 ? 2 * p : 0), c3 = c0 + (block > 3 ? 3 * p : 0)
+                    var position = 0
+                    while position < p {
+                        let lanes = min(16, p - position)
+                        let x0 = loadLanes(c0 + position, lanes), x1 = loadLanes(c1 + position, lanes)
+                        let x2 = loadLanes(c2 + position, lanes), x3 = loadLanes(c3 + position, lanes)
+                        let v0 = loadLanes(d0 + position, lanes)
+                        s00 = s00.addingProduct(v0, x0)
+                        s01 = s01.addingProduct(v0, x1)
+                        s02 = s02.addingProduct(v0, x2)
+                        s03 = s03.addingProduct(v0, x3)
+                        let v1 = loadLanes(d1 + position, lanes)
+                        s10 = s10.addingProduct(v1, x0)
+                        s11 = s11.addingProduct(v1, x1)
+                        s12 = s12.addingProduct(v1, x2)
+                        s13 = s13.addingProduct(v1, x3)
+                        let v2 = loadLanes(d2 + position, lanes)
+                        s20 = s20.addingProduct(v2, x0)
+                        s21 = s21.addingProduct(v2, x1)
+                        s22 = s22.addingProduct(v2, x2)
+                        s23 = s23.addingProduct(v2, x3)
+                        let v3 = loadLanes(d3 + position, lanes)
+                        s30 = s30.addingProduct(v3, x0)
+                        s31 = s31.addingProduct(v3, x1)
+                        s32 = s32.addingProduct(v3, x2)
+                        s33 = s33.addingProduct(v3, x3)
+                        position += 16
+                    }
+                    // Rows and columns past the block repeat the last real one; storing them in reverse
+                    // order leaves the real value last.
+                    store16(s33, at(3, 3)); store16(s32, at(3, 2)); store16(s31, at(3, 1)); store16(s30, at(3, 0))
+                    store16(s23, at(2, 3)); store16(s22, at(2, 2)); store16(s21, at(2, 1)); store16(s20, at(2, 0))
+                    store16(s13, at(1, 3)); store16(s12, at(1, 2)); store16(s11, at(1, 1)); store16(s10, at(1, 0))
+                    store16(s03, at(0, 3)); store16(s02, at(0, 2)); store16(s01, at(0, 1)); store16(s00, at(0, 0))
+                    i += block
                 }
+                oc += channels
             }
-            @inline(__always) func store(_ r: Int, _ t0: SIMD16<Float>, _ t1: SIMD16<Float>, _ t2: SIMD16<Float>, _ t3: SIMD16<Float>) {
-                guard r < channels else { return }
-                let row = dw + (oc + r) * k + i
-                // The first chunk writes (dw holds anything before), the later ones add.
-                let adds = chunkStart > 0
-                row[0] = adds ? row[0] + treeSum16(t0) : treeSum16(t0)
-                if block > 1 { row[1] = adds ? row[1] + treeSum16(t1) : treeSum16(t1) }
-                if block > 2 { row[2] = adds ? row[2] + treeSum16(t2) : treeSum16(t2) }
-                if block > 3 { row[3] = adds ? row[3] + treeSum16(t3) : treeSum16(t3) }
-            }
-            store(0, s00, s01, s02, s03)
-            store(1, s10, s11, s12, s13)
-            store(2, s20, s21, s22, s23)
-            store(3, s30, s31, s32, s33)
-            i += block
         }
-        oc += channels
     }
-    chunkStart = chunkEnd
+    for oc in 0..<g.outChannels {
+        for i in 0..<count { dw[oc * k + first + i] = treeSum16(load16(accumulators + (oc * count + i) * 16)) }
     }
 }
 
@@ -222,27 +248,37 @@ public func conv2dBackwardInput(
         let sampleDx = dx + n * g.inputFloats
         sampleDx.update(repeating: 0, count: g.inputFloats)
         for group in 0..<g.groups {
-            // scratch[i, position] = sum over the group's output channels of w[oc, i] * dy[n, oc, position].
+            // scratch[i, position] = sum over the group's output channels of w[oc, i] * dy[n, oc, position],
+            // eight patch rows by sixteen positions in registers.
             var i = 0
             while i < k {
-                let block = min(4, k - i)
+                let block = min(8, k - i)
                 var position = 0
                 while position < p {
                     let lanes = min(16, p - position)
-                    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                    var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
                     for oc in (group * groupOut)..<((group + 1) * groupOut) {
                         let v = loadLanes(dy + n * g.outputFloats + oc * p + position, lanes)
+                        // Rows past the block read row i's weight and are not stored.
                         let row = w + oc * k + i
                         a0 = a0.addingProduct(v, row[0])
-                        a1 = a1.addingProduct(v, block > 1 ? row[1] : 0)
-                        a2 = a2.addingProduct(v, block > 2 ? row[2] : 0)
-                        a3 = a3.addingProduct(v, block > 3 ? row[3] : 0)
+                        a1 = a1.addingProduct(v, row[block > 1 ? 1 : 0])
+                        a2 = a2.addingProduct(v, row[block > 2 ? 2 : 0])
+                        a3 = a3.addingProduct(v, row[block > 3 ? 3 : 0])
+                        a4 = a4.addingProduct(v, row[block > 4 ? 4 : 0])
+                        a5 = a5.addingProduct(v, row[block > 5 ? 5 : 0])
+                        a6 = a6.addingProduct(v, row[block > 6 ? 6 : 0])
+                        a7 = a7.addingProduct(v, row[block > 7 ? 7 : 0])
                     }
                     let out = scratch + i * p + position
                     storeLanes(a0, out, lanes)
                     if block > 1 { storeLanes(a1, out + p, lanes) }
                     if block > 2 { storeLanes(a2, out + 2 * p, lanes) }
                     if block > 3 { storeLanes(a3, out + 3 * p, lanes) }
+                    if block > 4 { storeLanes(a4, out + 4 * p, lanes) }
+                    if block > 5 { storeLanes(a5, out + 5 * p, lanes) }
+                    if block > 6 { storeLanes(a6, out + 6 * p, lanes) }
+                    if block > 7 { storeLanes(a7, out + 7 * p, lanes) }
                     position += 16
                 }
                 i += block

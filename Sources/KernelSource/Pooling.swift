@@ -98,11 +98,20 @@ func maxPool2x2(
         for oy in 0..<g.outHeight {
             let top = input + 2 * oy * w, bottom = top + w
             for ox in 0..<g.outWidth {
-                var best = top[2 * ox], at = 2 * oy * w + 2 * ox
+                // Selects rather than branches: which value wins is data, and mispredicted jumps
+                // cost more than the comparisons.
+                let a0 = 2 * oy * w + 2 * ox
+                var best = top[2 * ox], at = a0
                 let v1 = top[2 * ox + 1], v2 = bottom[2 * ox], v3 = bottom[2 * ox + 1]
-                if v1 > best || v1.isNaN { best = v1; at = 2 * oy * w + 2 * ox + 1 }
-                if v2 > best || v2.isNaN { best = v2; at = (2 * oy + 1) * w + 2 * ox }
-                if v3 > best || v3.isNaN { best = v3; at = (2 * oy + 1) * w + 2 * ox + 1 }
+                let t1 = v1 > best || v1 != v1
+                best = t1 ? v1 : best
+                at = t1 ? a0 + 1 : at
+                let t2 = v2 > best || v2 != v2
+                best = t2 ? v2 : best
+                at = t2 ? a0 + w : at
+                let t3 = v3 > best || v3 != v3
+                best = t3 ? v3 : best
+                at = t3 ? a0 + w + 1 : at
                 output[oy * g.outWidth + ox] = best
                 planeIndices?[oy * g.outWidth + ox] = Int32(at)
             }

@@ -143,8 +143,8 @@ func verifyBatchPrefetch(_ plan: Plan, _ byName: [String: Buffer]) -> [PlanViola
 func isPersistent(_ role: Buffer.Role) -> Bool {
     switch role {
     case .parameters, .gradients, .optimizerState, .workspace, .modelState: return true
-    case .input, .labels, .activation, .activationGradient, .preactivation, .mask, .lossScratch, .predictions, .columns,
-        .poolIndices, .statistics:
+    case .input, .labels, .activation, .activationGradient, .preactivation, .mask, .lossScratch, .predictions, .poolIndices,
+        .statistics:
         return false
     }
 }

@@ -16,9 +16,8 @@ public struct MemoryReport: Codable, Equatable, Sendable {
     public var arenaBytes: Int
     /// Batch norm's running statistics (persistent).
     public var modelStateBytes: Int
-    /// The convolutional layers' buffers among the activations, unshared: im2col columns kept for the
-    /// weight gradients, max pooling's argmax indices, batch norm's batch statistics. Empty for a plan
-    /// without them.
+    /// The convolutional layers' buffers among the activations, unshared: max pooling's argmax indices
+    /// and batch norm's batch statistics. Empty for a plan without them.
     public var convolutionBytes: [(String, Int)]
 
     public static func == (a: MemoryReport, b: MemoryReport) -> Bool {
@@ -49,7 +48,7 @@ public struct MemoryReport: Codable, Equatable, Sendable {
         arenaBytes = plan.arenaBytes
         modelStateBytes = sum([.modelState])
         convolutionBytes = [
-            ("im2col columns", sum([.columns])), ("max pooling indices", sum([.poolIndices])),
+            ("max pooling indices", sum([.poolIndices])),
             ("batch norm batch statistics", sum([.statistics])),
         ].filter { $0.1 > 0 }
     }

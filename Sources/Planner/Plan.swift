@@ -154,8 +154,6 @@ public struct Buffer: Codable, Equatable, Sendable {
             preactivation, mask, lossScratch, predictions,
             /// Batch norm's running statistics (persistent, saved with the parameters).
             modelState,
-            /// A convolution's column matrices (im2col) kept for its weight gradient.
-            columns,
             /// A max pool's argmax per output (int32).
             poolIndices,
             /// Batch norm's per-channel mean and 1/std of the batch, kept for the backward pass.

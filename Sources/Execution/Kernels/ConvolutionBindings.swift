@@ -23,14 +23,12 @@ func runShares(_ executor: StepExecutor, count: Int, parts: Int, _ body: (Int, I
 extension Conv2dForward {
     func bind(_ b: KernelBinding) -> BoundKernel {
         let x = b.floats(input), w = b.floats(weight), bias = self.bias.map(b.floats), y = b.floats(output)
-        let pre = preactivation.map(b.floats), columns = self.columns.map(b.floats)
+        let pre = preactivation.map(b.floats)
         let geometry = self.geometry, code = activation.code, slope = activation.negativeSlope, parts = b.parts(self)
         return BoundKernel(isBackward: false) { executor, _, rows in
             let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
             runShares(executor, count: rows, parts: parts) { first, end, part in
-                // Training keeps every sample's columns; evaluation reuses the part's workspace.
-                let (base, columnStride) = columns.map { ($0, geometry.columnFloats) } ?? (ws + part * stride, 0)
-                kernels.conv2dForward(x, w, bias, y, pre, base, columnStride, geometry, code, slope, first, end)
+                kernels.conv2dForward(x, w, bias, y, pre, ws + part * stride, 0, geometry, code, slope, first, end)
             }
             return nil
         }
@@ -39,12 +37,12 @@ extension Conv2dForward {
 
 extension Conv2dBackwardWeights {
     func bind(_ b: KernelBinding) -> BoundKernel {
-        let columns = b.floats(self.columns), dy = b.floats(outputGradient), dw = b.floats(weightGradient)
+        let x = b.floats(input), dy = b.floats(outputGradient), dw = b.floats(weightGradient)
         let db = biasGradient.map(b.floats), geometry = self.geometry, parts = b.parts(self)
         return BoundKernel(isBackward: true) { executor, _, rows in
-            let kernels = executor.kernels
-            runShares(executor, count: geometry.outChannels, parts: parts) { first, end, _ in
-                kernels.conv2dBackwardWeights(columns, dy, dw, db, rows, geometry, first, end)
+            let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
+            runShares(executor, count: geometry.patchSize, parts: parts) { first, end, part in
+                kernels.conv2dBackwardWeights(x, dy, dw, db, ws + part * stride, rows, geometry, first, end)
             }
             return nil
         }

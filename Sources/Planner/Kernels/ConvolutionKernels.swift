@@ -2,8 +2,7 @@ import KernelInterface
 import SpecParser
 
 /// output = act(conv2d(input, weight) + bias) (`ConvGeometry`), the bias and activation applied in the
-/// product's epilogue. In training the column matrices (im2col) of every sample are kept in `columns`
-/// for the weight gradient; in evaluation (`columns` nil) each part reuses its share of the workspace.
+/// product's epilogue. Each part unfolds one sample at a time (im2col) into its share of the workspace.
 /// Parts split the batch's samples.
 public struct Conv2dForward: KernelStep {
     public var layer: String
@@ -12,7 +11,6 @@ public struct Conv2dForward: KernelStep {
     public var bias: Slice?
     public var output: Slice
     public var preactivation: Slice?
-    public var columns: Slice?
     public var geometry: ConvGeometry
     public var activation: ActivationFunction
     public var batch: Int
@@ -20,7 +18,7 @@ public struct Conv2dForward: KernelStep {
     public var location: SourceLocation
 
     public var reads: [Slice] { [input, weight] + (bias.map { [$0] } ?? []) }
-    public var writes: [Slice] { [output] + (preactivation.map { [$0] } ?? []) + (columns.map { [$0] } ?? []) }
+    public var writes: [Slice] { [output] + (preactivation.map { [$0] } ?? []) }
     public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
     public var label: String {
         let epilogue = (bias == nil ? "" : "+bias") + (activation.isIdentity ? "" : "+\(activation.code)")
@@ -28,7 +26,7 @@ public struct Conv2dForward: KernelStep {
     }
     public var source: SourceLocation? { location }
     public var algorithm: String? {
-        "im2col \(geometry.patchSize)x\(geometry.outPixels)\(geometry.groups > 1 ? " x\(geometry.groups) groups" : ""), 4 ch x 16 px registers, \(columns == nil ? "scratch per thread" : "columns kept"), by sample"
+        "im2col \(geometry.patchSize)x\(geometry.outPixels)\(geometry.groups > 1 ? " x\(geometry.groups) groups" : ""), 8 ch x 16 px registers, by sample"
     }
 
     public func mapSlices(_ f: (Slice) -> Slice) -> Conv2dForward {
@@ -38,16 +36,15 @@ public struct Conv2dForward: KernelStep {
         k.bias = bias.map(f)
         k.output = f(output)
         k.preactivation = preactivation.map(f)
-        k.columns = columns.map(f)
         return k
     }
 }
 
-/// weightGradient and biasGradient from the forward's columns and the output gradient; parts split the
-/// output channels.
+/// weightGradient and biasGradient from the layer's input and the output gradient; each part unfolds
+/// its patch rows of one sample at a time into its workspace. Parts split the patch rows.
 public struct Conv2dBackwardWeights: KernelStep {
     public var layer: String
-    public var columns: Slice
+    public var input: Slice
     public var outputGradient: Slice
     public var weightGradient: Slice
     public var biasGradient: Slice?
@@ -56,17 +53,17 @@ public struct Conv2dBackwardWeights: KernelStep {
     public var threads: Int
     public var location: SourceLocation
 
-    public var reads: [Slice] { [columns, outputGradient] }
+    public var reads: [Slice] { [input, outputGradient] }
     public var writes: [Slice] { [weightGradient] + (biasGradient.map { [$0] } ?? []) }
     public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
     public var label: String { biasGradient == nil ? "\(layer).conv2d_grad_weight" : "\(layer).conv2d_grad_weight+bias" }
-    public var algorithm: String? { "dy x columns, 4 ch x 4 weights x 16 px registers, by output channel" }
+    public var algorithm: String? { "im2col rows per sample, dy x columns in 4 ch x 4 rows x 16 px registers, by patch row" }
     public var source: SourceLocation? { location }
     public var isBackward: Bool { true }
 
     public func mapSlices(_ f: (Slice) -> Slice) -> Conv2dBackwardWeights {
         var k = self
-        k.columns = f(columns)
+        k.input = f(input)
         k.outputGradient = f(outputGradient)
         k.weightGradient = f(weightGradient)
         k.biasGradient = biasGradient.map(f)

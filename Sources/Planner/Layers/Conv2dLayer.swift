@@ -112,16 +112,16 @@ struct Conv2dLayer: PlannedLayer {
             pre = builder.declare("\(name).preact", .preactivation, .float32, shape: [batch] + outputShape)
             context.preactivations[context.index] = pre
         }
-        let columns = builder.declare(
-            "\(name).columns", .columns, .float32, shape: [batch, geometry.groups, geometry.patchSize, geometry.outPixels])
-        context.saved[context.index] = ["columns": columns]
+        // Each part unfolds one sample at a time into its workspace; the weight gradient unfolds again
+        // rather than keep every sample's columns (megabytes that would come back from memory).
+        builder.noteWorkspace(floats: geometry.columnFloats)
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
         builder.train.append(
             .conv2dForward(
                 Conv2dForward(
                     layer: name, input: builder.view(x, shape: [batch, geometry.inChannels, geometry.inHeight, geometry.inWidth]),
                     weight: builder.tensorSlice("\(name).weight")!, bias: builder.tensorSlice("\(name).bias"), output: y,
-                    preactivation: pre, columns: columns, geometry: geometry, activation: activation, batch: batch,
+                    preactivation: pre, geometry: geometry, activation: activation, batch: batch,
                     threads: builder.threads(flops: flops, units: batch), location: location)))
         return y
     }
@@ -137,13 +137,17 @@ struct Conv2dLayer: PlannedLayer {
         }
         context.throughActivation = false
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
+        let weightThreads = builder.threads(flops: flops, units: geometry.patchSize)
+        // Sized for one part doing every row: an executor with fewer threads than the plan runs fewer parts.
+        builder.noteWorkspace(floats: geometry.weightGradientScratchFloats(rows: geometry.patchSize))
         builder.train.append(
             .conv2dBackwardWeights(
                 Conv2dBackwardWeights(
-                    layer: name, columns: context.forward.saved[context.index]!["columns"]!, outputGradient: context.gradient,
+                    layer: name, input: builder.view(context.input, shape: [batch, geometry.inChannels, geometry.inHeight, geometry.inWidth]),
+                    outputGradient: context.gradient,
                     weightGradient: builder.tensorSlice("\(name).weight", in: builder.gradientBlock)!,
                     biasGradient: builder.tensorSlice("\(name).bias", in: builder.gradientBlock), geometry: geometry, batch: batch,
-                    threads: builder.threads(flops: flops, units: geometry.outChannels), location: location)))
+                    threads: weightThreads, location: location)))
         guard context.needsInputGradient else { return }
         let x = context.input
         let inputGradient = builder.declare("d_\(x.buffer)", .activationGradient, .float32, shape: x.shape)
@@ -168,7 +172,7 @@ struct Conv2dLayer: PlannedLayer {
                 Conv2dForward(
                     layer: name, input: builder.view(x, shape: [batch, geometry.inChannels, geometry.inHeight, geometry.inWidth]),
                     weight: builder.tensorSlice("\(name).weight")!, bias: builder.tensorSlice("\(name).bias"), output: y,
-                    preactivation: nil, columns: nil, geometry: geometry, activation: activation, batch: batch,
+                    preactivation: nil, geometry: geometry, activation: activation, batch: batch,
                     threads: builder.threads(flops: flops, units: batch), location: location)))
         return y
     }
