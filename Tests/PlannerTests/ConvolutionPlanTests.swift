@@ -206,6 +206,19 @@ final class ConvolutionPlanTests: XCTestCase {
         XCTAssertNotNil(conv.plan)
     }
 
+    /// Sizes whose products would overflow are refused before any product is formed.
+    func testHugeConvolutionIsRefusedWithoutOverflow() throws {
+        for layer in [
+            "- conv2d: {out: 16777216, kernel: 65536, dilation: 65536, padding: same}",
+            "- conv2d: {out: 16777216, kernel: 5, padding: 2}",
+        ] {
+            let (_, plan, diagnostics) = Self.check(layer + "\n- flatten\n- linear: {out: 10}")
+            XCTAssertNil(plan, layer)
+            let d = try XCTUnwrap(diagnostics.first { $0.code == "E0305" }, "\(layer): \(diagnostics.map(\.message))")
+            XCTAssertEqual(d.location?.line, 6)
+        }
+    }
+
     func testDecodingErrorsAreLocated() {
         let cases: [(String, String)] = [
             ("- conv2d: {out: 6, kernel: 5, padding: half}", "unknown padding 'half'"),

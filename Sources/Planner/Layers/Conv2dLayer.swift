@@ -59,17 +59,25 @@ struct Conv2dLayer: PlannedLayer {
         guard let outHeight, let outWidth, fits else { return false }
         graph.warnSkippingStride(layer, kind: "conv2d", stride: s.height, window: d.height * (k.height - 1) + 1, dimension: "height", at: conv.stride.location)
         graph.warnSkippingStride(layer, kind: "conv2d", stride: s.width, window: d.width * (k.width - 1) + 1, dimension: "width", at: conv.stride.location)
+        // Checked before any product of the geometry is formed: a hostile spec may ask for a huge patch.
+        let batch = graph.largestBatch
+        let patch = checkedProduct([channels / groups, k.height, k.width]) ?? Int.max
+        let sizes = [
+            checkedProduct([out, patch]), checkedProduct([batch, out, outHeight, outWidth]),
+            checkedProduct([patch, outHeight, outWidth, max(out, 16) + 1]),
+        ]
+        guard sizes.allSatisfy({ $0.map { $0 <= maxTensorElements } ?? false }) else {
+            graph.diagnostics.append(
+                .error(
+                    "E0305",
+                    "conv2d layer '\(name)' is too large: its weight, a batch of its outputs or its unfolded input exceeds \(maxTensorElements) elements",
+                    at: conv.outChannels.location))
+            return false
+        }
         let geometry = ConvGeometry(
             inChannels: channels, inHeight: height, inWidth: width, outChannels: out, outHeight: outHeight, outWidth: outWidth,
             kernelHeight: k.height, kernelWidth: k.width, strideHeight: s.height, strideWidth: s.width, padTop: padTop,
             padLeft: padLeft, dilationHeight: d.height, dilationWidth: d.width, groups: groups)
-        let batch = graph.largestBatch
-        let sizes = [geometry.weightFloats, geometry.outputFloats, geometry.columnFloats]
-        guard sizes.allSatisfy({ checkedProduct([$0, batch]).map { $0 <= maxTensorElements } ?? false }) else {
-            graph.diagnostics.append(
-                .error("E0305", "conv2d layer '\(name)' is too large: a batch of its outputs or column matrices exceeds \(maxTensorElements) elements", at: conv.outChannels.location))
-            return false
-        }
         graph.shape = [out, outHeight, outWidth]
         graph.layers.append(
             Conv2dLayer(
