@@ -43,6 +43,10 @@ struct PlanBuilder {
     var workspaceFloatsPerThread = 0
     var train: [Kernel] = []
     var eval: [Kernel] = []
+    var modelState: [StateTensor] = []
+    var modelStateByName: [String: StateTensor] = [:]
+    var modelStateFloats = 0
+    var modelStateBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
     var parameterBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
     var gradientBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
 
@@ -90,6 +94,11 @@ struct PlanBuilder {
         gradientBlock = declare("gradients", .gradients, .float32, shape: [parameterBlockFloats])
         let settings = optimizerSettings()
         let stateBlocks = settings.stateNames.map { declare($0, .optimizerState, .float32, shape: [parameterBlockFloats]) }
+        for layer in graph.layers { modelState += layer.stateTensors(offset: &modelStateFloats) }
+        modelStateByName = Dictionary(modelState.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        if modelStateFloats > 0 {
+            modelStateBlock = declare("model_state", .modelState, .float32, shape: [modelStateFloats])
+        }
 
         let features = graph.inputShape.reduce(1, *)
         let classes = graph.outputShape.reduce(1, *)
@@ -163,6 +172,13 @@ struct PlanBuilder {
         }
         fusions.append("one \(settings.kind.rawValue) kernel updates all \(parameters.count) parameter tensors (contiguous blocks)")
 
+        for kernel in train {
+            if case .conv2dForward(let k) = kernel, k.bias != nil || !k.activation.isIdentity {
+                let epilogue = [k.bias == nil ? nil : "bias", k.activation.isIdentity ? nil : "\(k.activation.code)"].compactMap { $0 }
+                fusions.append("\(k.layer): \(epilogue.joined(separator: " and ")) applied in the convolution's epilogue")
+            }
+        }
+
         let schedule = TrainingSchedule(
             shuffle: spec.training.shuffle.value, dropLast: spec.training.dropLast.value,
             validationFraction: spec.data.validationFraction.value)
@@ -171,7 +187,8 @@ struct PlanBuilder {
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
             evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions,
-            data: DataSource(format: .idx, directory: spec.data.resolvedDirectory), schedule: schedule, options: options)
+            data: DataSource(format: .idx, directory: spec.data.resolvedDirectory), schedule: schedule, options: options,
+            modelState: modelState, modelStateFloats: modelStateFloats)
     }
 
     func gatherThreads(_ input: Slice) -> Int {
@@ -186,6 +203,31 @@ struct PlanBuilder {
         return Slice(
             buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.storedCount,
             shape: [WeightPanels.panels(outFeatures: tensor.shape[0]), tensor.shape[1], weightPanelWidth])
+    }
+
+    /// The slice of parameter tensor `name` as stored (row-major), in the parameter block or `block`.
+    func tensorSlice(_ name: String, in block: Slice? = nil) -> Slice? {
+        let block = block ?? parameterBlock
+        guard let tensor = parameterByName[name] else { return nil }
+        return Slice(buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.count, shape: tensor.shape)
+    }
+
+    /// The slice of model-state tensor `name` (batch norm's running statistics).
+    func stateSlice(_ name: String) -> Slice {
+        let tensor = modelStateByName[name]!
+        return Slice(
+            buffer: modelStateBlock.buffer, offset: modelStateBlock.offset + tensor.offset * 4, elements: tensor.count,
+            shape: tensor.shape.isEmpty ? [1] : tensor.shape)
+    }
+
+    /// Notes a per-thread workspace need of `floats` floats.
+    mutating func noteWorkspace(floats: Int) {
+        workspaceFloatsPerThread = max(workspaceFloatsPerThread, floats)
+    }
+
+    /// Threads for a kernel of `flops` whose work splits into `units` independent parts.
+    func threads(flops: Int, units: Int) -> Int {
+        flops >= parallelThresholdFlops ? max(1, min(target.threads, units)) : 1
     }
 
     func biasSlice(_ layer: String, in block: Slice? = nil) -> Slice? {

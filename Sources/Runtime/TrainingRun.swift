@@ -221,13 +221,14 @@ public final class TrainingRun {
     public func finish() throws -> Trainer.Evaluation {
         let evaluation = trainer.latestTestEvaluation ?? trainer.evaluate(data.test, indices: nil)
         let parameters = UnsafePointer(trainer.executor.parameters)
-        try writeWeightsFile(plan: plan, parameters: parameters, to: weightsPath)
+        let modelState = trainer.executor.modelState.map { UnsafePointer($0) }
+        try writeWeightsFile(plan: plan, parameters: parameters, modelState: modelState, to: weightsPath)
         // The model names the spec file the run was started from, also after a resume (which reads the
         // run directory's copy).
         var recordedSpec = spec
         recordedSpec.path = record.specPath
         try writeModelFile(
-            spec: recordedSpec, plan: plan, parameters: parameters, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
+            spec: recordedSpec, plan: plan, parameters: parameters, modelState: modelState, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
             to: modelPath)
         trainer.prepareOrder(epoch: 1)
         try writeRunPictures(

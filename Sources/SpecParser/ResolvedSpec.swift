@@ -35,6 +35,31 @@ extension Spec {
                 out += "    - \(activationYAML(activation.value, name: name))\n"
             case .dropout(let p):
                 out += "    - dropout: {p: \(number(p.value)), name: \(name)}\n"
+            case .conv2d(let conv):
+                var fields = [
+                    "out: \(conv.outChannels.value)", "kernel: \(pairYAML(conv.kernel.value))", "stride: \(pairYAML(conv.stride.value))",
+                ]
+                switch conv.padding.value {
+                case .same: fields.append("padding: same")
+                case .explicit(let pair): fields.append("padding: \(pairYAML(pair))")
+                }
+                fields += [
+                    "dilation: \(pairYAML(conv.dilation.value))", "groups: \(conv.groups.value)", "bias: \(conv.bias.value)",
+                    "init: \(conv.initialization.value.rawValue)",
+                ]
+                if let activation = conv.activation {
+                    let yaml = activationYAML(activation.value, name: nil)
+                    fields.append("activation: " + (yaml.contains(":") ? "{\(yaml)}" : yaml))
+                }
+                fields.append("name: \(name)")
+                out += "    - conv2d: {\(fields.joined(separator: ", "))}\n"
+            case .pool2d(let pool):
+                let kind = pool.kind == .max ? "max_pool2d" : "avg_pool2d"
+                out += "    - \(kind): {kernel: \(pairYAML(pool.kernel.value)), stride: \(pairYAML(pool.stride.value)), padding: \(pairYAML(pool.padding.value)), ceil_mode: \(pool.ceilMode.value), name: \(name)}\n"
+            case .adaptiveAveragePool2d(let size):
+                out += "    - adaptive_avg_pool2d: {output_size: \(size.value), name: \(name)}\n"
+            case .batchNorm(let bn):
+                out += "    - batch_norm: {eps: \(number(bn.eps.value)), momentum: \(number(bn.momentum.value)), affine: \(bn.affine.value), name: \(name)}\n"
             }
         }
         out += "loss: \(loss.kind.value.rawValue)\n"
@@ -67,6 +92,8 @@ public func absolutePath(_ path: String) -> String {
     let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
     return url.standardizedFileURL.path
 }
+
+private func pairYAML(_ pair: SpatialPair) -> String { "[\(pair.height), \(pair.width)]" }
 
 private func activationYAML(_ activation: Activation, name: String?) -> String {
     var fields: [String] = []

@@ -87,6 +87,11 @@ public enum LayerKind: Codable, Equatable, Sendable {
     case linear(LinearSpec)
     case activation(Located<Activation>)
     case dropout(p: Located<Double>)
+    case conv2d(Conv2dSpec)
+    case pool2d(Pool2dSpec)
+    /// `adaptive_avg_pool2d: 1`: the mean of each channel (global average pooling).
+    case adaptiveAveragePool2d(outputSize: Located<Int>)
+    case batchNorm(BatchNormSpec)
 }
 
 public struct LinearSpec: Codable, Equatable, Sendable {

@@ -60,6 +60,13 @@ extension Kernel {
         case .linearBackwardInput(let k): return k.bind(binding)
         case .optimizerStep(let k): return k.bind(binding)
         case .classify(let k): return k.bind(binding)
+        case .conv2dForward(let k): return k.bind(binding)
+        case .conv2dBackwardWeights(let k): return k.bind(binding)
+        case .conv2dBackwardInput(let k): return k.bind(binding)
+        case .pool2dForward(let k): return k.bind(binding)
+        case .pool2dBackward(let k): return k.bind(binding)
+        case .batchNormForward(let k): return k.bind(binding)
+        case .batchNormBackward(let k): return k.bind(binding)
         }
     }
 }

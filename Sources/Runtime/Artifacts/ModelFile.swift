@@ -66,13 +66,15 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Writes weights.safetensors: the parameters as PyTorch's state_dict, nothing else.
-public func writeWeightsFile(plan: Plan, parameters: UnsafePointer<Float>, to path: String) throws {
-    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters)).write(to: path)
+/// With `modelState`, batch norm's running statistics are written too (PyTorch's buffers).
+public func writeWeightsFile(plan: Plan, parameters: UnsafePointer<Float>, modelState: UnsafePointer<Float>? = nil, to path: String) throws {
+    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters, modelState: modelState)).write(to: path)
 }
 
 /// Writes model.safetensors: the state_dict and the spec that gives it meaning.
 public func writeModelFile(
-    spec: Spec, plan: Plan, parameters: UnsafePointer<Float>, dataDirectory: String, mlpcVersion: String, to path: String
+    spec: Spec, plan: Plan, parameters: UnsafePointer<Float>, modelState: UnsafePointer<Float>? = nil, dataDirectory: String,
+    mlpcVersion: String, to path: String
 ) throws {
     let metadata = ArtifactMetadataKey.disabledPassesEntry(plan.options).merging([
         ArtifactMetadataKey.format: ArtifactMetadataKey.modelFormat,
@@ -82,7 +84,8 @@ public func writeModelFile(
         ArtifactMetadataKey.dataDirectory: dataDirectory,
         ArtifactMetadataKey.mlpcVersion: mlpcVersion,
     ]) { $1 }
-    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters), metadata: metadata).write(to: path)
+    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters, modelState: modelState), metadata: metadata)
+        .write(to: path)
 }
 
 /// Reads a safetensors file. A path that cannot be read (missing, a directory, a device or FIFO, no
@@ -197,7 +200,7 @@ public final class LoadedModel {
         try checkStateDict(file, path: path, plan: plan)
         pool = WorkerPool(threads: plan.target.threads)
         executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: 0)
-        fillBlock(file, plan: plan, prefix: "", into: executor.parameters)
+        fillBlock(file, plan: plan, prefix: "", into: executor.parameters, modelState: executor.modelState)
         self.spec = spec
         self.plan = plan
         self.path = path
