@@ -93,12 +93,20 @@ struct PlanBuilder {
 
         let features = graph.inputShape.reduce(1, *)
         let classes = graph.outputShape.reduce(1, *)
-        let normalization = PixelNormalization(mean: Float(spec.data.mean.value), standardDeviation: Float(spec.data.std.value))
+        var normalization = PixelNormalization(mean: Float(spec.data.mean.value), standardDeviation: Float(spec.data.std.value))
+        // A table's rows arrive encoded (standardized, one-hot) as float32: the gather copies them as they are.
+        let sampleElement: SampleElement = spec.data.table == nil ? .uint8 : .float32
+        if sampleElement == .float32 {
+            normalization.scale = 1
+            normalization.shift = 0
+        }
 
         // ---- training step: forward ----
         let input = declare("input", .input, .float32, shape: [batch, features])
         let labels = declare("labels", .labels, .int32, shape: [batch])
-        train.append(.gatherBatch(GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))))
+        var trainGather = GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))
+        trainGather.element = sampleElement
+        train.append(.gatherBatch(trainGather))
         var values: [Slice] = [input]  // values[i] is the input of layer i
         var forward = ForwardContext()
         for (index, layer) in graph.layers.enumerated() {
@@ -142,8 +150,9 @@ struct PlanBuilder {
         // ---- evaluation: forward only, dropout off, its own batch size ----
         let evalInput = declare("eval.input", .input, .float32, shape: [evalBatch, features])
         let evalLabels = declare("eval.labels", .labels, .int32, shape: [evalBatch])
-        eval.append(
-            .gatherBatch(GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))))
+        var evalGather = GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))
+        evalGather.element = sampleElement
+        eval.append(.gatherBatch(evalGather))
         var x = evalInput
         for layer in graph.layers { x = layer.evaluate(&self, x) }
         let predictions = declare("eval.predictions", .predictions, .int32, shape: [evalBatch])
@@ -171,7 +180,7 @@ struct PlanBuilder {
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
             evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions,
-            data: DataSource(format: .idx, directory: spec.data.resolvedDirectory), schedule: schedule, options: options)
+            data: DataSource(format: spec.data.table == nil ? .idx : .csv, directory: spec.data.resolvedDirectory), schedule: schedule, options: options)
     }
 
     func gatherThreads(_ input: Slice) -> Int {

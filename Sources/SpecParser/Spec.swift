@@ -39,12 +39,15 @@ public struct DataSpec: Codable, Equatable, Sendable {
     public var std: Located<Double>
     /// Fraction of the training set held out for validation, 0 when absent.
     public var validationFraction: Located<Double>
+    /// `format: csv`: the table and its columns (then `directory` is the training file, as written and resolved).
+    public var table: TableSpec?
     public var location: SourceLocation
 
     public init(
         directory: Located<String>, resolvedDirectory: String, mean: Located<Double>, std: Located<Double>,
-        validationFraction: Located<Double>, location: SourceLocation
+        validationFraction: Located<Double>, table: TableSpec? = nil, location: SourceLocation
     ) {
+        self.table = table
         self.directory = directory
         self.resolvedDirectory = resolvedDirectory
         self.mean = mean
@@ -55,7 +58,8 @@ public struct DataSpec: Codable, Equatable, Sendable {
 }
 
 public struct ModelSpec: Codable, Equatable, Sendable {
-    /// Per-sample input shape, e.g. [1, 28, 28].
+    /// Per-sample input shape, e.g. [1, 28, 28]. Empty for a table spec that leaves it out: the
+    /// width after one-hot encoding is known once the data is read, and the command line fills it in.
     public var inputShape: Located<[Int]>
     public var layers: [LayerSpec]
     public var location: SourceLocation

@@ -1,7 +1,7 @@
 /// The spec's top level and its small sections: name, seed, data, loss, optimizer, training.
 extension SpecDecoder {
     static let rootKeys = ["name", "seed", "data", "model", "loss", "optimizer", "training"]
-    static let dataKeys = ["dir", "normalize", "validation_fraction"]
+    static let dataKeys = ["format", "dir", "normalize", "validation_fraction"]
     static let normalizeKeys = ["mean", "std"]
     static let trainingKeys = ["batch_size", "epochs", "shuffle", "drop_last", "threads", "eval_batch_size"]
     static let sgdKeys = ["kind", "lr", "momentum", "dampening", "nesterov", "weight_decay"]
@@ -95,6 +95,13 @@ extension SpecDecoder {
         } else {
             guard let section = section(root, "data", example: "{dir: ../data/mnist}") else { return nil }
             view = section
+        }
+        if let format = view["format"], !format.value.isNull,
+            let kind = choice(format.value, name: "data.format", what: "data format", among: ["idx", "csv"], code: .unknownChoice),
+            kind.value == "csv"
+        {
+            inputShapeFromData = true
+            return decodeTableData(view)
         }
         checkKeys(view, allowed: SpecDecoder.dataKeys)
 

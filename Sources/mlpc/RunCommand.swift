@@ -180,7 +180,7 @@ struct RunCommand: ParsableCommand {
         StartupSignals.exitWithStatus130()
         let data: LoadedData
         do {
-            data = try loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
+            data = try checked.table?.data ?? loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
         }
