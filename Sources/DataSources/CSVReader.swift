@@ -93,6 +93,7 @@ final class CSVReader {
                 let offset = block.distance(to: nul.assumingMemoryBound(to: UInt8.self))
                 // Feed what comes before it, so the line number is the NUL's.
                 try feed(block + start, offset - start, context)
+                if stopped { break }
                 throw Failure(line: line, column: nil, message: "a NUL byte: this is not a text file")
             }
             try feed(block + start, count - start, context)

@@ -35,7 +35,7 @@ public struct TableError: Error, CustomStringConvertible {
     public var description: String {
         var lines = messages + diagnostics.map { d in d.location.map { "\($0): \(d.message)" } ?? d.message }
         if total > messages.count + diagnostics.count {
-            lines.append("... and \(total - messages.count - diagnostics.count) more problems of the same kind (the first \(messages.count) shown)")
+            lines.append("... and \(total - messages.count - diagnostics.count)\(total >= TableProblems.countLimit ? " or more" : "") more problems (the first \(messages.count) are shown)")
         }
         return lines.joined(separator: "\n")
     }
@@ -44,9 +44,11 @@ public struct TableError: Error, CustomStringConvertible {
 /// Collects located problems, keeping the first `limit`.
 struct TableProblems {
     static let limit = 20
+    /// Counting stops here: a file this wrong is not the table the spec describes.
+    static let countLimit = 100_000
     var messages: [String] = []
     var total = 0
-    var isFull: Bool { total >= TableProblems.limit }
+    var isFull: Bool { total >= TableProblems.countLimit }
 
     mutating func add(_ message: String) {
         total += 1

@@ -41,7 +41,7 @@ public struct TablePreprocessing: Codable, Equatable, Sendable {
 }
 
 /// Deterministic pseudo-random numbers for the test split (SplitMix64).
-struct SplitMix64 {
+struct TestSplitRandom {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -55,7 +55,7 @@ struct SplitMix64 {
 /// Which rows of a single file are test rows: a seeded shuffle's first `round(count * fraction)`.
 func testRowMask(count: Int, fraction: Double, seed: UInt64) -> [Bool] {
     var order = Array(0..<count)
-    var rng = SplitMix64(state: seed ^ 0x7E57_5EED)
+    var rng = TestSplitRandom(state: seed ^ 0x7E57_5EED)
     if count > 1 {
         for i in stride(from: count - 1, to: 0, by: -1) {
             let j = Int(rng.next() % UInt64(i + 1))

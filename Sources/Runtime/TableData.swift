@@ -23,7 +23,7 @@ public func loadTableForSpec(_ spec: inout Spec) -> (table: CheckedTable?, diagn
         var diagnostics = error.diagnostics
         for message in error.messages { diagnostics.append(.error("E0412", message, at: nil)) }
         if error.total > error.messages.count + error.diagnostics.count {
-            diagnostics.append(.error("E0412", "... and \(error.total - error.messages.count - error.diagnostics.count) more problems in the rows (the first \(error.messages.count) are shown)", at: nil))
+            diagnostics.append(.error("E0412", "... and \(error.total - error.messages.count - error.diagnostics.count)\(error.total >= 100_000 ? " or more" : "") more problems in the rows (the first \(error.messages.count) are shown)", at: nil))
         }
         return (nil, diagnostics)
     } catch {
