@@ -9,6 +9,11 @@ public struct TableDataset: Dataset {
     public var samples: SampleValues
     public var targets: Targets
     public var origin: String
+    /// A regressor's targets were standardized: value = stored * std + mean, per column.
+    public var targetMeans: [Double] = []
+    public var targetStds: [Double] = []
+    /// A classifier's class names in output order.
+    public var classNames: [String] = []
 }
 
 /// A CSV table loaded as the spec declares it: the training and test rows and how they were encoded.
@@ -117,7 +122,9 @@ public func loadTable(_ table: TableSpec, seed: UInt64, memoryBytes: Int) throws
     func dataset(_ inputs: [Float], _ classes: [Int32], _ values: [Float], count: Int, origin: String) -> TableDataset {
         let targets: Targets = preprocessing.isClassifier
             ? .classes(classes, classes: preprocessing.classNames.count) : .values(values, width: targetWidth)
-        return TableDataset(count: count, sampleShape: [width], samples: .float32(inputs), targets: targets, origin: origin)
+        return TableDataset(
+            count: count, sampleShape: [width], samples: .float32(inputs), targets: targets, origin: origin,
+            targetMeans: preprocessing.targetMeans, targetStds: preprocessing.targetStds, classNames: preprocessing.classNames)
     }
     let trainOrigin = pathForMessage(table.resolvedTrain)
     let testOrigin = table.resolvedTest.map(pathForMessage) ?? "\(trainOrigin) (test rows)"

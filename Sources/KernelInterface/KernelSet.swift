@@ -135,6 +135,13 @@ public struct KernelSet: @unchecked Sendable {
     /// probabilities = softmax of each row. Parameters: logits, m, n, probabilities (may alias logits).
     public typealias SoftmaxRows = (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Void
 
+    /// A regressor's loss and its gradient; returns the mean. Parameters: kind (0 mse, 1 l1, 2 huber),
+    /// huber's delta, output, targets, m, n, d_output.
+    public typealias RegressionLoss = (Int, Float, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Float
+
+    /// Copies the target rows named by indices. Parameters: targets, width, indices, count, out, part, parts.
+    public typealias GatherTargetRows = (UnsafePointer<Float>, Int, UnsafePointer<Int32>, Int, UnsafeMutablePointer<Float>, Int, Int) -> Void
+
     public var isa: KernelISA
     public var gatherRows: GatherRows
     public var gatherFloatRows: GatherFloatRows
@@ -153,6 +160,8 @@ public struct KernelSet: @unchecked Sendable {
     public var adamStep: AdamStep
     public var argmaxRows: ArgmaxRows
     public var softmaxRows: SoftmaxRows
+    public var regressionLoss: RegressionLoss
+    public var gatherTargetRows: GatherTargetRows
 
     public init(
         isa: KernelISA,
@@ -172,8 +181,12 @@ public struct KernelSet: @unchecked Sendable {
         sgdStep: @escaping SGDStep,
         adamStep: @escaping AdamStep,
         argmaxRows: @escaping ArgmaxRows,
-        softmaxRows: @escaping SoftmaxRows
+        softmaxRows: @escaping SoftmaxRows,
+        regressionLoss: @escaping RegressionLoss,
+        gatherTargetRows: @escaping GatherTargetRows
     ) {
+        self.regressionLoss = regressionLoss
+        self.gatherTargetRows = gatherTargetRows
         self.isa = isa
         self.gatherRows = gatherRows
         self.gatherFloatRows = gatherFloatRows

@@ -21,4 +21,6 @@ public let kernelSet = KernelSet(
     sgdStep: sgdStep,
     adamStep: adamStep,
     argmaxRows: argmaxRows,
-    softmaxRows: softmaxRows)
+    softmaxRows: softmaxRows,
+    regressionLoss: regressionLoss,
+    gatherTargetRows: gatherTargetRows)

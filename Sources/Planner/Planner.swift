@@ -106,6 +106,9 @@ struct PlanBuilder {
         let labels = declare("labels", .labels, .int32, shape: [batch])
         var trainGather = GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))
         trainGather.element = sampleElement
+        // A regressor's targets are values: gathered beside the (unused) labels, as float32 rows.
+        let regressionTargets = spec.data.table?.target.type.value == .number ? graph.outputShape.reduce(1, *) : nil
+        if let width = regressionTargets { trainGather.targets = declare("targets", .labels, .float32, shape: [batch, width]) }
         train.append(.gatherBatch(trainGather))
         var values: [Slice] = [input]  // values[i] is the input of layer i
         var forward = ForwardContext()
@@ -118,6 +121,14 @@ struct PlanBuilder {
         let logits = values[graph.layers.count]
         let lossGradient = declare("d_\(logits.buffer)", .activationGradient, .float32, shape: logits.shape)
         switch spec.loss.kind.value {
+        case _ where trainGather.targets != nil:
+            train.append(
+                .regressionLoss(
+                    RegressionLoss(
+                        kind: spec.loss.kind.value, delta: 1, output: logits, targets: trainGather.targets!, gradient: lossGradient,
+                        location: spec.loss.location)))
+        case .l1, .huber:
+            preconditionFailure("the spec decoder allows l1 and huber only for a regressor")
         case .crossEntropy:
             let rowLoss = declare("row_loss", .lossScratch, .float32, shape: [batch])
             train.append(
@@ -152,6 +163,7 @@ struct PlanBuilder {
         let evalLabels = declare("eval.labels", .labels, .int32, shape: [evalBatch])
         var evalGather = GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))
         evalGather.element = sampleElement
+        if let width = regressionTargets { evalGather.targets = declare("eval.targets", .labels, .float32, shape: [evalBatch, width]) }
         eval.append(.gatherBatch(evalGather))
         var x = evalInput
         for layer in graph.layers { x = layer.evaluate(&self, x) }
@@ -161,7 +173,7 @@ struct PlanBuilder {
         _ = declare("workspace", .workspace, .float32, shape: [max(1, target.threads), max(workspaceFloatsPerThread, 1)])
 
         var fusions = graph.fusions
-        fusions.append("softmax, cross-entropy and its gradient computed in one pass over the logits")
+        if regressionTargets == nil { fusions.append("softmax, cross-entropy and its gradient computed in one pass over the logits") }
         for kernel in train {
             if case .linearBackwardInput(let k) = kernel, !k.producerActivation.isIdentity {
                 fusions.append("\(k.producerActivation.code) derivative fused into \(k.layer).grad_input")

@@ -52,9 +52,6 @@ public func loadTableForSpec(_ spec: inout Spec) -> (table: CheckedTable?, diagn
                 "E0414", "the final layer '\(last.name.value)' has \(linear.outFeatures.value) outputs, but the target has \(what)",
                 at: linear.outFeatures.location, suggestion: "set 'out: \(outputs)'"))
     }
-    if !loaded.preprocessing.isClassifier {
-        diagnostics.append(.error("E0415", "regression targets (type: number) are not trained by this version yet", at: tableSpec.target.type.location))
-    }
     let data = LoadedData(
         train: loaded.train, test: loaded.test, directory: absolutePath(tableSpec.resolvedTrain), sha256: [:])
     return (CheckedTable(table: loaded, data: data), diagnostics)

@@ -147,8 +147,13 @@ public enum Initialization: String, Codable, Equatable, Sendable, CaseIterable {
 public enum LossKind: String, Codable, Equatable, Sendable, CaseIterable {
     /// On logits, softmax fused; labels are class indices.
     case crossEntropy = "cross_entropy"
-    /// Mean squared error against one-hot targets of the labels.
+    /// Mean squared error: against one-hot targets of the labels for classes, against the target
+    /// values for a regressor.
     case mse
+    /// Mean absolute error (regressors; PyTorch's L1Loss).
+    case l1
+    /// Huber loss with delta 1 (regressors; PyTorch's HuberLoss): squared below delta, linear above.
+    case huber
 }
 
 public struct LossSpec: Codable, Equatable, Sendable {

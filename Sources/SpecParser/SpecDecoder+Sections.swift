@@ -48,6 +48,7 @@ extension SpecDecoder {
         let optimizer = decodeOptimizer(view)
         let training = decodeTraining(view)
         if let model, let loss { warnAboutActivationBeforeCrossEntropy(model: model, loss: loss) }
+        if let data, let loss { checkLossFitsTarget(data: data, loss: loss) }
 
         guard !diagnostics.hasErrors, let name, let seed, let data, let model, let loss, let optimizer, let training
         else { return nil }
@@ -218,6 +219,24 @@ extension SpecDecoder {
             let kind = LossKind(rawValue: name.value)
         else { return nil }
         return LossSpec(kind: Located(kind, at: name.location), location: entry.key.location)
+    }
+
+    /// A regressor (a table's number target) trains with mse, l1 or huber; a classifier with
+    /// cross_entropy or mse on one-hot targets.
+    private mutating func checkLossFitsTarget(data: DataSpec, loss: LossSpec) {
+        let regression = data.table?.target.type.value == .number
+        switch (loss.kind.value, regression) {
+        case (.l1, false), (.huber, false):
+            report(.error(
+                .unknownLoss, "'\(loss.kind.value.rawValue)' is a regression loss; it needs a number target ('data.target' with 'type: number')",
+                at: loss.kind.location, suggestion: "use 'cross_entropy' for classes"))
+        case (.crossEntropy, true):
+            let note = data.table.map { [DiagnosticNote("the target is a number here", at: $0.target.type.location)] } ?? []
+            report(.error(
+                .unknownLoss, "'cross_entropy' needs a category target; a number target makes a regressor (mse, l1 or huber)",
+                at: loss.kind.location, notes: note, suggestion: "use 'mse'"))
+        default: break
+        }
     }
 
     // MARK: optimizer
