@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `mlpc check` and `mlpc run` on CSV tables: the header checked against the spec, located errors for
@@ -162,6 +163,53 @@ extension CSVTableTests {
             assertNoCrash(result)
             XCTAssertEqual(result.status, 0, result.stderr)
             weights.append(try Data(contentsOf: URL(fileURLWithPath: out + "/weights.safetensors")))
+        }
+        XCTAssertEqual(weights[0], weights[1])
+    }
+}
+
+extension CSVTableTests {
+    /// y = 3 x1 - 2 x2 + 5, exactly: a regressor learns it and reports MAE, RMSE and R² per epoch.
+    func testARegressorTrainsAndReportsItsMetrics() throws {
+        var lines = ["x1,x2,y"]
+        var random = SplitMix64(state: 9)
+        for _ in 0..<400 {
+            let x1 = Double(random.next() % 2000) / 100 - 10, x2 = Double(random.next() % 2000) / 100 - 10
+            lines.append("\(x1),\(x2),\(3 * x1 - 2 * x2 + 5)")
+        }
+        let spec = """
+            name: reg
+            data:
+              format: csv
+              train: train.csv
+              test_fraction: 0.25
+              target: {column: y, type: number}
+            model:
+              layers:
+                - linear: {out: 16, activation: tanh}
+                - linear: {out: 1}
+            loss: huber
+            optimizer: {kind: adam, lr: 0.01}
+            training: {batch_size: 16, epochs: 40}
+
+            """
+        let folder = try folder(csv: csv(lines), spec: spec)
+        var weights: [Data] = []
+        for threads in ["1", "2"] {
+            let out = folder + "/run\(threads)"
+            let result = try MLPCProcess.run(["run", folder + "/table.yaml", "--threads", threads, "--out", out])
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertTrue(result.stdout.contains("test MAE"), result.stdout)
+            weights.append(try Data(contentsOf: URL(fileURLWithPath: out + "/weights.safetensors")))
+            let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/run.json"))) as! [String: Any]
+            let r2 = try XCTUnwrap(run["test_r2"] as? Double)
+            XCTAssertGreaterThan(r2, 0.99)
+            XCTAssertNil(run["test_accuracy"])
+            XCTAssertEqual((run["epoch_test_r2"] as? [Double])?.count, 40)
+            let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+            XCTAssertTrue(metrics.contains("\"test_rmse\""), metrics)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/regression.png"))
         }
         XCTAssertEqual(weights[0], weights[1])
     }
