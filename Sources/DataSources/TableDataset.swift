@@ -28,7 +28,7 @@ public struct LoadedTable: Sendable {
 
 /// Reads the header of the training file and checks it against the spec, before any row.
 public func checkTableHeader(_ table: TableSpec) throws -> TableLayout {
-    let header = try readTableHeader(path: table.resolvedTrain, table: table)
+    let header = try readTableHeader(path: table.resolvedTrain, format: CSVFormat(table))
     return try resolveTableLayout(header: header, path: table.resolvedTrain, table: table)
 }
 
@@ -41,13 +41,13 @@ public func loadTable(_ table: TableSpec, seed: UInt64, memoryBytes: Int) throws
     var values = [InternedValues](repeating: InternedValues(), count: columns.count)
     var problems = TableProblems()
     let trainRaw = RawRows(width: columns.count, limitBytes: memoryBytes)
-    try readTableRows(path: table.resolvedTrain, table: table, layout: layout, into: trainRaw, values: &values, problems: &problems)
+    try readTableRows(path: table.resolvedTrain, format: CSVFormat(table), layout: layout, into: trainRaw, values: &values, problems: &problems)
     var testRaw: RawRows?
     if let testPath = table.resolvedTest, problems.total == 0 {
-        let testHeader = try readTableHeader(path: testPath, table: table)
+        let testHeader = try readTableHeader(path: testPath, format: CSVFormat(table))
         let testLayout = try resolveTableLayout(header: testHeader, path: testPath, table: table)
         let raw = RawRows(width: columns.count, limitBytes: max(0, memoryBytes - trainRaw.bytes))
-        try readTableRows(path: testPath, table: table, layout: testLayout, into: raw, values: &values, problems: &problems)
+        try readTableRows(path: testPath, format: CSVFormat(table), layout: testLayout, into: raw, values: &values, problems: &problems)
         testRaw = raw
     }
     if problems.total > 0 { throw TableError(messages: problems.messages, total: problems.total) }

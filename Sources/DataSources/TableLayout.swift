@@ -74,9 +74,22 @@ extension String {
     fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
+/// How a CSV file is written: its delimiter and whether its first row names the columns.
+public struct CSVFormat: Sendable {
+    public var delimiter: UInt8
+    public var header: Bool
+
+    public init(delimiter: UInt8, header: Bool) {
+        self.delimiter = delimiter
+        self.header = header
+    }
+
+    public init(_ table: TableSpec) { self.init(delimiter: table.delimiter.value, header: table.header.value) }
+}
+
 /// Reads the first record of `path`: the column names (or, without a header row, 1...n).
-public func readTableHeader(path: String, table: TableSpec) throws -> [String] {
-    let reader = try CSVReader(path: path, delimiter: table.delimiter.value)
+public func readTableHeader(path: String, format: CSVFormat) throws -> [String] {
+    let reader = try CSVReader(path: path, delimiter: format.delimiter)
     var names: [String] = []
     var problems = TableProblems()
     var fields = 0
@@ -100,7 +113,7 @@ public func readTableHeader(path: String, table: TableSpec) throws -> [String] {
     }
     if !problems.messages.isEmpty { throw TableError(messages: problems.messages, total: problems.total) }
     guard fields > 0 else { throw TableError(messages: ["\(pathForMessage(path)):1: the file is empty: no header row"], total: 1) }
-    return table.header.value ? names : (1...fields).map(String.init)
+    return format.header ? names : (1...fields).map(String.init)
 }
 
 func located(_ path: String, _ failure: CSVReader.Failure) -> String {

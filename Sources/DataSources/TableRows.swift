@@ -11,6 +11,8 @@ final class RawRows {
     private(set) var base: UnsafeMutablePointer<Float>?
     private(set) var rows = 0
     private var capacity = 0
+    /// The file line of each row, when kept (prediction names its rows by them).
+    var lines: [Int]? = nil
     /// The most bytes the buffer may grow to (the machine's memory).
     let limitBytes: Int
 
@@ -81,7 +83,7 @@ let binaryTrue: Set<String> = ["1", "true", "yes", "y", "t"]
 /// a located problem (collected, capped), rows whose `drop_row` column is empty left out. Stops early
 /// when the rows could not fit in memory (estimated from the first rows and the file's size).
 func readTableRows(
-    path: String, table: TableSpec, layout: TableLayout, into raw: RawRows, values valuesIn: inout [InternedValues],
+    path: String, format: CSVFormat, layout: TableLayout, into raw: RawRows, values valuesIn: inout [InternedValues],
     problems problemsIn: inout TableProblems
 ) throws {
     // The reader's callbacks escape: they work on these and hand them back at the end.
@@ -94,12 +96,12 @@ func readTableRows(
     let columns = layout.features + layout.targets
     var slotOfPosition = [Int](repeating: -1, count: layout.fields)
     for (slot, column) in columns.enumerated() { slotOfPosition[column.position] = slot }
-    let reader = try CSVReader(path: path, delimiter: table.delimiter.value)
+    let reader = try CSVReader(path: path, delimiter: format.delimiter)
     let name = pathForMessage(path)
     var scratch = [Float](repeating: 0, count: columns.count)
     var drop = false
     var bad = false
-    var skipHeader = table.header.value
+    var skipHeader = format.header
     var consumedRows = 0
     var estimated = false
     var stopError: TableError?
@@ -173,6 +175,7 @@ func readTableRows(
                     let row = try raw.nextRow()
                     scratch.withUnsafeBufferPointer { row.update(from: $0.baseAddress!, count: columns.count) }
                     raw.commit()
+                    raw.lines?.append(line)
                 } catch let error as TableError {
                     stopError = error
                     return false

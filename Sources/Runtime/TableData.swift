@@ -53,7 +53,8 @@ public func loadTableForSpec(_ spec: inout Spec) -> (table: CheckedTable?, diagn
                 at: linear.outFeatures.location, suggestion: "set 'out: \(outputs)'"))
     }
     let data = LoadedData(
-        train: loaded.train, test: loaded.test, directory: absolutePath(tableSpec.resolvedTrain), sha256: [:])
+        train: loaded.train, test: loaded.test, directory: absolutePath(tableSpec.resolvedTrain), sha256: [:],
+        tablePreprocessing: loaded.preprocessing)
     return (CheckedTable(table: loaded, data: data), diagnostics)
 }
 

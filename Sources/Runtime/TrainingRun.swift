@@ -234,7 +234,7 @@ public final class TrainingRun {
         recordedSpec.path = record.specPath
         try writeModelFile(
             spec: recordedSpec, plan: plan, parameters: parameters, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
-            to: modelPath)
+            to: modelPath, tablePreprocessing: data.tablePreprocessing)
         trainer.prepareOrder(epoch: 1)
         try writeRunPictures(
             directory: options.outputDirectory, train: data.train, firstBatch: Array(trainer.epochOrder.prefix(plan.batchSize)),

@@ -32,6 +32,12 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Invert pictures: auto (when the border is light), always or never.")
     var invert: Inversion = .auto
 
+    @Option(help: "A CSV file of raw rows for a table model (its target columns optional): writes CSV with each row's prediction and class probabilities.")
+    var csv: String?
+
+    @Option(help: "With --csv: write the predictions to this file (atomically) instead of stdout.")
+    var out: String?
+
     enum Inversion: String, ExpressibleByArgument, CaseIterable {
         case auto, always, never
         var policy: InversionPolicy {
@@ -44,12 +50,20 @@ struct PredictCommand: ParsableCommand {
     }
 
     func validate() throws {
+        if csv != nil && (!inputs.isEmpty || !indices.isEmpty) { throw ValidationError("--csv predicts table rows; give it without images or --index") }
+        if out != nil && csv == nil { throw ValidationError("--out writes the predictions of --csv") }
+        if csv?.isEmpty == true || out?.isEmpty == true { throw ValidationError("--csv and --out need a path") }
+        if csv != nil { return }
         if inputs.isEmpty && indices.isEmpty { throw ValidationError("give PNG images to classify, or --index N for a test image") }
         if let negative = indices.first(where: { $0 < 0 }) { throw ValidationError("--index \(negative) is negative") }
     }
 
     func run() throws {
         let loaded = try options.load()
+        if let csv {
+            try predictTable(loaded, csv: csv)
+            return
+        }
         // Read every picture before printing anything, so a bad one fails the command cleanly.
         var pictures: [(String, [UInt8])] = []
         if !inputs.isEmpty {
@@ -89,6 +103,27 @@ struct PredictCommand: ParsableCommand {
             throw commandFailure(for: error)
         }
         for text in described { print(text) }
+    }
+
+    /// Predictions for the rows of a CSV file, as CSV on stdout or in --out.
+    func predictTable(_ loaded: LoadedModel, csv: String) throws {
+        guard let preprocessing = loaded.tablePreprocessing else {
+            throw CommandFailure.usage("\(loaded.path): the model was not trained on a table (no preprocessing in its metadata), so it cannot read --csv")
+        }
+        do {
+            let encoded = try encodeTableFile(
+                path: csv, preprocessing: preprocessing, requireTargets: false, memoryBytes: Int(ProcessInfo.processInfo.physicalMemory))
+            let outputs = try loaded.predictTable(encoded.dataset)
+            let text = predictionCSV(
+                preprocessing: preprocessing, encoded: encoded, outputs: outputs, outputsAreProbabilities: loaded.outputsAreLogits)
+            if let out {
+                try writeFileAtomically(text, to: out)
+            } else {
+                print(text, terminator: "")
+            }
+        } catch {
+            throw commandFailure(for: error)
+        }
     }
 
     /// The class, then one line per class: its probability (cross-entropy) or the model's own output

@@ -214,3 +214,45 @@ extension CSVTableTests {
         XCTAssertEqual(weights[0], weights[1])
     }
 }
+
+extension CSVTableTests {
+    /// The model file keeps the preprocessing: predict reads raw rows (target optional, columns in any
+    /// order) and writes CSV; eval reports the metrics on a CSV with targets.
+    func testPredictAndEvalReadRawRowsWithTheSavedPreprocessing() throws {
+        let folder = try folder(csv: csv(["age,color,smoker,label"] + CSVTableTests.rows))
+        let run = try MLPCProcess.run(["run", folder + "/table.yaml", "--out", folder + "/run", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        // Columns reordered, no target, a colour never seen in training.
+        try writeFile(folder + "/rows.csv", "smoker,color,age\nyes,red,1.5\nno,purple,12.5\n")
+        let predicted = try MLPCProcess.run(["predict", folder + "/run", "--csv", folder + "/rows.csv"])
+        assertNoCrash(predicted)
+        XCTAssertEqual(predicted.status, 0, predicted.stderr)
+        let lines = predicted.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "line,predicted_label,p_hi,p_lo")
+        XCTAssertEqual(lines.count, 3, predicted.stdout)
+        for line in lines.dropFirst() {
+            let fields = line.split(separator: ",")
+            XCTAssertTrue(["hi", "lo"].contains(String(fields[1])), line)
+            XCTAssertEqual(Double(fields[2])! + Double(fields[3])!, 1, accuracy: 1e-5, line)
+        }
+        // --out writes the same text to a file.
+        let written = try MLPCProcess.run(["predict", folder + "/run", "--csv", folder + "/rows.csv", "--out", folder + "/p.csv"])
+        XCTAssertEqual(written.status, 0, written.stderr)
+        XCTAssertEqual(try String(contentsOfFile: folder + "/p.csv", encoding: .utf8), predicted.stdout)
+
+        let evaluated = try MLPCProcess.run(["eval", folder + "/run", "--csv", folder + "/train.csv"])
+        assertNoCrash(evaluated)
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        XCTAssertTrue(evaluated.stdout.contains("on 16 rows"), evaluated.stdout)
+        XCTAssertTrue(evaluated.stdout.contains("classes: 0 hi, 1 lo"), evaluated.stdout)
+
+        // eval needs the target; a bad cell is located as in training.
+        let noTarget = try MLPCProcess.run(["eval", folder + "/run", "--csv", folder + "/rows.csv"])
+        XCTAssertEqual(noTarget.status, 1)
+        XCTAssertTrue(noTarget.stderr.contains("no column 'label', the model's target"), noTarget.stderr)
+        try writeFile(folder + "/bad.csv", "age,color,smoker\n1.5,red,yes\nold,red,yes\n")
+        let bad = try MLPCProcess.run(["predict", folder + "/run", "--csv", folder + "/bad.csv"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("bad.csv:3:1: 'old' is not a number in column 'age'"), bad.stderr)
+    }
+}
