@@ -1,8 +1,5 @@
 import Foundation
 
-/// Powers of ten a Double holds exactly.
-private let exactPowersOfTen: [Double] = (0...22).map { pow(10, Double($0)) }
-
 /// The float32 nearest the Double nearest to the decimal text `bytes[0..<count]` (`[+-]digits[.digits][e[+-]digits]`,
 /// at least one digit; no hex, inf or nan), or nil when the text is not such a number. `bytes[count]`
 /// must be readable and 0 (libcsv's fields end in one).
@@ -14,45 +11,30 @@ private let exactPowersOfTen: [Double] = (0...22).map { pow(10, Double($0)) }
 func parseDecimalFloat(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Float? {
     var index = 0
     var negative = false
-    if index < count && (bytes[index] == 0x2D || bytes[index] == 0x2B) {
-        negative = bytes[index] == 0x2D
-        index += 1
+    if count > 0 && (bytes[0] == 0x2D || bytes[0] == 0x2B) {
+        negative = bytes[0] == 0x2D
+        index = 1
     }
+    // Every digit goes into the mantissa (wrapping past 19 digits, which then take the slow path).
     var mantissa: UInt64 = 0
-    var digits = 0
-    var significant = 0
-    var exponent = 0
-    var sawDigit = false
+    let digitsStart = index
     while index < count, bytes[index] &- 0x30 < 10 {
-        sawDigit = true
-        let digit = UInt64(bytes[index] &- 0x30)
-        if significant < 19 {
-            mantissa = mantissa * 10 + digit
-            if mantissa > 0 { significant += 1 }
-        } else {
-            exponent += 1
-            if digit != 0 { significant += 1 }
-        }
-        digits += 1
+        mantissa = mantissa &* 10 &+ UInt64(bytes[index] &- 0x30)
         index += 1
     }
+    var digits = index - digitsStart
+    var exponent = 0
     if index < count && bytes[index] == 0x2E {
         index += 1
+        let fractionStart = index
         while index < count, bytes[index] &- 0x30 < 10 {
-            sawDigit = true
-            let digit = UInt64(bytes[index] &- 0x30)
-            if significant < 19 {
-                mantissa = mantissa * 10 + digit
-                if mantissa > 0 { significant += 1 }
-                exponent -= 1
-            } else if digit != 0 {
-                significant += 1
-            }
-            digits += 1
+            mantissa = mantissa &* 10 &+ UInt64(bytes[index] &- 0x30)
             index += 1
         }
+        exponent = fractionStart - index
+        digits += index - fractionStart
     }
-    guard sawDigit else { return nil }
+    guard digits > 0 else { return nil }
     if index < count && (bytes[index] == 0x65 || bytes[index] == 0x45) {
         index += 1
         var exponentNegative = false
@@ -61,20 +43,21 @@ func parseDecimalFloat(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Float? {
             index += 1
         }
         var value = 0
-        var sawExponentDigit = false
+        let exponentStart = index
         while index < count, bytes[index] &- 0x30 < 10 {
-            sawExponentDigit = true
             if value < 100_000 { value = value * 10 + Int(bytes[index] &- 0x30) }
             index += 1
         }
-        guard sawExponentDigit else { return nil }
+        guard index > exponentStart else { return nil }
         exponent += exponentNegative ? -value : value
     }
     guard index == count else { return nil }
-    let result: Double
-    if significant <= 19 && mantissa <= (1 << 53) && abs(exponent) <= 22 {
+    if digits <= 19 && mantissa <= (1 << 53) && exponent >= -22 && exponent <= 22 {
+        // 10^k for k <= 22 is exact in a Double, and so is every product on the way.
+        var power = 1.0
+        for _ in 0..<abs(exponent) { power *= 10 }
         let m = Double(mantissa)
-        result = exponent >= 0 ? m * exactPowersOfTen[exponent] : m / exactPowersOfTen[-exponent]
+        let result = exponent >= 0 ? m * power : m / power
         return Float(negative ? -result : result)
     }
     // The rare long or extreme numbers: the C library's correctly rounded conversion, on the same text.

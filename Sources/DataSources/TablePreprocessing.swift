@@ -78,19 +78,19 @@ func makePreprocessing(
     var squares = [Double](repeating: 0, count: columns.count)
     var counts = [Int](repeating: 0, count: columns.count)
     var categoryCounts = values.map { [Int](repeating: 0, count: $0.names.count) }
+    let isCategory = columns.map { $0.type == .category }
     for (raw, isTest) in trainRows {
         for r in 0..<raw.rows where isTest?[r] != true {
             let row = raw.row(r)
-            for (slot, column) in columns.enumerated() {
+            for slot in 0..<columns.count {
                 let v = row[slot]
                 if v.isNaN { continue }
                 counts[slot] += 1
-                switch column.type {
-                case .number, .binary:
+                if isCategory[slot] {
+                    categoryCounts[slot][Int(v)] += 1
+                } else {
                     sums[slot] += Double(v)
                     squares[slot] += Double(v) * Double(v)
-                case .category:
-                    categoryCounts[slot][Int(v)] += 1
                 }
             }
         }

@@ -8,7 +8,7 @@ import XCTest
 /// The table loader: statistics from the training split only, one-hot with an unseen bucket, the
 /// missing-value strategies, test files whose columns come in another order, and number parsing.
 final class TableLoadingTests: XCTestCase {
-    func load(_ data: String, files: [String: String], loss: String = "cross_entropy") throws -> LoadedTable {
+    func load(_ data: String, files: [String: String], loss: String = "cross_entropy", memoryBytes: Int = 1 << 30) throws -> LoadedTable {
         let folder = try makeTemporaryDirectory(self, "mlpc-table")
         for (name, text) in files { try text.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8) }
         let text = """
@@ -23,7 +23,7 @@ final class TableLoadingTests: XCTestCase {
             """
         let result = SpecLoader.parse(bytes: Array(text.utf8), path: folder + "/t.yaml")
         let table = try XCTUnwrap(result.spec?.data.table, "\(result.diagnostics)")
-        return try loadTable(table, seed: 0, memoryBytes: 1 << 30)
+        return try loadTable(table, seed: 0, memoryBytes: memoryBytes)
     }
 
     func floats(_ data: TableDataset) -> [Float] {
@@ -109,6 +109,20 @@ final class TableLoadingTests: XCTestCase {
         XCTAssertEqual(width, 2)
         XCTAssertEqual(values, [Float(20 / (200.0 / 3).squareRoot()), 1])
         XCTAssertEqual(table.test.targetOffsets, [20, 0])
+    }
+
+    /// 20,000 rows of 3 floats need 240 KB: with 100 KB of memory the loader says so after the first
+    /// 4,096 rows, from the file's size, before reading the rest.
+    func testATableThatCannotFitIsRefusedBeforeItIsRead() throws {
+        let rows = (0..<20_000).map { "\($0).5,\($0 % 7),\($0 % 2 == 0 ? "e" : "o")" }.joined(separator: "\n")
+        XCTAssertThrowsError(
+            try load(
+                "format: csv\ntrain: train.csv\ntest_fraction: 0.5\ntarget: {column: y, type: category}",
+                files: ["train.csv": "a,b,y\n" + rows + "\n"], memoryBytes: 100_000)
+        ) { error in
+            XCTAssertTrue("\(error)".contains("rows of 3 columns need"), "\(error)")
+            XCTAssertTrue("\(error)".contains("more than the"), "\(error)")
+        }
     }
 
     func testDecimalParsingMatchesStrtod() {
