@@ -202,6 +202,12 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int,
         BatchNormGeometry, Int, Int
     ) -> Void
+    /// A regressor's loss and its gradient; returns the mean. Parameters: kind (0 mse, 1 l1, 2 huber),
+    /// huber's delta, output, targets, m, n, d_output.
+    public typealias RegressionLoss = (Int, Float, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Float
+
+    /// Copies the target rows named by indices. Parameters: targets, width, indices, count, out, part, parts.
+    public typealias GatherTargetRows = (UnsafePointer<Float>, Int, UnsafePointer<Int32>, Int, UnsafeMutablePointer<Float>, Int, Int) -> Void
 
     public var isa: KernelISA
     public var gatherRows: GatherRows
@@ -229,6 +235,8 @@ public struct KernelSet: @unchecked Sendable {
     public var batchNormTraining: BatchNormTraining
     public var batchNormEvaluation: BatchNormEvaluation
     public var batchNormBackward: BatchNormBackward
+    public var regressionLoss: RegressionLoss
+    public var gatherTargetRows: GatherTargetRows
 
     public init(
         isa: KernelISA,
@@ -256,8 +264,12 @@ public struct KernelSet: @unchecked Sendable {
         pool2dBackward: @escaping Pool2dBackward,
         batchNormTraining: @escaping BatchNormTraining,
         batchNormEvaluation: @escaping BatchNormEvaluation,
-        batchNormBackward: @escaping BatchNormBackward
+        batchNormBackward: @escaping BatchNormBackward,
+        regressionLoss: @escaping RegressionLoss,
+        gatherTargetRows: @escaping GatherTargetRows
     ) {
+        self.regressionLoss = regressionLoss
+        self.gatherTargetRows = gatherTargetRows
         self.isa = isa
         self.gatherRows = gatherRows
         self.gatherFloatRows = gatherFloatRows

@@ -29,4 +29,6 @@ public let kernelSet = KernelSet(
     pool2dBackward: pool2dBackward,
     batchNormTraining: batchNormTraining,
     batchNormEvaluation: batchNormEvaluation,
-    batchNormBackward: batchNormBackward)
+    batchNormBackward: batchNormBackward,
+    regressionLoss: regressionLoss,
+    gatherTargetRows: gatherTargetRows)

@@ -43,6 +43,7 @@ public enum Kernel: Equatable, Sendable {
     case dropoutForward(DropoutForward)
     case softmaxCrossEntropy(SoftmaxCrossEntropy)
     case meanSquaredError(MeanSquaredError)
+    case regressionLoss(RegressionLoss)
     case activationBackward(ActivationBackward)
     case dropoutBackward(DropoutBackward)
     case linearBackwardWeights(LinearBackwardWeights)
@@ -66,6 +67,7 @@ public enum Kernel: Equatable, Sendable {
         case .dropoutForward(let k): return k
         case .softmaxCrossEntropy(let k): return k
         case .meanSquaredError(let k): return k
+        case .regressionLoss(let k): return k
         case .activationBackward(let k): return k
         case .dropoutBackward(let k): return k
         case .linearBackwardWeights(let k): return k
@@ -90,6 +92,7 @@ public enum Kernel: Equatable, Sendable {
         case .dropoutForward(let k): return .dropoutForward(k.mapSlices(f))
         case .softmaxCrossEntropy(let k): return .softmaxCrossEntropy(k.mapSlices(f))
         case .meanSquaredError(let k): return .meanSquaredError(k.mapSlices(f))
+        case .regressionLoss(let k): return .regressionLoss(k.mapSlices(f))
         case .activationBackward(let k): return .activationBackward(k.mapSlices(f))
         case .dropoutBackward(let k): return .dropoutBackward(k.mapSlices(f))
         case .linearBackwardWeights(let k): return .linearBackwardWeights(k.mapSlices(f))
@@ -121,7 +124,7 @@ public enum Kernel: Equatable, Sendable {
 extension Kernel: Codable {
     private enum Kind: String, CodingKey, CaseIterable {
         case gatherBatch, linearForward, activationForward, dropoutForward, softmaxCrossEntropy, meanSquaredError,
-            activationBackward, dropoutBackward, linearBackwardWeights, linearBackwardInput, optimizerStep, classify, conv2dForward, conv2dBackwardWeights, conv2dBackwardInput, pool2dForward, pool2dBackward, batchNormForward, batchNormBackward
+            regressionLoss, activationBackward, dropoutBackward, linearBackwardWeights, linearBackwardInput, optimizerStep, classify, conv2dForward, conv2dBackwardWeights, conv2dBackwardInput, pool2dForward, pool2dBackward, batchNormForward, batchNormBackward
     }
 
     public init(from decoder: Decoder) throws {
@@ -137,6 +140,7 @@ extension Kernel: Codable {
         case .dropoutForward: self = .dropoutForward(try container.decode(DropoutForward.self, forKey: kind))
         case .softmaxCrossEntropy: self = .softmaxCrossEntropy(try container.decode(SoftmaxCrossEntropy.self, forKey: kind))
         case .meanSquaredError: self = .meanSquaredError(try container.decode(MeanSquaredError.self, forKey: kind))
+        case .regressionLoss: self = .regressionLoss(try container.decode(RegressionLoss.self, forKey: kind))
         case .activationBackward: self = .activationBackward(try container.decode(ActivationBackward.self, forKey: kind))
         case .dropoutBackward: self = .dropoutBackward(try container.decode(DropoutBackward.self, forKey: kind))
         case .linearBackwardWeights: self = .linearBackwardWeights(try container.decode(LinearBackwardWeights.self, forKey: kind))
@@ -162,6 +166,7 @@ extension Kernel: Codable {
         case .dropoutForward(let k): try container.encode(k, forKey: .dropoutForward)
         case .softmaxCrossEntropy(let k): try container.encode(k, forKey: .softmaxCrossEntropy)
         case .meanSquaredError(let k): try container.encode(k, forKey: .meanSquaredError)
+        case .regressionLoss(let k): try container.encode(k, forKey: .regressionLoss)
         case .activationBackward(let k): try container.encode(k, forKey: .activationBackward)
         case .dropoutBackward(let k): try container.encode(k, forKey: .dropoutBackward)
         case .linearBackwardWeights(let k): try container.encode(k, forKey: .linearBackwardWeights)

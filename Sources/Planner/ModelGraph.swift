@@ -79,7 +79,7 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
                 at: spec.loss.kind.location,
                 notes: [DiagnosticNote("the final output comes from \(shapeProducer)", at: shapeLocation)],
                 suggestion: "end the model with a linear layer whose `out` is the number of classes"))
-    } else if finalShape[0] < 2 {
+    } else if finalShape[0] < 2 && spec.data.table?.target.type.value != .number {
         ok = false
         diagnostics.append(
             .error(

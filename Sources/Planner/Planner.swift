@@ -102,12 +102,23 @@ struct PlanBuilder {
 
         let features = graph.inputShape.reduce(1, *)
         let classes = graph.outputShape.reduce(1, *)
-        let normalization = PixelNormalization(mean: Float(spec.data.mean.value), standardDeviation: Float(spec.data.std.value))
+        var normalization = PixelNormalization(mean: Float(spec.data.mean.value), standardDeviation: Float(spec.data.std.value))
+        // A table's rows arrive encoded (standardized, one-hot) as float32: the gather copies them as they are.
+        let sampleElement: SampleElement = spec.data.table == nil ? .uint8 : .float32
+        if sampleElement == .float32 {
+            normalization.scale = 1
+            normalization.shift = 0
+        }
 
         // ---- training step: forward ----
         let input = declare("input", .input, .float32, shape: [batch, features])
         let labels = declare("labels", .labels, .int32, shape: [batch])
-        train.append(.gatherBatch(GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))))
+        var trainGather = GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))
+        trainGather.element = sampleElement
+        // A regressor's targets are values: gathered beside the (unused) labels, as float32 rows.
+        let regressionTargets = spec.data.table?.target.type.value == .number ? graph.outputShape.reduce(1, *) : nil
+        if let width = regressionTargets { trainGather.targets = declare("targets", .labels, .float32, shape: [batch, width]) }
+        train.append(.gatherBatch(trainGather))
         var values: [Slice] = [input]  // values[i] is the input of layer i
         var forward = ForwardContext()
         for (index, layer) in graph.layers.enumerated() {
@@ -119,6 +130,14 @@ struct PlanBuilder {
         let logits = values[graph.layers.count]
         let lossGradient = declare("d_\(logits.buffer)", .activationGradient, .float32, shape: logits.shape)
         switch spec.loss.kind.value {
+        case _ where trainGather.targets != nil:
+            train.append(
+                .regressionLoss(
+                    RegressionLoss(
+                        kind: spec.loss.kind.value, delta: 1, output: logits, targets: trainGather.targets!, gradient: lossGradient,
+                        location: spec.loss.location)))
+        case .l1, .huber:
+            preconditionFailure("the spec decoder allows l1 and huber only for a regressor")
         case .crossEntropy:
             let rowLoss = declare("row_loss", .lossScratch, .float32, shape: [batch])
             train.append(
@@ -151,8 +170,10 @@ struct PlanBuilder {
         // ---- evaluation: forward only, dropout off, its own batch size ----
         let evalInput = declare("eval.input", .input, .float32, shape: [evalBatch, features])
         let evalLabels = declare("eval.labels", .labels, .int32, shape: [evalBatch])
-        eval.append(
-            .gatherBatch(GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))))
+        var evalGather = GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))
+        evalGather.element = sampleElement
+        if let width = regressionTargets { evalGather.targets = declare("eval.targets", .labels, .float32, shape: [evalBatch, width]) }
+        eval.append(.gatherBatch(evalGather))
         var x = evalInput
         for layer in graph.layers { x = layer.evaluate(&self, x) }
         let predictions = declare("eval.predictions", .predictions, .int32, shape: [evalBatch])
@@ -161,7 +182,7 @@ struct PlanBuilder {
         _ = declare("workspace", .workspace, .float32, shape: [max(1, target.threads), max(workspaceFloatsPerThread, 1)])
 
         var fusions = graph.fusions
-        fusions.append("softmax, cross-entropy and its gradient computed in one pass over the logits")
+        if regressionTargets == nil { fusions.append("softmax, cross-entropy and its gradient computed in one pass over the logits") }
         for kernel in train {
             if case .linearBackwardInput(let k) = kernel, !k.producerActivation.isIdentity {
                 fusions.append("\(k.producerActivation.code) derivative fused into \(k.layer).grad_input")
@@ -187,7 +208,7 @@ struct PlanBuilder {
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
             evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions,
-            data: DataSource(format: .idx, directory: spec.data.resolvedDirectory), schedule: schedule, options: options,
+            data: DataSource(format: spec.data.table == nil ? .idx : .csv, directory: spec.data.resolvedDirectory), schedule: schedule, options: options,
             modelState: modelState, modelStateFloats: modelStateFloats)
     }
 

@@ -72,6 +72,7 @@ public final class TrainingRun {
             cpu: plan.target.cpuName, epochs: options.epochs, batchSize: plan.batchSize, parameters: plan.parameterCount,
             arenaBytes: plan.arenaBytes, epochSeconds: [], epochMeanLoss: [], epochTestAccuracy: [], testAccuracy: nil,
             testAccuracyCI95: nil, totalSeconds: 0, startedAt: utcTimestamp(secondsSince1970: time(nil)))
+        if !data.train.classNames.isEmpty { record.classNames = data.train.classNames }
     }
 
     var runJSONPath: String { options.outputDirectory + "/run.json" }
@@ -116,7 +117,8 @@ public final class TrainingRun {
         metricLines = metrics.map { $0.jsonLine() }
         record.epochSeconds = metrics.map(\.seconds)
         record.epochMeanLoss = metrics.map(\.meanLoss)
-        record.epochTestAccuracy = metrics.map(\.testAccuracy)
+        record.epochTestAccuracy = metrics.filter { $0.regression == nil }.map(\.testAccuracy)
+        if metrics.contains(where: { $0.regression != nil }) { record.epochTestR2 = metrics.compactMap { $0.regression?.r2 } }
         // The record keeps the run's history: where it was started from, when, and its time so far. The
         // run's run.json was written last (after the checkpoint: the final files, or the interruption),
         // so its total counts, when it is the same run's.
@@ -208,7 +210,11 @@ public final class TrainingRun {
         metrics.append(m)
         record.epochSeconds.append(m.seconds)
         record.epochMeanLoss.append(m.meanLoss)
-        record.epochTestAccuracy.append(m.testAccuracy)
+        if let regression = m.regression {
+            record.epochTestR2 = (record.epochTestR2 ?? []) + [regression.r2]
+        } else {
+            record.epochTestAccuracy.append(m.testAccuracy)
+        }
         record.totalSeconds = runSeconds
         try writeFileAtomically(metricsText, to: metricsPath)
         try writeFileAtomically(record.json(), to: runJSONPath)
@@ -229,14 +235,22 @@ public final class TrainingRun {
         recordedSpec.path = record.specPath
         try writeModelFile(
             spec: recordedSpec, plan: plan, parameters: parameters, modelState: modelState, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
-            to: modelPath)
+            to: modelPath, tablePreprocessing: data.tablePreprocessing)
         trainer.prepareOrder(epoch: 1)
         try writeRunPictures(
             directory: options.outputDirectory, train: data.train, firstBatch: Array(trainer.epochOrder.prefix(plan.batchSize)),
-            test: data.test, predictions: evaluation.predictions, metrics: metrics, confusion: evaluation.confusion)
+            test: data.test, predictions: evaluation.predictions, metrics: metrics, confusion: evaluation.confusion,
+            regression: evaluation.regression == nil ? nil : (evaluation.predictedValues, evaluation.trueValues),
+            classNames: data.test.classNames)
         record.status = "completed"
-        record.testAccuracy = evaluation.accuracy
-        record.testAccuracyCI95 = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
+        if let regression = evaluation.regression {
+            record.testMAE = regression.mae
+            record.testRMSE = regression.rmse
+            record.testR2 = regression.r2
+        } else {
+            record.testAccuracy = evaluation.accuracy
+            record.testAccuracyCI95 = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
+        }
         record.totalSeconds = runSeconds
         try writeFileAtomically(record.json(), to: runJSONPath)
         return evaluation

@@ -9,11 +9,15 @@ extension Spec {
         out += "name: \(quoted(name.value))\n"
         out += "seed: \(seed.value)\n"
         out += "data:\n"
-        out += "  dir: \(quoted(absolutePath(data.resolvedDirectory)))\n"
-        out += "  normalize: {mean: \(number(data.mean.value)), std: \(number(data.std.value))}\n"
+        if let table = data.table {
+            out += tableYAML(table)
+        } else {
+            out += "  dir: \(quoted(absolutePath(data.resolvedDirectory)))\n"
+            out += "  normalize: {mean: \(number(data.mean.value)), std: \(number(data.std.value))}\n"
+        }
         out += "  validation_fraction: \(number(data.validationFraction.value))\n"
         out += "model:\n"
-        out += "  input_shape: [\(model.inputShape.value.map(String.init).joined(separator: ", "))]\n"
+        if !model.inputShape.value.isEmpty { out += "  input_shape: [\(model.inputShape.value.map(String.init).joined(separator: ", "))]\n" }
         out += "  layers:\n"
         for layer in model.layers {
             let name = layer.name.value
@@ -85,6 +89,29 @@ extension Spec {
         out += "  eval_batch_size: \(training.evalBatchSize.value)\n"
         return out
     }
+}
+
+/// The `data` lines of a table spec (all but validation_fraction), files absolute.
+private func tableYAML(_ table: TableSpec) -> String {
+    var out = "  format: csv\n"
+    out += "  train: \(quoted(absolutePath(table.resolvedTrain)))\n"
+    if let test = table.resolvedTest { out += "  test: \(quoted(absolutePath(test)))\n" }
+    if let fraction = table.testFraction { out += "  test_fraction: \(number(fraction.value))\n" }
+    let targets = table.target.columns.map { quoted($0.value) }.joined(separator: ", ")
+    out += "  target: {columns: [\(targets)], type: \(table.target.type.value.rawValue)}\n"
+    if let columns = table.columns {
+        out += "  columns:\n"
+        for column in columns {
+            var fields = ["type: \(column.type.value.rawValue)", "missing: \(column.missing.value.specName)"]
+            if case .constant(let value) = column.missing.value { fields.append("value: \(quoted(value))") }
+            out += "    \(quoted(column.name.value)): {\(fields.joined(separator: ", "))}\n"
+        }
+    }
+    if !table.ignore.isEmpty { out += "  ignore: [\(table.ignore.map { quoted($0.value) }.joined(separator: ", "))]\n" }
+    let delimiter = table.delimiter.value == 0x09 ? "\\t" : String(UnicodeScalar(table.delimiter.value))
+    out += "  delimiter: \(quoted(delimiter))\n"
+    out += "  header: \(table.header.value)\n"
+    return out
 }
 
 /// `path` made absolute against the working directory, with `.` and `..` components removed.

@@ -35,6 +35,7 @@ extension SpecDecoder {
 
     private mutating func decodeInputShape(_ view: MappingView) -> Located<[Int]>? {
         guard let entry = view["input_shape"], !entry.value.isNull else {
+            if inputShapeFromData { return Located([], at: view.location) }
             reportMissing("input_shape", in: view, example: "[1, 28, 28]")
             return nil
         }

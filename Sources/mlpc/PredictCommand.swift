@@ -38,6 +38,12 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Output format: text (the class and a bar per class) or json (every output, exactly).")
     var format: TextOrJSONFormat = .text
 
+    @Option(help: "A CSV file of raw rows for a table model (its target columns optional): writes CSV with each row's prediction and class probabilities.")
+    var csv: String?
+
+    @Option(help: "With --csv: write the predictions to this file (atomically) instead of stdout.")
+    var out: String?
+
     enum Inversion: String, ExpressibleByArgument, CaseIterable {
         case auto, always, never
         var policy: InversionPolicy {
@@ -51,12 +57,20 @@ struct PredictCommand: ParsableCommand {
 
     func validate() throws {
         if format == .dot { throw ValidationError("predict prints text or json") }
+        if csv != nil && (!inputs.isEmpty || !indices.isEmpty) { throw ValidationError("--csv predicts table rows; give it without images or --index") }
+        if out != nil && csv == nil { throw ValidationError("--out writes the predictions of --csv") }
+        if csv?.isEmpty == true || out?.isEmpty == true { throw ValidationError("--csv and --out need a path") }
+        if csv != nil { return }
         if inputs.isEmpty && indices.isEmpty { throw ValidationError("give PNG images to classify, or --index N for a test image") }
         if let negative = indices.first(where: { $0 < 0 }) { throw ValidationError("--index \(negative) is negative") }
     }
 
     func run() throws {
         let loaded = try options.load()
+        if let csv {
+            try predictTable(loaded, csv: csv)
+            return
+        }
         // Read every picture before printing anything, so a bad one fails the command cleanly.
         var pictures: [(String, [UInt8])] = []
         if !inputs.isEmpty {
@@ -123,6 +137,27 @@ struct PredictCommand: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(report), as: UTF8.self)
+    }
+
+    /// Predictions for the rows of a CSV file, as CSV on stdout or in --out.
+    func predictTable(_ loaded: LoadedModel, csv: String) throws {
+        guard let preprocessing = loaded.tablePreprocessing else {
+            throw CommandFailure.usage("\(loaded.path): the model was not trained on a table (no preprocessing in its metadata), so it cannot read --csv")
+        }
+        do {
+            let encoded = try encodeTableFile(
+                path: csv, preprocessing: preprocessing, requireTargets: false, memoryBytes: Int(ProcessInfo.processInfo.physicalMemory))
+            let outputs = try loaded.predictTable(encoded.dataset)
+            let text = predictionCSV(
+                preprocessing: preprocessing, encoded: encoded, outputs: outputs, outputsAreProbabilities: loaded.outputsAreLogits)
+            if let out {
+                try writeFileAtomically(text, to: out)
+            } else {
+                print(text, terminator: "")
+            }
+        } catch {
+            throw commandFailure(for: error)
+        }
     }
 
     /// The class, then one line per class: its probability (cross-entropy) or the model's own output

@@ -180,7 +180,7 @@ struct RunCommand: ParsableCommand {
         StartupSignals.exitWithStatus130()
         let data: LoadedData
         do {
-            data = try loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
+            data = try checked.table?.data ?? loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(error)")
         }
@@ -241,7 +241,12 @@ struct RunCommand: ParsableCommand {
                 for epoch in run.nextEpoch...epochs {
                     let m = try run.runEpoch(epoch)
                     progress.clear()
-                    if !quiet {
+                    if !quiet, let r = m.regression {
+                        print(
+                            String(
+                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test MAE %.4g, RMSE %.4g, R² %.4f, %.3f s, %@ samples/s)",
+                                epoch, epochs, m.lastLoss, m.meanLoss, r.mae, r.rmse, r.r2, m.seconds, grouped(Int(m.samplesPerSecond))))
+                    } else if !quiet {
                         print(
                             String(
                                 format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s)", epoch, epochs,
@@ -250,8 +255,12 @@ struct RunCommand: ParsableCommand {
                 }
             }
             let evaluation = try run.finish()
-            let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
-            print(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci))
+            if let r = evaluation.regression {
+                print(String(format: "Test MAE: %.4g, RMSE: %.4g, R²: %.4f (%d rows)", r.mae, r.rmse, r.r2, evaluation.total))
+            } else {
+                let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
+                print(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci))
+            }
             if !quiet { print("run directory: \(outputDirectory)") }
         } catch let error as RuntimeError {
             progress.clear()
