@@ -50,7 +50,7 @@ struct ExportCommand: ParsableCommand {
             throw CommandFailure.usage("--output \(destination) is the model file itself; choose another path")
         }
         var tensors: [String: TensorValues] = [:]
-        for tensor in stateDictTensors(plan: loaded.plan, block: loaded.executor.parameters) {
+        for tensor in stateDictTensors(plan: loaded.plan, block: loaded.executor.parameters, modelState: loaded.executor.modelState.map { UnsafePointer($0) }) {
             tensors[tensor.name] = TensorValues(shape: tensor.shape, values: tensor.values)
         }
         let onnx: ONNXModelProto
