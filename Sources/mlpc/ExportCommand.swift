@@ -1,6 +1,7 @@
 import ArgumentParser
 import Files
 import Foundation
+import DataSources
 import ONNXExport
 import Runtime
 
@@ -55,7 +56,8 @@ struct ExportCommand: ParsableCommand {
         }
         let onnx: ONNXModelProto
         do {
-            onnx = try makeONNXModel(spec: loaded.spec, plan: loaded.plan, tensors: tensors, mlpcVersion: MLPC.version)
+            onnx = try makeONNXModel(
+                spec: loaded.spec, plan: loaded.plan, tensors: tensors, mlpcVersion: MLPC.version, table: loaded.tablePreprocessing.map(onnxTable))
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(pathForMessage(loaded.path)): cannot be exported to ONNX: \(error)")
         }
@@ -87,5 +89,17 @@ struct ExportCommand: ParsableCommand {
         var first = stat(), second = stat()
         guard stat(a, &first) == 0, stat(b, &second) == 0 else { return false }
         return first.st_dev == second.st_dev && first.st_ino == second.st_ino
+    }
+
+    /// The table preprocessing of model.safetensors' metadata in the export's terms.
+    func onnxTable(_ p: TablePreprocessing) -> ONNXTable {
+        ONNXTable(
+            columns: p.features.map {
+                ONNXTable.Column(
+                    name: $0.name, type: $0.type, mean: $0.mean, std: $0.std, vocabulary: $0.vocabulary, missing: $0.missing, fill: $0.fill,
+                    offset: $0.offset, width: $0.width)
+            },
+            width: p.inputWidth, targetColumns: p.targetColumns, classNames: p.isClassifier ? p.classNames : [], targetMeans: p.targetMeans,
+            targetStds: p.targetStds)
     }
 }

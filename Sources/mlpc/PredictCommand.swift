@@ -18,7 +18,9 @@ struct PredictCommand: ParsableCommand {
             for another loss (mse) each class gets the model's own output, its bar drawn from the output clamped to [0, 1].
             With --format json the result is one JSON object: the model file, its loss, and for each input its name, the \
             true class of a test image, the predicted class, the final layer's outputs ("logits": for an mse model its own \
-            outputs) and their softmax ("probabilities"), each float32 value written so that it reads back exactly.
+            outputs) and their softmax ("probabilities"), each float32 value written so that it reads back exactly. \
+            With --csv and --format json: the model, its loss, "kind" (probabilities, outputs or predictions), "columns" (the \
+            classes or target columns) and for each row its CSV line, a classifier's predicted class and its "values", exactly.
             Exit status: 0 classified; 1 the model, a picture or the data is unusable (including outputs that are not finite); \
             2 unusable arguments (a picture for a model that takes none), or a path that does not exist or cannot be read.
             """
@@ -148,8 +150,10 @@ struct PredictCommand: ParsableCommand {
             let encoded = try encodeTableFile(
                 path: csv, preprocessing: preprocessing, requireTargets: false, memoryBytes: Int(ProcessInfo.processInfo.physicalMemory))
             let outputs = try loaded.predictTable(encoded.dataset)
-            let text = predictionCSV(
-                preprocessing: preprocessing, encoded: encoded, outputs: outputs, outputsAreProbabilities: loaded.outputsAreLogits)
+            let text =
+                format == .json
+                ? try tablePredictionsJSON(preprocessing: preprocessing, encoded: encoded, outputs: outputs, model: loaded) + "\n"
+                : predictionCSV(preprocessing: preprocessing, encoded: encoded, outputs: outputs, outputsAreProbabilities: loaded.outputsAreLogits)
             if let out {
                 try writeFileAtomically(text, to: out)
             } else {
@@ -158,6 +162,47 @@ struct PredictCommand: ParsableCommand {
         } catch {
             throw commandFailure(for: error)
         }
+    }
+
+    /// The machine-readable form of table predictions (`--csv` with `--format json`).
+    struct TablePredictionsReport: Encodable {
+        struct Row: Encodable {
+            /// The row's line in the CSV file.
+            var line: Int
+            /// A classifier's predicted class name.
+            var predicted: String?
+            /// A classifier's class probabilities (cross_entropy) or own outputs (another loss), or a
+            /// regressor's predicted targets in their units, in the order of `columns`.
+            var values: [Double]
+        }
+        var model: String
+        var loss: String
+        /// What `values` holds: probabilities, outputs or predictions.
+        var kind: String
+        /// The classes or the target columns, in the order of each row's values.
+        var columns: [String]
+        var rows: [Row]
+    }
+
+    func tablePredictionsJSON(preprocessing p: TablePreprocessing, encoded: EncodedTable, outputs: [Double], model: LoadedModel) throws -> String {
+        let width = p.outputWidth
+        let rows = (0..<encoded.dataset.count).map { r -> TablePredictionsReport.Row in
+            let values = Array(outputs[(r * width)..<((r + 1) * width)])
+            var predicted: String?
+            if p.isClassifier {
+                // The first of equal values, as the CSV output chooses.
+                let best = values.indices.max { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) } ?? 0
+                predicted = p.classNames[best]
+            }
+            return .init(line: encoded.lines[r], predicted: predicted, values: values)
+        }
+        let report = TablePredictionsReport(
+            model: model.path, loss: model.plan.loss.rawValue,
+            kind: p.isClassifier ? (model.outputsAreLogits ? "probabilities" : "outputs") : "predictions",
+            columns: p.isClassifier ? p.classNames : p.targetColumns, rows: rows)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(report), as: UTF8.self)
     }
 
     /// The class, then one line per class: its probability (cross-entropy) or the model's own output
