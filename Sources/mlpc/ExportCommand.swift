@@ -13,7 +13,9 @@ struct ExportCommand: ParsableCommand {
             The ONNX model (IR version \(ONNXVersions.irVersion), opset \(ONNXVersions.opset)) takes the raw sample values \
             as float32 with a symbolic batch dimension (a picture's pixels, 0...255: the numbers mlpc predict gives the \
             model) and normalizes them itself; its outputs are 'logits' and their softmax 'probabilities'. Dropout is left \
-            out (the identity at inference). The model's doc string and metadata name the input, its shape and meaning, and \
+            out (the identity at inference), batch norm uses its running statistics. A model trained on a CSV table takes \
+            'features', the encoded row (numbers raw, binaries 0/1, categories one-hot with a last column for unseen values), \
+            and standardizes it itself; a table regressor's one output is 'predictions', in the target's units. The model's doc string and metadata name the input, its shape and meaning, and \
             hold the resolved spec with its SHA-256.
             The file is written atomically: on any failure nothing is left at the output path, and an existing file there \
             is kept.
