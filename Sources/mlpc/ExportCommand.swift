@@ -48,6 +48,11 @@ struct ExportCommand: ParsableCommand {
         } catch {
             throw commandFailure(for: error)
         }
+        if loaded.spec.data.table != nil && loaded.tablePreprocessing == nil {
+            // Without the preprocessing the graph could not say what its input columns are.
+            throw CommandFailure.invalid(
+                "mlpc: error: \(pathForMessage(loaded.path)): the model was trained on a table, but the file has no table preprocessing (its columns, statistics and categories); export the run's model.safetensors, which has it")
+        }
         let destination = outputPath(modelFile: loaded.path)
         if isSameFile(destination, loaded.path) {
             throw CommandFailure.usage("--output \(destination) is the model file itself; choose another path")

@@ -105,6 +105,12 @@ final class ExportTableTests: XCTestCase {
         XCTAssertEqual(report.metadata["class_names"], #"["hi","lo"]"#)
         XCTAssertTrue(report.docString.contains("columns 1-4: 'color', category, one-hot: 1 'blue', 2 'green', 3 'red', 4 any value"), report.docString)
         XCTAssertTrue(report.usedUnseenBucket, "no row exercised the unseen-value column")
+        // weights.safetensors has no preprocessing, so its input columns are unknown: refused, nothing written.
+        let refused = try MLPCProcess.run(["export", run + "/weights.safetensors", "--spec", run + "/spec.yaml", "-o", folder + "/w.onnx"])
+        assertNoCrash(refused)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("no table preprocessing"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/w.onnx"))
     }
 
     func testCSVRegressorMatchesPredictInONNXRuntime() throws {
