@@ -48,7 +48,9 @@ let package = Package(
         .library(name: "Runtime", targets: ["Runtime"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // ONNX's protobuf messages (the runtime library only: the generated code is committed).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -107,10 +109,17 @@ let package = Package(
         .target(
             name: "Runtime", dependencies: ["Execution", "DataSources", "Files", "Figures", "Planner"],
             exclude: ["README.md"], swiftSettings: runtimeSettings),
+        // ONNX's protobuf schema as Swift types, generated from onnx.proto by scripts/generate-onnx-proto.
+        .target(
+            name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["README.md"]),
+        // A trained model as an ONNX graph: one export function per layer kind.
+        .target(
+            name: "ONNXExport", dependencies: ["ONNXProto", "Planner", "SpecParser", "Files"], exclude: ["README.md"]),
         .executableTarget(
             name: "mlpc",
             dependencies: [
-                "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "CProcessArguments",
+                "Runtime", "ONNXExport", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "CProcessArguments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -129,6 +138,7 @@ let package = Package(
                 "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "KernelInterface",
                 "KernelsPortable", "KernelsAVX2", "KernelsAVX512", "MallocCounter", "TestSupport",
             ]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNXProto", "Planner", "SpecParser", "Files"]),
         .testTarget(name: "mlpcTests", dependencies: ["mlpc", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -8,7 +8,10 @@ struct MLPC: ParsableCommand {
         commandName: "mlpc",
         abstract: "A declarative model-spec compiler and runner: check, plan and train a YAML spec.",
         version: version,
-        subcommands: [CheckCommand.self, PlanCommand.self, RunCommand.self, EvalCommand.self, PredictCommand.self, ShowCommand.self, BenchCommand.self]
+        subcommands: [
+            CheckCommand.self, PlanCommand.self, RunCommand.self, EvalCommand.self, PredictCommand.self, ExportCommand.self, ShowCommand.self,
+            BenchCommand.self,
+        ]
     )
 }
 

@@ -16,6 +16,9 @@ struct PredictCommand: ParsableCommand {
             one whose n is not a square takes none, only --index).
             For a model trained with cross_entropy each class gets its probability (the softmax of the model's outputs); \
             for another loss (mse) each class gets the model's own output, its bar drawn from the output clamped to [0, 1].
+            With --format json the result is one JSON object: the model file, its loss, and for each input its name, the \
+            true class of a test image, the predicted class, the final layer's outputs ("logits": for an mse model its own \
+            outputs) and their softmax ("probabilities"), each float32 value written so that it reads back exactly.
             Exit status: 0 classified; 1 the model, a picture or the data is unusable (including outputs that are not finite); \
             2 unusable arguments (a picture for a model that takes none), or a path that does not exist or cannot be read.
             """
@@ -38,6 +41,9 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "With --csv: write the predictions to this file (atomically) instead of stdout.")
     var out: String?
 
+    @Option(help: "Output format: text (the class and a bar per class) or json (every output, exactly).")
+    var format: TextOrJSONFormat = .text
+
     enum Inversion: String, ExpressibleByArgument, CaseIterable {
         case auto, always, never
         var policy: InversionPolicy {
@@ -50,6 +56,8 @@ struct PredictCommand: ParsableCommand {
     }
 
     func validate() throws {
+        if format == .dot { throw ValidationError("predict prints text or json") }
+        if csv != nil && format == .json { throw ValidationError("--csv writes CSV; --format json is for images and --index") }
         if csv != nil && (!inputs.isEmpty || !indices.isEmpty) { throw ValidationError("--csv predicts table rows; give it without images or --index") }
         if out != nil && csv == nil { throw ValidationError("--out writes the predictions of --csv") }
         if csv?.isEmpty == true || out?.isEmpty == true { throw ValidationError("--csv and --out need a path") }
@@ -94,18 +102,45 @@ struct PredictCommand: ParsableCommand {
             }
         }
         // Classify everything before printing, so a model whose outputs are not finite fails cleanly.
-        var described: [String] = []
+        var results: [(name: String, truth: Int?, scores: ClassScores)] = []
         do {
-            for (name, pixels) in pictures {
-                described.append(describe(name, try loaded.classify(pixels: pixels, input: name), truth: nil, probabilities: loaded.outputsAreLogits))
-            }
-            for (name, pixels, truth) in tests {
-                described.append(describe(name, try loaded.classify(pixels: pixels, input: name), truth: truth, probabilities: loaded.outputsAreLogits))
-            }
+            for (name, pixels) in pictures { results.append((name, nil, try loaded.classify(pixels: pixels, input: name))) }
+            for (name, pixels, truth) in tests { results.append((name, truth, try loaded.classify(pixels: pixels, input: name))) }
         } catch {
             throw commandFailure(for: error)
         }
-        for text in described { print(text) }
+        switch format {
+        case .json: print(try predictionsJSON(results, model: loaded))
+        case .text, .dot:
+            for result in results {
+                print(describe(result.name, result.scores, truth: result.truth, probabilities: loaded.outputsAreLogits))
+            }
+        }
+    }
+
+    /// The machine-readable form of the predictions (`--format json`).
+    struct PredictionsReport: Encodable {
+        struct Prediction: Encodable {
+            var input: String
+            var truth: Int?
+            var predicted: Int
+            var logits: [Float]
+            var probabilities: [Float]
+        }
+        var model: String
+        var loss: String
+        var predictions: [Prediction]
+    }
+
+    func predictionsJSON(_ results: [(name: String, truth: Int?, scores: ClassScores)], model: LoadedModel) throws -> String {
+        let report = PredictionsReport(
+            model: model.path, loss: model.plan.loss.rawValue,
+            predictions: results.map {
+                .init(input: $0.name, truth: $0.truth, predicted: $0.scores.predicted, logits: $0.scores.scores, probabilities: $0.scores.probabilities)
+            })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(report), as: UTF8.self)
     }
 
     /// Predictions for the rows of a CSV file, as CSV on stdout or in --out.
