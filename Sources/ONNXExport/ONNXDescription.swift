@@ -83,7 +83,7 @@ func outputMeaning(plan: Plan) -> (logits: String, probabilities: String) {
             "the class logits, float32 [batch, \(plan.classes)]: the final layer's outputs, before softmax",
             "the class probabilities, float32 [batch, \(plan.classes)]: the softmax of the logits over the classes"
         )
-    case .mse, .l1, .huber:
+    case .mse, .l1, .huber:  // l1 and huber train only regressors, which outputDescriptions answers
         return (
             "the model's outputs, float32 [batch, \(plan.classes)] (trained with \(plan.loss.rawValue) against one-hot targets; the largest is the class)",
             "the softmax of the outputs over the classes, float32 [batch, \(plan.classes)] (as mlpc predict computes it; not trained as probabilities)"

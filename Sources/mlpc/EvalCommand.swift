@@ -100,6 +100,9 @@ struct EvalCommand: ParsableCommand {
             try evaluateTable(loaded, csv: csv)
             return
         }
+        if loaded.tablePreprocessing != nil {
+            throw CommandFailure.usage("\(loaded.path): the model was trained on a table: give the rows to evaluate on with --csv FILE")
+        }
         let test = try options.testSet(of: loaded)
         let evaluation: Trainer.Evaluation
         do {

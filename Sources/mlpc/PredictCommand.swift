@@ -73,6 +73,9 @@ struct PredictCommand: ParsableCommand {
             try predictTable(loaded, csv: csv)
             return
         }
+        if loaded.tablePreprocessing != nil {
+            throw CommandFailure.usage("\(loaded.path): the model was trained on a table: give the rows to predict with --csv FILE")
+        }
         // Read every picture before printing anything, so a bad one fails the command cleanly.
         var pictures: [(String, [UInt8])] = []
         if !inputs.isEmpty {

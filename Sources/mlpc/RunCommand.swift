@@ -288,7 +288,8 @@ struct RunCommand: ParsableCommand {
 func trainingImages(_ run: TrainingRun) -> String {
     let used = run.trainer.trainingExamples
     let held = run.data.train.count - used
-    return "\(used) training images" + (held > 0 ? " (\(held) held out for validation)" : "")
+    let what = run.data.tablePreprocessing == nil ? "images" : "rows"
+    return "\(used) training \(what)" + (held > 0 ? " (\(held) held out for validation)" : "")
 }
 
 /// A one-line progress bar on stderr with rate and ETA, redrawn at most ten times a second.

@@ -256,3 +256,24 @@ extension CSVTableTests {
         XCTAssertTrue(bad.stderr.contains("bad.csv:3:1: 'old' is not a number in column 'age'"), bad.stderr)
     }
 }
+
+extension CSVTableTests {
+    /// A table run resumed from its checkpoint ends with the weights of an uninterrupted run; a table
+    /// model asks for --csv rather than looking for images.
+    func testATableRunResumesToTheSameWeightsAndItsModelAsksForCSV() throws {
+        let folder = try folder(csv: csv(["age,color,smoker,label"] + CSVTableTests.rows))
+        let straight = try MLPCProcess.run(["run", folder + "/table.yaml", "--epochs", "4", "--out", folder + "/straight", "--quiet"])
+        XCTAssertEqual(straight.status, 0, straight.stderr)
+        let first = try MLPCProcess.run(["run", folder + "/table.yaml", "--epochs", "2", "--out", folder + "/resumed", "--quiet"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let resumed = try MLPCProcess.run(["run", "--resume", folder + "/resumed", "--epochs", "4", "--quiet"])
+        assertNoCrash(resumed)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: folder + "/straight/weights.safetensors")),
+            try Data(contentsOf: URL(fileURLWithPath: folder + "/resumed/weights.safetensors")))
+        let eval = try MLPCProcess.run(["eval", folder + "/straight"])
+        XCTAssertEqual(eval.status, 2)
+        XCTAssertTrue(eval.stderr.contains("--csv FILE"), eval.stderr)
+    }
+}
