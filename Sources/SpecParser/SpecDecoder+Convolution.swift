@@ -8,8 +8,8 @@ extension SpecDecoder {
     /// Kernels, strides, paddings and dilations beyond this are refused as typing mistakes.
     static let maximumSpatialSize = 1 << 16
 
-    /// The layer for a convolutional kind; `value` is the node after the kind, nil for the bare form.
-    mutating func decodeConvolutionKind(_ kind: String, _ parameters: MappingView, value: YAMLNode?) -> LayerKind? {
+    /// The layer for a convolutional kind, from its parameters.
+    mutating func decodeConvolutionKind(_ kind: String, _ parameters: MappingView) -> LayerKind? {
         switch kind {
         case "conv2d":
             return decodeConv2d(parameters).map { .conv2d($0) }

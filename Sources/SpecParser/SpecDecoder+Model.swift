@@ -163,7 +163,7 @@ extension SpecDecoder {
                 float32: .belowOne(because: "dropout would drop every element"), example: "0.2"
             ).map { .dropout(p: $0) }
         case _ where SpecDecoder.convolutionKinds.contains(entry.kind):
-            kind = decodeConvolutionKind(entry.kind, parameters, value: entry.parameters)
+            kind = decodeConvolutionKind(entry.kind, parameters)
         default:
             kind = activation(entry.kind, at: entry.location, parameters: parameters, extraKeys: ["name"])
                 .map { .activation($0) }
