@@ -59,6 +59,8 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        // RFC 4180 CSV parsing for table data (Debian's libcsv-dev, which ships no pkg-config file).
+        .systemLibrary(name: "CCSV", providers: [.apt(["libcsv-dev"])]),
         .systemLibrary(
             name: "CPNG", pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
@@ -96,7 +98,7 @@ let package = Package(
         .target(name: "Figures", dependencies: ["Files"], exclude: ["README.md"], swiftSettings: runtimeSettings),
         // Samples and targets behind the Dataset interface; IDX files with MNIST's download and checksums.
         .target(
-            name: "DataSources", dependencies: ["Planner", "Files", "CZlib", "CDeflateLoader", "CCurlLoader"],
+            name: "DataSources", dependencies: ["Planner", "Files", "CCSV", "CZlib", "CDeflateLoader", "CCurlLoader"],
             exclude: ["README.md"], swiftSettings: runtimeSettings),
         // Executing a plan: the kernel bindings, the step executor, the worker pool, the trainer, the benchmark.
         .target(

@@ -62,24 +62,43 @@ extension Dataset {
         return Int(labels[index])
     }
 
-    /// Calls `body` with pointers to the samples and the class labels, for as long as `body` runs.
-    /// A dataset of regression targets has no class labels: the step's gather then needs one of its
-    /// own, which this runtime does not have yet, so `body` gets nil.
+    /// Calls `body` with pointers to the samples and the class labels (or, for regression targets,
+    /// the target values and labels of 0), for as long as `body` runs.
     public func withBatchSamples<R>(_ body: (BatchSamples?) throws -> R) rethrows -> R {
-        guard case .classes(let labels, _) = targets else { return try body(nil) }
-        return try labels.withUnsafeBufferPointer { labels in
-            switch samples {
-            case .uint8(let values):
-                return try values.withUnsafeBufferPointer {
-                    try body(BatchSamples(values: UnsafeRawPointer($0.baseAddress!), element: .uint8, labels: labels.baseAddress!, features: features))
-                }
-            case .float32(let values):
-                return try values.withUnsafeBufferPointer {
-                    try body(BatchSamples(values: UnsafeRawPointer($0.baseAddress!), element: .float32, labels: labels.baseAddress!, features: features))
+        switch targets {
+        case .classes(let labels, _):
+            return try labels.withUnsafeBufferPointer { labels in
+                try withSampleValues { try body(BatchSamples(values: $0, element: samples.element, labels: labels.baseAddress!, features: features)) }
+            }
+        case .values(let values, let width):
+            // The gather still copies a label a row: zeros, which a regressor's loss does not read.
+            let zeros = [Int32](repeating: 0, count: max(count, 1))
+            return try zeros.withUnsafeBufferPointer { labels in
+                try values.withUnsafeBufferPointer { targets in
+                    try withSampleValues {
+                        var samples = BatchSamples(values: $0, element: samples.element, labels: labels.baseAddress!, features: features)
+                        samples.targetValues = targets.baseAddress
+                        samples.targetWidth = width
+                        return try body(samples)
+                    }
                 }
             }
         }
     }
+
+    private func withSampleValues<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+        switch samples {
+        case .uint8(let values): return try values.withUnsafeBufferPointer { try body(UnsafeRawPointer($0.baseAddress!)) }
+        case .float32(let values): return try values.withUnsafeBufferPointer { try body(UnsafeRawPointer($0.baseAddress!)) }
+        }
+    }
+
+    /// What one unit of a regression target is in the file's units (the standard deviation the
+    /// targets were divided by), per target column; empty for classes.
+    public var targetScales: [Double] { (self as? TableDataset)?.targetStds ?? [] }
+    public var targetOffsets: [Double] { (self as? TableDataset)?.targetMeans ?? [] }
+    /// The names of the classes, in output order, where the data has them (a table's category target).
+    public var classNames: [String] { (self as? TableDataset)?.classNames ?? [] }
 }
 
 /// A dataset's storage as a step's gather reads it: `features` values per sample in `element`'s type,
@@ -89,6 +108,9 @@ public struct BatchSamples: Equatable {
     public var element: SampleElement
     public var labels: UnsafePointer<Int32>
     public var features: Int
+    /// A regressor's target values, `targetWidth` a sample (nil for classes).
+    public var targetValues: UnsafePointer<Float>? = nil
+    public var targetWidth = 0
 
     public init(values: UnsafeRawPointer, element: SampleElement, labels: UnsafePointer<Int32>, features: Int) {
         self.values = values

@@ -12,7 +12,14 @@ public func checkDataset(_ data: any Dataset, fits plan: Plan) throws {
     guard data.features == plan.inputFeatures else {
         throw RuntimeError.data("\(data.origin): a sample has \(data.features) values but the model's input has \(plan.inputFeatures)")
     }
-    guard case .classes = data.targets else {
+    switch data.targets {
+    case .classes where plan.isRegression:
+        throw RuntimeError.data("\(data.origin): the targets are class labels, but the plan's \(plan.loss.rawValue) loss takes target values")
+    case .values where !plan.isRegression:
         throw RuntimeError.data("\(data.origin): the targets are values, but the plan's \(plan.loss.rawValue) loss takes class labels")
+    case .values(_, let width) where width != plan.classes:
+        throw RuntimeError.data("\(data.origin): a sample has \(width) target values but the model has \(plan.classes) outputs")
+    default:
+        break
     }
 }

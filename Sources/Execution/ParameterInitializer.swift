@@ -10,6 +10,10 @@ import Planner
 public func initializeParameters(_ plan: Plan, seed: UInt64, into parameters: UnsafeMutablePointer<Float>) {
     parameters.initialize(repeating: 0, count: plan.parameterBlockFloats)
     for (index, tensor) in plan.parameters.enumerated() {
+        if let constant = tensor.constant {
+            (parameters + tensor.offset).update(repeating: constant, count: tensor.count)
+            continue
+        }
         var rng = Xoshiro256StarStar(seed: seed, stream: UInt64(index) &+ 1)
         let fanIn = Double(tensor.fanIn), fanOut = Double(tensor.fanOut)
         let draw: (inout Xoshiro256StarStar) -> Float

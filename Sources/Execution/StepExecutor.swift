@@ -56,6 +56,10 @@ public final class StepExecutor {
         workspaceStride = ws.shape.count == 2 ? ws.shape[1] : ws.elements
         let arena = self.arena
         let threads = self.threads
+        if let block = plan.buffer(named: "model_state") {
+            let state = arena.floats(block.slice)
+            for tensor in plan.modelState { (state + tensor.offset).update(repeating: tensor.initialValue, count: tensor.count) }
+        }
         let optimizerParts = plan.trainKernels.first { if case .optimizerStep = $0 { return true } else { return false } }
             .map { min($0.threads, threads) } ?? 1
         let binding = KernelBinding(arena: arena, threads: threads, optimizerShares: optimizerShares(plan, parts: optimizerParts))
@@ -107,6 +111,9 @@ public final class StepExecutor {
         restoreModelOrder()
         return parameterBlock
     }
+    /// The model's non-parameter state (batch norm's running statistics), nil when it has none; the
+    /// executor sets PyTorch's initial values.
+    public var modelState: UnsafeMutablePointer<Float>? { plan.buffer(named: "model_state").map { arena.floats($0.slice) } }
     public var gradients: UnsafeMutablePointer<Float> { arena.floats(plan.buffer(named: "gradients")!.slice) }
     /// Optimizer state block `i`, in the model's order (`restoreModelOrder` first).
     public func stateBlock(_ i: Int) -> UnsafeMutablePointer<Float> {

@@ -19,11 +19,85 @@ public struct EpochMetrics: Codable, Equatable {
     /// A data-parallel run's mean seconds per step in the gradient allreduce (waiting for the slowest
     /// rank included); nil for one process.
     public var allreduceSecondsPerStep: Double? = nil
+    /// A regressor's test metrics (then `testAccuracy` is not written) and its validation R².
+    public var regression: RegressionMetrics? = nil
+    public var validationR2: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case epoch, lastLoss = "last_loss", meanLoss = "mean_loss", testAccuracy = "test_accuracy",
             validationAccuracy = "validation_accuracy", seconds, trainSeconds = "train_seconds",
-            samplesPerSecond = "samples_per_second", allreduceSecondsPerStep = "allreduce_seconds_per_step"
+            samplesPerSecond = "samples_per_second", testMAE = "test_mae", testRMSE = "test_rmse", testR2 = "test_r2",
+            validationR2 = "validation_r2", allreduceSecondsPerStep = "allreduce_seconds_per_step"
+    }
+
+    public init(
+        epoch: Int, lastLoss: Double, meanLoss: Double, testAccuracy: Double, validationAccuracy: Double?, seconds: Double,
+        trainSeconds: Double, samplesPerSecond: Double, regression: RegressionMetrics? = nil, validationR2: Double? = nil
+    ) {
+        self.epoch = epoch
+        self.lastLoss = lastLoss
+        self.meanLoss = meanLoss
+        self.testAccuracy = testAccuracy
+        self.validationAccuracy = validationAccuracy
+        self.seconds = seconds
+        self.trainSeconds = trainSeconds
+        self.samplesPerSecond = samplesPerSecond
+        self.regression = regression
+        self.validationR2 = validationR2
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        lastLoss = try c.decode(Double.self, forKey: .lastLoss)
+        meanLoss = try c.decode(Double.self, forKey: .meanLoss)
+        validationAccuracy = try c.decodeIfPresent(Double.self, forKey: .validationAccuracy)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        trainSeconds = try c.decode(Double.self, forKey: .trainSeconds)
+        samplesPerSecond = try c.decode(Double.self, forKey: .samplesPerSecond)
+        validationR2 = try c.decodeIfPresent(Double.self, forKey: .validationR2)
+        allreduceSecondsPerStep = try c.decodeIfPresent(Double.self, forKey: .allreduceSecondsPerStep)
+        if let r2 = try c.decodeIfPresent(Double.self, forKey: .testR2) {
+            regression = RegressionMetrics(
+                mae: try c.decode(Double.self, forKey: .testMAE), rmse: try c.decode(Double.self, forKey: .testRMSE), r2: r2)
+            testAccuracy = 0
+        } else {
+            testAccuracy = try c.decode(Double.self, forKey: .testAccuracy)
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(lastLoss, forKey: .lastLoss)
+        try c.encode(meanLoss, forKey: .meanLoss)
+        if let regression {
+            try c.encode(regression.mae, forKey: .testMAE)
+            try c.encode(regression.rmse, forKey: .testRMSE)
+            try c.encode(regression.r2, forKey: .testR2)
+        } else {
+            try c.encode(testAccuracy, forKey: .testAccuracy)
+        }
+        try c.encodeIfPresent(validationAccuracy, forKey: .validationAccuracy)
+        try c.encodeIfPresent(validationR2, forKey: .validationR2)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(trainSeconds, forKey: .trainSeconds)
+        try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
+        try c.encodeIfPresent(allreduceSecondsPerStep, forKey: .allreduceSecondsPerStep)
+    }
+}
+
+/// A regressor's errors in the target's own units (the mean over target columns), and R² (1 - the
+/// residual sum of squares over the total, per column, averaged: scikit-learn's `r2_score`).
+public struct RegressionMetrics: Codable, Equatable, Sendable {
+    public var mae: Double
+    public var rmse: Double
+    public var r2: Double
+
+    public init(mae: Double, rmse: Double, r2: Double) {
+        self.mae = mae
+        self.rmse = rmse
+        self.r2 = r2
     }
 }
 
@@ -184,14 +258,19 @@ public final class Trainer {
         latestTestEvaluation = testEvaluation
         let accuracy = testEvaluation.accuracy
         var validation: Double? = nil
-        if !validationIndices.isEmpty { validation = evaluate(train, indices: validationIndices).accuracy }
+        var validationR2: Double? = nil
+        if !validationIndices.isEmpty {
+            let held = evaluate(train, indices: validationIndices)
+            if let r2 = held.regression?.r2 { validationR2 = r2 } else { validation = held.accuracy }
+        }
         let end = DispatchTime.now().uptimeNanoseconds
         let seconds = Double(end - start) / 1e9
         let trainSeconds = Double(trainEnd - start) / 1e9
         var metrics = EpochMetrics(
             epoch: epoch, lastLoss: Double(lastLoss), meanLoss: rowsSeen > 0 ? lossSum / Double(rowsSeen) : 0,
             testAccuracy: accuracy, validationAccuracy: validation, seconds: seconds, trainSeconds: trainSeconds,
-            samplesPerSecond: Double(rowsSeen - (resumed?.rowsSeen ?? 0)) / max(trainSeconds, 1e-9))
+            samplesPerSecond: Double(rowsSeen - (resumed?.rowsSeen ?? 0)) / max(trainSeconds, 1e-9),
+            regression: testEvaluation.regression, validationR2: validationR2)
         if plan.dataParallel != nil {
             metrics.allreduceSecondsPerStep = Double(allreduceTime.nanoseconds) / 1e9 / Double(max(allreduceTime.steps, 1))
         }
@@ -205,6 +284,11 @@ public final class Trainer {
         /// confusion[true][predicted]
         public var confusion: [[Int]]
         public var predictions: [Int32]
+        /// A regressor's metrics, and its predictions and targets in the target's units (row after
+        /// row, `width` values each).
+        public var regression: RegressionMetrics? = nil
+        public var predictedValues: [Double] = []
+        public var trueValues: [Double] = []
 
         public init(correct: Int, total: Int, confusion: [[Int]], predictions: [Int32]) {
             self.correct = correct
@@ -214,10 +298,12 @@ public final class Trainer {
         }
     }
 
-    /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion matrix.
+    /// Accuracy (percent) on `data` (all rows, or the given indices), with predictions and the confusion
+    /// matrix; for a regressor, its metrics.
     public func evaluate(_ data: any Dataset, indices: [Int32]?) -> Evaluation {
         let order = indices ?? Array(evalIndices[..<data.count])
         if let parallel = plan.dataParallel, let group = rankGroup { return evaluateShared(data, order: order, parallel: parallel, group: group) }
+        if plan.isRegression { return evaluateRegressor(executor, data, indices: order) }
         return evaluateClassifier(executor, data, indices: order)
     }
 
@@ -231,6 +317,7 @@ public final class Trainer {
         let lossKernel = plan.trainKernels.first {
             if case .softmaxCrossEntropy = $0 { return true }
             if case .meanSquaredError = $0 { return true }
+            if case .regressionLoss = $0 { return true }
             return false
         }
         return (lossKernel?.label ?? "loss", "the loss is not finite", lossKernel?.source)
@@ -295,4 +382,71 @@ public func evaluateClassifier(_ executor: StepExecutor, _ data: any Dataset, in
         }
     }
     return Trainer.Evaluation(correct: correct, total: order.count, confusion: confusion, predictions: predictionsOut)
+}
+
+/// Runs the plan's evaluation kernels over the rows `order` of a dataset of target values and scores
+/// the outputs against them in the target's units (the dataset's scales and offsets undo the
+/// standardization): MAE, RMSE and R², each the mean over target columns.
+public func evaluateRegressor(_ executor: StepExecutor, _ data: any Dataset, indices order: [Int32]) -> Trainer.Evaluation {
+    let plan = executor.plan
+    let width = plan.classes
+    let scales = data.targetScales.count == width ? data.targetScales : [Double](repeating: 1, count: width)
+    let offsets = data.targetOffsets.count == width ? data.targetOffsets : [Double](repeating: 0, count: width)
+    var predicted = [Double](repeating: 0, count: order.count * width)
+    var truth = [Double](repeating: 0, count: order.count * width)
+    let b = plan.evalBatchSize
+    data.withBatchSamples { samples in
+        guard let samples, let targets = samples.targetValues else { return }
+        order.withUnsafeBufferPointer { order in
+            var start = 0
+            while start < order.count {
+                let rows = min(b, order.count - start)
+                let next = start + rows
+                let batch = StepExecutor.BatchSource(
+                    samples: samples, indices: order.baseAddress! + start, rows: rows,
+                    upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
+                _ = executor.evaluate(batch)
+                let outputs = executor.evalLogits
+                for r in 0..<rows {
+                    let row = Int(order[start + r])
+                    for j in 0..<width {
+                        predicted[(start + r) * width + j] = Double(outputs[r * width + j]) * scales[j] + offsets[j]
+                        truth[(start + r) * width + j] = Double(targets[row * width + j]) * scales[j] + offsets[j]
+                    }
+                }
+                start += rows
+            }
+        }
+    }
+    var evaluation = Trainer.Evaluation(correct: 0, total: order.count, confusion: [], predictions: [])
+    evaluation.regression = regressionMetrics(predicted: predicted, truth: truth, width: width)
+    evaluation.predictedValues = predicted
+    evaluation.trueValues = truth
+    return evaluation
+}
+
+/// MAE, RMSE and R² of row-major predictions against truth, `width` columns, each the mean over columns.
+public func regressionMetrics(predicted: [Double], truth: [Double], width: Int) -> RegressionMetrics {
+    let rows = width > 0 ? truth.count / width : 0
+    guard rows > 0 else { return RegressionMetrics(mae: 0, rmse: 0, r2: 0) }
+    var mae = 0.0, rmse = 0.0, r2 = 0.0
+    for j in 0..<width {
+        var absolute = 0.0, squared = 0.0, mean = 0.0
+        for r in 0..<rows { mean += truth[r * width + j] }
+        mean /= Double(rows)
+        var total = 0.0
+        for r in 0..<rows {
+            let d = predicted[r * width + j] - truth[r * width + j]
+            absolute += abs(d)
+            squared += d * d
+            let t = truth[r * width + j] - mean
+            total += t * t
+        }
+        mae += absolute / Double(rows)
+        rmse += (squared / Double(rows)).squareRoot()
+        // scikit-learn's convention for a constant column: 1 when predicted exactly, else 0.
+        r2 += total > 0 ? 1 - squared / total : (squared == 0 ? 1 : 0)
+    }
+    let n = Double(width)
+    return RegressionMetrics(mae: mae / n, rmse: rmse / n, r2: r2 / n)
 }

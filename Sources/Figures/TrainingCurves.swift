@@ -61,17 +61,39 @@ public enum TrainingCurvesLayout {
 /// Training loss (left panel, "training loss") and test accuracy in percent (right panel,
 /// "test accuracy (%)") per epoch, epochs numbered from 1 on the x axes labelled "epoch".
 /// Works for any number of epochs, including none (empty axes) and one (a single point).
-public func trainingCurves(loss: [Double], accuracy: [Double], title: String = "training curves") -> Canvas {
+/// A regressor passes its test R² as `accuracy`, with `secondLabel` saying so.
+public func trainingCurves(
+    loss: [Double], accuracy: [Double], title: String = "training curves", secondLabel: String = "test accuracy (%)"
+) -> Canvas {
     var canvas = Canvas(width: TrainingCurvesLayout.canvasWidth, height: TrainingCurvesLayout.canvasHeight, background: .white)
     let scale = TrainingCurvesLayout.titleScale
     canvas.drawText(
         title, x: (canvas.width - BitmapFont.width(of: title, scale: scale)) / 2, y: 8, scale: scale, color: .black)
     drawPanel(&canvas, TrainingCurvesLayout.panel(0, values: loss), values: loss, yLabel: "training loss", color: .blue)
-    drawPanel(&canvas, TrainingCurvesLayout.panel(1, values: accuracy), values: accuracy, yLabel: "test accuracy (%)", color: .orange)
+    drawPanel(&canvas, TrainingCurvesLayout.panel(1, values: accuracy), values: accuracy, yLabel: secondLabel, color: .orange)
     return canvas
 }
 
 private func drawPanel(_ canvas: inout Canvas, _ layout: PlotPanelLayout, values: [Double], yLabel: String, color: Color) {
+    drawPlotAxes(&canvas, layout, xLabel: "epoch", yLabel: yLabel)
+    // The data: a 2-pixel line through consecutive finite points, and square markers when few.
+    var previous: (x: Int, y: Int)?
+    let showMarkers = values.count <= 40
+    for (index, value) in values.enumerated() {
+        guard value.isFinite else { previous = nil; continue }
+        let point = (x: layout.canvasX(Double(index + 1)), y: layout.canvasY(value))
+        if let previous {
+            canvas.drawLine(x0: previous.x, y0: previous.y, x1: point.x, y1: point.y, color: color, thickness: 2)
+        }
+        if showMarkers || values.count == 1 {
+            canvas.fillRect(x: point.x - 2, y: point.y - 2, width: 5, height: 5, color: color)
+        }
+        previous = point
+    }
+}
+
+/// A panel's grid, frame, ticks with their labels, and the axis labels.
+func drawPlotAxes(_ canvas: inout Canvas, _ layout: PlotPanelLayout, xLabel: String, yLabel: String) {
     let left = layout.plotX, top = layout.plotY
     let right = left + layout.plotWidth - 1, bottom = top + layout.plotHeight - 1
     let tick = TrainingCurvesLayout.tickLength, gap = TrainingCurvesLayout.labelGap
@@ -100,7 +122,6 @@ private func drawPanel(_ canvas: inout Canvas, _ layout: PlotPanelLayout, values
         let label = layout.yTicks.label(value)
         canvas.drawText(label, x: left - tick - gap - BitmapFont.width(of: label), y: y - textHeight / 2, color: .black)
     }
-    let xLabel = "epoch"
     canvas.drawText(
         xLabel, x: left + (layout.plotWidth - BitmapFont.width(of: xLabel)) / 2,
         y: bottom + tick + gap + textHeight + 2 * gap, color: .black)
@@ -108,19 +129,4 @@ private func drawPanel(_ canvas: inout Canvas, _ layout: PlotPanelLayout, values
     canvas.drawTextRotated(
         yLabel, x: layout.panelX + gap,
         y: top + (layout.plotHeight - yLabelLength) / 2, color: .black)
-
-    // The data: a 2-pixel line through consecutive finite points, and square markers when few.
-    var previous: (x: Int, y: Int)?
-    let showMarkers = values.count <= 40
-    for (index, value) in values.enumerated() {
-        guard value.isFinite else { previous = nil; continue }
-        let point = (x: layout.canvasX(Double(index + 1)), y: layout.canvasY(value))
-        if let previous {
-            canvas.drawLine(x0: previous.x, y0: previous.y, x1: point.x, y1: point.y, color: color, thickness: 2)
-        }
-        if showMarkers || values.count == 1 {
-            canvas.fillRect(x: point.x - 2, y: point.y - 2, width: 5, height: 5, color: color)
-        }
-        previous = point
-    }
 }

@@ -135,6 +135,80 @@ public struct KernelSet: @unchecked Sendable {
     /// probabilities = softmax of each row. Parameters: logits, m, n, probabilities (may alias logits).
     public typealias SoftmaxRows = (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Void
 
+    /// 2-D convolution (`ConvGeometry`), samples [first, end) of the batch: y = act(conv(x, w) + bias),
+    /// preact (if not nil) receiving conv(x, w) + bias. Parameters: x, w, bias, y, preact, columns,
+    /// columnStride, geometry, activation, negativeSlope, first, end. Each sample's column matrices
+    /// (im2col) are built at columns + sample * columnStride (columnStride 0: one scratch reused, of
+    /// `geometry.columnFloats` floats).
+    public typealias Conv2dForward = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>,
+        UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>, Int, ConvGeometry, ActivationCode, Float, Int, Int
+    ) -> Void
+
+    /// dw[oc, i] = sum over samples and positions of dy[n, oc, p] * im2col(x)[n, group, i, p], for patch
+    /// rows i in [first, end) and every output channel (overwritten); db[oc] = sum of dy[n, oc, :] by the
+    /// part whose range starts at 0. Parameters: x, dy, dw, db, scratch
+    /// (`geometry.weightGradientScratchFloats(rows: end - first)` floats), rows, geometry, first, end.
+    public typealias Conv2dBackwardWeights = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>, Int, ConvGeometry, Int, Int
+    ) -> Void
+
+    /// dx = the convolution's transpose applied to dy, for samples [first, end) (overwritten).
+    /// Parameters: dy, w, dx, scratch (`geometry.patchSize * geometry.outPixels` floats), geometry,
+    /// first, end.
+    public typealias Conv2dBackwardInput = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+        ConvGeometry, Int, Int
+    ) -> Void
+
+    /// Pooling (`PoolGeometry`) of planes [first, end) (a plane is one channel of one sample). Max:
+    /// indices (not nil) receive each output's argmax within its input plane (the first on ties);
+    /// average: sum / window size, padding counted. Parameters: x, y, indices, geometry, isMax, first, end.
+    public typealias Pool2dForward = (
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>?, PoolGeometry, Bool, Int, Int
+    ) -> Void
+
+    /// The gradient of `Pool2dForward` for planes [first, end) (dx overwritten). Parameters: dy,
+    /// indices (max) or nil (average), dx, geometry, first, end.
+    public typealias Pool2dBackward = (
+        UnsafePointer<Float>, UnsafePointer<Int32>?, UnsafeMutablePointer<Float>, PoolGeometry, Int, Int
+    ) -> Void
+
+    /// Batch normalization in training, channels [first, end): the batch's mean and biased variance per
+    /// channel normalize x; y = xhat * weight + bias (weight and bias nil: 1 and 0). savedMean and
+    /// savedInvStd receive the mean and 1 / sqrt(var + eps); runningMean and runningVar move by the
+    /// momentum towards the mean and the unbiased variance. Parameters: x, y, weight, bias, runningMean,
+    /// runningVar, savedMean, savedInvStd, rows, geometry, first, end.
+    public typealias BatchNormTraining = (
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>?,
+        UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+        UnsafeMutablePointer<Float>, Int, BatchNormGeometry, Int, Int
+    ) -> Void
+
+    /// Batch normalization in evaluation, channels [first, end): y = (x - runningMean) / sqrt(runningVar
+    /// + eps) * weight + bias. Parameters: x, y, weight, bias, runningMean, runningVar, rows, geometry,
+    /// first, end.
+    public typealias BatchNormEvaluation = (
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>?,
+        UnsafePointer<Float>, UnsafePointer<Float>, Int, BatchNormGeometry, Int, Int
+    ) -> Void
+
+    /// The gradient of `BatchNormTraining`, channels [first, end): dx (overwritten; may alias dy), and
+    /// dweight and dbias when not nil. Parameters: dy, x, weight, savedMean, savedInvStd, dx, dweight,
+    /// dbias, rows, geometry, first, end.
+    public typealias BatchNormBackward = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>, UnsafePointer<Float>,
+        UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int,
+        BatchNormGeometry, Int, Int
+    ) -> Void
+    /// A regressor's loss and its gradient; returns the mean. Parameters: kind (0 mse, 1 l1, 2 huber),
+    /// huber's delta, output, targets, m, n, d_output.
+    public typealias RegressionLoss = (Int, Float, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Float
+
+    /// Copies the target rows named by indices. Parameters: targets, width, indices, count, out, part, parts.
+    public typealias GatherTargetRows = (UnsafePointer<Float>, Int, UnsafePointer<Int32>, Int, UnsafeMutablePointer<Float>, Int, Int) -> Void
+
     public var isa: KernelISA
     public var gatherRows: GatherRows
     public var gatherFloatRows: GatherFloatRows
@@ -153,6 +227,16 @@ public struct KernelSet: @unchecked Sendable {
     public var adamStep: AdamStep
     public var argmaxRows: ArgmaxRows
     public var softmaxRows: SoftmaxRows
+    public var conv2dForward: Conv2dForward
+    public var conv2dBackwardWeights: Conv2dBackwardWeights
+    public var conv2dBackwardInput: Conv2dBackwardInput
+    public var pool2dForward: Pool2dForward
+    public var pool2dBackward: Pool2dBackward
+    public var batchNormTraining: BatchNormTraining
+    public var batchNormEvaluation: BatchNormEvaluation
+    public var batchNormBackward: BatchNormBackward
+    public var regressionLoss: RegressionLoss
+    public var gatherTargetRows: GatherTargetRows
 
     public init(
         isa: KernelISA,
@@ -172,8 +256,20 @@ public struct KernelSet: @unchecked Sendable {
         sgdStep: @escaping SGDStep,
         adamStep: @escaping AdamStep,
         argmaxRows: @escaping ArgmaxRows,
-        softmaxRows: @escaping SoftmaxRows
+        softmaxRows: @escaping SoftmaxRows,
+        conv2dForward: @escaping Conv2dForward,
+        conv2dBackwardWeights: @escaping Conv2dBackwardWeights,
+        conv2dBackwardInput: @escaping Conv2dBackwardInput,
+        pool2dForward: @escaping Pool2dForward,
+        pool2dBackward: @escaping Pool2dBackward,
+        batchNormTraining: @escaping BatchNormTraining,
+        batchNormEvaluation: @escaping BatchNormEvaluation,
+        batchNormBackward: @escaping BatchNormBackward,
+        regressionLoss: @escaping RegressionLoss,
+        gatherTargetRows: @escaping GatherTargetRows
     ) {
+        self.regressionLoss = regressionLoss
+        self.gatherTargetRows = gatherTargetRows
         self.isa = isa
         self.gatherRows = gatherRows
         self.gatherFloatRows = gatherFloatRows
@@ -192,6 +288,14 @@ public struct KernelSet: @unchecked Sendable {
         self.adamStep = adamStep
         self.argmaxRows = argmaxRows
         self.softmaxRows = softmaxRows
+        self.conv2dForward = conv2dForward
+        self.conv2dBackwardWeights = conv2dBackwardWeights
+        self.conv2dBackwardInput = conv2dBackwardInput
+        self.pool2dForward = pool2dForward
+        self.pool2dBackward = pool2dBackward
+        self.batchNormTraining = batchNormTraining
+        self.batchNormEvaluation = batchNormEvaluation
+        self.batchNormBackward = batchNormBackward
     }
 }
 

@@ -48,3 +48,15 @@ public func gatherFloatRows(
         labelsOut[row] = labels[index]
     }
 }
+
+/// Copies this part's share of the targets of the `count` examples named by `indices` (each `width`
+/// floats in `targets`) into `out`, row after row: a regressor's batch of target values.
+public func gatherTargetRows(
+    _ targets: UnsafePointer<Float>, _ width: Int, _ indices: UnsafePointer<Int32>, _ count: Int,
+    _ out: UnsafeMutablePointer<Float>, _ part: Int, _ parts: Int
+) {
+    let rows = partRange(count: count, granule: 1, part: part, parts: parts)
+    for row in rows {
+        (out + row * width).update(from: targets + Int(indices[row]) * width, count: width)
+    }
+}

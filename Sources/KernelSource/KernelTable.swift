@@ -21,4 +21,14 @@ public let kernelSet = KernelSet(
     sgdStep: sgdStep,
     adamStep: adamStep,
     argmaxRows: argmaxRows,
-    softmaxRows: softmaxRows)
+    softmaxRows: softmaxRows,
+    conv2dForward: conv2dForward,
+    conv2dBackwardWeights: conv2dBackwardWeights,
+    conv2dBackwardInput: conv2dBackwardInput,
+    pool2dForward: pool2dForward,
+    pool2dBackward: pool2dBackward,
+    batchNormTraining: batchNormTraining,
+    batchNormEvaluation: batchNormEvaluation,
+    batchNormBackward: batchNormBackward,
+    regressionLoss: regressionLoss,
+    gatherTargetRows: gatherTargetRows)

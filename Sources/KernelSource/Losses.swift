@@ -69,3 +69,39 @@ public func meanSquaredError(
     }
     return invalidLabel ? .nan : Float(total / Double(count))
 }
+
+/// A regressor's loss between outputs and targets (m rows of n values), mean over all m * n values,
+/// with its gradient: `kind` 0 is PyTorch's MSELoss, 1 L1Loss (the gradient of |0| is 0, as in
+/// PyTorch), 2 HuberLoss(delta) (0.5 d^2 for |d| <= delta, delta (|d| - delta / 2) beyond).
+/// The sum runs in Double, row by row, so the result does not depend on the kernel set.
+public func regressionLoss(
+    _ kind: Int, _ delta: Float, _ output: UnsafePointer<Float>, _ targets: UnsafePointer<Float>, _ m: Int, _ n: Int,
+    _ doutput: UnsafeMutablePointer<Float>
+) -> Float {
+    guard m > 0, n > 0 else { return 0 }
+    let count = m * n
+    let inverseCount = 1 / Float(count)
+    var total: Double = 0
+    for i in 0..<count {
+        let d = output[i] - targets[i]
+        let magnitude = abs(d)
+        let sign: Float = d > 0 ? 1 : (d < 0 ? -1 : 0)
+        switch kind {
+        case 0:
+            total += Double(d * d)
+            doutput[i] = 2 * inverseCount * d
+        case 1:
+            total += Double(magnitude)
+            doutput[i] = inverseCount * sign
+        default:
+            if magnitude <= delta {
+                total += Double(0.5 * d * d)
+                doutput[i] = inverseCount * d
+            } else {
+                total += Double(delta * (magnitude - 0.5 * delta))
+                doutput[i] = inverseCount * delta * sign
+            }
+        }
+    }
+    return Float(total / Double(count))
+}

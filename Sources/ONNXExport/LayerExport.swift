@@ -13,7 +13,92 @@ func exportLayer(_ layer: LayerSpec, into graph: inout ONNXGraphBuilder) throws 
     case .linear(let linear): try exportLinear(layer, linear, into: &graph)
     case .activation(let activation): exportActivation(activation.value, output: "\(layer.name.value).out", into: &graph)
     case .dropout: exportDropout(layer, into: &graph)
+    case .conv2d(let conv): try exportConv2d(layer, conv, into: &graph)
+    case .pool2d(let pool): exportPool2d(layer, pool, into: &graph)
+    case .adaptiveAveragePool2d: exportAdaptiveAveragePool2d(layer, into: &graph)
+    case .batchNorm(let norm): try exportBatchNorm(layer, norm, into: &graph)
     }
+}
+
+/// `conv2d`: Conv with the PyTorch-layout weight [out, in / groups, kh, kw]; pads [top, left, bottom,
+/// right]: `same` puts the odd row or column at the bottom or right, as PyTorch does.
+func exportConv2d(_ layer: LayerSpec, _ conv: Conv2dSpec, into graph: inout ONNXGraphBuilder) throws {
+    let name = layer.name.value
+    guard let weight = try graph.parameter(layer: name, role: .weight) else {
+        throw ONNXExportError(reason: "the plan has no weight for conv2d layer '\(name)'")
+    }
+    let bias = try graph.parameter(layer: name, role: .bias)
+    let k = conv.kernel.value, s = conv.stride.value, d = conv.dilation.value
+    let pads: [Int]
+    switch conv.padding.value {
+    case .explicit(let p): pads = [p.height, p.width, p.height, p.width]
+    case .same:
+        let totalHeight = d.height * (k.height - 1), totalWidth = d.width * (k.width - 1)
+        pads = [totalHeight / 2, totalWidth / 2, totalHeight - totalHeight / 2, totalWidth - totalWidth / 2]
+    }
+    let activation = conv.activation?.value
+    graph.node(
+        "Conv", [graph.current, weight] + (bias.map { [$0] } ?? []), output: activation == nil ? "\(name).out" : "\(name).conv",
+        attributes: [
+            intsAttribute("kernel_shape", [k.height, k.width]), intsAttribute("strides", [s.height, s.width]),
+            intsAttribute("pads", pads), intsAttribute("dilations", [d.height, d.width]), intAttribute("group", conv.groups.value),
+        ],
+        shape: graph.layerOutputShape)
+    if let activation { exportActivation(activation, output: "\(name).out", into: &graph) }
+    graph.declareCurrent()
+}
+
+/// `max_pool2d` / `avg_pool2d`. ceil_mode is spelled as extra padding at the bottom and right (with
+/// ceil_mode 0), sized so that the output has the planner's (PyTorch's) size, whatever rule an ONNX
+/// runtime applies to ceil_mode. Max pooling pads with -inf, as PyTorch does. Average pooling divides
+/// by the window inside the padded input (PyTorch's count_include_pad), never by the extra padding:
+/// the spec's padding is a Pad node of zeros, and the pool counts only what it is given
+/// (count_include_pad 0).
+func exportPool2d(_ layer: LayerSpec, _ pool: Pool2dSpec, into graph: inout ONNXGraphBuilder) {
+    let name = layer.name.value
+    let input = graph.shape, output = graph.layerOutputShape
+    let k = pool.kernel.value, s = pool.stride.value, p = pool.padding.value
+    // The padding after the input that the last window reaches (0 when it stops inside).
+    func end(_ inSize: Int, _ outSize: Int, _ kernel: Int, _ stride: Int, _ before: Int) -> Int {
+        max(0, (outSize - 1) * stride + kernel - inSize - before)
+    }
+    let attributes = [intsAttribute("kernel_shape", [k.height, k.width]), intsAttribute("strides", [s.height, s.width])]
+    switch pool.kind {
+    case .max:
+        let pads = [p.height, p.width, end(input[1], output[1], k.height, s.height, p.height), end(input[2], output[2], k.width, s.width, p.width)]
+        graph.node("MaxPool", [graph.current], output: "\(name).out", attributes: attributes + [intsAttribute("pads", pads)], shape: output)
+    case .average:
+        var x = graph.current
+        if p.height > 0 || p.width > 0 {
+            let pads = graph.int64Tensor(name: "\(name).pads", values: [0, 0, p.height, p.width, 0, 0, p.height, p.width])
+            x = graph.node("Pad", [x, pads], output: "\(name).padded", shape: [input[0], input[1] + 2 * p.height, input[2] + 2 * p.width])
+        }
+        let pads = [0, 0, end(input[1] + 2 * p.height, output[1], k.height, s.height, 0), end(input[2] + 2 * p.width, output[2], k.width, s.width, 0)]
+        graph.node(
+            "AveragePool", [x], output: "\(name).out",
+            attributes: attributes + [intsAttribute("pads", pads), intAttribute("count_include_pad", 0)], shape: output)
+    }
+    graph.declareCurrent()
+}
+
+/// `adaptive_avg_pool2d: 1`: GlobalAveragePool, [C, H, W] to [C, 1, 1].
+func exportAdaptiveAveragePool2d(_ layer: LayerSpec, into graph: inout ONNXGraphBuilder) {
+    graph.node("GlobalAveragePool", [graph.current], output: "\(layer.name.value).out", shape: graph.layerOutputShape)
+    graph.declareCurrent()
+}
+
+/// `batch_norm` at inference: BatchNormalization with the running statistics (PyTorch's eval mode),
+/// on [N, C] after a linear or [N, C, H, W] after a convolution; without `affine`, scale 1 and shift 0.
+func exportBatchNorm(_ layer: LayerSpec, _ norm: BatchNormSpec, into graph: inout ONNXGraphBuilder) throws {
+    let name = layer.name.value
+    let channels = graph.shape[0]
+    let scale = try graph.parameter(layer: name, role: .weight) ?? graph.floatInitializer(name: "\(name).scale", values: [Float](repeating: 1, count: channels))
+    let shift = try graph.parameter(layer: name, role: .bias) ?? graph.floatInitializer(name: "\(name).shift", values: [Float](repeating: 0, count: channels))
+    let mean = try graph.state(layer: name, role: .runningMean), variance = try graph.state(layer: name, role: .runningVar)
+    graph.node(
+        "BatchNormalization", [graph.current, scale, shift, mean, variance], output: "\(name).out",
+        attributes: [floatAttribute("epsilon", Float(norm.eps.value))])
+    graph.declareCurrent()
 }
 
 /// `flatten`: Flatten with axis 1, [N, d1, d2, ...] to [N, d1 * d2 * ...], as torch.flatten(x, 1).

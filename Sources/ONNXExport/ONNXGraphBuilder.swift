@@ -73,6 +73,33 @@ struct ONNXGraphBuilder {
         return tensor.name
     }
 
+    /// The initializer of the plan's model-state tensor of `layer` with `role` (batch norm's running
+    /// statistics, `bn1.running_mean` [C]).
+    mutating func state(layer: String, role: StateTensor.Role) throws -> String {
+        guard let tensor = plan.modelState.first(where: { $0.layer == layer && $0.role == role }),
+            let values = tensors[tensor.name], values.shape == tensor.shape, values.values.count == tensor.count
+        else { throw ONNXExportError(reason: "the model state of layer '\(layer)' (\(role.rawValue)) is missing") }
+        initializers.append(floatTensor(name: tensor.name, shape: tensor.shape, values: values.values))
+        return tensor.name
+    }
+
+    /// A float32 initializer [values.count] of the export's own (not a parameter of the model).
+    mutating func floatInitializer(name: String, values: [Float]) -> String {
+        initializers.append(floatTensor(name: name, shape: [values.count], values: values))
+        return name
+    }
+
+    /// An int64 initializer [values.count] (operator inputs such as Pad's pads).
+    mutating func int64Tensor(name: String, values: [Int]) -> String {
+        var tensor = Onnx_TensorProto()
+        tensor.name = name
+        tensor.dims = [Int64(values.count)]
+        tensor.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+        tensor.int64Data = values.map(Int64.init)
+        initializers.append(tensor)
+        return name
+    }
+
     /// Renames the current value to `name`: the output of the graph's last node (in a straight line
     /// nothing reads it yet), or, should the current value be no node's output, an Identity node's.
     mutating func renameCurrent(to name: String) {

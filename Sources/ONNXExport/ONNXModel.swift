@@ -27,6 +27,8 @@ public enum ONNXOutputName {
     public static let logits = "logits"
     /// Their softmax over the classes.
     public static let probabilities = "probabilities"
+    /// A table regressor's predicted targets, in their own units.
+    public static let predictions = "predictions"
 }
 
 /// An exported model (swift-protobuf's message for ONNX's ModelProto).
@@ -40,8 +42,12 @@ let maxSerializedBytes = Int(Int32.max) - (1 << 20)
 
 /// The ONNX model of a trained model: `spec` and its `plan` give the layers and the input
 /// normalization, `tensors` the parameters by PyTorch name in PyTorch's layout. The graph reads the
-/// raw sample values (`ONNXInput` says what they are) and writes `logits` and `probabilities`.
-public func makeONNXModel(spec: Spec, plan: Plan, tensors: [String: TensorValues], mlpcVersion: String) throws -> Onnx_ModelProto {
+/// raw sample values (`ONNXInput` says what they are) and writes `logits` and `probabilities`. A
+/// model trained on a table (`table`, its preprocessing) reads the encoded feature vector and
+/// standardizes it; a table regressor writes `predictions` in the target's units instead.
+public func makeONNXModel(
+    spec: Spec, plan: Plan, tensors: [String: TensorValues], mlpcVersion: String, table: ONNXTable? = nil
+) throws -> Onnx_ModelProto {
     guard plan.layers.count == spec.model.layers.count else {
         throw ONNXExportError(reason: "the plan has \(plan.layers.count) layers, the spec \(spec.model.layers.count)")
     }
@@ -50,12 +56,23 @@ public func makeONNXModel(spec: Spec, plan: Plan, tensors: [String: TensorValues
         throw ONNXExportError(
             reason: "its \(plan.parameterCount) parameters (\(parameterBytes) bytes) exceed the 2 GiB an ONNX file holds without external data, which mlpc does not write")
     }
-    let input = try ONNXInput(plan: plan)
+    let input = try ONNXInput(plan: plan, table: table)
     var graph = ONNXGraphBuilder(input: input.name, shape: plan.inputShape, plan: plan, tensors: tensors)
-    // The gather's normalization as two rounded operations, as the gather computes it: x * scale + shift.
-    let scale = graph.scalar(input.normalization.scale), shift = graph.scalar(input.normalization.shift)
-    let scaled = graph.node("Mul", [input.name, scale], output: "\(input.name).scaled")
-    graph.node("Add", [scaled, shift], output: "\(input.name).normalized")
+    if let table {
+        // The preprocessing's standardization: (x - mean) / std on number columns; binary and
+        // one-hot columns pass (x - 0) / 1, unchanged.
+        let (means, stds) = table.standardization
+        let mean = graph.floatInitializer(name: "\(input.name).mean", values: means)
+        let std = graph.floatInitializer(name: "\(input.name).std", values: stds)
+        let centered = graph.node("Sub", [input.name, mean], output: "\(input.name).centered")
+        graph.node("Div", [centered, std], output: "\(input.name).standardized")
+    }
+    if table == nil || input.normalization.scale != 1 || input.normalization.shift != 0 {
+        // The gather's normalization as two rounded operations, as the gather computes it: x * scale + shift.
+        let scale = graph.scalar(input.normalization.scale), shift = graph.scalar(input.normalization.shift)
+        let scaled = graph.node("Mul", [graph.current, scale], output: "\(input.name).scaled")
+        graph.node("Add", [scaled, shift], output: "\(input.name).normalized")
+    }
     for (layer, summary) in zip(spec.model.layers, plan.layers) {
         graph.layerOutputShape = summary.outputShape
         try exportLayer(layer, into: &graph)
@@ -65,19 +82,29 @@ public func makeONNXModel(spec: Spec, plan: Plan, tensors: [String: TensorValues
                 reason: "layer '\(layer.name.value)' exports to a per-sample shape \(shapeText(graph.shape)), but the plan says \(shapeText(summary.outputShape))")
         }
     }
-    graph.renameCurrent(to: ONNXOutputName.logits)
     let classes = plan.classes
-    graph.node("Softmax", [ONNXOutputName.logits], output: ONNXOutputName.probabilities, attributes: [intAttribute("axis", 1)])
+    let outputs = outputDescriptions(plan: plan, table: table)
+    if let table, !table.isClassifier {
+        // The targets were trained standardized: predictions = outputs * std + mean, as mlpc predict.
+        guard table.targetStds.count == classes, table.targetMeans.count == classes else {
+            throw ONNXExportError(reason: "the table preprocessing has \(table.targetStds.count) target statistics for \(classes) outputs")
+        }
+        let std = graph.floatInitializer(name: "targets.std", values: table.targetStds.map { Float($0) })
+        let mean = graph.floatInitializer(name: "targets.mean", values: table.targetMeans.map { Float($0) })
+        graph.renameCurrent(to: "outputs")
+        let scaled = graph.node("Mul", ["outputs", std], output: "outputs.scaled")
+        graph.node("Add", [scaled, mean], output: ONNXOutputName.predictions)
+    } else {
+        graph.renameCurrent(to: ONNXOutputName.logits)
+        graph.node("Softmax", [ONNXOutputName.logits], output: ONNXOutputName.probabilities, attributes: [intAttribute("axis", 1)])
+    }
 
     var graphProto = Onnx_GraphProto()
     graphProto.name = spec.name.value
     graphProto.node = graph.nodes
     graphProto.initializer = graph.initializers
     graphProto.input = [valueInfo(input.name, shape: plan.inputShape, doc: input.meaning)]
-    graphProto.output = [
-        valueInfo(ONNXOutputName.logits, shape: [classes], doc: outputMeaning(plan: plan).logits),
-        valueInfo(ONNXOutputName.probabilities, shape: [classes], doc: outputMeaning(plan: plan).probabilities),
-    ]
+    graphProto.output = outputs.map { valueInfo($0.name, shape: [classes], doc: $0.meaning) }
     graphProto.valueInfo = graph.valueShapes.map { valueInfo($0.name, shape: $0.shape, doc: "") }
 
     var model = Onnx_ModelProto()

@@ -142,8 +142,10 @@ func verifyBatchPrefetch(_ plan: Plan, _ byName: [String: Buffer]) -> [PlanViola
 
 func isPersistent(_ role: Buffer.Role) -> Bool {
     switch role {
-    case .parameters, .gradients, .optimizerState, .workspace: return true
-    case .input, .labels, .activation, .activationGradient, .preactivation, .mask, .lossScratch, .predictions: return false
+    case .parameters, .gradients, .optimizerState, .workspace, .modelState: return true
+    case .input, .labels, .activation, .activationGradient, .preactivation, .mask, .lossScratch, .predictions, .poolIndices,
+        .statistics:
+        return false
     }
 }
 

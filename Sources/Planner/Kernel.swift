@@ -20,6 +20,8 @@ public protocol KernelStep: Codable, Equatable, Sendable {
     var isBackward: Bool { get }
     /// The optional passes that chose this kernel's variant (`PlanPass` names), if any.
     var passes: [String] { get }
+    /// How a kernel that is not a plain matrix product computes (`mlpc plan`'s tile column), if it says.
+    var algorithm: String? { get }
     /// The same kernel with every slice transformed (arena offsets, the prefetch's second batch pair).
     func mapSlices(_ f: (Slice) -> Slice) -> Self
 }
@@ -27,6 +29,7 @@ public protocol KernelStep: Codable, Equatable, Sendable {
 extension KernelStep {
     public var matmul: MatmulShape? { nil }
     public var passes: [String] { [] }
+    public var algorithm: String? { nil }
     public var isBackward: Bool { false }
     public var source: SourceLocation? { nil }
 }
@@ -40,12 +43,20 @@ public enum Kernel: Equatable, Sendable {
     case dropoutForward(DropoutForward)
     case softmaxCrossEntropy(SoftmaxCrossEntropy)
     case meanSquaredError(MeanSquaredError)
+    case regressionLoss(RegressionLoss)
     case activationBackward(ActivationBackward)
     case dropoutBackward(DropoutBackward)
     case linearBackwardWeights(LinearBackwardWeights)
     case linearBackwardInput(LinearBackwardInput)
     case optimizerStep(OptimizerStep)
     case classify(Classify)
+    case conv2dForward(Conv2dForward)
+    case conv2dBackwardWeights(Conv2dBackwardWeights)
+    case conv2dBackwardInput(Conv2dBackwardInput)
+    case pool2dForward(Pool2dForward)
+    case pool2dBackward(Pool2dBackward)
+    case batchNormForward(BatchNormForward)
+    case batchNormBackward(BatchNormBackward)
 
     /// The kernel's named value.
     public var step: any KernelStep {
@@ -56,12 +67,20 @@ public enum Kernel: Equatable, Sendable {
         case .dropoutForward(let k): return k
         case .softmaxCrossEntropy(let k): return k
         case .meanSquaredError(let k): return k
+        case .regressionLoss(let k): return k
         case .activationBackward(let k): return k
         case .dropoutBackward(let k): return k
         case .linearBackwardWeights(let k): return k
         case .linearBackwardInput(let k): return k
         case .optimizerStep(let k): return k
         case .classify(let k): return k
+        case .conv2dForward(let k): return k
+        case .conv2dBackwardWeights(let k): return k
+        case .conv2dBackwardInput(let k): return k
+        case .pool2dForward(let k): return k
+        case .pool2dBackward(let k): return k
+        case .batchNormForward(let k): return k
+        case .batchNormBackward(let k): return k
         }
     }
 
@@ -73,12 +92,20 @@ public enum Kernel: Equatable, Sendable {
         case .dropoutForward(let k): return .dropoutForward(k.mapSlices(f))
         case .softmaxCrossEntropy(let k): return .softmaxCrossEntropy(k.mapSlices(f))
         case .meanSquaredError(let k): return .meanSquaredError(k.mapSlices(f))
+        case .regressionLoss(let k): return .regressionLoss(k.mapSlices(f))
         case .activationBackward(let k): return .activationBackward(k.mapSlices(f))
         case .dropoutBackward(let k): return .dropoutBackward(k.mapSlices(f))
         case .linearBackwardWeights(let k): return .linearBackwardWeights(k.mapSlices(f))
         case .linearBackwardInput(let k): return .linearBackwardInput(k.mapSlices(f))
         case .optimizerStep(let k): return .optimizerStep(k.mapSlices(f))
         case .classify(let k): return .classify(k.mapSlices(f))
+        case .conv2dForward(let k): return .conv2dForward(k.mapSlices(f))
+        case .conv2dBackwardWeights(let k): return .conv2dBackwardWeights(k.mapSlices(f))
+        case .conv2dBackwardInput(let k): return .conv2dBackwardInput(k.mapSlices(f))
+        case .pool2dForward(let k): return .pool2dForward(k.mapSlices(f))
+        case .pool2dBackward(let k): return .pool2dBackward(k.mapSlices(f))
+        case .batchNormForward(let k): return .batchNormForward(k.mapSlices(f))
+        case .batchNormBackward(let k): return .batchNormBackward(k.mapSlices(f))
         }
     }
 
@@ -97,7 +124,7 @@ public enum Kernel: Equatable, Sendable {
 extension Kernel: Codable {
     private enum Kind: String, CodingKey, CaseIterable {
         case gatherBatch, linearForward, activationForward, dropoutForward, softmaxCrossEntropy, meanSquaredError,
-            activationBackward, dropoutBackward, linearBackwardWeights, linearBackwardInput, optimizerStep, classify
+            regressionLoss, activationBackward, dropoutBackward, linearBackwardWeights, linearBackwardInput, optimizerStep, classify, conv2dForward, conv2dBackwardWeights, conv2dBackwardInput, pool2dForward, pool2dBackward, batchNormForward, batchNormBackward
     }
 
     public init(from decoder: Decoder) throws {
@@ -113,12 +140,20 @@ extension Kernel: Codable {
         case .dropoutForward: self = .dropoutForward(try container.decode(DropoutForward.self, forKey: kind))
         case .softmaxCrossEntropy: self = .softmaxCrossEntropy(try container.decode(SoftmaxCrossEntropy.self, forKey: kind))
         case .meanSquaredError: self = .meanSquaredError(try container.decode(MeanSquaredError.self, forKey: kind))
+        case .regressionLoss: self = .regressionLoss(try container.decode(RegressionLoss.self, forKey: kind))
         case .activationBackward: self = .activationBackward(try container.decode(ActivationBackward.self, forKey: kind))
         case .dropoutBackward: self = .dropoutBackward(try container.decode(DropoutBackward.self, forKey: kind))
         case .linearBackwardWeights: self = .linearBackwardWeights(try container.decode(LinearBackwardWeights.self, forKey: kind))
         case .linearBackwardInput: self = .linearBackwardInput(try container.decode(LinearBackwardInput.self, forKey: kind))
         case .optimizerStep: self = .optimizerStep(try container.decode(OptimizerStep.self, forKey: kind))
         case .classify: self = .classify(try container.decode(Classify.self, forKey: kind))
+        case .conv2dForward: self = .conv2dForward(try container.decode(Conv2dForward.self, forKey: kind))
+        case .conv2dBackwardWeights: self = .conv2dBackwardWeights(try container.decode(Conv2dBackwardWeights.self, forKey: kind))
+        case .conv2dBackwardInput: self = .conv2dBackwardInput(try container.decode(Conv2dBackwardInput.self, forKey: kind))
+        case .pool2dForward: self = .pool2dForward(try container.decode(Pool2dForward.self, forKey: kind))
+        case .pool2dBackward: self = .pool2dBackward(try container.decode(Pool2dBackward.self, forKey: kind))
+        case .batchNormForward: self = .batchNormForward(try container.decode(BatchNormForward.self, forKey: kind))
+        case .batchNormBackward: self = .batchNormBackward(try container.decode(BatchNormBackward.self, forKey: kind))
         }
     }
 
@@ -131,12 +166,20 @@ extension Kernel: Codable {
         case .dropoutForward(let k): try container.encode(k, forKey: .dropoutForward)
         case .softmaxCrossEntropy(let k): try container.encode(k, forKey: .softmaxCrossEntropy)
         case .meanSquaredError(let k): try container.encode(k, forKey: .meanSquaredError)
+        case .regressionLoss(let k): try container.encode(k, forKey: .regressionLoss)
         case .activationBackward(let k): try container.encode(k, forKey: .activationBackward)
         case .dropoutBackward(let k): try container.encode(k, forKey: .dropoutBackward)
         case .linearBackwardWeights(let k): try container.encode(k, forKey: .linearBackwardWeights)
         case .linearBackwardInput(let k): try container.encode(k, forKey: .linearBackwardInput)
         case .optimizerStep(let k): try container.encode(k, forKey: .optimizerStep)
         case .classify(let k): try container.encode(k, forKey: .classify)
+        case .conv2dForward(let k): try container.encode(k, forKey: .conv2dForward)
+        case .conv2dBackwardWeights(let k): try container.encode(k, forKey: .conv2dBackwardWeights)
+        case .conv2dBackwardInput(let k): try container.encode(k, forKey: .conv2dBackwardInput)
+        case .pool2dForward(let k): try container.encode(k, forKey: .pool2dForward)
+        case .pool2dBackward(let k): try container.encode(k, forKey: .pool2dBackward)
+        case .batchNormForward(let k): try container.encode(k, forKey: .batchNormForward)
+        case .batchNormBackward(let k): try container.encode(k, forKey: .batchNormBackward)
         }
     }
 }

@@ -14,6 +14,24 @@ public struct MemoryReport: Codable, Equatable, Sendable {
     /// What the activations would take if no two buffers shared memory.
     public var activationBytesUnshared: Int
     public var arenaBytes: Int
+    /// Batch norm's running statistics (persistent).
+    public var modelStateBytes: Int
+    /// The convolutional layers' buffers among the activations, unshared: max pooling's argmax indices
+    /// and batch norm's batch statistics. Empty for a plan without them.
+    public var convolutionBytes: [(String, Int)]
+
+    public static func == (a: MemoryReport, b: MemoryReport) -> Bool {
+        a.parameterBytes == b.parameterBytes && a.gradientBytes == b.gradientBytes && a.optimizerStateBytes == b.optimizerStateBytes
+            && a.workspaceBytes == b.workspaceBytes && a.activationBytes == b.activationBytes
+            && a.activationBytesUnshared == b.activationBytesUnshared && a.arenaBytes == b.arenaBytes
+            && a.modelStateBytes == b.modelStateBytes && a.convolutionBytes.map(\.0) == b.convolutionBytes.map(\.0)
+            && a.convolutionBytes.map(\.1) == b.convolutionBytes.map(\.1)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case parameterBytes, gradientBytes, optimizerStateBytes, workspaceBytes, activationBytes, activationBytesUnshared, arenaBytes,
+            modelStateBytes
+    }
 
     public init(_ plan: Plan) {
         func sum(_ roles: Set<Buffer.Role>) -> Int {
@@ -28,6 +46,36 @@ public struct MemoryReport: Codable, Equatable, Sendable {
         activationBytes = plan.arenaBytes - persistentEnd
         activationBytesUnshared = plan.buffers.filter { !isPersistent($0.role) }.reduce(0) { $0 + $1.bytes }
         arenaBytes = plan.arenaBytes
+        modelStateBytes = sum([.modelState])
+        convolutionBytes = [
+            ("max pooling indices", sum([.poolIndices])),
+            ("batch norm batch statistics", sum([.statistics])),
+        ].filter { $0.1 > 0 }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        parameterBytes = try c.decode(Int.self, forKey: .parameterBytes)
+        gradientBytes = try c.decode(Int.self, forKey: .gradientBytes)
+        optimizerStateBytes = try c.decode(Int.self, forKey: .optimizerStateBytes)
+        workspaceBytes = try c.decode(Int.self, forKey: .workspaceBytes)
+        activationBytes = try c.decode(Int.self, forKey: .activationBytes)
+        activationBytesUnshared = try c.decode(Int.self, forKey: .activationBytesUnshared)
+        arenaBytes = try c.decode(Int.self, forKey: .arenaBytes)
+        modelStateBytes = try c.decodeIfPresent(Int.self, forKey: .modelStateBytes) ?? 0
+        convolutionBytes = []
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(parameterBytes, forKey: .parameterBytes)
+        try c.encode(gradientBytes, forKey: .gradientBytes)
+        try c.encode(optimizerStateBytes, forKey: .optimizerStateBytes)
+        try c.encode(workspaceBytes, forKey: .workspaceBytes)
+        try c.encode(activationBytes, forKey: .activationBytes)
+        try c.encode(activationBytesUnshared, forKey: .activationBytesUnshared)
+        try c.encode(arenaBytes, forKey: .arenaBytes)
+        if modelStateBytes > 0 { try c.encode(modelStateBytes, forKey: .modelStateBytes) }
     }
 }
 

@@ -50,6 +50,10 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
         case .linear(let linear): goesOn = LinearLayer.infer(layer, linear, into: &graph)
         case .activation(let activation): goesOn = ActivationLayer.infer(layer, activation, into: &graph)
         case .dropout(let p): goesOn = DropoutLayer.infer(layer, p: p, into: &graph)
+        case .conv2d(let conv): goesOn = Conv2dLayer.infer(layer, conv, into: &graph)
+        case .pool2d(let pool): goesOn = Pool2dLayer.infer(layer, pool, into: &graph)
+        case .adaptiveAveragePool2d: goesOn = Pool2dLayer.inferGlobal(layer, into: &graph)
+        case .batchNorm(let norm): goesOn = BatchNormLayer.infer(layer, norm, into: &graph)
         }
         guard goesOn else {
             diagnostics += graph.diagnostics
@@ -75,7 +79,7 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
                 at: spec.loss.kind.location,
                 notes: [DiagnosticNote("the final output comes from \(shapeProducer)", at: shapeLocation)],
                 suggestion: "end the model with a linear layer whose `out` is the number of classes"))
-    } else if finalShape[0] < 2 {
+    } else if finalShape[0] < 2 && spec.data.table?.target.type.value != .number {
         ok = false
         diagnostics.append(
             .error(
@@ -88,7 +92,7 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
         ok = false
         diagnostics.append(
             .error(
-                "E0304", "the model has no linear layer, so it has nothing to train", at: spec.model.location,
+                "E0304", "the model has no linear or conv2d layer, so it has nothing to train", at: spec.model.location,
                 suggestion: "add `- linear: {out: N}` layers"))
     }
     if let last = operations.last as? DropoutLayer {

@@ -44,6 +44,11 @@ public struct Plan: Codable, Equatable, Sendable {
     public var shiftedInput: ShiftedInput? = nil
     /// Training over several processes (`PlanOptions.ranks` > 1): the split and the step's allreduce.
     public var dataParallel: DataParallel? = nil
+    /// Tensors of the model that training updates without the optimizer (batch norm's running
+    /// statistics), in the `model_state` buffer; empty for a model without them.
+    public var modelState: [StateTensor] = []
+    /// Floats of the `model_state` buffer.
+    public var modelStateFloats: Int = 0
 
     /// FLOPs of one full training step (matrix products and elementwise work).
     public var trainFlopsPerStep: Int { trainKernels.reduce(0) { $0 + $1.flops } }
@@ -83,17 +88,40 @@ public struct ParameterTensor: Codable, Equatable, Sendable {
     public var fanOut: Int
     public var initialization: Initialization
     public var location: SourceLocation
+    /// A value every element starts at, instead of a draw (batch norm: weight 1, bias 0).
+    public var constant: Float? = nil
 
     /// Where PyTorch's element `index` (row-major over `shape`) is, counted from `offset`.
     public func storedIndex(_ index: Int) -> Int {
         switch role {
         case .bias:
             return index
+        case .weight where shape.count != 2:
+            // Convolution weights keep PyTorch's row-major layout.
+            return index
         case .weight:
             let inFeatures = shape[1]
             return WeightPanels.offset(output: index / inFeatures, input: index % inFeatures, inFeatures: inFeatures)
         }
     }
+}
+
+/// A tensor of the model's state that is not a parameter (PyTorch's buffers: `bn1.running_mean`,
+/// `bn1.running_var`, `bn1.num_batches_tracked`), at `offset` floats into the `model_state` buffer.
+/// num_batches_tracked is a count kept as a float (exact up to 2^24 steps) and written as a scalar.
+public struct StateTensor: Codable, Equatable, Sendable {
+    public enum Role: String, Codable, Sendable { case runningMean, runningVar, batchesTracked }
+    public var name: String
+    public var layer: String
+    public var role: Role
+    /// PyTorch's shape: [channels], or [] for num_batches_tracked.
+    public var shape: [Int]
+    public var offset: Int
+    public var count: Int
+    public var location: SourceLocation
+
+    /// PyTorch's initial value: running_var 1, the others 0.
+    public var initialValue: Float { role == .runningVar ? 1 : 0 }
 }
 
 public struct OptimizerSettings: Codable, Equatable, Sendable {
@@ -126,7 +154,13 @@ public enum ElementType: String, Codable, Sendable {
 public struct Buffer: Codable, Equatable, Sendable {
     public enum Role: String, Codable, Sendable {
         case parameters, gradients, optimizerState, workspace, input, labels, activation, activationGradient,
-            preactivation, mask, lossScratch, predictions
+            preactivation, mask, lossScratch, predictions,
+            /// Batch norm's running statistics (persistent, saved with the parameters).
+            modelState,
+            /// A max pool's argmax per output (int32).
+            poolIndices,
+            /// Batch norm's per-channel mean and 1/std of the batch, kept for the backward pass.
+            statistics
     }
     public var name: String
     public var role: Role

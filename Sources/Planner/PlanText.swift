@@ -21,7 +21,7 @@ public enum PlanText {
         let memory = MemoryReport(plan)
         out += "total parameters: \(grouped(plan.parameterCount)) (\(grouped(plan.parameterCount * 4)) bytes as float32)\n"
         out += "memory at batch \(plan.batchSize) (one arena, exact):\n"
-        let memoryRows: [[String]] = [
+        let baseRows: [[String]] = [
             ["parameters", grouped(memory.parameterBytes), formatBytes(memory.parameterBytes)],
             ["gradients", grouped(memory.gradientBytes), formatBytes(memory.gradientBytes)],
             [
@@ -32,9 +32,20 @@ public enum PlanText {
                 "activations and batches (shared by liveness; \(grouped(memory.activationBytesUnshared)) unshared)",
                 grouped(memory.activationBytes), formatBytes(memory.activationBytes),
             ],
-            ["matmul packing workspace", grouped(memory.workspaceBytes), formatBytes(memory.workspaceBytes)],
-            ["arena total", grouped(memory.arenaBytes), formatBytes(memory.arenaBytes)],
+            [
+                memory.convolutionBytes.isEmpty ? "matmul packing workspace" : "workspace (matmul packing, im2col of one sample per thread)",
+                grouped(memory.workspaceBytes), formatBytes(memory.workspaceBytes),
+            ],
         ]
+        // The convolutional layers' own buffers, inside the activations above (before sharing), and the
+        // batch norms' running statistics.
+        var extraRows = memory.convolutionBytes.map { ["  of which \($0.0)", grouped($0.1), formatBytes($0.1)] }
+        if memory.modelStateBytes > 0 {
+            extraRows.append([
+                "model state (batch norm running statistics)", grouped(memory.modelStateBytes), formatBytes(memory.modelStateBytes),
+            ])
+        }
+        let memoryRows = Array(baseRows.prefix(4)) + extraRows + [baseRows[4], ["arena total", grouped(memory.arenaBytes), formatBytes(memory.arenaBytes)]]
         out += table(memoryRows.map { ["  " + $0[0], $0[1] + " B", $0[2]] }, rightAligned: [1, 2], header: false)
         return out
     }
@@ -75,7 +86,11 @@ public enum PlanText {
         let blocks = Dictionary(uniqueKeysWithValues: plan.buffers.filter { isPersistent($0.role) }.map { ($0.name, $0.offset) })
         // Byte offset inside a block -> the first tensor there.
         let tensorAt = Dictionary(plan.parameters.map { ($0.offset * 4, $0) }, uniquingKeysWith: { first, _ in first })
+        let stateAt = Dictionary(plan.modelState.map { ($0.offset * 4, $0) }, uniquingKeysWith: { first, _ in first })
         func name(_ slice: Slice) -> String {
+            if slice.buffer == "model_state", let base = blocks[slice.buffer], let tensor = stateAt[slice.offset - base] {
+                return tensor.name
+            }
             if let base = blocks[slice.buffer], slice.elements < plan.parameterBlockFloats,
                 let tensor = tensorAt[slice.offset - base]
             {
@@ -94,6 +109,8 @@ public enum PlanText {
             let threads = "\(kernel.threads)"
             if let m = kernel.matmul {
                 tile = "\(m.tile.mr)x\(m.tile.nr), \(m.tile.mc)/\(m.tile.nc)/\(m.tile.kc)"
+            } else if let algorithm = kernel.step.algorithm {
+                tile = algorithm
             }
             let source = kernel.source.map { "\($0.file):\($0.line)" } ?? ""
             rows.append([

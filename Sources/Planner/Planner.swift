@@ -43,6 +43,10 @@ struct PlanBuilder {
     var workspaceFloatsPerThread = 0
     var train: [Kernel] = []
     var eval: [Kernel] = []
+    var modelState: [StateTensor] = []
+    var modelStateByName: [String: StateTensor] = [:]
+    var modelStateFloats = 0
+    var modelStateBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
     var parameterBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
     var gradientBlock = Slice(buffer: "", offset: 0, elements: 0, shape: [])
 
@@ -97,15 +101,31 @@ struct PlanBuilder {
             declare("gradients", .gradients, .float32, shape: [parameterBlockFloats + trailer]), shape: [parameterBlockFloats])
         let settings = optimizerSettings()
         let stateBlocks = settings.stateNames.map { declare($0, .optimizerState, .float32, shape: [parameterBlockFloats]) }
+        for layer in graph.layers { modelState += layer.stateTensors(offset: &modelStateFloats) }
+        modelStateByName = Dictionary(modelState.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        if modelStateFloats > 0 {
+            modelStateBlock = declare("model_state", .modelState, .float32, shape: [modelStateFloats])
+        }
 
         let features = graph.inputShape.reduce(1, *)
         let classes = graph.outputShape.reduce(1, *)
-        let normalization = PixelNormalization(mean: Float(spec.data.mean.value), standardDeviation: Float(spec.data.std.value))
+        var normalization = PixelNormalization(mean: Float(spec.data.mean.value), standardDeviation: Float(spec.data.std.value))
+        // A table's rows arrive encoded (standardized, one-hot) as float32: the gather copies them as they are.
+        let sampleElement: SampleElement = spec.data.table == nil ? .uint8 : .float32
+        if sampleElement == .float32 {
+            normalization.scale = 1
+            normalization.shift = 0
+        }
 
         // ---- training step: forward ----
         let input = declare("input", .input, .float32, shape: [batch, features])
         let labels = declare("labels", .labels, .int32, shape: [batch])
-        train.append(.gatherBatch(GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))))
+        var trainGather = GatherBatch(input: input, labels: labels, normalization: normalization, threads: gatherThreads(input))
+        trainGather.element = sampleElement
+        // A regressor's targets are values: gathered beside the (unused) labels, as float32 rows.
+        let regressionTargets = spec.data.table?.target.type.value == .number ? graph.outputShape.reduce(1, *) : nil
+        if let width = regressionTargets { trainGather.targets = declare("targets", .labels, .float32, shape: [batch, width]) }
+        train.append(.gatherBatch(trainGather))
         var values: [Slice] = [input]  // values[i] is the input of layer i
         var forward = ForwardContext()
         for (index, layer) in graph.layers.enumerated() {
@@ -117,6 +137,14 @@ struct PlanBuilder {
         let logits = values[graph.layers.count]
         let lossGradient = declare("d_\(logits.buffer)", .activationGradient, .float32, shape: logits.shape)
         switch spec.loss.kind.value {
+        case _ where trainGather.targets != nil:
+            train.append(
+                .regressionLoss(
+                    RegressionLoss(
+                        kind: spec.loss.kind.value, delta: 1, output: logits, targets: trainGather.targets!, gradient: lossGradient,
+                        location: spec.loss.location)))
+        case .l1, .huber:
+            preconditionFailure("the spec decoder allows l1 and huber only for a regressor")
         case .crossEntropy:
             let rowLoss = declare("row_loss", .lossScratch, .float32, shape: [batch])
             train.append(
@@ -149,8 +177,10 @@ struct PlanBuilder {
         // ---- evaluation: forward only, dropout off, its own batch size ----
         let evalInput = declare("eval.input", .input, .float32, shape: [evalBatch, features])
         let evalLabels = declare("eval.labels", .labels, .int32, shape: [evalBatch])
-        eval.append(
-            .gatherBatch(GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))))
+        var evalGather = GatherBatch(input: evalInput, labels: evalLabels, normalization: normalization, threads: gatherThreads(evalInput))
+        evalGather.element = sampleElement
+        if let width = regressionTargets { evalGather.targets = declare("eval.targets", .labels, .float32, shape: [evalBatch, width]) }
+        eval.append(.gatherBatch(evalGather))
         var x = evalInput
         for layer in graph.layers { x = layer.evaluate(&self, x) }
         let predictions = declare("eval.predictions", .predictions, .int32, shape: [evalBatch])
@@ -159,7 +189,7 @@ struct PlanBuilder {
         _ = declare("workspace", .workspace, .float32, shape: [max(1, target.threads), max(workspaceFloatsPerThread, 1)])
 
         var fusions = graph.fusions
-        fusions.append("softmax, cross-entropy and its gradient computed in one pass over the logits")
+        if regressionTargets == nil { fusions.append("softmax, cross-entropy and its gradient computed in one pass over the logits") }
         for kernel in train {
             if case .linearBackwardInput(let k) = kernel, !k.producerActivation.isIdentity {
                 fusions.append("\(k.producerActivation.code) derivative fused into \(k.layer).grad_input")
@@ -170,6 +200,13 @@ struct PlanBuilder {
         }
         fusions.append("one \(settings.kind.rawValue) kernel updates all \(parameters.count) parameter tensors (contiguous blocks)")
 
+        for kernel in train {
+            if case .conv2dForward(let k) = kernel, k.bias != nil || !k.activation.isIdentity {
+                let epilogue = [k.bias == nil ? nil : "bias", k.activation.isIdentity ? nil : "\(k.activation.code)"].compactMap { $0 }
+                fusions.append("\(k.layer): \(epilogue.joined(separator: " and ")) applied in the convolution's epilogue")
+            }
+        }
+
         let schedule = TrainingSchedule(
             shuffle: spec.training.shuffle.value, dropLast: spec.training.dropLast.value,
             validationFraction: spec.data.validationFraction.value)
@@ -178,7 +215,8 @@ struct PlanBuilder {
             inputShape: graph.inputShape, classes: classes, layers: graph.summaries, parameters: parameters,
             parameterBlockFloats: parameterBlockFloats, buffers: bufferOrder.compactMap { buffers[$0] }, trainKernels: train,
             evalKernels: eval, arenaBytes: 0, optimizer: settings, loss: spec.loss.kind.value, fusions: fusions,
-            data: DataSource(format: .idx, directory: spec.data.resolvedDirectory), schedule: schedule, options: options)
+            data: DataSource(format: spec.data.table == nil ? .idx : .csv, directory: spec.data.resolvedDirectory), schedule: schedule, options: options,
+            modelState: modelState, modelStateFloats: modelStateFloats)
         if ranks > 1 {
             plan.dataParallel = DataParallel(
                 ranks: ranks, globalBatchSize: spec.training.batchSize.value, allreduceFloats: parameterBlockFloats + trailer,
@@ -199,6 +237,31 @@ struct PlanBuilder {
         return Slice(
             buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.storedCount,
             shape: [WeightPanels.panels(outFeatures: tensor.shape[0]), tensor.shape[1], weightPanelWidth])
+    }
+
+    /// The slice of parameter tensor `name` as stored (row-major), in the parameter block or `block`.
+    func tensorSlice(_ name: String, in block: Slice? = nil) -> Slice? {
+        let block = block ?? parameterBlock
+        guard let tensor = parameterByName[name] else { return nil }
+        return Slice(buffer: block.buffer, offset: block.offset + tensor.offset * 4, elements: tensor.count, shape: tensor.shape)
+    }
+
+    /// The slice of model-state tensor `name` (batch norm's running statistics).
+    func stateSlice(_ name: String) -> Slice {
+        let tensor = modelStateByName[name]!
+        return Slice(
+            buffer: modelStateBlock.buffer, offset: modelStateBlock.offset + tensor.offset * 4, elements: tensor.count,
+            shape: tensor.shape.isEmpty ? [1] : tensor.shape)
+    }
+
+    /// Notes a per-thread workspace need of `floats` floats.
+    mutating func noteWorkspace(floats: Int) {
+        workspaceFloatsPerThread = max(workspaceFloatsPerThread, floats)
+    }
+
+    /// Threads for a kernel of `flops` whose work splits into `units` independent parts.
+    func threads(flops: Int, units: Int) -> Int {
+        flops >= parallelThresholdFlops ? max(1, min(target.threads, units)) : 1
     }
 
     func biasSlice(_ layer: String, in block: Slice? = nil) -> Slice? {

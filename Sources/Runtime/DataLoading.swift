@@ -13,6 +13,8 @@ public struct LoadedData {
     public var directory: String
     /// File name without ".gz" -> SHA-256 of the decompressed bytes (as in SHA256SUMS.raw), for run.json.
     public var sha256: [String: String]
+    /// A table's preprocessing, saved with the model.
+    public var tablePreprocessing: TablePreprocessing? = nil
 }
 
 

@@ -34,6 +34,13 @@ public struct RunRecord: Codable, Equatable {
     public var startedAt: String
     /// The processes of a data-parallel run (`mpirun -np N`); absent for one process.
     public var ranks: Int? = nil
+    /// A regressor's per-epoch test R² and final test metrics, in the target's units (nil for classifiers).
+    public var epochTestR2: [Double]? = nil
+    public var testMAE: Double? = nil
+    public var testRMSE: Double? = nil
+    public var testR2: Double? = nil
+    /// A table classifier's class names, in output order.
+    public var classNames: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case mlpcVersion = "mlpc_version", status, stopReason = "stop_reason", specPath = "spec_path",
@@ -41,7 +48,8 @@ public struct RunRecord: Codable, Equatable {
             seed, threads, kernels, cpu, epochs, batchSize = "batch_size", parameters, arenaBytes = "arena_bytes",
             epochSeconds = "epoch_seconds", epochMeanLoss = "epoch_mean_loss", epochTestAccuracy = "epoch_test_accuracy",
             testAccuracy = "test_accuracy", testAccuracyCI95 = "test_accuracy_ci95", totalSeconds = "total_seconds",
-            startedAt = "started_at", ranks
+            startedAt = "started_at", epochTestR2 = "epoch_test_r2", testMAE = "test_mae", testRMSE = "test_rmse",
+            testR2 = "test_r2", classNames = "class_names", ranks
     }
 
     public func json() -> String {

@@ -81,6 +81,7 @@ public final class TrainingRun {
             arenaBytes: plan.arenaBytes, epochSeconds: [], epochMeanLoss: [], epochTestAccuracy: [], testAccuracy: nil,
             testAccuracyCI95: nil, totalSeconds: 0, startedAt: utcTimestamp(secondsSince1970: time(nil)))
         record.ranks = plan.dataParallel?.ranks
+        if !data.train.classNames.isEmpty { record.classNames = data.train.classNames }
     }
 
     var runJSONPath: String { options.outputDirectory + "/run.json" }
@@ -125,7 +126,8 @@ public final class TrainingRun {
         metricLines = metrics.map { $0.jsonLine() }
         record.epochSeconds = metrics.map(\.seconds)
         record.epochMeanLoss = metrics.map(\.meanLoss)
-        record.epochTestAccuracy = metrics.map(\.testAccuracy)
+        record.epochTestAccuracy = metrics.filter { $0.regression == nil }.map(\.testAccuracy)
+        if metrics.contains(where: { $0.regression != nil }) { record.epochTestR2 = metrics.compactMap { $0.regression?.r2 } }
         // The record keeps the run's history: where it was started from, when, and its time so far. The
         // run's run.json was written last (after the checkpoint: the final files, or the interruption),
         // so its total counts, when it is the same run's.
@@ -220,7 +222,11 @@ public final class TrainingRun {
         metrics.append(m)
         record.epochSeconds.append(m.seconds)
         record.epochMeanLoss.append(m.meanLoss)
-        record.epochTestAccuracy.append(m.testAccuracy)
+        if let regression = m.regression {
+            record.epochTestR2 = (record.epochTestR2 ?? []) + [regression.r2]
+        } else {
+            record.epochTestAccuracy.append(m.testAccuracy)
+        }
         record.totalSeconds = runSeconds
         if writesFiles {
             try writeFileAtomically(metricsText, to: metricsPath)
@@ -236,21 +242,30 @@ public final class TrainingRun {
         let evaluation = trainer.latestTestEvaluation ?? trainer.evaluate(data.test, indices: nil)
         guard writesFiles else { return evaluation }
         let parameters = UnsafePointer(trainer.executor.parameters)
-        try writeWeightsFile(plan: plan, parameters: parameters, to: weightsPath)
+        let modelState = trainer.executor.modelState.map { UnsafePointer($0) }
+        try writeWeightsFile(plan: plan, parameters: parameters, modelState: modelState, to: weightsPath)
         // The model names the spec file the run was started from, also after a resume (which reads the
         // run directory's copy).
         var recordedSpec = spec
         recordedSpec.path = record.specPath
         try writeModelFile(
-            spec: recordedSpec, plan: plan, parameters: parameters, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
-            to: modelPath)
+            spec: recordedSpec, plan: plan, parameters: parameters, modelState: modelState, dataDirectory: data.directory, mlpcVersion: options.mlpcVersion,
+            to: modelPath, tablePreprocessing: data.tablePreprocessing)
         trainer.prepareOrder(epoch: 1)
         try writeRunPictures(
             directory: options.outputDirectory, train: data.train, firstBatch: Array(trainer.epochOrder.prefix(plan.globalBatchSize)),
-            test: data.test, predictions: evaluation.predictions, metrics: metrics, confusion: evaluation.confusion)
+            test: data.test, predictions: evaluation.predictions, metrics: metrics, confusion: evaluation.confusion,
+            regression: evaluation.regression == nil ? nil : (evaluation.predictedValues, evaluation.trueValues),
+            classNames: data.test.classNames)
         record.status = "completed"
-        record.testAccuracy = evaluation.accuracy
-        record.testAccuracyCI95 = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
+        if let regression = evaluation.regression {
+            record.testMAE = regression.mae
+            record.testRMSE = regression.rmse
+            record.testR2 = regression.r2
+        } else {
+            record.testAccuracy = evaluation.accuracy
+            record.testAccuracyCI95 = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
+        }
         record.totalSeconds = runSeconds
         try writeFileAtomically(record.json(), to: runJSONPath)
         return evaluation

@@ -9,11 +9,15 @@ extension Spec {
         out += "name: \(quoted(name.value))\n"
         out += "seed: \(seed.value)\n"
         out += "data:\n"
-        out += "  dir: \(quoted(absolutePath(data.resolvedDirectory)))\n"
-        out += "  normalize: {mean: \(number(data.mean.value)), std: \(number(data.std.value))}\n"
+        if let table = data.table {
+            out += tableYAML(table)
+        } else {
+            out += "  dir: \(quoted(absolutePath(data.resolvedDirectory)))\n"
+            out += "  normalize: {mean: \(number(data.mean.value)), std: \(number(data.std.value))}\n"
+        }
         out += "  validation_fraction: \(number(data.validationFraction.value))\n"
         out += "model:\n"
-        out += "  input_shape: [\(model.inputShape.value.map(String.init).joined(separator: ", "))]\n"
+        if !model.inputShape.value.isEmpty { out += "  input_shape: [\(model.inputShape.value.map(String.init).joined(separator: ", "))]\n" }
         out += "  layers:\n"
         for layer in model.layers {
             let name = layer.name.value
@@ -35,6 +39,31 @@ extension Spec {
                 out += "    - \(activationYAML(activation.value, name: name))\n"
             case .dropout(let p):
                 out += "    - dropout: {p: \(number(p.value)), name: \(name)}\n"
+            case .conv2d(let conv):
+                var fields = [
+                    "out: \(conv.outChannels.value)", "kernel: \(pairYAML(conv.kernel.value))", "stride: \(pairYAML(conv.stride.value))",
+                ]
+                switch conv.padding.value {
+                case .same: fields.append("padding: same")
+                case .explicit(let pair): fields.append("padding: \(pairYAML(pair))")
+                }
+                fields += [
+                    "dilation: \(pairYAML(conv.dilation.value))", "groups: \(conv.groups.value)", "bias: \(conv.bias.value)",
+                    "init: \(conv.initialization.value.rawValue)",
+                ]
+                if let activation = conv.activation {
+                    let yaml = activationYAML(activation.value, name: nil)
+                    fields.append("activation: " + (yaml.contains(":") ? "{\(yaml)}" : yaml))
+                }
+                fields.append("name: \(name)")
+                out += "    - conv2d: {\(fields.joined(separator: ", "))}\n"
+            case .pool2d(let pool):
+                let kind = pool.kind == .max ? "max_pool2d" : "avg_pool2d"
+                out += "    - \(kind): {kernel: \(pairYAML(pool.kernel.value)), stride: \(pairYAML(pool.stride.value)), padding: \(pairYAML(pool.padding.value)), ceil_mode: \(pool.ceilMode.value), name: \(name)}\n"
+            case .adaptiveAveragePool2d(let size):
+                out += "    - adaptive_avg_pool2d: {output_size: \(size.value), name: \(name)}\n"
+            case .batchNorm(let bn):
+                out += "    - batch_norm: {eps: \(number(bn.eps.value)), momentum: \(number(bn.momentum.value)), affine: \(bn.affine.value), name: \(name)}\n"
             }
         }
         out += "loss: \(loss.kind.value.rawValue)\n"
@@ -62,11 +91,36 @@ extension Spec {
     }
 }
 
+/// The `data` lines of a table spec (all but validation_fraction), files absolute.
+private func tableYAML(_ table: TableSpec) -> String {
+    var out = "  format: csv\n"
+    out += "  train: \(quoted(absolutePath(table.resolvedTrain)))\n"
+    if let test = table.resolvedTest { out += "  test: \(quoted(absolutePath(test)))\n" }
+    if let fraction = table.testFraction { out += "  test_fraction: \(number(fraction.value))\n" }
+    let targets = table.target.columns.map { quoted($0.value) }.joined(separator: ", ")
+    out += "  target: {columns: [\(targets)], type: \(table.target.type.value.rawValue)}\n"
+    if let columns = table.columns {
+        out += "  columns:\n"
+        for column in columns {
+            var fields = ["type: \(column.type.value.rawValue)", "missing: \(column.missing.value.specName)"]
+            if case .constant(let value) = column.missing.value { fields.append("value: \(quoted(value))") }
+            out += "    \(quoted(column.name.value)): {\(fields.joined(separator: ", "))}\n"
+        }
+    }
+    if !table.ignore.isEmpty { out += "  ignore: [\(table.ignore.map { quoted($0.value) }.joined(separator: ", "))]\n" }
+    let delimiter = table.delimiter.value == 0x09 ? "\\t" : String(UnicodeScalar(table.delimiter.value))
+    out += "  delimiter: \(quoted(delimiter))\n"
+    out += "  header: \(table.header.value)\n"
+    return out
+}
+
 /// `path` made absolute against the working directory, with `.` and `..` components removed.
 public func absolutePath(_ path: String) -> String {
     let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
     return url.standardizedFileURL.path
 }
+
+private func pairYAML(_ pair: SpatialPair) -> String { "[\(pair.height), \(pair.width)]" }
 
 private func activationYAML(_ activation: Activation, name: String?) -> String {
     var fields: [String] = []

@@ -39,12 +39,15 @@ public struct DataSpec: Codable, Equatable, Sendable {
     public var std: Located<Double>
     /// Fraction of the training set held out for validation, 0 when absent.
     public var validationFraction: Located<Double>
+    /// `format: csv`: the table and its columns (then `directory` is the training file, as written and resolved).
+    public var table: TableSpec?
     public var location: SourceLocation
 
     public init(
         directory: Located<String>, resolvedDirectory: String, mean: Located<Double>, std: Located<Double>,
-        validationFraction: Located<Double>, location: SourceLocation
+        validationFraction: Located<Double>, table: TableSpec? = nil, location: SourceLocation
     ) {
+        self.table = table
         self.directory = directory
         self.resolvedDirectory = resolvedDirectory
         self.mean = mean
@@ -55,7 +58,8 @@ public struct DataSpec: Codable, Equatable, Sendable {
 }
 
 public struct ModelSpec: Codable, Equatable, Sendable {
-    /// Per-sample input shape, e.g. [1, 28, 28].
+    /// Per-sample input shape, e.g. [1, 28, 28]. Empty for a table spec that leaves it out: the
+    /// width after one-hot encoding is known once the data is read, and the command line fills it in.
     public var inputShape: Located<[Int]>
     public var layers: [LayerSpec]
     public var location: SourceLocation
@@ -87,6 +91,11 @@ public enum LayerKind: Codable, Equatable, Sendable {
     case linear(LinearSpec)
     case activation(Located<Activation>)
     case dropout(p: Located<Double>)
+    case conv2d(Conv2dSpec)
+    case pool2d(Pool2dSpec)
+    /// `adaptive_avg_pool2d: 1`: the mean of each channel (global average pooling).
+    case adaptiveAveragePool2d(outputSize: Located<Int>)
+    case batchNorm(BatchNormSpec)
 }
 
 public struct LinearSpec: Codable, Equatable, Sendable {
@@ -143,8 +152,13 @@ public enum Initialization: String, Codable, Equatable, Sendable, CaseIterable {
 public enum LossKind: String, Codable, Equatable, Sendable, CaseIterable {
     /// On logits, softmax fused; labels are class indices.
     case crossEntropy = "cross_entropy"
-    /// Mean squared error against one-hot targets of the labels.
+    /// Mean squared error: against one-hot targets of the labels for classes, against the target
+    /// values for a regressor.
     case mse
+    /// Mean absolute error (regressors; PyTorch's L1Loss).
+    case l1
+    /// Huber loss with delta 1 (regressors; PyTorch's HuberLoss): squared below delta, linear above.
+    case huber
 }
 
 public struct LossSpec: Codable, Equatable, Sendable {

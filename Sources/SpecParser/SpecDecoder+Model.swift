@@ -6,6 +6,7 @@
 /// grammar (`activation: relu`, `activation: {leaky_relu: {negative_slope: 0.2}}`).
 extension SpecDecoder {
     static let layerKinds = ["flatten", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "dropout"]
+        + convolutionKinds
     static let activationKinds = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu"]
     static let linearKeys = ["out", "bias", "init", "activation", "name"]
     static let maximumFeatures = 1 << 24
@@ -34,6 +35,7 @@ extension SpecDecoder {
 
     private mutating func decodeInputShape(_ view: MappingView) -> Located<[Int]>? {
         guard let entry = view["input_shape"], !entry.value.isNull else {
+            if inputShapeFromData { return Located([], at: view.location) }
             reportMissing("input_shape", in: view, example: "[1, 28, 28]")
             return nil
         }
@@ -137,7 +139,15 @@ extension SpecDecoder {
         let count = kindCounts[entry.kind, default: 0] + 1
         kindCounts[entry.kind] = count
         let parametersPath = "\(path).\(entry.kind)"
-        guard let parameters = mapping(entry.parameters, path: parametersPath, owner: entry.location) else { return nil }
+        var parametersNode = entry.parameters
+        // `max_pool2d: 2` is short for `max_pool2d: {kernel: 2}`.
+        if let node = parametersNode, let key = SpecDecoder.shorthandKey(of: entry.kind), node.scalar.map({ !$0.isNull }) == true
+            || { if case .sequence = node.content { return true } else { return false } }()
+        {
+            let keyScalar = YAMLScalar(value: key, style: .plain, location: node.location)
+            parametersNode = YAMLNode(content: .mapping([YAMLNode.Entry(key: keyScalar, value: node)]), location: node.location)
+        }
+        guard let parameters = mapping(parametersNode, path: parametersPath, owner: entry.location) else { return nil }
 
         let kind: LayerKind?
         switch entry.kind {
@@ -152,12 +162,23 @@ extension SpecDecoder {
                 parameters, "p", default: 0.5, in: .unitHalfOpen,
                 float32: .belowOne(because: "dropout would drop every element"), example: "0.2"
             ).map { .dropout(p: $0) }
+        case _ where SpecDecoder.convolutionKinds.contains(entry.kind):
+            kind = decodeConvolutionKind(entry.kind, parameters)
         default:
             kind = activation(entry.kind, at: entry.location, parameters: parameters, extraKeys: ["name"])
                 .map { .activation($0) }
         }
 
-        let defaultName = entry.kind == "linear" ? "fc\(count)" : "\(entry.kind)\(count)"
+        let defaultName: String
+        switch entry.kind {
+        case "linear": defaultName = "fc\(count)"
+        case "conv2d": defaultName = "conv\(count)"
+        case "batch_norm": defaultName = "bn\(count)"
+        case "max_pool2d": defaultName = "max_pool\(count)"
+        case "avg_pool2d": defaultName = "avg_pool\(count)"
+        case "adaptive_avg_pool2d": defaultName = "global_pool\(count)"
+        default: defaultName = "\(entry.kind)\(count)"
+        }
         var name: Located<String>? = Located(defaultName, at: node.location)
         let isNamed = parameters["name"].map { !$0.value.isNull } ?? false
         if let written = parameters["name"], isNamed {
@@ -206,7 +227,7 @@ extension SpecDecoder {
     }
 
     /// A linear's `activation`: the same kind grammar as a layer, limited to activations.
-    private mutating func activationOption(_ node: YAMLNode, path: String) -> Located<Activation>? {
+    mutating func activationOption(_ node: YAMLNode, path: String) -> Located<Activation>? {
         guard let entry = kindEntry(node, path: path, what: "activation", kinds: SpecDecoder.activationKinds) else {
             return nil
         }
@@ -310,7 +331,8 @@ extension SpecDecoder {
         switch last.kind {
         case .activation(let activation): applied = activation
         case .linear(let linear): applied = linear.activation
-        case .flatten, .dropout: applied = nil
+        case .conv2d(let conv): applied = conv.activation
+        case .flatten, .dropout, .pool2d, .adaptiveAveragePool2d, .batchNorm: applied = nil
         }
         guard let applied else { return }
         report(.warning(

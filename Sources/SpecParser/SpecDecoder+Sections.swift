@@ -1,7 +1,7 @@
 /// The spec's top level and its small sections: name, seed, data, loss, optimizer, training.
 extension SpecDecoder {
     static let rootKeys = ["name", "seed", "data", "model", "loss", "optimizer", "training"]
-    static let dataKeys = ["dir", "normalize", "validation_fraction"]
+    static let dataKeys = ["format", "dir", "normalize", "validation_fraction"]
     static let normalizeKeys = ["mean", "std"]
     static let trainingKeys = ["batch_size", "epochs", "shuffle", "drop_last", "threads", "eval_batch_size"]
     static let sgdKeys = ["kind", "lr", "momentum", "dampening", "nesterov", "weight_decay"]
@@ -48,6 +48,7 @@ extension SpecDecoder {
         let optimizer = decodeOptimizer(view)
         let training = decodeTraining(view)
         if let model, let loss { warnAboutActivationBeforeCrossEntropy(model: model, loss: loss) }
+        if let data, let loss { checkLossFitsTarget(data: data, loss: loss) }
 
         guard !diagnostics.hasErrors, let name, let seed, let data, let model, let loss, let optimizer, let training
         else { return nil }
@@ -95,6 +96,13 @@ extension SpecDecoder {
         } else {
             guard let section = section(root, "data", example: "{dir: ../data/mnist}") else { return nil }
             view = section
+        }
+        if let format = view["format"], !format.value.isNull,
+            let kind = choice(format.value, name: "data.format", what: "data format", among: ["idx", "csv"], code: .unknownChoice),
+            kind.value == "csv"
+        {
+            inputShapeFromData = true
+            return decodeTableData(view)
         }
         checkKeys(view, allowed: SpecDecoder.dataKeys)
 
@@ -211,6 +219,24 @@ extension SpecDecoder {
             let kind = LossKind(rawValue: name.value)
         else { return nil }
         return LossSpec(kind: Located(kind, at: name.location), location: entry.key.location)
+    }
+
+    /// A regressor (a table's number target) trains with mse, l1 or huber; a classifier with
+    /// cross_entropy or mse on one-hot targets.
+    private mutating func checkLossFitsTarget(data: DataSpec, loss: LossSpec) {
+        let regression = data.table?.target.type.value == .number
+        switch (loss.kind.value, regression) {
+        case (.l1, false), (.huber, false):
+            report(.error(
+                .unknownLoss, "'\(loss.kind.value.rawValue)' is a regression loss; it needs a number target ('data.target' with 'type: number')",
+                at: loss.kind.location, suggestion: "use 'cross_entropy' for classes"))
+        case (.crossEntropy, true):
+            let note = data.table.map { [DiagnosticNote("the target is a number here", at: $0.target.type.location)] } ?? []
+            report(.error(
+                .unknownLoss, "'cross_entropy' needs a category target; a number target makes a regressor (mse, l1 or huber)",
+                at: loss.kind.location, notes: note, suggestion: "use 'mse'"))
+        default: break
+        }
     }
 
     // MARK: optimizer

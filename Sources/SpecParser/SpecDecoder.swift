@@ -6,6 +6,8 @@ import Foundation
 struct SpecDecoder {
     let file: String
     var diagnostics = DiagnosticList()
+    /// Set once `data` declares a table: `model.input_shape` may then be left out (the data gives it).
+    var inputShapeFromData = false
 
     init(file: String) {
         self.file = file

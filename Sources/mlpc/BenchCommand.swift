@@ -65,7 +65,10 @@ struct BenchCommand: ParsableCommand {
             planOptions: passes.planOptions)
         let plan = checked.plan
         let kernels = try selectedKernels()
-        let (data, source) = try benchmarkData(spec: checked.spec, plan: plan)
+        // A table spec's rows were loaded while checking it: the benchmark steps through them.
+        let (data, source): (any Dataset, String) = try checked.table.map {
+            ($0.data.train, "\($0.data.train.origin) (\(grouped($0.data.train.count)) training rows)")
+        } ?? benchmarkData(spec: checked.spec, plan: plan)
         let pool = WorkerPool(threads: plan.target.threads)
         let benchmark: StepBenchmark
         do {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planner
+import Runtime
 import SpecParser
 
 struct CheckCommand: ParsableCommand {
@@ -26,6 +27,7 @@ struct CheckCommand: ParsableCommand {
             print(DiagnosticRenderer.json(checked.diagnostics))
         case .text, .dot:
             printWarnings(checked)
+            if let table = checked.table { print(tableSummary(table.table), terminator: "") }
             print(PlanText.summary(checked.plan), terminator: "")
             print("\(checked.spec.path): ok")
         }

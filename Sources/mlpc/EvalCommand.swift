@@ -91,8 +91,18 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
+    @Option(help: "Evaluate a table model on the rows of this CSV file (with its target columns).")
+    var csv: String?
+
     func run() throws {
         let loaded = try options.load()
+        if let csv {
+            try evaluateTable(loaded, csv: csv)
+            return
+        }
+        if loaded.tablePreprocessing != nil {
+            throw CommandFailure.usage("\(loaded.path): the model was trained on a table: give the rows to evaluate on with --csv FILE")
+        }
         let test = try options.testSet(of: loaded)
         let evaluation: Trainer.Evaluation
         do {
@@ -104,12 +114,38 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
+extension EvalCommand {
+    func evaluateTable(_ loaded: LoadedModel, csv: String) throws {
+        guard let preprocessing = loaded.tablePreprocessing else {
+            throw CommandFailure.usage("\(loaded.path): the model was not trained on a table (no preprocessing in its metadata), so it cannot read --csv")
+        }
+        let evaluation: Trainer.Evaluation
+        do {
+            let encoded = try encodeTableFile(
+                path: csv, preprocessing: preprocessing, requireTargets: true, memoryBytes: Int(ProcessInfo.processInfo.physicalMemory))
+            evaluation = try loaded.evaluateTable(encoded.dataset)
+        } catch {
+            throw commandFailure(for: error)
+        }
+        if let r = evaluation.regression {
+            print(String(format: "MAE: %.6g, RMSE: %.6g, R²: %.4f on %d rows (%@)", r.mae, r.rmse, r.r2, evaluation.total, csv))
+        } else {
+            print(formatEvaluation(evaluation, classes: loaded.plan.classes, name: csv, classNames: preprocessing.classNames, what: "rows"), terminator: "")
+        }
+    }
+}
+
 /// The report `mlpc eval` prints: overall accuracy with its interval, each class's accuracy, and the
 /// confusion matrix with true classes as rows.
-func formatEvaluation(_ evaluation: Trainer.Evaluation, classes: Int, name: String) -> String {
+func formatEvaluation(
+    _ evaluation: Trainer.Evaluation, classes: Int, name: String, classNames: [String] = [], what: String = "test images"
+) -> String {
     let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
     var out = String(
-        format: "Accuracy: %.2f%% (95%% CI ±%.2f) on %d test images (%@)\n", evaluation.accuracy, ci, evaluation.total, name)
+        format: "Accuracy: %.2f%% (95%% CI ±%.2f) on %d %@ (%@)\n", evaluation.accuracy, ci, evaluation.total, what, name)
+    if classNames.count == classes {
+        out += "\nclasses: " + classNames.enumerated().map { "\($0) \($1)" }.joined(separator: ", ") + "\n"
+    }
     out += "\nper class:\n"
     for c in 0..<classes {
         let row = evaluation.confusion[c]

@@ -194,6 +194,11 @@ struct RunCommand: ParsableCommand {
         let quiet = self.quiet || !writes
         if !quiet { printWarnings(checked) }
         let kernels = try selectedKernels()
+        if let ranks, let unsupported = dataParallelUnsupported(checked.plan) {
+            // Every rank plans the same spec, so every rank refuses it and they end together.
+            ranks.finish()
+            throw CommandFailure.invalid("mlpc: error: \(spec.path): \(unsupported) cannot be trained over \(ranks.size) ranks yet; run it in one process (without mpirun)")
+        }
         // Claim the output directory before reading any data: a directory that cannot be written, holds
         // another run, or is in use by another mlpc is refused before any work is done.
         var directory: RunDirectory? = nil
@@ -211,7 +216,7 @@ struct RunCommand: ParsableCommand {
         if let ranks, !ranks.isFirst { ranks.barrier() }
         let data: LoadedData
         do {
-            data = try loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
+            data = try checked.table?.data ?? loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(ranks.map { "rank \($0.rank): " } ?? "")\(error)")
         }
@@ -280,7 +285,12 @@ struct RunCommand: ParsableCommand {
                 for epoch in run.nextEpoch...epochs {
                     let m = try run.runEpoch(epoch)
                     progress.clear()
-                    if !quiet {
+                    if !quiet, let r = m.regression {
+                        print(
+                            String(
+                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test MAE %.4g, RMSE %.4g, R² %.4f, %.3f s, %@ samples/s)",
+                                epoch, epochs, m.lastLoss, m.meanLoss, r.mae, r.rmse, r.r2, m.seconds, grouped(Int(m.samplesPerSecond))))
+                    } else if !quiet {
                         print(
                             String(
                                 format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s%@)", epoch, epochs,
@@ -291,8 +301,12 @@ struct RunCommand: ParsableCommand {
             }
             let evaluation = try run.finish()
             ranks?.finish()
-            let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
-            if writes { print(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci)) }
+            if let r = evaluation.regression {
+                print(String(format: "Test MAE: %.4g, RMSE: %.4g, R²: %.4f (%d rows)", r.mae, r.rmse, r.r2, evaluation.total))
+            } else if writes {
+                let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
+                print(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci))
+            }
             if !quiet { print("run directory: \(outputDirectory)") }
         } catch let error as RuntimeError {
             progress.clear()
@@ -328,6 +342,15 @@ struct RunCommand: ParsableCommand {
     }
 }
 
+/// What a data-parallel run does not support in this plan, or nil: a regressor (the ranks reduce
+/// classification counts only), and batch norm's running statistics (each rank would keep its own).
+func dataParallelUnsupported(_ plan: Plan) -> String? {
+    guard plan.dataParallel != nil else { return nil }
+    if plan.isRegression { return "a regression model" }
+    if !plan.modelState.isEmpty { return "a model with batch norm (running statistics)" }
+    return nil
+}
+
 /// ", 32 on each of 2 ranks" for a data-parallel plan.
 func ranksText(_ plan: Plan) -> String {
     guard let parallel = plan.dataParallel else { return "" }
@@ -338,7 +361,8 @@ func ranksText(_ plan: Plan) -> String {
 func trainingImages(_ run: TrainingRun) -> String {
     let used = run.trainer.trainingExamples
     let held = run.data.train.count - used
-    return "\(used) training images" + (held > 0 ? " (\(held) held out for validation)" : "")
+    let what = run.data.tablePreprocessing == nil ? "images" : "rows"
+    return "\(used) training \(what)" + (held > 0 ? " (\(held) held out for validation)" : "")
 }
 
 /// A one-line progress bar on stderr with rate and ETA, redrawn at most ten times a second.

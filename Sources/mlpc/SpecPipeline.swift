@@ -64,6 +64,8 @@ struct CheckedSpec {
     var plan: Plan
     var diagnostics: [Diagnostic]
     var source: SourceFile
+    /// A table spec's rows, loaded and encoded while checking (the model's width comes from them).
+    var table: CheckedTable? = nil
 }
 
 /// Parse, decode and plan a spec for this machine. Diagnostics are rendered (text on stderr, or JSON on
@@ -90,20 +92,31 @@ func checkSpec(
             spec.training.batchSize.value = batchSize
         }
     }
-    if fitBatchesToData {
+    var table: CheckedTable?
+    if spec.data.table != nil {
+        // A table's width after one-hot encoding is known once its rows are read: before planning.
+        let loaded = loadTableForSpec(&spec)
+        diagnostics += loaded.diagnostics
+        table = loaded.table
+        guard let table, !diagnostics.hasErrors else {
+            try fail(diagnostics, sources: sources, format: format)
+            throw CommandFailure(message: "", status: 1)
+        }
+        if fitBatchesToData { diagnostics += fitBatches(&spec, trainCount: table.data.train.count, testCount: table.data.test.count) }
+    } else if fitBatchesToData {
         // `mlpc run` plans for the batches the data can fill (the headers give the counts).
         diagnostics += Runtime.fitBatchesToData(&spec)
     }
     let (plan, planDiagnostics) = planForHost(spec, threads: threads, isa: try selectedKernels().isa, options: planOptions)
     diagnostics += planDiagnostics
-    if let plan, probeData {
+    if let plan, probeData, table == nil {
         diagnostics += dataDiagnostics(spec: spec, plan: plan, directorySource: options.dataDirectorySource)
     }
     guard let plan, !diagnostics.hasErrors else {
         try fail(diagnostics, sources: sources, format: format)
         throw CommandFailure(message: "", status: 1)
     }
-    return CheckedSpec(spec: spec, plan: plan, diagnostics: diagnostics, source: source)
+    return CheckedSpec(spec: spec, plan: plan, diagnostics: diagnostics, source: source, table: table)
 }
 
 private func fail(_ diagnostics: [Diagnostic], sources: [String: SourceFile], format: OutputFormat) throws {

@@ -19,9 +19,9 @@ final class DataParallelTests: XCTestCase {
     }
 
     /// A tiny dataset whose last batch of 16 has 2 rows, so that with 3 ranks one rank's share is empty.
-    func tinyRun() throws -> (spec: String, data: String, root: String) {
+    func tinyRun(train: Int = 114) throws -> (spec: String, data: String, root: String) {
         let root = try makeTemporaryDirectory(self, "mlpc-ranks")
-        try TinyDataset.write(to: root + "/data", train: 114)
+        try TinyDataset.write(to: root + "/data", train: train)
         try writeFile(root + "/tiny.yaml", TinyDataset.spec())
         return (root + "/tiny.yaml", root + "/data", root)
     }
@@ -59,6 +59,21 @@ final class DataParallelTests: XCTestCase {
         let one = try launch(1, ["run", tiny.spec, "--data-dir", tiny.data, "--out", tiny.root + "/n1", "--quiet"])
         XCTAssertEqual(one.status, 0, one.stderr)
         XCTAssertEqual(weights(tiny.root + "/plain"), weights(tiny.root + "/n1"))
+    }
+
+    func testABatchNormModelIsRefusedOnEveryRankBeforeAnyFileIsWritten() throws {
+        let tiny = try tinyRun()
+        // Each rank would keep running statistics of its own share: refused, not trained wrongly.
+        let spec = TinyDataset.spec().replacingOccurrences(
+            of: "    - linear: {out: 16, activation: relu}", with: "    - linear: {out: 16, activation: relu}\n    - batch_norm")
+        XCTAssertNotEqual(spec, TinyDataset.spec(), "the fixture's layers changed: the batch_norm was not inserted")
+        try writeFile(tiny.root + "/bn.yaml", spec)
+        let out = tiny.root + "/bn-run"
+        let result = try launch(2, ["run", tiny.root + "/bn.yaml", "--data-dir", tiny.data, "--out", out, "--quiet"])
+        assertNoCrash(result)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("a model with batch norm (running statistics) cannot be trained over 2 ranks"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a refused run left its directory")
     }
 
     func testTwoRanksReachTheAccuracyOfOneProcess() throws {
@@ -128,7 +143,9 @@ final class DataParallelTests: XCTestCase {
     }
 
     func testAnInterruptedJobCheckpointsAndResumesOnlyWithTheSameRanks() throws {
-        let tiny = try tinyRun()
+        // Ten times the rows: mpirun takes up to a second or two to pass Ctrl-C on to the ranks, and the
+        // run must still be going when it arrives.
+        let tiny = try tinyRun(train: 1140)
         let binary = try MLPCProcess.binaryPath()
         let arguments = ["run", tiny.spec, "--data-dir", tiny.data, "--epochs", "40"]
         let whole = try launch(2, arguments + ["--out", tiny.root + "/whole", "--quiet"])

@@ -120,6 +120,45 @@ final class ExportCommandTests: XCTestCase {
         }
     }
 
+    /// Every convolutional layer kind: `same` padding with an even kernel (the extra column at the
+    /// right), groups, dilation, pools with padding and ceil_mode (the last window over the edge),
+    /// batch norm after a convolution, without affine, and after a linear, and global pooling.
+    func testEveryConvolutionalLayerKindMatchesPredictInONNXRuntime() throws {
+        let spec = """
+            name: every_cnn_kind
+            seed: 1
+            data:
+              dir: unused
+              normalize: {mean: 0.1307, std: 0.3081}
+            model:
+              input_shape: [1, \(TinyDataset.side), \(TinyDataset.side)]
+              layers:
+                - conv2d: {out: 4, kernel: 3, padding: same, activation: relu}
+                - batch_norm
+                - max_pool2d: {kernel: 3, stride: 2, padding: 1, ceil_mode: true}
+                - conv2d: {out: 6, kernel: 2, padding: same, groups: 2}
+                - avg_pool2d: {kernel: 3, stride: 2, padding: 1, ceil_mode: true}
+                - conv2d: {out: 8, kernel: 2, dilation: 2, padding: 1}
+                - batch_norm: {affine: false}
+                - max_pool2d: {kernel: 2, ceil_mode: true}
+                - avg_pool2d: {kernel: 1}
+                - adaptive_avg_pool2d
+                - flatten
+                - linear: {out: 6}
+                - batch_norm
+                - relu
+                - linear: {out: \(TinyDataset.classes)}
+            loss: cross_entropy
+            optimizer: {kind: adam, lr: 0.01}
+            training: {batch_size: 16, epochs: 3, threads: 1}
+            """
+        let run = try trainedRun(spec)
+        let report = try exportAndCompare(run: run, images: data + "/" + TinyDataset.testImages, expectedInputDims: ["batch", "1", "6", "6"])
+        for op in ["Conv", "BatchNormalization", "MaxPool", "Pad", "AveragePool", "GlobalAveragePool"] {
+            XCTAssertTrue(report.opTypes.contains(op), "\(op) missing from \(report.opTypes)")
+        }
+    }
+
     func testMSEModelMatchesPredictInONNXRuntime() throws {
         let spec = TinyDataset.spec(epochs: 3).replacingOccurrences(of: "loss: cross_entropy", with: "loss: mse")
         let run = try trainedRun(spec)
@@ -140,11 +179,33 @@ final class ExportCommandTests: XCTestCase {
             timeout: 600)
         assertNoCrash(trained)
         XCTAssertEqual(trained.status, 0, trained.stderr)
-        let images = ["t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"].map { mnist + "/" + $0 }
-            .first { FileManager.default.fileExists(atPath: $0) }
         let report = try exportAndCompare(
-            run: out, images: try XCTUnwrap(images), dataDir: mnist, expectedInputDims: ["batch", "1", "28", "28"])
+            run: out, images: try mnistTestImages(mnist), dataDir: mnist, expectedInputDims: ["batch", "1", "28", "28"])
         XCTAssertEqual(report.opTypes, ["Mul", "Add", "Flatten", "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax"])
+    }
+
+    /// The CNN with batch norm and dropout (specs/mnist_cnn_bn.yaml), trained on the real MNIST files
+    /// for one epoch (MLPC_TEST_MNIST_DIR): its running statistics are the ones training gathered.
+    func testMNISTConvolutionalSpecMatchesPredictInONNXRuntime() throws {
+        guard let mnist = ProcessInfo.processInfo.environment["MLPC_TEST_MNIST_DIR"], !mnist.isEmpty else {
+            throw XCTSkip("MLPC_TEST_MNIST_DIR is not set")
+        }
+        let out = folder + "/mnist-cnn"
+        let trained = try MLPCProcess.run(
+            ["run", MLPCProcess.repositoryRoot + "/specs/mnist_cnn_bn.yaml", "--data-dir", mnist, "--out", out, "--epochs", "1", "--quiet"],
+            timeout: 900)
+        assertNoCrash(trained)
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let report = try exportAndCompare(
+            run: out, images: try mnistTestImages(mnist), dataDir: mnist, expectedInputDims: ["batch", "1", "28", "28"])
+        for op in ["Conv", "BatchNormalization", "MaxPool", "Gemm", "Softmax"] {
+            XCTAssertTrue(report.opTypes.contains(op), "\(op) missing from \(report.opTypes)")
+        }
+    }
+
+    func mnistTestImages(_ mnist: String) throws -> String {
+        try XCTUnwrap(
+            ["t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"].map { mnist + "/" + $0 }.first { FileManager.default.fileExists(atPath: $0) })
     }
 
     // MARK: where the file goes

@@ -54,12 +54,20 @@ extension Kernel {
         case .dropoutForward(let k): return k.bind(binding)
         case .softmaxCrossEntropy(let k): return k.bind(binding)
         case .meanSquaredError(let k): return k.bind(binding)
+        case .regressionLoss(let k): return k.bind(binding)
         case .activationBackward(let k): return k.bind(binding)
         case .dropoutBackward(let k): return k.bind(binding)
         case .linearBackwardWeights(let k): return k.bind(binding)
         case .linearBackwardInput(let k): return k.bind(binding)
         case .optimizerStep(let k): return k.bind(binding)
         case .classify(let k): return k.bind(binding)
+        case .conv2dForward(let k): return k.bind(binding)
+        case .conv2dBackwardWeights(let k): return k.bind(binding)
+        case .conv2dBackwardInput(let k): return k.bind(binding)
+        case .pool2dForward(let k): return k.bind(binding)
+        case .pool2dBackward(let k): return k.bind(binding)
+        case .batchNormForward(let k): return k.bind(binding)
+        case .batchNormBackward(let k): return k.bind(binding)
         }
     }
 }
@@ -69,6 +77,9 @@ extension Kernel {
 struct BoundGather {
     let input: UnsafeMutablePointer<Float>
     let labels: UnsafeMutablePointer<Int32>
+    /// A regressor's batch of target values, `targetWidth` a row.
+    var targets: UnsafeMutablePointer<Float>? = nil
+    var targetWidth = 0
     let scale: Float
     let shift: Float
     let parts: Int
@@ -87,12 +98,19 @@ struct BoundGather {
                 samples.values.assumingMemoryBound(to: Float.self), samples.labels, samples.features, indices, rows, scale, shift,
                 input, labels, part, parts)
         }
+        if let targets, let values = samples.targetValues {
+            k.gatherTargetRows(values, targetWidth, indices, rows, targets, part, parts)
+        }
     }
 }
 
 extension GatherBatch {
     func bind(_ b: KernelBinding) -> BoundKernel {
-        let gather = BoundGather(input: b.floats(input), labels: b.int32s(labels), scale: normalization.scale, shift: shift, parts: b.parts(self))
+        var gather = BoundGather(input: b.floats(input), labels: b.int32s(labels), scale: normalization.scale, shift: shift, parts: b.parts(self))
+        if let targets {
+            gather.targets = b.floats(targets)
+            gather.targetWidth = b.width(targets)
+        }
         return BoundKernel(isBackward: false, gather: gather) { executor, batch, _ in
             guard let batch else { return nil }
             let k = executor.kernels
@@ -144,6 +162,16 @@ extension MeanSquaredError {
         let classes = b.width(self.output)
         return BoundKernel(isBackward: false) { executor, _, rows in
             executor.kernels.meanSquaredError(output, labels, rows, classes, gradient)
+        }
+    }
+}
+
+extension RegressionLoss {
+    func bind(_ b: KernelBinding) -> BoundKernel {
+        let output = b.floats(self.output), targets = b.floats(self.targets), gradient = b.floats(self.gradient)
+        let width = b.width(self.output), code = kindCode, delta = self.delta
+        return BoundKernel(isBackward: false) { executor, _, rows in
+            executor.kernels.regressionLoss(code, delta, output, targets, rows, width, gradient)
         }
     }
 }

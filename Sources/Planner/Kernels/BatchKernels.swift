@@ -54,6 +54,8 @@ public struct GatherBatch: KernelStep {
     /// The layer that adds the normalization's shift itself (the shifted-input pass); the gather then
     /// writes v * scale, exactly 0 for a zero pixel.
     public var shiftFoldedInto: String? = nil
+    /// A regressor's batch of target values (float32 [rows, targets]), gathered beside the labels.
+    public var targets: Slice? = nil
     public var threads: Int
 
     public init(input: Slice, labels: Slice, normalization: PixelNormalization, threads: Int) {
@@ -67,7 +69,7 @@ public struct GatherBatch: KernelStep {
     public var shift: Float { shiftFoldedInto == nil ? normalization.shift : 0 }
 
     public var reads: [Slice] { [] }
-    public var writes: [Slice] { [input, labels] }
+    public var writes: [Slice] { [input, labels] + (targets.map { [$0] } ?? []) }
     public var flops: Int { 2 * input.elements }
     public var label: String { "gather_batch" }
     public var passes: [String] { shiftFoldedInto == nil ? [] : [PlanPass.shiftedInput.rawValue] }
@@ -76,6 +78,7 @@ public struct GatherBatch: KernelStep {
         var k = self
         k.input = f(input)
         k.labels = f(labels)
+        k.targets = targets.map(f)
         return k
     }
 }
@@ -102,6 +105,11 @@ public struct Classify: KernelStep {
 }
 
 extension Plan {
+    /// Whether the plan trains a regressor (its loss compares outputs with target values).
+    public var isRegression: Bool {
+        trainKernels.contains { if case .regressionLoss = $0 { return true } else { return false } }
+    }
+
     /// What the training step's gather reads the samples as (uint8 when the plan has no gather).
     public var sampleElement: SampleElement {
         guard case .gatherBatch(let gather)? = trainKernels.first else { return .uint8 }

@@ -55,3 +55,44 @@ public struct MeanSquaredError: KernelStep {
         MeanSquaredError(output: f(output), labels: f(labels), gradient: f(gradient), location: location)
     }
 }
+
+/// A regressor's loss (mse, l1 or huber, the mean over every output value) against the gathered
+/// target values, and its gradient.
+public struct RegressionLoss: KernelStep {
+    public var kind: LossKind
+    /// Huber's delta (PyTorch's default, 1).
+    public var delta: Float
+    public var output: Slice
+    public var targets: Slice
+    public var gradient: Slice
+    public var location: SourceLocation
+
+    public init(kind: LossKind, delta: Float, output: Slice, targets: Slice, gradient: Slice, location: SourceLocation) {
+        self.kind = kind
+        self.delta = delta
+        self.output = output
+        self.targets = targets
+        self.gradient = gradient
+        self.location = location
+    }
+
+    /// The kernel's code for the kind: 0 mse, 1 l1, 2 huber.
+    public var kindCode: Int {
+        switch kind {
+        case .l1: return 1
+        case .huber: return 2
+        case .mse, .crossEntropy: return 0
+        }
+    }
+
+    public var reads: [Slice] { [output, targets] }
+    public var writes: [Slice] { [gradient] }
+    public var flops: Int { 4 * output.elements }
+    public var threads: Int { 1 }
+    public var label: String { "\(kind.rawValue)+grad" }
+    public var source: SourceLocation? { location }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> RegressionLoss {
+        RegressionLoss(kind: kind, delta: delta, output: f(output), targets: f(targets), gradient: f(gradient), location: location)
+    }
+}

@@ -20,6 +20,11 @@ struct ActivationLayer: PlannedLayer {
             last.activationLocation = layer.location
             graph.layers[graph.layers.count - 1] = last
             graph.fusions.append("\(name) fused into \(last.name): bias and \(activation.value.specName) applied in the matmul epilogue")
+        } else if var last = graph.layers.last as? Conv2dLayer, last.activation.isIdentity {
+            last.activation = function
+            last.activationLocation = layer.location
+            graph.layers[graph.layers.count - 1] = last
+            graph.fusions.append("\(name) fused into \(last.name): bias and \(activation.value.specName) applied in the convolution's epilogue")
         } else {
             graph.layers.append(ActivationLayer(name: name, location: layer.location, outputShape: graph.shape, activation: function))
         }

@@ -10,6 +10,9 @@ protocol PlannedLayer: Sendable {
     var outputShape: [Int] { get }
     /// The parameter tensors the layer declares, in order (PyTorch's names and shapes).
     func parameters(offset: inout Int) -> [ParameterTensor]
+    /// The layer's non-parameter state tensors (batch norm's running statistics), at offsets into the
+    /// `model_state` buffer.
+    func stateTensors(offset: inout Int) -> [StateTensor]
     /// Emits the layer's training forward kernels for input value `x`; returns its output value.
     func forward(_ builder: inout PlanBuilder, _ x: Slice, context: inout ForwardContext) -> Slice
     /// Emits the layer's backward kernels (`context` carries the gradient of its output).
@@ -27,6 +30,7 @@ extension PlannedLayer {
     var producedActivation: ActivationFunction { .identity }
     var isTrainable: Bool { false }
     func parameters(offset: inout Int) -> [ParameterTensor] { [] }
+    func stateTensors(offset: inout Int) -> [StateTensor] { [] }
 }
 
 /// What forward planning remembers for backward planning, per layer index.
@@ -37,6 +41,9 @@ struct ForwardContext {
     var preactivations: [Int: Slice] = [:]
     /// Layer index -> its dropout mask.
     var masks: [Int: Slice] = [:]
+    /// Layer index -> a kernel's saved values its backward pass reads (a convolution's columns, a max
+    /// pool's indices, batch norm's mean and 1/std), by name.
+    var saved: [Int: [String: Slice]] = [:]
 }
 
 /// The state of backward planning as it walks the layers from the last to the first.

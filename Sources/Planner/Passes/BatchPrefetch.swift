@@ -37,6 +37,7 @@ extension Plan {
 func addBatchPrefetch(_ plan: inout Plan) -> Result<String, PassSkipped> {
     guard plan.target.threads > 1 else { return .failure(PassSkipped("the plan has one thread")) }
     guard let batch = plan.trainingBatch else { return .failure(PassSkipped("the step has no gather")) }
+    guard !plan.isRegression else { return .failure(PassSkipped("a regressor's batch has target values, which the second pair of buffers does not hold")) }
     var best: Range<Int>? = nil
     var index = 1
     while index < plan.trainKernels.count {

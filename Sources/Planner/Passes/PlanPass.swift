@@ -72,6 +72,8 @@ public struct DataSource: Codable, Equatable, Sendable {
     public enum Format: String, Codable, Sendable {
         /// MNIST's four IDX files (gzipped or not) in one directory.
         case idx
+        /// A CSV table (`directory` is then the training file).
+        case csv
     }
     public var format: Format
     /// The directory, resolved (the spec's data.dir relative to the spec, or --data-dir).

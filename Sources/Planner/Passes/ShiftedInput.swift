@@ -20,6 +20,7 @@ public struct ShiftedInput: Codable, Equatable, Sendable {
 /// evaluation) and weight gradient the shifted variant, with room for its scratch in the workspace.
 func addShiftedInput(_ plan: inout Plan) -> Result<String, PassSkipped> {
     guard case .gatherBatch(let gather)? = plan.trainKernels.first else { return .failure(PassSkipped("the step has no gather")) }
+    guard gather.element == .uint8 else { return .failure(PassSkipped("the samples are table rows, encoded before the gather: there is no shift")) }
     let normalization = gather.normalization
     guard (Float(255) * normalization.scale).isFinite, normalization.shift.isFinite else {
         return .failure(PassSkipped("the normalization's scale or shift is not finite"))

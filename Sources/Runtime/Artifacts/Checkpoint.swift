@@ -82,7 +82,7 @@ public struct Checkpoint {
         specSHA256: String, epochs: Int, metrics: [EpochMetrics], metricLines: [String]? = nil, dataDirectory: String,
         dataSHA256: [String: String], history: RunHistory? = nil
     ) {
-        var tensors = stateDictTensors(plan: plan, block: executor.parameters)
+        var tensors = stateDictTensors(plan: plan, block: executor.parameters, modelState: executor.modelState.map { UnsafePointer($0) })
         for (index, name) in plan.optimizer.stateNames.enumerated() {
             tensors += stateDictTensors(plan: plan, block: executor.stateBlock(index), prefix: name + ".")
         }
@@ -296,7 +296,7 @@ public struct Checkpoint {
     /// checkpoint was read against).
     public func restore(into executor: StepExecutor) {
         let plan = executor.plan
-        fillBlock(tensors, plan: plan, prefix: "", into: executor.parameters)
+        fillBlock(tensors, plan: plan, prefix: "", into: executor.parameters, modelState: executor.modelState)
         for (index, name) in plan.optimizer.stateNames.enumerated() {
             fillBlock(tensors, plan: plan, prefix: name + ".", into: executor.stateBlock(index))
         }

@@ -29,6 +29,9 @@ public enum ArtifactMetadataKey {
     /// The optional planner passes the run turned off (`--disable-pass`), comma-separated; absent when
     /// none were. Evaluating or resuming plans with the same ones, so the numbers are the run's.
     public static let disabledPasses = "disabled_passes"
+    /// A table model's preprocessing (means, deviations, vocabularies, class names) as JSON, so that
+    /// `predict --csv` and `eval --csv` encode raw rows as training did.
+    public static let tablePreprocessing = "table_preprocessing"
 
     /// The disabled passes of `options` as metadata (nothing when there are none).
     static func disabledPassesEntry(_ options: PlanOptions) -> [String: String] {
@@ -66,15 +69,23 @@ public struct ModelFileError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Writes weights.safetensors: the parameters as PyTorch's state_dict, nothing else.
-public func writeWeightsFile(plan: Plan, parameters: UnsafePointer<Float>, to path: String) throws {
-    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters)).write(to: path)
+/// With `modelState`, batch norm's running statistics are written too (PyTorch's buffers).
+public func writeWeightsFile(plan: Plan, parameters: UnsafePointer<Float>, modelState: UnsafePointer<Float>? = nil, to path: String) throws {
+    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters, modelState: modelState)).write(to: path)
 }
 
 /// Writes model.safetensors: the state_dict and the spec that gives it meaning.
 public func writeModelFile(
-    spec: Spec, plan: Plan, parameters: UnsafePointer<Float>, dataDirectory: String, mlpcVersion: String, to path: String
+    spec: Spec, plan: Plan, parameters: UnsafePointer<Float>, modelState: UnsafePointer<Float>? = nil, dataDirectory: String,
+    mlpcVersion: String, to path: String, tablePreprocessing: TablePreprocessing? = nil
 ) throws {
-    let metadata = ArtifactMetadataKey.disabledPassesEntry(plan.options).merging([
+    var table: [String: String] = [:]
+    if let tablePreprocessing {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        table[ArtifactMetadataKey.tablePreprocessing] = String(decoding: try encoder.encode(tablePreprocessing), as: UTF8.self)
+    }
+    let metadata = ArtifactMetadataKey.disabledPassesEntry(plan.options).merging(table) { $1 }.merging([
         ArtifactMetadataKey.format: ArtifactMetadataKey.modelFormat,
         ArtifactMetadataKey.spec: spec.resolvedYAML,
         ArtifactMetadataKey.specSHA256: SHA256.hash(Array(spec.resolvedYAML.utf8)).hex,
@@ -82,7 +93,8 @@ public func writeModelFile(
         ArtifactMetadataKey.dataDirectory: dataDirectory,
         ArtifactMetadataKey.mlpcVersion: mlpcVersion,
     ]) { $1 }
-    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters), metadata: metadata).write(to: path)
+    try SafetensorsFile(tensors: stateDictTensors(plan: plan, block: parameters, modelState: modelState), metadata: metadata)
+        .write(to: path)
 }
 
 /// Reads a safetensors file. A path that cannot be read (missing, a directory, a device or FIFO, no
@@ -137,6 +149,8 @@ public final class LoadedModel {
     public let path: String
     /// Where the training data was when the model was trained (from the file's metadata), if recorded.
     public let trainedDataDirectory: String?
+    /// How a table model encodes raw rows (from the file's metadata); nil for other models.
+    public let tablePreprocessing: TablePreprocessing?
     let pool: WorkerPool
 
     /// Opens `path` (a model.safetensors, or a run directory holding one). Without `specPath` the spec
@@ -197,11 +211,26 @@ public final class LoadedModel {
         try checkStateDict(file, path: path, plan: plan)
         pool = WorkerPool(threads: plan.target.threads)
         executor = try StepExecutor(plan: plan, kernels: kernels, pool: pool, dropoutSeed: 0)
-        fillBlock(file, plan: plan, prefix: "", into: executor.parameters)
+        fillBlock(file, plan: plan, prefix: "", into: executor.parameters, modelState: executor.modelState)
         self.spec = spec
         self.plan = plan
         self.path = path
         self.trainedDataDirectory = recordedData
+        if let json = file.metadata[ArtifactMetadataKey.tablePreprocessing] {
+            do {
+                let decoded = try JSONDecoder().decode(TablePreprocessing.self, from: Data(json.utf8))
+                guard decoded.inputWidth == plan.inputFeatures, decoded.outputWidth == plan.classes else {
+                    throw ModelFileError(path: path, reason: "its table preprocessing encodes \(decoded.inputWidth) inputs and \(decoded.outputWidth) outputs, but its model has \(plan.inputFeatures) and \(plan.classes)")
+                }
+                tablePreprocessing = decoded
+            } catch let error as ModelFileError {
+                throw error
+            } catch {
+                throw ModelFileError(path: path, reason: "its table preprocessing (metadata '\(ArtifactMetadataKey.tablePreprocessing)') is not valid: \(error)")
+            }
+        } else {
+            tablePreprocessing = nil
+        }
     }
 
     /// Accuracy, per-class counts and the confusion matrix over every image of `data`. Throws

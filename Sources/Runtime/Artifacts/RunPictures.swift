@@ -13,6 +13,8 @@ public enum RunPictureName {
     public static let predictions = "predictions.png"
     public static let curves = "curves.png"
     public static let confusion = "confusion.png"
+    /// A regressor's predicted-versus-true and residual plots (in place of the confusion matrix).
+    public static let regression = "regression.png"
 }
 
 /// How many images the sample and prediction grids show at most (the tutorial's 64-image batch).
@@ -28,7 +30,8 @@ public let runPictureGridLimit = 64
 /// files are listed above, as if they had been written one after the other (the others may exist).
 public func writeRunPictures(
     directory: String, train: any Dataset, firstBatch: [Int32], test: any Dataset, predictions: [Int32],
-    metrics: [EpochMetrics], confusion: [[Int]]
+    metrics: [EpochMetrics], confusion: [[Int]], regression: (predicted: [Double], truth: [Double])? = nil,
+    classNames: [String] = []
 ) throws {
     let size = train.imageSize
     // The grids draw samples that are images of bytes with class labels.
@@ -46,8 +49,10 @@ public func writeRunPictures(
                     try grid.writePNG(to: directory + "/" + RunPictureName.samples)
                 },
                 second: Result {
-                    try trainingCurves(loss: metrics.map(\.meanLoss), accuracy: metrics.map(\.testAccuracy))
-                        .writePNG(to: directory + "/" + RunPictureName.curves)
+                    let curves = regression == nil
+                        ? trainingCurves(loss: metrics.map(\.meanLoss), accuracy: metrics.map(\.testAccuracy))
+                        : trainingCurves(loss: metrics.map(\.meanLoss), accuracy: metrics.map { $0.regression?.r2 ?? .nan }, secondLabel: "test R2")
+                    try curves.writePNG(to: directory + "/" + RunPictureName.curves)
                 })
         },
         {
@@ -59,7 +64,15 @@ public func writeRunPictures(
                         predicted: predictions.prefix(shown).map { Int($0) }, truth: (0..<shown).map { test.classIndex(at: $0)! })
                     try grid.writePNG(to: directory + "/" + RunPictureName.predictions)
                 },
-                second: Result { try confusionMatrixFigure(matrix: confusion).writePNG(to: directory + "/" + RunPictureName.confusion) })
+                second: Result {
+                    if let regression {
+                        try regressionFigure(predicted: regression.predicted, truth: regression.truth)
+                            .writePNG(to: directory + "/" + RunPictureName.regression)
+                    } else {
+                        try confusionMatrixFigure(matrix: confusion, classLabels: classNames)
+                            .writePNG(to: directory + "/" + RunPictureName.confusion)
+                    }
+                })
         })
     // samples, predictions, curves, confusion: the order of the listing.
     for result in [samplesAndCurves.first, predictionsAndConfusion.first, samplesAndCurves.second, predictionsAndConfusion.second] {

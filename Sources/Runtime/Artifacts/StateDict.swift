@@ -31,10 +31,22 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
 
 /// The tensors of one parameter-shaped block (the parameters, or an optimizer moment), PyTorch-named
 /// with `prefix` in front (`exp_avg.fc1.weight`), in PyTorch's layout.
-public func stateDictTensors(plan: Plan, block: UnsafePointer<Float>, prefix: String = "") -> [SafetensorsTensor] {
-    plan.parameters.map { tensor in
+/// With `modelState` (the parameter block's state_dict), the model's state tensors follow, read from
+/// it: batch norm's `running_mean`, `running_var` and `num_batches_tracked` (a scalar).
+public func stateDictTensors(
+    plan: Plan, block: UnsafePointer<Float>, prefix: String = "", modelState: UnsafePointer<Float>? = nil
+) -> [SafetensorsTensor] {
+    var tensors = plan.parameters.map { tensor in
         SafetensorsTensor(name: prefix + tensor.name, shape: tensor.shape, values: pyTorchOrderValues(of: tensor, in: block))
     }
+    if let modelState {
+        for tensor in plan.modelState {
+            tensors.append(
+                SafetensorsTensor(
+                    name: prefix + tensor.name, shape: tensor.shape, values: Array(UnsafeBufferPointer(start: modelState + tensor.offset, count: tensor.count))))
+        }
+    }
+    return tensors
 }
 
 /// The tensor's values in PyTorch's row-major order, read from where the block stores them (a weight in
@@ -60,6 +72,18 @@ public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, pr
     var problems: [String] = []
     var expected = Set<String>()
     for prefix in prefixes {
+        // The model's state belongs to the parameters' state_dict (prefix ""), not to optimizer moments.
+        let stateTensors = prefix.isEmpty ? plan.modelState.map { ($0.name, $0.shape, $0.location) } : []
+        for (name, shape, location) in stateTensors {
+            expected.insert(name)
+            guard let found = file.tensor(named: name) else {
+                problems.append("\(name) is missing (\(lineText(location)) declares it, \(shapeText(shape)))")
+                continue
+            }
+            if found.shape != shape {
+                problems.append("\(name): the file has \(shapeText(found.shape)), \(lineText(location)) says \(shapeText(shape))")
+            }
+        }
         for tensor in plan.parameters {
             let name = prefix + tensor.name
             expected.insert(name)
@@ -83,14 +107,25 @@ public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, pr
 /// Fills a parameter-shaped block from the file's tensors named `prefix` + each parameter's name, after
 /// `checkStateDict` accepted the file. The block's padding becomes zero.
 public func loadStateDict(
-    _ file: SafetensorsFile, path: String, plan: Plan, prefix: String = "", into block: UnsafeMutablePointer<Float>
+    _ file: SafetensorsFile, path: String, plan: Plan, prefix: String = "", into block: UnsafeMutablePointer<Float>,
+    modelState: UnsafeMutablePointer<Float>? = nil
 ) throws {
     try checkStateDict(file, path: path, plan: plan, prefixes: [prefix])
-    fillBlock(file, plan: plan, prefix: prefix, into: block)
+    fillBlock(file, plan: plan, prefix: prefix, into: block, modelState: modelState)
 }
 
 /// Copies the (checked) tensors into the block, weights into their panels.
-func fillBlock(_ file: SafetensorsFile, plan: Plan, prefix: String, into block: UnsafeMutablePointer<Float>) {
+/// With `modelState`, the model's state tensors are copied into it too.
+func fillBlock(
+    _ file: SafetensorsFile, plan: Plan, prefix: String, into block: UnsafeMutablePointer<Float>,
+    modelState: UnsafeMutablePointer<Float>? = nil
+) {
+    if let modelState {
+        for tensor in plan.modelState {
+            guard let found = file.tensor(named: prefix + tensor.name), found.values.count == tensor.count else { continue }
+            (modelState + tensor.offset).update(from: found.values, count: tensor.count)
+        }
+    }
     block.update(repeating: 0, count: plan.parameterBlockFloats)
     for tensor in plan.parameters {
         guard let found = file.tensor(named: prefix + tensor.name), found.values.count == tensor.count else { continue }
@@ -107,5 +142,5 @@ func lineText(_ location: SourceLocation) -> String { "\(location.file):\(locati
 /// `FileAccessError`; one that is damaged or does not fit the plan throws an error naming it.
 public func loadParameters(path: String, plan: Plan, into executor: StepExecutor) throws {
     let file = try readSafetensors(path: path, what: "weights file")
-    try loadStateDict(file, path: path, plan: plan, into: executor.parameters)
+    try loadStateDict(file, path: path, plan: plan, into: executor.parameters, modelState: executor.modelState)
 }

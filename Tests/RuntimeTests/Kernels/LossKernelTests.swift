@@ -165,3 +165,47 @@ final class LossKernelTests: XCTestCase {
         }
     }
 }
+
+extension LossKernelTests {
+    /// mse, l1 and huber against their definitions in Double, on every kernel set.
+    func testRegressionLossMatchesDefinition() {
+        var random = TestRandom(seed: 33)
+        for set in runnableKernelSets() {
+            for (m, n) in [(1, 1), (7, 1), (16, 3)] {
+                var output = random.floats(m * n, -3, 3)
+                let targets = random.floats(m * n, -3, 3)
+                output[0] = targets[0]  // a zero difference: l1's gradient is 0 there, as in PyTorch
+                for (code, name) in [(0, "mse"), (1, "l1"), (2, "huber")] {
+                    var gradient = [Float](repeating: .nan, count: m * n)
+                    let loss = set.regressionLoss(code, 1, output, targets, m, n, &gradient)
+                    var expected = 0.0
+                    var expectedGradient = [Double](repeating: 0, count: m * n)
+                    let count = Double(m * n)
+                    for i in 0..<(m * n) {
+                        let d = Double(output[i]) - Double(targets[i])
+                        let sign: Double = d > 0 ? 1 : (d < 0 ? -1 : 0)
+                        switch code {
+                        case 0: expected += d * d; expectedGradient[i] = 2 * d / count
+                        case 1: expected += abs(d); expectedGradient[i] = sign / count
+                        default:
+                            expected += abs(d) <= 1 ? 0.5 * d * d : abs(d) - 0.5
+                            expectedGradient[i] = (abs(d) <= 1 ? d : sign) / count
+                        }
+                    }
+                    XCTAssertEqual(Double(loss), expected / count, accuracy: 1e-5 * max(1, expected / count), "\(set.isa) \(name)")
+                    assertClose(gradient, expectedGradient, relative: 1e-5, absolute: 1e-7, "\(set.isa) \(name) \(m)x\(n)")
+                }
+            }
+        }
+    }
+
+    func testTargetRowsAreGatheredByIndex() {
+        let targets: [Float] = [0, 1, 10, 11, 20, 21]
+        let indices: [Int32] = [2, 0]
+        for set in runnableKernelSets() {
+            var out = [Float](repeating: .nan, count: 4)
+            for part in 0..<2 { set.gatherTargetRows(targets, 2, indices, 2, &out, part, 2) }
+            XCTAssertEqual(out, [20, 21, 0, 1], "\(set.isa)")
+        }
+    }
+}

@@ -1,0 +1,305 @@
+import Files
+import Foundation
+import SpecParser
+
+/// Rows as read from a CSV file, before any statistic: per row one float per feature column, then one
+/// per target column. A number is its value, a binary 0 or 1, a category its id in the column's
+/// `InternedValues`; NaN marks an empty cell. One buffer grown with realloc (which moves large blocks
+/// by remapping pages, not copying them), released page by page as the rows are encoded.
+final class RawRows {
+    let width: Int
+    private(set) var base: UnsafeMutablePointer<Float>?
+    private(set) var rows = 0
+    private var capacity = 0
+    /// The file line of each row, when kept (prediction names its rows by them).
+    var lines: [Int]? = nil
+    /// The most bytes the buffer may grow to (the machine's memory).
+    let limitBytes: Int
+
+    init(width: Int, limitBytes: Int) {
+        self.width = width
+        self.limitBytes = limitBytes
+    }
+
+    deinit { free(base) }
+
+    var bytes: Int { rows * width * 4 }
+
+    /// Room for one more row; `commit` keeps it.
+    func nextRow() throws -> UnsafeMutablePointer<Float> {
+        if rows == capacity {
+            let grown = max(1024, capacity + capacity / 2)
+            guard grown * width * 4 <= limitBytes, let moved = realloc(base, grown * max(width, 1) * 4) else {
+                throw TableError(messages: ["the rows read so far (\(rows) x \(width) float32) and the next would exceed the \(formatByteCount(limitBytes)) of memory this machine has"], total: 1)
+            }
+            base = moved.assumingMemoryBound(to: Float.self)
+            capacity = grown
+        }
+        return base! + rows * width
+    }
+
+    func commit() { rows += 1 }
+
+    func row(_ index: Int) -> UnsafeMutablePointer<Float> { base! + index * width }
+
+    /// Gives the pages wholly inside rows 0..<end back to the system (they are not read again).
+    func release(rowsBefore end: Int) {
+        guard let base else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + page - 1) / page * page
+        let stop = (Int(bitPattern: base + end * width)) / page * page
+        if stop > start { madvise(UnsafeMutableRawPointer(bitPattern: start), stop - start, MADV_DONTNEED) }
+    }
+}
+
+func formatByteCount(_ bytes: Int) -> String {
+    let gib = Double(bytes) / Double(1 << 30)
+    if gib >= 1 { return String(format: "%.1f GiB", gib) }
+    return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20))
+}
+
+/// A category column's values in order of first appearance, with their counts per split.
+struct InternedValues {
+    var ids: [String: Int32] = [:]
+    var names: [String] = []
+
+    mutating func id(of name: String) -> Int32 {
+        if let id = ids[name] { return id }
+        let id = Int32(names.count)
+        ids[name] = id
+        names.append(name)
+        return id
+    }
+}
+
+/// The most distinct values a category column may have (its one-hot width).
+let maximumCategoryValues = 1 << 16
+
+/// Text a binary column accepts, lowercased: false then true.
+let binaryFalse: Set<String> = ["0", "false", "no", "n", "f"]
+let binaryTrue: Set<String> = ["1", "true", "yes", "y", "t"]
+
+/// Reads the rows of `path` into `raw`: each cell converted as its column's type says, every bad cell
+/// a located problem (collected, capped), rows whose `drop_row` column is empty left out. Stops early
+/// when the rows could not fit in memory (estimated from the first rows and the file's size).
+func readTableRows(
+    path: String, format: CSVFormat, layout: TableLayout, into raw: RawRows, values: inout [InternedValues],
+    problems: inout TableProblems
+) throws {
+    let columns = layout.features + layout.targets
+    let reader = try CSVReader(path: path, delimiter: format.delimiter)
+    let rows = TableRowReader(
+        columns: columns, fields: layout.fields, name: pathForMessage(path), raw: raw, values: values, problems: problems,
+        reader: reader, skipHeader: format.header)
+    defer { rows.release() }
+    var context: TableRowContext = rows.context
+    do {
+        try withUnsafeMutablePointer(to: &context) { pointer in
+            try reader.read(context: UnsafeMutableRawPointer(pointer), field: tableFieldCallback, record: tableRecordCallback)
+        }
+    } catch let failure as CSVReader.Failure {
+        rows.problems.add(located(path, failure))
+    }
+    values = rows.values
+    problems = rows.problems
+    if let stopError = rows.stopError { throw stopError }
+    if !context.skipHeader && rows.records == 0 && problems.total == 0 && format.header {
+        problems.add("\(pathForMessage(path)): the file has a header but no rows")
+    }
+}
+
+/// What the field callback reads and writes for each cell, all behind plain pointers: it runs for
+/// every cell of the file.
+struct TableRowContext {
+    var reader: UnsafeMutablePointer<CSVReaderState>
+    /// Field position -> slot (feature columns, then targets), -1 for a column not read.
+    var slotOfPosition: UnsafeMutablePointer<Int32>
+    var positions: Int
+    /// Per slot: 0 number, 1 binary, 2 category.
+    var kinds: UnsafeMutablePointer<UInt8>
+    /// Per slot: 0 an empty cell is an error, 1 drops the row, 2 is filled later.
+    var missing: UnsafeMutablePointer<UInt8>
+    var scratch: UnsafeMutablePointer<Float>
+    var skipHeader: Bool
+    var bad = false
+    var drop = false
+    var rows: Unmanaged<TableRowReader>
+}
+
+/// The parts of reading rows that are not per number cell: categories, problems, and each finished
+/// row stored in `raw`.
+final class TableRowReader {
+    let columns: [TableLayout.Column]
+    let fields: Int
+    let name: String
+    let raw: RawRows
+    var values: [InternedValues]
+    var problems: TableProblems
+    unowned let reader: CSVReader
+    var records = 0
+    var estimated = false
+    var stopError: TableError?
+    private(set) var context: TableRowContext! = nil
+
+    init(
+        columns: [TableLayout.Column], fields: Int, name: String, raw: RawRows, values: [InternedValues], problems: TableProblems,
+        reader: CSVReader, skipHeader: Bool
+    ) {
+        self.columns = columns
+        self.fields = fields
+        self.name = name
+        self.raw = raw
+        self.values = values
+        self.problems = problems
+        self.reader = reader
+        let slotOfPosition = UnsafeMutablePointer<Int32>.allocate(capacity: max(fields, 1))
+        slotOfPosition.initialize(repeating: -1, count: max(fields, 1))
+        for (slot, column) in columns.enumerated() { slotOfPosition[column.position] = Int32(slot) }
+        let kinds = UnsafeMutablePointer<UInt8>.allocate(capacity: max(columns.count, 1))
+        let missing = UnsafeMutablePointer<UInt8>.allocate(capacity: max(columns.count, 1))
+        for (slot, column) in columns.enumerated() {
+            switch column.type {
+            case .number: kinds[slot] = 0
+            case .binary: kinds[slot] = 1
+            case .category: kinds[slot] = 2
+            }
+            switch column.missing {
+            case .error: missing[slot] = 0
+            case .dropRow: missing[slot] = 1
+            case .mean, .mode, .constant: missing[slot] = 2
+            }
+        }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(columns.count, 1))
+        scratch.initialize(repeating: 0, count: max(columns.count, 1))
+        context = TableRowContext(
+            reader: reader.state, slotOfPosition: slotOfPosition, positions: fields, kinds: kinds, missing: missing,
+            scratch: scratch, skipHeader: skipHeader, rows: Unmanaged.passUnretained(self))
+    }
+
+    func release() {
+        context.slotOfPosition.deallocate()
+        context.kinds.deallocate()
+        context.missing.deallocate()
+        context.scratch.deallocate()
+    }
+
+    /// A cell that is not a number (or not a finite float32).
+    func badNumber(_ bytes: UnsafeBufferPointer<UInt8>, slot: Int, index: Int, line: Int) {
+        let why = parseDecimalFloat(bytes.baseAddress!, bytes.count) == nil ? "is not a number" : "is beyond the float32 range"
+        problems.add("\(name):\(line):\(index + 1): \(cellText(bytes)) \(why) in column '\(columns[slot].name)'")
+    }
+
+    func emptyCell(slot: Int, index: Int, line: Int) {
+        problems.add("\(name):\(line):\(index + 1): empty cell in column '\(columns[slot].name)' (set its 'missing' strategy to fill it or drop the row)")
+    }
+
+    /// A binary or category cell's value, or nil (a problem added).
+    func value(_ bytes: UnsafeBufferPointer<UInt8>, slot: Int, index: Int, line: Int) -> Float? {
+        let column = columns[slot]
+        if column.type == .binary {
+            let text = String(decoding: bytes.prefix(8), as: UTF8.self).lowercased()
+            if bytes.count <= 5 && binaryFalse.contains(text) { return 0 }
+            if bytes.count <= 5 && binaryTrue.contains(text) { return 1 }
+            problems.add("\(name):\(line):\(index + 1): \(cellText(bytes)) is not a binary value (0/1, true/false, yes/no) in column '\(column.name)'")
+            return nil
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            problems.add("\(name):\(line):\(index + 1): \(cellText(bytes)) is not valid UTF-8 text in column '\(column.name)'")
+            return nil
+        }
+        if values[slot].names.count >= maximumCategoryValues && values[slot].ids[text] == nil {
+            problems.add("\(name):\(line):\(index + 1): column '\(column.name)' has more than \(maximumCategoryValues) distinct values; is it a category?")
+            return nil
+        }
+        return Float(values[slot].id(of: text))
+    }
+
+    /// Stores a finished row (unless it had a bad cell or is dropped); false stops reading.
+    func record(fields count: Int, line: Int, bad: Bool, drop: Bool, scratch: UnsafeMutablePointer<Float>) -> Bool {
+        records += 1
+        if count != fields {
+            problems.add("\(name):\(line): the row has \(count) field\(count == 1 ? "" : "s") but the header has \(fields)")
+            return !problems.isFull
+        }
+        if problems.isFull { return false }
+        if bad || drop || problems.total > 0 { return true }
+        do {
+            let row = try raw.nextRow()
+            row.update(from: scratch, count: columns.count)
+            raw.commit()
+            raw.lines?.append(line)
+        } catch let error as TableError {
+            stopError = error
+            return false
+        } catch { return false }
+        if !estimated && raw.rows == 4096 && reader.consumedBytes < reader.fileSize {
+            estimated = true
+            // The first rows tell the bytes a row takes: say now, not gigabytes later, when the whole
+            // file's rows cannot fit.
+            let bytesPerRow = Double(reader.consumedBytes) / Double(raw.rows)
+            let rows = Int(Double(reader.fileSize) / max(bytesPerRow, 1))
+            let needed = rows * columns.count * 4
+            if needed > raw.limitBytes {
+                stopError = TableError(
+                    messages: ["\(name): about \(rows) rows of \(columns.count) columns need \(formatByteCount(needed)) as float32, more than the \(formatByteCount(raw.limitBytes)) of memory this machine has"],
+                    total: 1)
+                return false
+            }
+        }
+        return true
+    }
+}
+
+private func tableFieldCallback(_ pointer: UnsafeMutableRawPointer?, _ length: Int, _ raw: UnsafeMutableRawPointer?) {
+    let c = raw!.assumingMemoryBound(to: TableRowContext.self)
+    if c.pointee.reader.pointee.stopped { return }
+    let index = c.pointee.reader.pointee.beginField()
+    if c.pointee.skipHeader || index >= c.pointee.positions { return }
+    let slot = Int(c.pointee.slotOfPosition[index])
+    if slot < 0 { return }
+    guard let pointer, length > 0 else {
+        c.pointee.scratch[slot] = .nan
+        switch c.pointee.missing[slot] {
+        case 0:
+            c.pointee.bad = true
+            let line = c.pointee.reader.pointee.recordLine
+            c.pointee.rows._withUnsafeGuaranteedRef { $0.emptyCell(slot: slot, index: index, line: line) }
+        case 1: c.pointee.drop = true
+        default: break
+        }
+        return
+    }
+    let bytes = pointer.assumingMemoryBound(to: UInt8.self)
+    if c.pointee.kinds[slot] == 0, let value = parseDecimalFloat(bytes, length), value.isFinite {
+        c.pointee.scratch[slot] = value
+        return
+    }
+    let cell = UnsafeBufferPointer(start: bytes, count: length)
+    let line = c.pointee.reader.pointee.recordLine
+    if c.pointee.kinds[slot] == 0 {
+        c.pointee.bad = true
+        c.pointee.rows._withUnsafeGuaranteedRef { $0.badNumber(cell, slot: slot, index: index, line: line) }
+        return
+    }
+    if let value = c.pointee.rows._withUnsafeGuaranteedRef({ $0.value(cell, slot: slot, index: index, line: line) }) {
+        c.pointee.scratch[slot] = value
+    } else {
+        c.pointee.bad = true
+    }
+}
+
+private func tableRecordCallback(_ terminator: Int32, _ raw: UnsafeMutableRawPointer?) {
+    let c = raw!.assumingMemoryBound(to: TableRowContext.self)
+    if c.pointee.reader.pointee.stopped { return }
+    let fields = c.pointee.reader.pointee.endRecord()
+    if c.pointee.skipHeader {
+        c.pointee.skipHeader = false
+        return
+    }
+    let line = c.pointee.reader.pointee.recordLine
+    let bad = c.pointee.bad, drop = c.pointee.drop, scratch = c.pointee.scratch
+    c.pointee.bad = false
+    c.pointee.drop = false
+    let goOn = c.pointee.rows._withUnsafeGuaranteedRef { $0.record(fields: fields, line: line, bad: bad, drop: drop, scratch: scratch) }
+    if !goOn { c.pointee.reader.pointee.stopped = true }
+}

@@ -1,0 +1,115 @@
+/// The shape of one 2-D convolution over NCHW tensors, as PyTorch's nn.Conv2d computes it: input
+/// [batch, inChannels, inHeight, inWidth], weight [outChannels, inChannels / groups, kernelHeight,
+/// kernelWidth] (row-major, PyTorch's layout), output [batch, outChannels, outHeight, outWidth].
+/// `padTop` and `padLeft` are the zeros before the first row and column (the ones after follow from
+/// the output size: `same` padding may put one more at the bottom or right).
+public struct ConvGeometry: Codable, Equatable, Hashable, Sendable {
+    public var inChannels: Int
+    public var inHeight: Int
+    public var inWidth: Int
+    public var outChannels: Int
+    public var outHeight: Int
+    public var outWidth: Int
+    public var kernelHeight: Int
+    public var kernelWidth: Int
+    public var strideHeight: Int
+    public var strideWidth: Int
+    public var padTop: Int
+    public var padLeft: Int
+    public var dilationHeight: Int
+    public var dilationWidth: Int
+    public var groups: Int
+
+    public init(
+        inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int, outHeight: Int, outWidth: Int, kernelHeight: Int,
+        kernelWidth: Int, strideHeight: Int, strideWidth: Int, padTop: Int, padLeft: Int, dilationHeight: Int,
+        dilationWidth: Int, groups: Int
+    ) {
+        self.inChannels = inChannels
+        self.inHeight = inHeight
+        self.inWidth = inWidth
+        self.outChannels = outChannels
+        self.outHeight = outHeight
+        self.outWidth = outWidth
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        self.strideHeight = strideHeight
+        self.strideWidth = strideWidth
+        self.padTop = padTop
+        self.padLeft = padLeft
+        self.dilationHeight = dilationHeight
+        self.dilationWidth = dilationWidth
+        self.groups = groups
+    }
+
+    /// Input channels of one group.
+    public var groupInChannels: Int { inChannels / groups }
+    /// Output channels of one group.
+    public var groupOutChannels: Int { outChannels / groups }
+    /// Rows of one group's column matrix: the weights one output value multiplies.
+    public var patchSize: Int { groupInChannels * kernelHeight * kernelWidth }
+    /// Output positions of one channel.
+    public var outPixels: Int { outHeight * outWidth }
+    public var inPixels: Int { inHeight * inWidth }
+    public var inputFloats: Int { inChannels * inPixels }
+    public var outputFloats: Int { outChannels * outPixels }
+    public var weightFloats: Int { outChannels * patchSize }
+    /// Floats of one sample's column matrices (every group): [groups, patchSize, outPixels].
+    public var columnFloats: Int { groups * patchSize * outPixels }
+    /// Floats of the scratch the weight gradient needs for `rows` patch rows: sixteen lanes per output
+    /// channel and row, and the rows' columns of one group of one sample.
+    public func weightGradientScratchFloats(rows: Int) -> Int { rows * (outChannels * 16 + outPixels) }
+}
+
+/// The shape of one 2-D pooling over NCHW tensors (PyTorch's max_pool2d / avg_pool2d; an average
+/// counts the padding, PyTorch's `count_include_pad=True`). Windows start at `index * stride - pad`.
+public struct PoolGeometry: Codable, Equatable, Hashable, Sendable {
+    public var channels: Int
+    public var inHeight: Int
+    public var inWidth: Int
+    public var outHeight: Int
+    public var outWidth: Int
+    public var kernelHeight: Int
+    public var kernelWidth: Int
+    public var strideHeight: Int
+    public var strideWidth: Int
+    public var padTop: Int
+    public var padLeft: Int
+
+    public init(
+        channels: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int, kernelHeight: Int, kernelWidth: Int,
+        strideHeight: Int, strideWidth: Int, padTop: Int, padLeft: Int
+    ) {
+        self.channels = channels
+        self.inHeight = inHeight
+        self.inWidth = inWidth
+        self.outHeight = outHeight
+        self.outWidth = outWidth
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        self.strideHeight = strideHeight
+        self.strideWidth = strideWidth
+        self.padTop = padTop
+        self.padLeft = padLeft
+    }
+
+    public var inPixels: Int { inHeight * inWidth }
+    public var outPixels: Int { outHeight * outWidth }
+}
+
+/// Batch normalization's settings: `channels` statistics, each over batch x `spatial` values (spatial
+/// is 1 after a linear layer, H x W after a convolution).
+public struct BatchNormGeometry: Codable, Equatable, Hashable, Sendable {
+    public var channels: Int
+    public var spatial: Int
+    public var eps: Float
+    /// The running statistics' update factor.
+    public var momentum: Float
+
+    public init(channels: Int, spatial: Int, eps: Float, momentum: Float) {
+        self.channels = channels
+        self.spatial = spatial
+        self.eps = eps
+        self.momentum = momentum
+    }
+}

@@ -1,0 +1,241 @@
+import KernelInterface
+import SpecParser
+
+/// output = act(conv2d(input, weight) + bias) (`ConvGeometry`), the bias and activation applied in the
+/// product's epilogue. Each part unfolds one sample at a time (im2col) into its share of the workspace.
+/// Parts split the batch's samples.
+public struct Conv2dForward: KernelStep {
+    public var layer: String
+    public var input: Slice
+    public var weight: Slice
+    public var bias: Slice?
+    public var output: Slice
+    public var preactivation: Slice?
+    public var geometry: ConvGeometry
+    public var activation: ActivationFunction
+    public var batch: Int
+    public var threads: Int
+    public var location: SourceLocation
+
+    public var reads: [Slice] { [input, weight] + (bias.map { [$0] } ?? []) }
+    public var writes: [Slice] { [output] + (preactivation.map { [$0] } ?? []) }
+    public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
+    public var label: String {
+        let epilogue = (bias == nil ? "" : "+bias") + (activation.isIdentity ? "" : "+\(activation.code)")
+        return "\(layer).conv2d\(epilogue)"
+    }
+    public var source: SourceLocation? { location }
+    public var algorithm: String? {
+        "im2col \(geometry.patchSize)x\(geometry.outPixels)\(geometry.groups > 1 ? " x\(geometry.groups) groups" : ""), 8 ch x 16 px registers, by sample"
+    }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> Conv2dForward {
+        var k = self
+        k.input = f(input)
+        k.weight = f(weight)
+        k.bias = bias.map(f)
+        k.output = f(output)
+        k.preactivation = preactivation.map(f)
+        return k
+    }
+}
+
+/// weightGradient and biasGradient from the layer's input and the output gradient; each part unfolds
+/// its patch rows of one sample at a time into its workspace. Parts split the patch rows.
+public struct Conv2dBackwardWeights: KernelStep {
+    public var layer: String
+    public var input: Slice
+    public var outputGradient: Slice
+    public var weightGradient: Slice
+    public var biasGradient: Slice?
+    public var geometry: ConvGeometry
+    public var batch: Int
+    public var threads: Int
+    public var location: SourceLocation
+
+    public var reads: [Slice] { [input, outputGradient] }
+    public var writes: [Slice] { [weightGradient] + (biasGradient.map { [$0] } ?? []) }
+    public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
+    public var label: String { biasGradient == nil ? "\(layer).conv2d_grad_weight" : "\(layer).conv2d_grad_weight+bias" }
+    public var algorithm: String? { "im2col rows per sample, dy x columns in 4 ch x 4 rows x 16 px registers, by patch row" }
+    public var source: SourceLocation? { location }
+    public var isBackward: Bool { true }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> Conv2dBackwardWeights {
+        var k = self
+        k.input = f(input)
+        k.outputGradient = f(outputGradient)
+        k.weightGradient = f(weightGradient)
+        k.biasGradient = biasGradient.map(f)
+        return k
+    }
+}
+
+/// inputGradient = the transposed convolution of the output gradient (columns in the workspace, then
+/// col2im); parts split the samples.
+public struct Conv2dBackwardInput: KernelStep {
+    public var layer: String
+    public var outputGradient: Slice
+    public var weight: Slice
+    public var inputGradient: Slice
+    public var geometry: ConvGeometry
+    public var batch: Int
+    public var threads: Int
+    public var location: SourceLocation
+
+    public var reads: [Slice] { [outputGradient, weight] }
+    public var writes: [Slice] { [inputGradient] }
+    public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
+    public var label: String { "\(layer).conv2d_grad_input" }
+    public var algorithm: String? { "w x dy into \(geometry.patchSize)x\(geometry.outPixels) scratch, col2im, by sample" }
+    public var source: SourceLocation? { location }
+    public var isBackward: Bool { true }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> Conv2dBackwardInput {
+        var k = self
+        k.outputGradient = f(outputGradient)
+        k.weight = f(weight)
+        k.inputGradient = f(inputGradient)
+        return k
+    }
+}
+
+/// Max or average pooling (`PoolGeometry`); a max pool writes each output's argmax into `indices`
+/// (training only). Parts split the planes.
+public struct Pool2dForward: KernelStep {
+    public var layer: String
+    public var input: Slice
+    public var output: Slice
+    public var indices: Slice?
+    public var geometry: PoolGeometry
+    public var kind: PoolingKind
+    public var threads: Int
+    public var location: SourceLocation
+
+    public var reads: [Slice] { [input] }
+    public var writes: [Slice] { [output] + (indices.map { [$0] } ?? []) }
+    public var flops: Int { output.elements * geometry.kernelHeight * geometry.kernelWidth }
+    public var label: String { "\(layer).\(kind == .max ? "max" : "avg")_pool2d" }
+    public var algorithm: String? { "\(geometry.kernelHeight)x\(geometry.kernelWidth) windows /\(geometry.strideHeight)x\(geometry.strideWidth), by plane" }
+    public var source: SourceLocation? { location }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> Pool2dForward {
+        var k = self
+        k.input = f(input)
+        k.output = f(output)
+        k.indices = indices.map(f)
+        return k
+    }
+}
+
+/// The pooling's input gradient: each output's gradient goes to its argmax (max) or is shared over its
+/// window (average).
+public struct Pool2dBackward: KernelStep {
+    public var layer: String
+    public var outputGradient: Slice
+    public var indices: Slice?
+    public var inputGradient: Slice
+    public var geometry: PoolGeometry
+    public var threads: Int
+    public var location: SourceLocation
+
+    public var reads: [Slice] { [outputGradient] + (indices.map { [$0] } ?? []) }
+    public var writes: [Slice] { [inputGradient] }
+    public var flops: Int { inputGradient.elements + outputGradient.elements }
+    public var label: String { "\(layer).\(indices == nil ? "avg" : "max")_pool2d_backward" }
+    public var source: SourceLocation? { location }
+    public var isBackward: Bool { true }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> Pool2dBackward {
+        var k = self
+        k.outputGradient = f(outputGradient)
+        k.indices = indices.map(f)
+        k.inputGradient = f(inputGradient)
+        return k
+    }
+}
+
+/// Batch normalization. In training (`savedMean` and `savedInvStd` set) it normalizes with the batch's
+/// statistics, keeps them for the backward pass, and updates the running statistics and
+/// num_batches_tracked in the model state; in evaluation it uses the running statistics. Parts split
+/// the channels.
+public struct BatchNormForward: KernelStep {
+    public var layer: String
+    public var input: Slice
+    public var output: Slice
+    public var weight: Slice?
+    public var bias: Slice?
+    public var runningMean: Slice
+    public var runningVar: Slice
+    public var batchesTracked: Slice
+    public var savedMean: Slice?
+    public var savedInvStd: Slice?
+    public var geometry: BatchNormGeometry
+    public var threads: Int
+    public var location: SourceLocation
+
+    public var isTraining: Bool { savedMean != nil }
+    public var reads: [Slice] {
+        [input, runningMean, runningVar] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
+            + (isTraining ? [batchesTracked] : [])
+    }
+    public var writes: [Slice] {
+        [output] + (isTraining ? [runningMean, runningVar, batchesTracked] : []) + (savedMean.map { [$0] } ?? [])
+            + (savedInvStd.map { [$0] } ?? [])
+    }
+    public var flops: Int { input.elements * (isTraining ? 7 : 3) }
+    public var label: String { "\(layer).batch_norm\(isTraining ? "" : "_eval")" }
+    public var algorithm: String? { isTraining ? "batch statistics in 16 lanes, by channel" : "running statistics, by channel" }
+    public var source: SourceLocation? { location }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> BatchNormForward {
+        var k = self
+        k.input = f(input)
+        k.output = f(output)
+        k.weight = weight.map(f)
+        k.bias = bias.map(f)
+        k.runningMean = f(runningMean)
+        k.runningVar = f(runningVar)
+        k.batchesTracked = f(batchesTracked)
+        k.savedMean = savedMean.map(f)
+        k.savedInvStd = savedInvStd.map(f)
+        return k
+    }
+}
+
+/// The gradient of training-mode batch normalization: the input's, and the weight's and bias's.
+public struct BatchNormBackward: KernelStep {
+    public var layer: String
+    public var outputGradient: Slice
+    public var input: Slice
+    public var weight: Slice?
+    public var savedMean: Slice
+    public var savedInvStd: Slice
+    public var inputGradient: Slice
+    public var weightGradient: Slice?
+    public var biasGradient: Slice?
+    public var geometry: BatchNormGeometry
+    public var threads: Int
+    public var location: SourceLocation
+
+    public var reads: [Slice] { [outputGradient, input, savedMean, savedInvStd] + (weight.map { [$0] } ?? []) }
+    public var writes: [Slice] { [inputGradient] + (weightGradient.map { [$0] } ?? []) + (biasGradient.map { [$0] } ?? []) }
+    public var flops: Int { input.elements * 8 }
+    public var label: String { "\(layer).batch_norm_backward" }
+    public var algorithm: String? { "two channel sums, then dx, by channel" }
+    public var source: SourceLocation? { location }
+    public var isBackward: Bool { true }
+
+    public func mapSlices(_ f: (Slice) -> Slice) -> BatchNormBackward {
+        var k = self
+        k.outputGradient = f(outputGradient)
+        k.input = f(input)
+        k.weight = weight.map(f)
+        k.savedMean = f(savedMean)
+        k.savedInvStd = f(savedInvStd)
+        k.inputGradient = f(inputGradient)
+        k.weightGradient = weightGradient.map(f)
+        k.biasGradient = biasGradient.map(f)
+        return k
+    }
+}

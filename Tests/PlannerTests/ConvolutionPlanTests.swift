@@ -1,0 +1,242 @@
+import KernelInterface
+import SpecParser
+import XCTest
+
+@testable import Planner
+
+/// Convolutional specs from YAML to plans: decoding of conv2d, pooling and batch_norm, shape inference,
+/// every located diagnostic the layers report, and the plan's kernels, buffers and memory report.
+final class ConvolutionPlanTests: XCTestCase {
+    static func yaml(_ layers: String, input: String = "[1, 28, 28]", batch: Int = 64) -> String {
+        """
+        name: cnn
+        data: {dir: data, normalize: {mean: 0.5, std: 0.5}}
+        model:
+          input_shape: \(input)
+          layers:
+        \(layers.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        loss: cross_entropy
+        optimizer: {kind: adam, lr: 0.001}
+        training: {batch_size: \(batch), epochs: 1}
+
+        """
+    }
+
+    /// The spec's decoding diagnostics and, when it decodes, the plan's.
+    static func check(_ layers: String, input: String = "[1, 28, 28]", batch: Int = 64) -> (spec: Spec?, plan: Plan?, diagnostics: [Diagnostic]) {
+        let loaded = SpecLoader.parse(bytes: Array(yaml(layers, input: input, batch: batch).utf8), path: "cnn.yaml")
+        guard let spec = loaded.spec else { return (nil, nil, loaded.diagnostics) }
+        let (plan, diagnostics) = makePlan(spec, target: .reference)
+        return (spec, plan, loaded.diagnostics + diagnostics)
+    }
+
+    static let lenet = """
+        - conv2d: {out: 6, kernel: 5, padding: 2, activation: relu}
+        - max_pool2d: 2
+        - conv2d: {out: 16, kernel: 5}
+        - relu
+        - max_pool2d: 2
+        - flatten
+        - linear: {out: 120, activation: relu}
+        - linear: {out: 84, activation: relu}
+        - linear: {out: 10}
+        """
+
+    func testLeNetPlansWithPyTorchShapesAndFusedEpilogues() throws {
+        let (_, plan, diagnostics) = Self.check(Self.lenet)
+        XCTAssertEqual(diagnostics.filter { $0.severity == .error }.map(\.message), [])
+        let p = try XCTUnwrap(plan)
+        XCTAssertEqual(p.layers.map(\.outputShape), [[6, 28, 28], [6, 14, 14], [16, 10, 10], [16, 10, 10], [16, 5, 5], [400], [120], [84], [10]])
+        XCTAssertEqual(p.parameterCount, 61_706, "LeNet-5 as cnn_pytorch.py defines it")
+        XCTAssertEqual(p.parameters.prefix(4).map(\.name), ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"])
+        XCTAssertEqual(p.parameters[0].shape, [6, 1, 5, 5])
+        XCTAssertEqual(p.parameters[2].shape, [16, 6, 5, 5])
+        XCTAssertTrue(p.modelState.isEmpty)
+        XCTAssertEqual(verify(p), [])
+        let labels = p.trainKernels.map(\.label)
+        XCTAssertTrue(labels.contains("conv1.conv2d+bias+relu"))
+        XCTAssertTrue(labels.contains("conv2.conv2d+bias+relu"), "the relu layer fuses into conv2's epilogue")
+        XCTAssertFalse(labels.contains("conv1.conv2d_grad_input"), "nothing before conv1 needs a gradient")
+        XCTAssertTrue(labels.contains("conv2.conv2d_grad_input"))
+        XCTAssertTrue(p.fusions.contains { $0.contains("conv2: bias and relu applied in the convolution's epilogue") })
+        // The pooling indices are in the memory report; no columns are kept between kernels.
+        let summary = PlanText.summary(p)
+        XCTAssertTrue(summary.contains("max pooling indices"), summary)
+        XCTAssertTrue(summary.contains("im2col of one sample per thread"), summary)
+        XCTAssertFalse(p.buffers.contains { $0.name.contains("columns") })
+        XCTAssertEqual(try XCTUnwrap(p.buffer(named: "max_pool1.indices")).elementType, .int32)
+        // mlpc plan names the algorithm of each convolution kernel.
+        XCTAssertTrue(PlanText.full(p).contains("im2col 25x784"))
+        // One sample's columns per thread, and the weight gradient's scratch, fit the workspace.
+        let workspace = try XCTUnwrap(p.buffer(named: "workspace")).shape[1]
+        XCTAssertGreaterThanOrEqual(workspace, 150 * 100)
+        XCTAssertGreaterThanOrEqual(workspace, 150 * (16 * 16 + 100), "conv2's weight gradient, all rows on one part")
+    }
+
+    func testDecodingOfSizesPaddingAndShorthands() throws {
+        let (spec, plan, diagnostics) = Self.check("""
+            - conv2d: {out: 4, kernel: [3, 5], stride: 1, padding: same, dilation: [2, 1], bias: false}
+            - avg_pool2d: {kernel: 3, stride: 2, padding: 1, ceil_mode: true}
+            - conv2d: {out: 8, kernel: 3, groups: 4}
+            - batch_norm: {eps: 0.001, momentum: 0.2}
+            - adaptive_avg_pool2d: 1
+            - flatten
+            - linear: {out: 10}
+            """, input: "[2, 15, 14]")
+        XCTAssertEqual(diagnostics.filter { $0.severity == .error }.map(\.message), [])
+        let layers = try XCTUnwrap(spec).model.layers
+        guard case .conv2d(let conv) = layers[0].kind, case .pool2d(let pool) = layers[1].kind, case .batchNorm(let norm) = layers[3].kind
+        else { return XCTFail("kinds: \(layers.map(\.kind))") }
+        XCTAssertEqual(conv.kernel.value, SpatialPair(3, 5))
+        XCTAssertEqual(conv.padding.value, .same)
+        XCTAssertEqual(conv.dilation.value, SpatialPair(2, 1))
+        XCTAssertFalse(conv.bias.value)
+        XCTAssertEqual(pool.kind, .average)
+        XCTAssertTrue(pool.ceilMode.value)
+        XCTAssertEqual(norm.eps.value, 0.001)
+        XCTAssertEqual(norm.momentum.value, 0.2)
+        XCTAssertTrue(norm.affine.value)
+        XCTAssertEqual(layers.map(\.name.value), ["conv1", "avg_pool1", "conv2", "bn1", "global_pool1", "flatten1", "fc1"])
+        let p = try XCTUnwrap(plan)
+        // same keeps [15, 14]; avg pool 3/2 pad 1 ceil: (15 + 2 - 3 + 1) / 2 + 1 = 8, (14 + 2 - 3 + 1) / 2 + 1 = 8.
+        XCTAssertEqual(p.layers.map(\.outputShape), [[4, 15, 14], [4, 8, 8], [8, 6, 6], [8, 6, 6], [8, 1, 1], [8], [10]])
+        XCTAssertEqual(p.parameters.first { $0.name == "conv2.weight" }?.shape, [8, 1, 3, 3])
+        XCTAssertEqual(p.modelState.map(\.name), ["bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked"])
+        XCTAssertEqual(p.modelState.map(\.shape), [[8], [8], []])
+        XCTAssertEqual(p.parameters.filter { $0.layer == "bn1" }.map(\.constant), [1, 0])
+        XCTAssertEqual(verify(p), [])
+        XCTAssertTrue(PlanText.summary(p).contains("model state (batch norm running statistics)"))
+        // The resolved spec decodes to the same layers: resolving it again gives the same text.
+        let resolvedText = try XCTUnwrap(spec).resolvedYAML
+        let resolved = SpecLoader.parse(bytes: Array(resolvedText.utf8), path: "resolved.yaml")
+        XCTAssertEqual(resolved.spec?.resolvedYAML, resolvedText)
+        XCTAssertTrue(resolvedText.contains("conv2d: {out: 4, kernel: [3, 5], stride: [1, 1], padding: same, dilation: [2, 1]"), resolvedText)
+    }
+
+    // MARK: diagnostics, each located at the layer or key at fault
+
+    func testLinearAfterConvWithoutFlattenSuggestsTheFlatten() throws {
+        let (_, plan, diagnostics) = Self.check("""
+            - conv2d: {out: 6, kernel: 5}
+            - linear: {out: 10}
+            """)
+        XCTAssertNil(plan)
+        let d = try XCTUnwrap(diagnostics.first { $0.code == "E0301" })
+        XCTAssertEqual(d.location?.line, 7)
+        XCTAssertTrue(d.message.contains("[6, 24, 24]"), d.message)
+        XCTAssertEqual(d.suggestion, "add `- flatten` before 'fc1' to turn [6, 24, 24] into [3456]")
+    }
+
+    func testConvOnAFlatInputIsLocated() throws {
+        let (_, plan, diagnostics) = Self.check("""
+            - flatten
+            - conv2d: {out: 6, kernel: 5}
+            - linear: {out: 10}
+            """)
+        XCTAssertNil(plan)
+        let d = try XCTUnwrap(diagnostics.first { $0.code == "E0306" })
+        XCTAssertEqual(d.location?.line, 7)
+        XCTAssertTrue(d.message.contains("conv2d layer 'conv1'") && d.message.contains("[784]"), d.message)
+        XCTAssertEqual(d.notes.first?.location?.line, 6, "the note points at the flatten")
+    }
+
+    func testKernelLargerThanPaddedInputIsLocatedAtTheKernel() throws {
+        let (_, plan, diagnostics) = Self.check("""
+            - conv2d: {out: 6, kernel: 5}
+            - max_pool2d: 2
+            - conv2d: {out: 16, kernel: 5}
+            - max_pool2d: 2
+            - conv2d: {out: 16, kernel: 5}
+            - flatten
+            - linear: {out: 10}
+            """)
+        XCTAssertNil(plan)
+        let d = try XCTUnwrap(diagnostics.first { $0.code == "E0307" })
+        XCTAssertEqual(d.location?.line, 10)
+        XCTAssertEqual(d.location?.column, 33, "at the kernel's value")
+        XCTAssertTrue(d.message.contains("spans 5 rows but the padded input has 4"), d.message)
+    }
+
+    func testPoolWindowTooLargeAndSkippingStride() throws {
+        let (_, plan, diagnostics) = Self.check("""
+            - max_pool2d: {kernel: 2, stride: 3}
+            - max_pool2d: {kernel: 20}
+            - flatten
+            - linear: {out: 10}
+            """, input: "[1, 6, 6]")
+        XCTAssertNil(plan)
+        let warning = try XCTUnwrap(diagnostics.first { $0.code == "W0303" })
+        XCTAssertEqual(warning.location?.line, 6)
+        XCTAssertTrue(warning.message.contains("1 of every 3 input rows are never read"), warning.message)
+        let error = try XCTUnwrap(diagnostics.first { $0.code == "E0307" })
+        XCTAssertEqual(error.location?.line, 7)
+    }
+
+    func testChannelsThatDoNotDivideByGroups() throws {
+        let (_, plan, diagnostics) = Self.check("""
+            - conv2d: {out: 6, kernel: 3, groups: 4}
+            - flatten
+            - linear: {out: 10}
+            """, input: "[4, 8, 8]")
+        XCTAssertNil(plan)
+        let d = try XCTUnwrap(diagnostics.first { $0.code == "E0308" })
+        XCTAssertTrue(d.message.contains("its 6 output channels do not divide into 4 groups"), d.message)
+        XCTAssertEqual(d.location?.line, 6)
+        XCTAssertEqual(d.location?.column, 43, "at the groups value")
+    }
+
+    func testBatchNormOfOneValuePerChannelAtBatchOne() throws {
+        let (_, plan, diagnostics) = Self.check("""
+            - flatten
+            - linear: {out: 32}
+            - batch_norm
+            - linear: {out: 10}
+            """, batch: 1)
+        XCTAssertNil(plan)
+        let d = try XCTUnwrap(diagnostics.first { $0.code == "E0309" })
+        XCTAssertEqual(d.location?.line, 8)
+        XCTAssertEqual(d.notes.first?.location?.line, 12, "the note points at batch_size")
+        // After a convolution each channel has H x W values: batch 1 trains.
+        let conv = Self.check("""
+            - conv2d: {out: 4, kernel: 3}
+            - batch_norm
+            - flatten
+            - linear: {out: 10}
+            """, batch: 1)
+        XCTAssertNotNil(conv.plan)
+    }
+
+    /// Sizes whose products would overflow are refused before any product is formed.
+    func testHugeConvolutionIsRefusedWithoutOverflow() throws {
+        for layer in [
+            "- conv2d: {out: 16777216, kernel: 65536, dilation: 65536, padding: same}",
+            "- conv2d: {out: 16777216, kernel: 5, padding: 2}",
+        ] {
+            let (_, plan, diagnostics) = Self.check(layer + "\n- flatten\n- linear: {out: 10}")
+            XCTAssertNil(plan, layer)
+            let d = try XCTUnwrap(diagnostics.first { $0.code == "E0305" }, "\(layer): \(diagnostics.map(\.message))")
+            XCTAssertEqual(d.location?.line, 6)
+        }
+    }
+
+    func testDecodingErrorsAreLocated() {
+        let cases: [(String, String)] = [
+            ("- conv2d: {out: 6, kernel: 5, padding: half}", "unknown padding 'half'"),
+            ("- conv2d: {out: 6, kernel: 5, stride: 2, padding: same}", "same needs stride 1"),
+            ("- conv2d: {out: 6}", "kernel"),
+            ("- conv2d: {out: 6, kernel: [5, 5, 5]}", "one size or two"),
+            ("- conv2d: {out: 6, kernel: 0}", "kernel"),
+            ("- max_pool2d: {kernel: 2, padding: 2}", "at most half the kernel"),
+            ("- adaptive_avg_pool2d: 2", "output_size"),
+            ("- batch_norm: {momentum: 2}", "momentum"),
+            ("- conv2d: {out: 6, kernel: 5, activation: softmax}", "unknown activation"),
+        ]
+        for (layer, expected) in cases {
+            let (spec, _, diagnostics) = Self.check(layer + "\n- flatten\n- linear: {out: 10}")
+            XCTAssertNil(spec, layer)
+            let error = diagnostics.first { $0.severity == .error }
+            XCTAssertTrue(error?.message.contains(expected) ?? false, "\(layer): \(diagnostics.map(\.message))")
+            XCTAssertEqual(error?.location?.line, 6, layer)
+        }
+    }
+}
