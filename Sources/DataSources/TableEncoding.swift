@@ -90,10 +90,11 @@ public func encodeTableFile(path: String, preprocessing p: TablePreprocessing, r
     var inputs = [Float](repeating: 0, count: raw.rows * width)
     var labels = [Int32](repeating: 0, count: raw.rows)
     var targetValues = [Float](repeating: 0, count: p.isClassifier ? 0 : raw.rows * p.targetColumns.count)
+    let encoder = TableRowEncoder(p, categoryIndex: categoryIndex, fills: fills)
     inputs.withUnsafeMutableBufferPointer { out in
         for r in 0..<raw.rows {
             let row = raw.row(r)
-            p.encode(row, categoryIndex: categoryIndex, fills: fills, into: out.baseAddress! + r * width)
+            encoder.encode(row, into: out.baseAddress! + r * width)
             guard hasTargets else { continue }
             if p.isClassifier {
                 labels[r] = classIndex[Int(row[features.count])]

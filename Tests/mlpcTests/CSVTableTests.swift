@@ -277,3 +277,33 @@ extension CSVTableTests {
         XCTAssertTrue(eval.stderr.contains("--csv FILE"), eval.stderr)
     }
 }
+
+extension CSVTableTests {
+    /// `mlpc run --seed S` is the run of the spec with `seed: S`: the seed draws the test rows too.
+    /// run.json names the CSV file with its SHA-256.
+    func testRunSeedDrawsTheTestRowsAndRunJSONHashesTheFile() throws {
+        let folder = try folder(csv: csv(["age,color,smoker,label"] + CSVTableTests.rows))
+        try writeFile(folder + "/seeded.yaml", CSVTableTests.spec.replacingOccurrences(of: "seed: 3", with: "seed: 11"))
+        var weights: [Data] = []
+        for (spec, flags) in [("table.yaml", ["--seed", "11"]), ("seeded.yaml", []), ("table.yaml", [])] {
+            let out = folder + "/run\(weights.count)"
+            let result = try MLPCProcess.run(["run", folder + "/" + spec, "--out", out, "--quiet"] + flags)
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            weights.append(try Data(contentsOf: URL(fileURLWithPath: out + "/weights.safetensors")))
+        }
+        XCTAssertEqual(weights[0], weights[1])
+        XCTAssertNotEqual(weights[0], weights[2])
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/run0/run.json"))) as? [String: Any]
+        let sums = record?["data_sha256"] as? [String: String]
+        let sha256sum = Process()
+        sha256sum.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        sha256sum.arguments = [folder + "/train.csv"]
+        let pipe = Pipe()
+        sha256sum.standardOutput = pipe
+        try sha256sum.run()
+        let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
+        sha256sum.waitUntilExit()
+        XCTAssertEqual(sums, ["train.csv": String(expected)])
+    }
+}
