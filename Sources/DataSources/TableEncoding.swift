@@ -16,7 +16,7 @@ public struct EncodedTable {
 /// ignored), each cell checked as in training (located errors, collected), empty cells filled as the
 /// model was trained to fill them. A column the model was trained to drop rows for cannot be empty here.
 public func encodeTableFile(path: String, preprocessing p: TablePreprocessing, requireTargets: Bool, memoryBytes: Int) throws -> EncodedTable {
-    let format = CSVFormat(delimiter: p.delimiter, header: p.header)
+    let format = CSVFormat(delimiter: p.delimiter, header: p.header, missingValues: p.missingValues ?? [])
     let header = try readTableHeader(path: path, format: format)
     var positions: [String: Int] = [:]
     for (index, name) in header.enumerated() where positions[name] == nil { positions[name] = index }

@@ -35,6 +35,8 @@ public struct TablePreprocessing: Codable, Equatable, Sendable {
     /// Delimiter and header of the files it was made from.
     public var delimiter: UInt8
     public var header: Bool
+    /// Cell texts read as an empty cell (`data.missing_values`); nil in files written before it existed.
+    public var missingValues: [String]? = nil
 
     public var isClassifier: Bool { targetType == .category }
     public var outputWidth: Int { isClassifier ? classNames.count : targetColumns.count }
@@ -160,7 +162,7 @@ func makePreprocessing(
     return TablePreprocessing(
         features: features, targetColumns: layout.targets.map(\.name), targetType: table.target.type.value, classNames: classNames,
         targetMeans: targetMeans, targetStds: targetStds, inputWidth: offset, delimiter: table.delimiter.value,
-        header: table.header.value)
+        header: table.header.value, missingValues: table.missingValues.isEmpty ? nil : table.missingValues.map(\.value))
 }
 
 /// Encodes raw rows (as `readTableRows` stores them) into model inputs, from plain per-column arrays:

@@ -124,7 +124,7 @@ func readTableRows(
     let name = pathForMessage(path)
     let rows = TableRowReader(
         columns: columns, fields: layout.fields, name: name, raw: raw, values: values, problems: problems,
-        reader: reader, skipHeader: format.header)
+        reader: reader, skipHeader: format.header, missingTexts: format.missingValues)
     defer { rows.release() }
     let starts = reader.lineStarts(dividingInto: min(threads, reader.fileSize / max(rangeBytes, 1)))
     var context: TableRowContext = rows.context
@@ -201,7 +201,7 @@ private func readRanges(
         if keepLines { raw.lines = [] }
         let rows = TableRowReader(
             columns: columns, fields: layout.fields, name: "", raw: raw, values: Array(repeating: InternedValues(), count: columns.count),
-            problems: TableProblems(), reader: reader, skipHeader: false, stopsAtFirstProblem: true)
+            problems: TableProblems(), reader: reader, skipHeader: false, missingTexts: format.missingValues, stopsAtFirstProblem: true)
         defer { rows.release() }
         var context = rows.context
         let read: Bool = withUnsafeMutablePointer(to: &context) { pointer in
@@ -264,6 +264,8 @@ struct TableRowContext {
     /// Per slot: 0 an empty cell is an error, 1 drops the row, 2 is filled later.
     var missing: UnsafeMutablePointer<UInt8>
     var scratch: UnsafeMutablePointer<Float>
+    /// Whether any cell text besides an empty one counts as missing (`TableRowReader.missingTexts`).
+    var hasMissingTexts: Bool
     var skipHeader: Bool
     var bad = false
     var drop = false
@@ -287,11 +289,14 @@ final class TableRowReader {
     let stopsAtFirstProblem: Bool
     var stopError: TableError?
     private(set) var context: TableRowContext! = nil
+    /// Cell texts read as an empty cell.
+    let missingTexts: [[UInt8]]
 
     init(
         columns: [TableLayout.Column], fields: Int, name: String, raw: RawRows, values: [InternedValues], problems: TableProblems,
-        reader: CSVReader, skipHeader: Bool, stopsAtFirstProblem: Bool = false
+        reader: CSVReader, skipHeader: Bool, missingTexts: [String], stopsAtFirstProblem: Bool = false
     ) {
+        self.missingTexts = missingTexts.map { Array($0.utf8) }
         self.stopsAtFirstProblem = stopsAtFirstProblem
         estimated = stopsAtFirstProblem
         self.columns = columns
@@ -322,7 +327,7 @@ final class TableRowReader {
         scratch.initialize(repeating: 0, count: max(columns.count, 1))
         context = TableRowContext(
             reader: reader.state, slotOfPosition: slotOfPosition, positions: fields, kinds: kinds, missing: missing,
-            scratch: scratch, skipHeader: skipHeader, rows: Unmanaged.passUnretained(self))
+            scratch: scratch, hasMissingTexts: !missingTexts.isEmpty, skipHeader: skipHeader, rows: Unmanaged.passUnretained(self))
     }
 
     func release() {
@@ -332,6 +337,10 @@ final class TableRowReader {
         context.scratch.deallocate()
     }
 
+    func isMissingText(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        missingTexts.contains { $0.count == count && $0.withUnsafeBufferPointer { memcmp($0.baseAddress!, bytes, count) == 0 } }
+    }
+
     /// A cell that is not a number (or not a finite float32).
     func badNumber(_ bytes: UnsafeBufferPointer<UInt8>, slot: Int, index: Int, line: Int) {
         let why = parseDecimalFloat(bytes.baseAddress!, bytes.count) == nil ? "is not a number" : "is beyond the float32 range"
@@ -339,7 +348,7 @@ final class TableRowReader {
     }
 
     func emptyCell(slot: Int, index: Int, line: Int) {
-        problems.add("\(name):\(line):\(index + 1): empty cell in column '\(columns[slot].name)' (set its 'missing' strategy to fill it or drop the row)")
+        problems.add("\(name):\(line):\(index + 1): \(missingTexts.isEmpty ? "empty cell" : "missing value") in column '\(columns[slot].name)' (set its 'missing' strategy to fill it or drop the row)")
     }
 
     /// A binary or category cell's value, or nil (a problem added).
@@ -407,7 +416,9 @@ private func tableFieldCallback(_ pointer: UnsafeMutableRawPointer?, _ length: I
     if c.pointee.skipHeader || index >= c.pointee.positions { return }
     let slot = Int(c.pointee.slotOfPosition[index])
     if slot < 0 { return }
-    guard let pointer, length > 0 else {
+    guard let pointer, length > 0,
+        !c.pointee.hasMissingTexts || !c.pointee.rows._withUnsafeGuaranteedRef({ $0.isMissingText(pointer.assumingMemoryBound(to: UInt8.self), length) })
+    else {
         c.pointee.scratch[slot] = .nan
         switch c.pointee.missing[slot] {
         case 0:

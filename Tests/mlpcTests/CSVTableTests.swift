@@ -307,3 +307,28 @@ extension CSVTableTests {
         XCTAssertEqual(sums, ["train.csv": String(expected)])
     }
 }
+
+extension CSVTableTests {
+    /// `missing_values` texts are read as empty cells, in training and (saved in the model) in prediction.
+    func testMissingValueTextsAreEmptyCellsInTrainingAndPrediction() throws {
+        var rows = CSVTableTests.rows
+        rows[1] = "NA,blue,no,lo"
+        rows[5] = "?,green,no,lo"
+        let spec = CSVTableTests.spec.replacingOccurrences(of: "    age: number\n", with: "    age: {type: number, missing: mean}\n")
+        let folder = try folder(csv: csv(["age,color,smoker,label"] + rows), spec: spec)
+        assertLocatedError(try check(folder), "train.csv:3:1: 'NA' is not a number in column 'age'")
+        try writeFile(folder + "/table.yaml", spec.replacingOccurrences(of: "  test_fraction: 0.25\n", with: "  test_fraction: 0.25\n  missing_values: [NA, \"?\"]\n"))
+        let run = try MLPCProcess.run(["run", folder + "/table.yaml", "--out", folder + "/run", "--quiet"])
+        assertNoCrash(run)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(try String(contentsOfFile: folder + "/run/spec.yaml", encoding: .utf8).contains("missing_values: [\"NA\", \"?\"]"))
+        try writeFile(folder + "/rows.csv", "age,color,smoker\nNA,red,yes\n?,red,yes\n")
+        let predicted = try MLPCProcess.run(["predict", folder + "/run", "--csv", folder + "/rows.csv"])
+        assertNoCrash(predicted)
+        XCTAssertEqual(predicted.status, 0, predicted.stderr)
+        XCTAssertEqual(predicted.stdout.split(separator: "\n").count, 3, predicted.stdout)
+        // Without a fill, a missing-value text is located like an empty cell.
+        try writeFile(folder + "/table.yaml", spec.replacingOccurrences(of: "{type: number, missing: mean}", with: "number").replacingOccurrences(of: "  test_fraction: 0.25\n", with: "  test_fraction: 0.25\n  missing_values: [NA]\n"))
+        assertLocatedError(try check(folder), "train.csv:3:1: missing value in column 'age'")
+    }
+}
