@@ -28,6 +28,8 @@ final class CSVReader {
     var line: Int { state.pointee.line }
     var bytesRead: Int { state.pointee.bytesRead }
     var consumedBytes: Int { state.pointee.consumedBytes }
+    /// The next byte to read (`read` goes on from here).
+    var position = 0
     private var onField: (UnsafeBufferPointer<UInt8>?, Int, Int) -> Void = { _, _, _ in }
     /// Returns false to stop reading after this record.
     private var onRecord: (Int, Int) -> Bool = { _, _ in true }
@@ -76,27 +78,31 @@ final class CSVReader {
         try read(context: Unmanaged.passUnretained(self).toOpaque(), field: closureFieldCallback, record: closureRecordCallback)
     }
 
-    /// Reads records until the file ends or a record callback sets `state.stopped`, calling libcsv's
-    /// callbacks with `context`. They keep `state` up to date with `CSVReaderState.beginField` and
-    /// `endRecord`, which give the field's index and the record's line.
+    /// Reads records from `position` until the file ends, byte `end` is reached, or a record callback
+    /// sets `state.stopped`, calling libcsv's callbacks with `context`. They keep `state` up to date with
+    /// `CSVReaderState.beginField` and `endRecord`, which give the field's index and the record's line.
+    /// Only reaching the end of the file ends the last record (a range's end is a record boundary).
     func read(
         context: UnsafeMutableRawPointer, field: @escaping @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeMutableRawPointer?) -> Void,
-        record: @escaping @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void
+        record: @escaping @convention(c) (Int32, UnsafeMutableRawPointer?) -> Void, until end: Int = .max
     ) throws {
         let block = UnsafeMutablePointer<UInt8>.allocate(capacity: CSVReader.blockBytes)
         defer { block.deallocate() }
-        var first = true
-        while !state.pointee.stopped {
-            let count = Foundation.read(descriptor, block, CSVReader.blockBytes)
+        var atEnd = false
+        while !state.pointee.stopped && position < end {
+            let count = pread(descriptor, block, min(CSVReader.blockBytes, end - position), off_t(position))
             if count < 0 {
                 if errno == EINTR { continue }
                 throw Failure(line: line, column: nil, message: "cannot read: \(String(cString: strerror(errno)))")
             }
-            if count == 0 { break }
+            if count == 0 {
+                atEnd = true
+                break
+            }
             var start = 0
             // A UTF-8 byte-order mark is not part of the first column's name.
-            if first, count >= 3, block[0] == 0xEF, block[1] == 0xBB, block[2] == 0xBF { start = 3 }
-            first = false
+            if position == 0, count >= 3, block[0] == 0xEF, block[1] == 0xBB, block[2] == 0xBF { start = 3 }
+            position += count
             state.pointee.bytesRead += count
             if let nul = memchr(block + start, 0, count - start) {
                 let offset = block.distance(to: nul.assumingMemoryBound(to: UInt8.self))
@@ -107,7 +113,7 @@ final class CSVReader {
             }
             try feed(block + start, count - start, context, field, record)
         }
-        if !state.pointee.stopped {
+        if atEnd && !state.pointee.stopped {
             csv_fini(&parser, field, record, context)
             if csv_error(&parser) == CSV_EPARSE {
                 throw Failure(
@@ -115,6 +121,30 @@ final class CSVReader {
                     message: "a quoted field is not closed before the end of the file")
             }
         }
+    }
+
+    /// Whether the bytes fed so far end a record (libcsv's state 0: no row begun, so no quoted field
+    /// open): parsing may go on from here with a fresh parser.
+    var isAtRecordBoundary: Bool { parser.pstate == 0 }
+
+    /// Up to `count - 1` offsets that split the file into about equal ranges, each just after a line
+    /// break found within a block after the cut; fewer when lines are long or the file is small. A
+    /// line break inside a quoted field is not a record boundary: the reader of the range before a
+    /// split checks `isAtRecordBoundary` when it gets there.
+    func lineStarts(dividingInto count: Int) -> [Int] {
+        guard count > 1 else { return [] }
+        let block = UnsafeMutablePointer<UInt8>.allocate(capacity: CSVReader.blockBytes)
+        defer { block.deallocate() }
+        var starts: [Int] = []
+        for k in 1..<count {
+            let cut = fileSize / count * k
+            if let last = starts.last, cut < last { continue }
+            let got = pread(descriptor, block, CSVReader.blockBytes, off_t(cut))
+            guard got > 0, let newline = memchr(block, 0x0A, got) else { continue }
+            let start = cut + block.distance(to: newline.assumingMemoryBound(to: UInt8.self)) + 1
+            if start < fileSize && start > (starts.last ?? 0) { starts.append(start) }
+        }
+        return starts
     }
 
     /// Feeds bytes to libcsv a line at a time, so that the callbacks know the line.

@@ -8,6 +8,10 @@ import Foundation
 /// correctly rounded product or quotient; anything else goes to strtod. Either way the Double is
 /// correctly rounded and then rounded to float32 (a double rounding, which can differ from rounding the
 /// decimal straight to float32 only for a decimal within 2^-29 ulp of a tie).
+private let exactPowersOfTen: [Double] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+]
+
 func parseDecimalFloat(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Float? {
     var index = 0
     var negative = false
@@ -53,9 +57,8 @@ func parseDecimalFloat(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> Float? {
     }
     guard index == count else { return nil }
     if digits <= 19 && mantissa <= (1 << 53) && exponent >= -22 && exponent <= 22 {
-        // 10^k for k <= 22 is exact in a Double, and so is every product on the way.
-        var power = 1.0
-        for _ in 0..<abs(exponent) { power *= 10 }
+        // 10^k for k <= 22 is exact in a Double.
+        let power = exactPowersOfTen[abs(exponent)]
         let m = Double(mantissa)
         let result = exponent >= 0 ? m * power : m / power
         return Float(negative ? -result : result)

@@ -79,45 +79,75 @@ public func loadTable(_ table: TableSpec, seed: UInt64, memoryBytes: Int) throws
     }
     let width = preprocessing.inputWidth
     let targetWidth = layout.targets.count
-    var trainInputs = [Float](repeating: 0, count: 0)
-    var testInputs = [Float](repeating: 0, count: 0)
-    var trainClasses = [Int32](), testClasses = [Int32]()
-    var trainValues = [Float](), testValues = [Float]()
-    trainInputs.reserveCapacity(trainCount * width)
-    testInputs.reserveCapacity(testCount * width)
+    let encoder = TableRowEncoder(preprocessing, categoryIndex: categoryIndex, fills: fills)
+    let targetMeans = preprocessing.targetMeans, targetStds = preprocessing.targetStds
+    let isClassifier = preprocessing.isClassifier
+    let featureCount = layout.features.count
 
-    /// Appends raw row `r` of `raw` to a split.
-    func encodeRows(_ raw: RawRows, _ destination: (Int) -> Bool) {
+    /// Encodes rows `range` of `raw` into their places: a row goes to the test split when `toTest` says
+    /// so, after `trainBefore` training rows and `testBefore` test rows; the raw pages are given back
+    /// as it goes.
+    func encode(
+        _ raw: RawRows, _ range: Range<Int>, toTest: (Int) -> Bool, trainBefore: Int, testBefore: Int, _ out: SplitPointers
+    ) {
+        var train = trainBefore, test = testBefore
         let releaseEvery = max(1, (16 << 20) / max(1, raw.width * 4))
-        for r in 0..<raw.rows {
+        var released = range.lowerBound
+        for r in range {
             let row = raw.row(r)
-            let toTest = destination(r)
-            // Appending through a pointer keeps the encoding a loop over floats.
-            func append(_ inputs: inout [Float]) {
-                let start = inputs.count
-                inputs.append(contentsOf: repeatElement(0, count: width))
-                inputs.withUnsafeMutableBufferPointer {
-                    preprocessing.encode(row, categoryIndex: categoryIndex, fills: fills, into: $0.baseAddress! + start)
-                }
-            }
-            if toTest { append(&testInputs) } else { append(&trainInputs) }
+            let isTest = toTest(r)
+            let index = isTest ? test : train
+            if isTest { test += 1 } else { train += 1 }
+            encoder.encode(row, into: (isTest ? out.testInputs : out.trainInputs) + index * width)
             for t in 0..<targetWidth {
-                let v = row[layout.features.count + t]
-                if preprocessing.isClassifier {
-                    if toTest { testClasses.append(classIndex[Int(v)]) } else { trainClasses.append(classIndex[Int(v)]) }
+                let v = row[featureCount + t]
+                if isClassifier {
+                    (isTest ? out.testClasses : out.trainClasses)[index] = classIndex[Int(v)]
                 } else {
-                    let standardized = Float((Double(v) - preprocessing.targetMeans[t]) / preprocessing.targetStds[t])
-                    if toTest { testValues.append(standardized) } else { trainValues.append(standardized) }
+                    (isTest ? out.testValues : out.trainValues)[index * targetWidth + t] = Float((Double(v) - targetMeans[t]) / targetStds[t])
                 }
             }
-            if (r + 1) % releaseEvery == 0 { raw.release(rowsBefore: r + 1) }
+            if r + 1 - released >= releaseEvery {
+                raw.release(rows: released..<(r + 1))
+                released = r + 1
+            }
         }
     }
-    if let testRaw {
-        encodeRows(trainRaw) { _ in false }
-        encodeRows(testRaw) { _ in true }
-    } else {
-        encodeRows(trainRaw) { isTest![$0] }
+    /// Every raw row encoded, the rows cut into one piece per thread (each row's place is known
+    /// from the test mask, so the result does not depend on the pieces).
+    func encodeAll(_ out: SplitPointers) {
+        var pieces: [() -> Void] = []
+        if let testRaw {
+            for (raw, isTest) in [(trainRaw, false), (testRaw, true)] {
+                for range in pieceRanges(raw.rows, defaultReadingThreads) {
+                    let trainBefore = isTest ? 0 : range.lowerBound, testBefore = isTest ? range.lowerBound : 0
+                    pieces.append { encode(raw, range, toTest: { _ in isTest }, trainBefore: trainBefore, testBefore: testBefore, out) }
+                }
+            }
+        } else {
+            let mask = isTest!
+            var testsBefore = 0, at = 0
+            for range in pieceRanges(trainRaw.rows, defaultReadingThreads) {
+                testsBefore += mask[at..<range.lowerBound].lazy.filter { $0 }.count
+                at = range.lowerBound
+                let testBefore = testsBefore, trainBefore = range.lowerBound - testsBefore
+                pieces.append { mask.withUnsafeBufferPointer { m in encode(trainRaw, range, toTest: { m[$0] }, trainBefore: trainBefore, testBefore: testBefore, out) } }
+            }
+        }
+        runAllConcurrently(pieces)
+    }
+    var trainClasses = [Int32](), testClasses = [Int32]()
+    var trainValues = [Float](), testValues = [Float]()
+    let (trainInputs, testInputs): ([Float], [Float]) = newArrays(trainCount * width, testCount * width) { trainIn, testIn in
+        if isClassifier {
+            (trainClasses, testClasses) = newArrays(trainCount, testCount) { trainT, testT in
+                encodeAll(SplitPointers(trainInputs: trainIn, testInputs: testIn, trainClasses: trainT, testClasses: testT))
+            }
+        } else {
+            (trainValues, testValues) = newArrays(trainCount * targetWidth, testCount * targetWidth) { trainT, testT in
+                encodeAll(SplitPointers(trainInputs: trainIn, testInputs: testIn, trainValues: trainT, testValues: testT))
+            }
+        }
     }
     func dataset(_ inputs: [Float], _ classes: [Int32], _ values: [Float], count: Int, origin: String) -> TableDataset {
         let targets: Targets = preprocessing.isClassifier
@@ -132,6 +162,44 @@ public func loadTable(_ table: TableSpec, seed: UInt64, memoryBytes: Int) throws
         train: dataset(trainInputs, trainClasses, trainValues, count: trainCount, origin: trainOrigin),
         test: dataset(testInputs, testClasses, testValues, count: testCount, origin: testOrigin),
         preprocessing: preprocessing, fileRows: trainRaw.rows + (testRaw?.rows ?? 0), fileColumns: layout.fields)
+}
+
+/// Where the encoded rows of each split go.
+struct SplitPointers {
+    var trainInputs: UnsafeMutablePointer<Float>
+    var testInputs: UnsafeMutablePointer<Float>
+    var trainClasses: UnsafeMutablePointer<Int32> = .init(bitPattern: 8)!
+    var testClasses: UnsafeMutablePointer<Int32> = .init(bitPattern: 8)!
+    var trainValues: UnsafeMutablePointer<Float> = .init(bitPattern: 8)!
+    var testValues: UnsafeMutablePointer<Float> = .init(bitPattern: 8)!
+}
+
+/// Two arrays of `first` and `second` elements that `fill` writes every element of (their pages are
+/// not touched before, so memory grows only as they are written).
+func newArrays<A, B>(_ first: Int, _ second: Int, _ fill: (UnsafeMutablePointer<A>, UnsafeMutablePointer<B>) -> Void) -> ([A], [B]) {
+    var b: [B] = []
+    let a = [A](unsafeUninitializedCapacity: max(first, 1)) { aBuffer, aCount in
+        b = [B](unsafeUninitializedCapacity: max(second, 1)) { bBuffer, bCount in
+            fill(aBuffer.baseAddress!, bBuffer.baseAddress!)
+            bCount = second
+        }
+        aCount = first
+    }
+    return (a, b)
+}
+
+/// `0..<count` cut into `pieces` ranges of about equal size (fewer when there are fewer items).
+func pieceRanges(_ count: Int, _ pieces: Int) -> [Range<Int>] {
+    let n = max(1, min(pieces, count))
+    return (0..<n).map { k in count * k / n..<count * (k + 1) / n }
+}
+
+/// Runs `work` on as many threads (this one included), and returns when all have finished.
+func runAllConcurrently(_ work: [() -> Void]) {
+    guard let first = work.first else { return }
+    if work.count == 1 { return first() }
+    let rest = Array(work.dropFirst())
+    _ = runConcurrently({ runAllConcurrently(rest) }, first)
 }
 
 /// A column's fill as the raw rows store it (NaN when its cells may not be empty).

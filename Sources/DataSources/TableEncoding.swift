@@ -16,7 +16,7 @@ public struct EncodedTable {
 /// ignored), each cell checked as in training (located errors, collected), empty cells filled as the
 /// model was trained to fill them. A column the model was trained to drop rows for cannot be empty here.
 public func encodeTableFile(path: String, preprocessing p: TablePreprocessing, requireTargets: Bool, memoryBytes: Int) throws -> EncodedTable {
-    let format = CSVFormat(delimiter: p.delimiter, header: p.header)
+    let format = CSVFormat(delimiter: p.delimiter, header: p.header, missingValues: p.missingValues ?? [])
     let header = try readTableHeader(path: path, format: format)
     var positions: [String: Int] = [:]
     for (index, name) in header.enumerated() where positions[name] == nil { positions[name] = index }
@@ -90,10 +90,11 @@ public func encodeTableFile(path: String, preprocessing p: TablePreprocessing, r
     var inputs = [Float](repeating: 0, count: raw.rows * width)
     var labels = [Int32](repeating: 0, count: raw.rows)
     var targetValues = [Float](repeating: 0, count: p.isClassifier ? 0 : raw.rows * p.targetColumns.count)
+    let encoder = TableRowEncoder(p, categoryIndex: categoryIndex, fills: fills)
     inputs.withUnsafeMutableBufferPointer { out in
         for r in 0..<raw.rows {
             let row = raw.row(r)
-            p.encode(row, categoryIndex: categoryIndex, fills: fills, into: out.baseAddress! + r * width)
+            encoder.encode(row, into: out.baseAddress! + r * width)
             guard hasTargets else { continue }
             if p.isClassifier {
                 labels[r] = classIndex[Int(row[features.count])]

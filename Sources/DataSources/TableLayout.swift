@@ -78,13 +78,18 @@ extension String {
 public struct CSVFormat: Sendable {
     public var delimiter: UInt8
     public var header: Bool
+    /// Cell texts read as an empty cell.
+    public var missingValues: [String]
 
-    public init(delimiter: UInt8, header: Bool) {
+    public init(delimiter: UInt8, header: Bool, missingValues: [String] = []) {
         self.delimiter = delimiter
         self.header = header
+        self.missingValues = missingValues
     }
 
-    public init(_ table: TableSpec) { self.init(delimiter: table.delimiter.value, header: table.header.value) }
+    public init(_ table: TableSpec) {
+        self.init(delimiter: table.delimiter.value, header: table.header.value, missingValues: table.missingValues.map(\.value))
+    }
 }
 
 /// Reads the first record of `path`: the column names (or, without a header row, 1...n).

@@ -35,6 +35,8 @@ public struct TablePreprocessing: Codable, Equatable, Sendable {
     /// Delimiter and header of the files it was made from.
     public var delimiter: UInt8
     public var header: Bool
+    /// Cell texts read as an empty cell (`data.missing_values`); nil in files written before it existed.
+    public var missingValues: [String]? = nil
 
     public var isClassifier: Bool { targetType == .category }
     public var outputWidth: Int { isClassifier ? classNames.count : targetColumns.count }
@@ -160,30 +162,82 @@ func makePreprocessing(
     return TablePreprocessing(
         features: features, targetColumns: layout.targets.map(\.name), targetType: table.target.type.value, classNames: classNames,
         targetMeans: targetMeans, targetStds: targetStds, inputWidth: offset, delimiter: table.delimiter.value,
-        header: table.header.value)
+        header: table.header.value, missingValues: table.missingValues.isEmpty ? nil : table.missingValues.map(\.value))
 }
 
-extension TablePreprocessing {
-    /// Encodes one raw row (as `readTableRows` stores it) into `out` (`inputWidth` floats). `categoryNames[slot]`
-    /// turns a category id back into its text. Fill values were checked when the preprocessing was made.
-    func encode(
-        _ row: UnsafePointer<Float>, categoryIndex: [[Int32]], fills: [Float], into out: UnsafeMutablePointer<Float>
-    ) {
-        for (slot, feature) in features.enumerated() {
+/// Encodes raw rows (as `readTableRows` stores them) into model inputs, from plain per-column arrays:
+/// it runs for every cell of the file, and reading `TablePreprocessing.Feature` values there would
+/// retain and release their strings each time.
+final class TableRowEncoder: @unchecked Sendable {
+    let count: Int
+    let kinds: UnsafeMutablePointer<UInt8>
+    let offsets: UnsafeMutablePointer<Int>
+    let widths: UnsafeMutablePointer<Int>
+    let means: UnsafeMutablePointer<Double>
+    let stds: UnsafeMutablePointer<Double>
+    let fills: UnsafeMutablePointer<Float>
+    /// Per column, where its category ids' one-hot positions start in `positions`, and how many.
+    let positionStarts: UnsafeMutablePointer<Int>
+    let positionCounts: UnsafeMutablePointer<Int>
+    let positions: UnsafeMutablePointer<Int32>
+
+    /// `categoryIndex[slot]` maps a category id to its one-hot column (-1: not in the vocabulary);
+    /// `fills[slot]` is what an empty cell becomes, as the raw rows store it.
+    init(_ p: TablePreprocessing, categoryIndex: [[Int32]], fills fillValues: [Float]) {
+        count = p.features.count
+        let n = max(count, 1)
+        kinds = .allocate(capacity: n)
+        offsets = .allocate(capacity: n)
+        widths = .allocate(capacity: n)
+        means = .allocate(capacity: n)
+        stds = .allocate(capacity: n)
+        fills = .allocate(capacity: n)
+        positionStarts = .allocate(capacity: n)
+        positionCounts = .allocate(capacity: n)
+        let all = categoryIndex.flatMap { $0 }
+        positions = .allocate(capacity: max(all.count, 1))
+        positions.initialize(from: all, count: all.count)
+        var start = 0
+        for (slot, feature) in p.features.enumerated() {
+            kinds[slot] = feature.type == .number ? 0 : feature.type == .binary ? 1 : 2
+            offsets[slot] = feature.offset
+            widths[slot] = feature.width
+            means[slot] = feature.mean
+            stds[slot] = feature.std
+            fills[slot] = fillValues[slot]
+            positionStarts[slot] = start
+            positionCounts[slot] = categoryIndex[slot].count
+            start += categoryIndex[slot].count
+        }
+    }
+
+    deinit {
+        for pointer in [UnsafeMutableRawPointer(kinds), UnsafeMutableRawPointer(offsets), UnsafeMutableRawPointer(widths),
+            UnsafeMutableRawPointer(means), UnsafeMutableRawPointer(stds), UnsafeMutableRawPointer(fills),
+            UnsafeMutableRawPointer(positionStarts), UnsafeMutableRawPointer(positionCounts), UnsafeMutableRawPointer(positions)]
+        {
+            pointer.deallocate()
+        }
+    }
+
+    /// Encodes one raw row into `out` (the preprocessing's `inputWidth` floats, every one written).
+    @inline(__always) func encode(_ row: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        for slot in 0..<count {
             var v = row[slot]
             if v.isNaN { v = fills[slot] }
-            switch feature.type {
-            case .number:
-                out[feature.offset] = Float((Double(v) - feature.mean) / feature.std)
-            case .binary:
-                out[feature.offset] = v
-            case .category:
-                let destination = out + feature.offset
-                destination.update(repeating: 0, count: feature.width)
+            switch kinds[slot] {
+            case 0:
+                out[offsets[slot]] = Float((Double(v) - means[slot]) / stds[slot])
+            case 1:
+                out[offsets[slot]] = v
+            default:
+                let destination = out + offsets[slot]
+                let width = widths[slot]
+                destination.update(repeating: 0, count: width)
                 // An id the training split never saw (or a fill it did not) counts in the last column.
                 let id = Int(v)
-                let index = id >= 0 && id < categoryIndex[slot].count ? Int(categoryIndex[slot][id]) : -1
-                destination[index >= 0 ? index : feature.width - 1] = 1
+                let index = id >= 0 && id < positionCounts[slot] ? Int(positions[positionStarts[slot] + id]) : -1
+                destination[index >= 0 ? index : width - 1] = 1
             }
         }
     }

@@ -75,3 +75,26 @@ public func tableSummary(_ table: LoadedTable) -> String {
     }
     return out
 }
+
+/// The SHA-256 of a table spec's training file (and test file), keyed by file name (as MNIST's files
+/// are; a resumed run's spec names them by another path), for run.json and the checkpoint: a resumed
+/// run refuses files that changed since.
+public func tableFileSHA256(_ table: TableSpec) throws -> [String: String] {
+    var sums: [String: String] = [:]
+    let trainName = (table.resolvedTrain as NSString).lastPathComponent
+    var files = [(trainName, table.resolvedTrain)]
+    if let test = table.resolvedTest {
+        let testName = (test as NSString).lastPathComponent
+        files.append((testName == trainName ? testName + " (test)" : testName, test))
+    }
+    for (name, path) in files {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw FileAccessError(path: path, reason: "cannot open") }
+        defer { try? handle.close() }
+        var hash = SHA256()
+        while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty {
+            block.withUnsafeBytes { hash.update($0) }
+        }
+        sums[name] = hash.finalize().hex
+    }
+    return sums
+}

@@ -110,6 +110,7 @@ private func tableYAML(_ table: TableSpec) -> String {
     if !table.ignore.isEmpty { out += "  ignore: [\(table.ignore.map { quoted($0.value) }.joined(separator: ", "))]\n" }
     let delimiter = table.delimiter.value == 0x09 ? "\\t" : String(UnicodeScalar(table.delimiter.value))
     out += "  delimiter: \(quoted(delimiter))\n"
+    if !table.missingValues.isEmpty { out += "  missing_values: [\(table.missingValues.map { quoted($0.value) }.joined(separator: ", "))]\n" }
     out += "  header: \(table.header.value)\n"
     return out
 }

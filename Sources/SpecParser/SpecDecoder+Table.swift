@@ -2,6 +2,7 @@
 extension SpecDecoder {
     static let tableKeys = [
         "format", "train", "test", "test_fraction", "target", "columns", "ignore", "delimiter", "header", "validation_fraction",
+        "missing_values",
     ]
     static let columnKeys = ["type", "missing", "value"]
     static let targetKeys = ["column", "columns", "type"]
@@ -54,6 +55,17 @@ extension SpecDecoder {
             }
         }
         let header = boolean(view, "header", default: true)
+        var missingValues: [Located<String>] = []
+        if let entry = view["missing_values"] {
+            if case .sequence(let items) = entry.value.content {
+                missingValues = items.compactMap { string($0, name: "data.missing_values") }
+            } else if let one = string(entry.value, name: "data.missing_values") {
+                missingValues = [one]
+            }
+            for text in missingValues where text.value.isEmpty || text.value.utf8.count > 64 {
+                report(.error(.outOfRange, "a 'data.missing_values' entry must be 1 to 64 bytes (an empty cell is always missing)", at: text.location))
+            }
+        }
         let fraction = number(view, "validation_fraction", default: 0, in: .unitHalfOpen, example: "0.1")
         if let target, let columns {
             let targets = Set(target.columns.map(\.value))
@@ -62,10 +74,11 @@ extension SpecDecoder {
             }
         }
         guard let train, let target, let delimiter, let header, let fraction, !diagnostics.hasErrors else { return nil }
-        let table = TableSpec(
+        var table = TableSpec(
             train: train, resolvedTrain: SpecDecoder.resolve(train.value, relativeTo: file), test: test,
             resolvedTest: test.map { SpecDecoder.resolve($0.value, relativeTo: file) }, testFraction: testFraction, target: target,
             columns: columns, ignore: ignore, delimiter: delimiter, header: header, location: view.location)
+        table.missingValues = missingValues
         return DataSpec(
             directory: train, resolvedDirectory: table.resolvedTrain, mean: Located(0, at: view.location),
             std: Located(1, at: view.location), validationFraction: fraction, table: table, location: view.location)

@@ -17,6 +17,8 @@ public struct TableSpec: Codable, Equatable, Sendable {
     public var delimiter: Located<UInt8>
     /// Whether the first row names the columns; without one the columns are named 1, 2, 3, ...
     public var header: Located<Bool>
+    /// Cell texts that count as missing, besides an empty cell (`missing_values: ["NA", "?"]`).
+    public var missingValues: [Located<String>] = []
     public var location: SourceLocation
 
     public init(

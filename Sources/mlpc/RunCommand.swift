@@ -40,7 +40,7 @@ struct RunCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Worker threads (default: the spec's training.threads, else all cores).")
     var threads: Int?
 
-    @Option(parsing: .unconditional, help: "Random seed for initialisation, shuffling and dropout (default: the spec's seed).")
+    @Option(parsing: .unconditional, help: "Random seed for initialisation, shuffling, dropout and a table's test_fraction split (default: the spec's seed).")
     var seed: UInt64?
 
     @Option(help: "Run directory (default: runs/<spec name>/).")
@@ -86,7 +86,7 @@ struct RunCommand: ParsableCommand {
             planOptions.ranks = ranks?.size ?? 1
             let checked = try checkSpec(
                 specOptions(spec, dataDirectory: dataDir), threads: threads, format: .text, probeData: false, batchSize: batchSize,
-                planOptions: planOptions, fitBatchesToData: true)
+                planOptions: planOptions, fitBatchesToData: true, seed: seed)
             let epochs = self.epochs ?? checked.spec.training.epochs.value
             try train(
                 checked, epochs: epochs, seed: seed ?? checked.spec.seed.value, outputDirectory: out ?? "runs/\(checked.spec.name.value)",
@@ -214,9 +214,10 @@ struct RunCommand: ParsableCommand {
         StartupSignals.exitWithStatus130()
         // The first rank loads first (downloading MNIST if it must), the others once it has: one download.
         if let ranks, !ranks.isFirst { ranks.barrier() }
-        let data: LoadedData
+        var data: LoadedData
         do {
             data = try checked.table?.data ?? loadData(plan: checked.plan, log: { if !quiet { writeError($0 + "\n") } })
+            if let table = spec.data.table { data.sha256 = try tableFileSHA256(table) }
         } catch {
             throw CommandFailure.invalid("mlpc: error: \(ranks.map { "rank \($0.rank): " } ?? "")\(error)")
         }

@@ -73,7 +73,7 @@ struct CheckedSpec {
 /// read, 1 for an invalid spec.
 func checkSpec(
     _ options: SpecOptions, threads: Int?, format: OutputFormat, probeData: Bool, batchSize: Int? = nil,
-    batchSizeFromFlag: Bool = true, planOptions: PlanOptions = PlanOptions(), fitBatchesToData: Bool = false
+    batchSizeFromFlag: Bool = true, planOptions: PlanOptions = PlanOptions(), fitBatchesToData: Bool = false, seed: UInt64? = nil
 ) throws -> CheckedSpec {
     let loaded = SpecLoader.load(path: options.spec, dataDirectoryOverride: options.dataDirectoryOverride)
     if let fileError = loaded.fileError { throw CommandFailure.usage(fileError) }
@@ -92,6 +92,8 @@ func checkSpec(
             spec.training.batchSize.value = batchSize
         }
     }
+    // The run's seed (--seed) also draws a table's test rows, as it draws everything else random.
+    if let seed { spec.seed.value = seed }
     var table: CheckedTable?
     if spec.data.table != nil {
         // A table's width after one-hot encoding is known once its rows are read: before planning.

@@ -63,6 +63,20 @@ final class TableSpecTests: XCTestCase {
         XCTAssertTrue(neither.diagnostics.contains { $0.message.contains("needs the test rows") }, "\(neither.diagnostics)")
     }
 
+    func testMissingValuesAreTextsOfOneTo64Bytes() throws {
+        let data = """
+            format: csv
+            train: a.csv
+            test_fraction: 0.2
+            target: {column: y, type: category}
+            missing_values: ["NA", "?"]
+            """
+        let table = try XCTUnwrap(decodeClean(tableSpec(data: data), path: "/specs/t.yaml")?.data.table)
+        XCTAssertEqual(table.missingValues.map(\.value), ["NA", "?"])
+        let empty = parse(tableSpec(data: data.replacingOccurrences(of: "\"?\"", with: "\"\"")))
+        XCTAssertTrue(empty.diagnostics.contains { $0.message.contains("'data.missing_values' entry must be 1 to 64 bytes") }, "\(empty.diagnostics)")
+    }
+
     func testATargetNeedsAType() {
         let result = parse(tableSpec(data: """
             format: csv

@@ -277,3 +277,58 @@ extension CSVTableTests {
         XCTAssertTrue(eval.stderr.contains("--csv FILE"), eval.stderr)
     }
 }
+
+extension CSVTableTests {
+    /// `mlpc run --seed S` is the run of the spec with `seed: S`: the seed draws the test rows too.
+    /// run.json names the CSV file with its SHA-256.
+    func testRunSeedDrawsTheTestRowsAndRunJSONHashesTheFile() throws {
+        let folder = try folder(csv: csv(["age,color,smoker,label"] + CSVTableTests.rows))
+        try writeFile(folder + "/seeded.yaml", CSVTableTests.spec.replacingOccurrences(of: "seed: 3", with: "seed: 11"))
+        var weights: [Data] = []
+        for (spec, flags) in [("table.yaml", ["--seed", "11"]), ("seeded.yaml", []), ("table.yaml", [])] {
+            let out = folder + "/run\(weights.count)"
+            let result = try MLPCProcess.run(["run", folder + "/" + spec, "--out", out, "--quiet"] + flags)
+            assertNoCrash(result)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            weights.append(try Data(contentsOf: URL(fileURLWithPath: out + "/weights.safetensors")))
+        }
+        XCTAssertEqual(weights[0], weights[1])
+        XCTAssertNotEqual(weights[0], weights[2])
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/run0/run.json"))) as? [String: Any]
+        let sums = record?["data_sha256"] as? [String: String]
+        let sha256sum = Process()
+        sha256sum.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        sha256sum.arguments = [folder + "/train.csv"]
+        let pipe = Pipe()
+        sha256sum.standardOutput = pipe
+        try sha256sum.run()
+        let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
+        sha256sum.waitUntilExit()
+        XCTAssertEqual(sums, ["train.csv": String(expected)])
+    }
+}
+
+extension CSVTableTests {
+    /// `missing_values` texts are read as empty cells, in training and (saved in the model) in prediction.
+    func testMissingValueTextsAreEmptyCellsInTrainingAndPrediction() throws {
+        var rows = CSVTableTests.rows
+        rows[1] = "NA,blue,no,lo"
+        rows[5] = "?,green,no,lo"
+        let spec = CSVTableTests.spec.replacingOccurrences(of: "    age: number\n", with: "    age: {type: number, missing: mean}\n")
+        let folder = try folder(csv: csv(["age,color,smoker,label"] + rows), spec: spec)
+        assertLocatedError(try check(folder), "train.csv:3:1: 'NA' is not a number in column 'age'")
+        try writeFile(folder + "/table.yaml", spec.replacingOccurrences(of: "  test_fraction: 0.25\n", with: "  test_fraction: 0.25\n  missing_values: [NA, \"?\"]\n"))
+        let run = try MLPCProcess.run(["run", folder + "/table.yaml", "--out", folder + "/run", "--quiet"])
+        assertNoCrash(run)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(try String(contentsOfFile: folder + "/run/spec.yaml", encoding: .utf8).contains("missing_values: [\"NA\", \"?\"]"))
+        try writeFile(folder + "/rows.csv", "age,color,smoker\nNA,red,yes\n?,red,yes\n")
+        let predicted = try MLPCProcess.run(["predict", folder + "/run", "--csv", folder + "/rows.csv"])
+        assertNoCrash(predicted)
+        XCTAssertEqual(predicted.status, 0, predicted.stderr)
+        XCTAssertEqual(predicted.stdout.split(separator: "\n").count, 3, predicted.stdout)
+        // Without a fill, a missing-value text is located like an empty cell.
+        try writeFile(folder + "/table.yaml", spec.replacingOccurrences(of: "{type: number, missing: mean}", with: "number").replacingOccurrences(of: "  test_fraction: 0.25\n", with: "  test_fraction: 0.25\n  missing_values: [NA]\n"))
+        assertLocatedError(try check(folder), "train.csv:3:1: missing value in column 'age'")
+    }
+}
