@@ -143,7 +143,7 @@ let package = Package(
                 "Runtime", "Execution", "DataSources", "Files", "Figures", "Planner", "SpecParser", "KernelInterface",
                 "KernelsPortable", "KernelsAVX2", "KernelsAVX512", "MallocCounter", "TestSupport",
             ]),
-        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNXProto", "Planner", "SpecParser", "Files"]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNXProto", "Planner", "SpecParser", "Files", "TestSupport"]),
         .testTarget(name: "mlpcTests", dependencies: ["mlpc", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,6 +1,7 @@
 import Files
 import Planner
 import SpecParser
+import TestSupport
 import XCTest
 
 @testable import ONNXExport
@@ -28,9 +29,9 @@ final class ONNXModelTests: XCTestCase {
 
     static func planned(_ text: String) throws -> (Spec, Plan) {
         let loaded = SpecLoader.parse(bytes: Array(text.utf8), path: "tiny.yaml")
-        guard let spec = loaded.spec, !loaded.diagnostics.hasErrors else { throw XCTSkip("spec did not load: \(loaded.diagnostics)") }
+        guard let spec = loaded.spec, !loaded.diagnostics.hasErrors else { throw FixtureFailure("spec did not load: \(loaded.diagnostics)") }
         let (plan, diagnostics) = makePlan(spec, target: .reference)
-        guard let plan, !diagnostics.hasErrors else { throw XCTSkip("spec did not plan: \(diagnostics)") }
+        guard let plan, !diagnostics.hasErrors else { throw FixtureFailure("spec did not plan: \(diagnostics)") }
         return (spec, plan)
     }
 
