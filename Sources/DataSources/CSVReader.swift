@@ -59,6 +59,9 @@ final class CSVReader {
         _ = fcntl(descriptor, F_SETFL, 0)
         csv_init(&parser, UInt8(CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL))
         csv_set_delim(&parser, delimiter)
+        // libcsv grows a field's buffer by this many bytes at a time (128 by default): a long field would
+        // be reallocated (and, where realloc cannot remap, copied) once per 128 bytes.
+        csv_set_blk_size(&parser, 1 << 20)
         posix_fadvise(descriptor, 0, 0, POSIX_FADV_SEQUENTIAL)
     }
 
