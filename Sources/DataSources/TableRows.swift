@@ -139,9 +139,11 @@ func readTableRows(
             // A range may hold its share of the memory and some more (a range that needs more is read
             // again in order, where the estimate from the first rows stops a file that cannot fit).
             let rangeLimit = raw.limitBytes / (starts.count + 1) * 5 / 4
+            // Read here, not on the other thread: this thread appends to raw.lines meanwhile.
+            let keepLines = raw.lines != nil
             let firstRange: Result<Void, Error>
             (ranges, firstRange) = runConcurrently({
-                readRanges(zip(starts, ends).map { $0 }, path: path, format: format, layout: layout, limitBytes: rangeLimit, keepLines: raw.lines != nil)
+                readRanges(zip(starts, ends).map { $0 }, path: path, format: format, layout: layout, limitBytes: rangeLimit, keepLines: keepLines)
             }) {
                 Result { try reader.read(context: UnsafeMutableRawPointer(pointer), field: tableFieldCallback, record: tableRecordCallback, until: starts[0]) }
             }
