@@ -357,10 +357,29 @@ public func evaluateClassifier(_ executor: StepExecutor, _ data: any Dataset, in
     var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
     var predictionsOut = [Int32](repeating: 0, count: order.count)
     var correct = 0
-    let b = plan.evalBatchSize
+    forEachEvaluationBatch(executor, data, order: order) { start, rows, samples, predictions in
+        let labels = samples.labels
+        for r in 0..<rows {
+            let truth = Int(labels[Int(order[start + r])])
+            let predicted = Int(predictions[r])
+            predictionsOut[start + r] = predictions[r]
+            if truth == predicted { correct += 1 }
+            if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
+        }
+    }
+    return Trainer.Evaluation(correct: correct, total: order.count, confusion: confusion, predictions: predictionsOut)
+}
+
+/// Runs the plan's evaluation kernels over the rows `order` of `data`, one evaluation batch at a time
+/// (the next batch's rows given to gather ahead), and hands `body` each batch's first position in
+/// `order`, its row count, the samples and the predicted classes.
+func forEachEvaluationBatch(
+    _ executor: StepExecutor, _ data: any Dataset, order: [Int32],
+    _ body: (_ start: Int, _ rows: Int, _ samples: BatchSamples, _ predictions: UnsafeMutablePointer<Int32>) -> Void
+) {
+    let b = executor.plan.evalBatchSize
     data.withBatchSamples { samples in
         guard let samples else { return }
-        let labels = samples.labels
         order.withUnsafeBufferPointer { order in
             var start = 0
             while start < order.count {
@@ -369,19 +388,11 @@ public func evaluateClassifier(_ executor: StepExecutor, _ data: any Dataset, in
                 let batch = StepExecutor.BatchSource(
                     samples: samples, indices: order.baseAddress! + start, rows: rows,
                     upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
-                let predictions = executor.evaluate(batch)
-                for r in 0..<rows {
-                    let truth = Int(labels[Int(order[start + r])])
-                    let predicted = Int(predictions[r])
-                    predictionsOut[start + r] = predictions[r]
-                    if truth == predicted { correct += 1 }
-                    if truth < classes && predicted >= 0 && predicted < classes { confusion[truth][predicted] += 1 }
-                }
+                body(start, rows, samples, executor.evaluate(batch))
                 start += rows
             }
         }
     }
-    return Trainer.Evaluation(correct: correct, total: order.count, confusion: confusion, predictions: predictionsOut)
 }
 
 /// Runs the plan's evaluation kernels over the rows `order` of a dataset of target values and scores
@@ -394,27 +405,15 @@ public func evaluateRegressor(_ executor: StepExecutor, _ data: any Dataset, ind
     let offsets = data.targetOffsets.count == width ? data.targetOffsets : [Double](repeating: 0, count: width)
     var predicted = [Double](repeating: 0, count: order.count * width)
     var truth = [Double](repeating: 0, count: order.count * width)
-    let b = plan.evalBatchSize
-    data.withBatchSamples { samples in
-        guard let samples, let targets = samples.targetValues else { return }
-        order.withUnsafeBufferPointer { order in
-            var start = 0
-            while start < order.count {
-                let rows = min(b, order.count - start)
-                let next = start + rows
-                let batch = StepExecutor.BatchSource(
-                    samples: samples, indices: order.baseAddress! + start, rows: rows,
-                    upcoming: UnsafeBufferPointer(rebasing: order[next..<min(next + b, order.count)]))
-                _ = executor.evaluate(batch)
-                let outputs = executor.evalLogits
-                for r in 0..<rows {
-                    let row = Int(order[start + r])
-                    for j in 0..<width {
-                        predicted[(start + r) * width + j] = Double(outputs[r * width + j]) * scales[j] + offsets[j]
-                        truth[(start + r) * width + j] = Double(targets[row * width + j]) * scales[j] + offsets[j]
-                    }
-                }
-                start += rows
+    // A dataset without target values is refused before any step (checkDataset).
+    forEachEvaluationBatch(executor, data, order: order) { start, rows, samples, _ in
+        guard let targets = samples.targetValues else { return }
+        let outputs = executor.evalLogits
+        for r in 0..<rows {
+            let row = Int(order[start + r])
+            for j in 0..<width {
+                predicted[(start + r) * width + j] = Double(outputs[r * width + j]) * scales[j] + offsets[j]
+                truth[(start + r) * width + j] = Double(targets[row * width + j]) * scales[j] + offsets[j]
             }
         }
     }
