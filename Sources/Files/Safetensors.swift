@@ -5,20 +5,31 @@ import Foundation
 // relative to the first byte after the header) plus an optional "__metadata__" string->string map,
 // then the data region, which the tensors must cover exactly, without gaps or overlaps.
 //
-// mlpc writes and reads F32 only. The reader treats the file as hostile: every number in the header
+// mlpc writes and reads F32 tensors, and I64 ones for counts (PyTorch keeps batch norm's
+// num_batches_tracked as int64), held as Float values (exact up to 2^24). The reader treats the file as hostile: every number in the header
 // is checked (with overflow checks) before it is used, so no input can make it read out of bounds.
 
-/// One F32 tensor of a safetensors file: its name, its shape (outermost first, row-major) and its
-/// values in row-major order.
+/// The element types mlpc reads and writes: 32-bit floats, and 64-bit integers for counts.
+public enum SafetensorsDType: String, Equatable, Sendable {
+    case f32 = "F32"
+    case i64 = "I64"
+
+    var byteCount: Int { self == .f32 ? 4 : 8 }
+}
+
+/// One tensor of a safetensors file: its name, its shape (outermost first, row-major), its values in
+/// row-major order, and the element type in the file (an I64 tensor's values are whole numbers).
 public struct SafetensorsTensor: Equatable, Sendable {
     public var name: String
     public var shape: [Int]
     public var values: [Float]
+    public var dtype: SafetensorsDType
 
-    public init(name: String, shape: [Int], values: [Float]) {
+    public init(name: String, shape: [Int], values: [Float], dtype: SafetensorsDType = .f32) {
         self.name = name
         self.shape = shape
         self.values = values
+        self.dtype = dtype
     }
 }
 
@@ -46,8 +57,8 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
 }
 
 /// The tensors and metadata of a safetensors file. Tensors read from a file are in data order
-/// (ascending `data_offsets`); files this type writes put them in name order, so a round trip
-/// gives them sorted by name.
+/// (ascending `data_offsets`); files this type writes put them in element-type-then-name order, so a
+/// round trip gives them in that order.
 public struct SafetensorsFile: Equatable, Sendable {
     /// The largest header accepted; the reference implementation uses the same limit.
     public static let maximumHeaderLength = 100_000_000
@@ -129,6 +140,7 @@ public struct SafetensorsFile: Equatable, Sendable {
         var seenNames = Set<String>()
         struct Entry {
             var name: String
+            var dtype: SafetensorsDType
             var shape: [Int]
             var count: Int
             var begin: Int
@@ -177,8 +189,8 @@ public struct SafetensorsFile: Equatable, Sendable {
             guard case .string(let dtype) = dtypeValue.kind else {
                 throw fail(8 + dtypeValue.offset, name, "'dtype' is a JSON \(dtypeValue.kind.typeName), expected a string")
             }
-            guard dtype == "F32" else {
-                throw fail(8 + dtypeValue.offset, name, "dtype is \(escapedForMessage(dtype)); only F32 tensors can be read")
+            guard let elementType = SafetensorsDType(rawValue: dtype) else {
+                throw fail(8 + dtypeValue.offset, name, "dtype is \(escapedForMessage(dtype)); only F32 and I64 tensors can be read")
             }
             let shapeValue = try field("shape")
             guard case .array(let dims) = shapeValue.kind else {
@@ -207,11 +219,12 @@ public struct SafetensorsFile: Equatable, Sendable {
             guard end <= dataLength else {
                 throw fail(8 + offsetsValue.offset, name, "data_offsets [\(begin), \(end)] run past the end of the data region (\(dataLength) bytes, file offsets \(dataStart)..<\(bytes.count))")
             }
-            let (byteCount, overflow) = count.multipliedReportingOverflow(by: 4)
+            let (byteCount, overflow) = count.multipliedReportingOverflow(by: elementType.byteCount)
             guard !overflow, byteCount == end - begin else {
-                throw fail(8 + offsetsValue.offset, name, "shape \(shape) holds \(count) F32 values (\(overflow ? "too many" : String(byteCount)) bytes) but data_offsets [\(begin), \(end)] span \(end - begin) bytes")
+                throw fail(8 + offsetsValue.offset, name, "shape \(shape) holds \(count) \(elementType.rawValue) values (\(overflow ? "too many" : String(byteCount)) bytes) but data_offsets [\(begin), \(end)] span \(end - begin) bytes")
             }
-            entries.append(Entry(name: name, shape: shape, count: count, begin: begin, end: end, offset: 8 + offsetsValue.offset))
+            entries.append(
+                Entry(name: name, dtype: elementType, shape: shape, count: count, begin: begin, end: end, offset: 8 + offsetsValue.offset))
         }
 
         // Contiguous coverage: sorted by offsets, each tensor starts where the previous one ended,
@@ -236,8 +249,17 @@ public struct SafetensorsFile: Equatable, Sendable {
         var tensors: [SafetensorsTensor] = []
         tensors.reserveCapacity(entries.count)
         for entry in entries {
-            var values = [Float](repeating: 0, count: entry.count)
             let start = dataStart + entry.begin
+            if entry.dtype == .i64 {
+                let values = (0..<entry.count).map { index in
+                    var bits: UInt64 = 0
+                    for byte in 0..<8 { bits |= UInt64(bytes[start + 8 * index + byte]) << (8 * UInt64(byte)) }
+                    return Float(Int64(bitPattern: bits))
+                }
+                tensors.append(SafetensorsTensor(name: entry.name, shape: entry.shape, values: values, dtype: .i64))
+                continue
+            }
+            var values = [Float](repeating: 0, count: entry.count)
             values.withUnsafeMutableBytes { destination in
                 bytes.withUnsafeBytes { source in
                     destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[start..<(start + entry.count * 4)]))
@@ -265,11 +287,15 @@ public struct SafetensorsFile: Equatable, Sendable {
     // MARK: Writing
 
     /// The file's bytes, laid out as the reference implementation lays them out: tensors sorted by
-    /// name (all F32, so its dtype-alignment sort key is moot), `__metadata__` first in the header
+    /// element type, widest first (I64 before F32, which keeps every tensor aligned to its element),
+    /// then by name, `__metadata__` first in the header
     /// (keys sorted, omitted when empty), compact JSON, padded with spaces to a multiple of 8 bytes.
     /// Throws when a tensor's values do not match its shape, a name is duplicated or reserved.
     public func serialized(path: String = "<memory>") throws -> [UInt8] {
-        let ordered = tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        let ordered = tensors.sorted {
+            $0.dtype.byteCount != $1.dtype.byteCount
+                ? $0.dtype.byteCount > $1.dtype.byteCount : $0.name.utf8.lexicographicallyPrecedes($1.name.utf8)
+        }
         var names = Set<String>()
         for tensor in ordered {
             guard tensor.name != "__metadata__" else {
@@ -289,6 +315,9 @@ public struct SafetensorsFile: Equatable, Sendable {
             guard count == tensor.values.count else {
                 throw SafetensorsError(path: path, tensor: tensor.name, reason: "shape \(tensor.shape) holds \(count) values but the tensor has \(tensor.values.count)")
             }
+            if tensor.dtype == .i64, let index = tensor.values.firstIndex(where: { $0 != $0.rounded() || abs($0) > 0x1p62 }) {
+                throw SafetensorsError(path: path, tensor: tensor.name, reason: "element \(index) is \(tensor.values[index]), not an integer an I64 tensor can hold")
+            }
         }
 
         var header = "{"
@@ -304,8 +333,8 @@ public struct SafetensorsFile: Equatable, Sendable {
         for tensor in ordered {
             if !first { header += "," }
             first = false
-            let end = offset + tensor.values.count * 4
-            header += jsonString(tensor.name) + ":{\"dtype\":\"F32\",\"shape\":["
+            let end = offset + tensor.values.count * tensor.dtype.byteCount
+            header += jsonString(tensor.name) + ":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":["
                 + tensor.shape.map(String.init).joined(separator: ",") + "],\"data_offsets\":[\(offset),\(end)]}"
             offset = end
         }
@@ -320,6 +349,13 @@ public struct SafetensorsFile: Equatable, Sendable {
         for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: length >> (8 * UInt64(i)))) }
         out.append(contentsOf: headerBytes)
         for tensor in ordered {
+            if tensor.dtype == .i64 {
+                for value in tensor.values {
+                    let bits = UInt64(bitPattern: Int64(value))
+                    for byte in 0..<8 { out.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt64(byte)))) }
+                }
+                continue
+            }
             for value in tensor.values {
                 let bits = value.bitPattern
                 out.append(UInt8(truncatingIfNeeded: bits))

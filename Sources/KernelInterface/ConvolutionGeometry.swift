@@ -61,8 +61,10 @@ public struct ConvGeometry: Codable, Equatable, Hashable, Sendable {
     public func weightGradientScratchFloats(rows: Int) -> Int { rows * (outChannels * 16 + outPixels) }
 }
 
-/// The shape of one 2-D pooling over NCHW tensors (PyTorch's max_pool2d / avg_pool2d; an average
-/// counts the padding, PyTorch's `count_include_pad=True`). Windows start at `index * stride - pad`.
+/// The shape of one 2-D pooling over NCHW tensors (PyTorch's max_pool2d / avg_pool2d /
+/// adaptive_avg_pool2d). Windows start at `index * stride - pad` and take every `dilation`-th value
+/// (a max pool's dilation); an adaptive pool's window i spans floor(i * in / out) ..< ceil((i + 1) * in /
+/// out) instead.
 public struct PoolGeometry: Codable, Equatable, Hashable, Sendable {
     public var channels: Int
     public var inHeight: Int
@@ -75,11 +77,23 @@ public struct PoolGeometry: Codable, Equatable, Hashable, Sendable {
     public var strideWidth: Int
     public var padTop: Int
     public var padLeft: Int
+    public var dilationHeight: Int
+    public var dilationWidth: Int
+    /// An average's divisor: the window inside the padded input (PyTorch's count_include_pad=True), or
+    /// only the input values it covers.
+    public var countIncludePad: Bool
+    /// adaptive_avg_pool2d's windows (kernel, stride, padding and dilation unused).
+    public var adaptive: Bool
 
     public init(
         channels: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int, kernelHeight: Int, kernelWidth: Int,
-        strideHeight: Int, strideWidth: Int, padTop: Int, padLeft: Int
+        strideHeight: Int, strideWidth: Int, padTop: Int, padLeft: Int, dilationHeight: Int = 1, dilationWidth: Int = 1,
+        countIncludePad: Bool = true, adaptive: Bool = false
     ) {
+        self.dilationHeight = dilationHeight
+        self.dilationWidth = dilationWidth
+        self.countIncludePad = countIncludePad
+        self.adaptive = adaptive
         self.channels = channels
         self.inHeight = inHeight
         self.inWidth = inWidth
@@ -95,6 +109,13 @@ public struct PoolGeometry: Codable, Equatable, Hashable, Sendable {
 
     public var inPixels: Int { inHeight * inWidth }
     public var outPixels: Int { outHeight * outWidth }
+
+    /// The 2x2 / 2 pool without padding or dilation whose windows all lie inside the input: its forward
+    /// pass runs eight windows a vector.
+    public var isInside2x2: Bool {
+        !adaptive && kernelHeight == 2 && kernelWidth == 2 && strideHeight == 2 && strideWidth == 2 && padTop == 0 && padLeft == 0
+            && dilationHeight == 1 && dilationWidth == 1 && 2 * outHeight <= inHeight && 2 * outWidth <= inWidth
+    }
 }
 
 /// Batch normalization's settings: `channels` statistics, each over batch x `spatial` values (spatial
@@ -105,11 +126,15 @@ public struct BatchNormGeometry: Codable, Equatable, Hashable, Sendable {
     public var eps: Float
     /// The running statistics' update factor.
     public var momentum: Float
+    /// PyTorch's momentum=None: the running statistics are the cumulative average of the batches'
+    /// (factor 1 / num_batches_tracked, counting the batch at hand); `momentum` is then unused.
+    public var cumulativeAverage: Bool
 
-    public init(channels: Int, spatial: Int, eps: Float, momentum: Float) {
+    public init(channels: Int, spatial: Int, eps: Float, momentum: Float, cumulativeAverage: Bool = false) {
         self.channels = channels
         self.spatial = spatial
         self.eps = eps
         self.momentum = momentum
+        self.cumulativeAverage = cumulativeAverage
     }
 }

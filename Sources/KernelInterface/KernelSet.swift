@@ -202,6 +202,14 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int,
         BatchNormGeometry, Int, Int
     ) -> Void
+    /// An evaluation batch norm folded into the layer before it: with scale = weight / sqrt(runningVar +
+    /// eps) (as `BatchNormEvaluation` computes it), foldedWeight = layerWeight x scale per output channel and
+    /// foldedBias = (layerBias - runningMean) x scale + bias (nil weights and biases: 1 and 0). Parameters:
+    /// layerWeight, layerBias, weight, bias, runningMean, runningVar, foldedWeight, foldedBias, layout, eps.
+    public typealias BatchNormFold = (
+        UnsafePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>,
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, FoldedWeightLayout, Float
+    ) -> Void
     /// A regressor's loss and its gradient; returns the mean. Parameters: kind (0 mse, 1 l1, 2 huber),
     /// huber's delta, output, targets, m, n, d_output.
     public typealias RegressionLoss = (Int, Float, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Float
@@ -235,6 +243,7 @@ public struct KernelSet: @unchecked Sendable {
     public var batchNormTraining: BatchNormTraining
     public var batchNormEvaluation: BatchNormEvaluation
     public var batchNormBackward: BatchNormBackward
+    public var batchNormFold: BatchNormFold
     public var regressionLoss: RegressionLoss
     public var gatherTargetRows: GatherTargetRows
 
@@ -265,6 +274,7 @@ public struct KernelSet: @unchecked Sendable {
         batchNormTraining: @escaping BatchNormTraining,
         batchNormEvaluation: @escaping BatchNormEvaluation,
         batchNormBackward: @escaping BatchNormBackward,
+        batchNormFold: @escaping BatchNormFold,
         regressionLoss: @escaping RegressionLoss,
         gatherTargetRows: @escaping GatherTargetRows
     ) {
@@ -296,6 +306,7 @@ public struct KernelSet: @unchecked Sendable {
         self.batchNormTraining = batchNormTraining
         self.batchNormEvaluation = batchNormEvaluation
         self.batchNormBackward = batchNormBackward
+        self.batchNormFold = batchNormFold
     }
 }
 

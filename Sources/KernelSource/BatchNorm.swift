@@ -126,3 +126,21 @@ public func batchNormBackward(
         }
     }
 }
+
+public func batchNormFold(
+    _ layerWeight: UnsafePointer<Float>, _ layerBias: UnsafePointer<Float>?, _ weight: UnsafePointer<Float>?,
+    _ bias: UnsafePointer<Float>?, _ runningMean: UnsafePointer<Float>, _ runningVar: UnsafePointer<Float>,
+    _ foldedWeight: UnsafeMutablePointer<Float>, _ foldedBias: UnsafeMutablePointer<Float>, _ layout: FoldedWeightLayout,
+    _ eps: Float
+) {
+    // Panel padding stays zero, as in the parameter block.
+    if layout.panels { foldedWeight.update(repeating: 0, count: layout.storedFloats) }
+    for c in 0..<layout.channels {
+        let scale = (weight?[c] ?? 1) * (1 / sqrtf(runningVar[c] + eps))
+        foldedBias[c] = ((layerBias?[c] ?? 0) - runningMean[c]) * scale + (bias?[c] ?? 0)
+        for i in 0..<layout.perChannel {
+            let at = layout.offset(channel: c, index: i)
+            foldedWeight[at] = layerWeight[at] * scale
+        }
+    }
+}

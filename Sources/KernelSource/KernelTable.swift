@@ -30,5 +30,6 @@ public let kernelSet = KernelSet(
     batchNormTraining: batchNormTraining,
     batchNormEvaluation: batchNormEvaluation,
     batchNormBackward: batchNormBackward,
+    batchNormFold: batchNormFold,
     regressionLoss: regressionLoss,
     gatherTargetRows: gatherTargetRows)

@@ -1,19 +1,27 @@
 import KernelInterface
 
-// Max and average pooling over NCHW planes, as PyTorch's max_pool2d and avg_pool2d (count_include_pad)
-// compute them. Work is split by planes (one channel of one sample), so any split gives the same bits.
+// Max and average pooling over NCHW planes, as PyTorch's max_pool2d (dilation), avg_pool2d
+// (count_include_pad either way) and adaptive_avg_pool2d compute them. Work is split by planes (one
+// channel of one sample), so any split gives the same bits.
 
-/// The window of output (oy, ox): its clipped bounds and, for the average, PyTorch's divisor (the
-/// window's size inside the padded input).
+/// The window of output (oy, ox): its taps are rows h0, h0 + dilation, ... below h1 and columns w0, ...
+/// below w1, all inside the input; and the average's divisor (PyTorch's: the window's size inside the
+/// padded input, or with count_include_pad false the taps it has).
 @inline(__always)
 func poolWindow(_ g: PoolGeometry, _ oy: Int, _ ox: Int) -> (h0: Int, h1: Int, w0: Int, w1: Int, divisor: Int) {
-    var h0 = oy * g.strideHeight - g.padTop, w0 = ox * g.strideWidth - g.padLeft
-    var h1 = min(h0 + g.kernelHeight, g.inHeight + g.padTop), w1 = min(w0 + g.kernelWidth, g.inWidth + g.padLeft)
-    let divisor = (h1 - h0) * (w1 - w0)
-    h0 = max(h0, 0)
-    w0 = max(w0, 0)
-    h1 = min(h1, g.inHeight)
-    w1 = min(w1, g.inWidth)
+    if g.adaptive {
+        let h0 = oy * g.inHeight / g.outHeight, h1 = ((oy + 1) * g.inHeight + g.outHeight - 1) / g.outHeight
+        let w0 = ox * g.inWidth / g.outWidth, w1 = ((ox + 1) * g.inWidth + g.outWidth - 1) / g.outWidth
+        return (h0, h1, w0, w1, (h1 - h0) * (w1 - w0))
+    }
+    let hStart = oy * g.strideHeight - g.padTop, wStart = ox * g.strideWidth - g.padLeft
+    let hEnd = min(hStart + (g.kernelHeight - 1) * g.dilationHeight + 1, g.inHeight + g.padTop)
+    let wEnd = min(wStart + (g.kernelWidth - 1) * g.dilationWidth + 1, g.inWidth + g.padLeft)
+    // The first tap inside the input.
+    let h0 = hStart < 0 ? hStart + (-hStart + g.dilationHeight - 1) / g.dilationHeight * g.dilationHeight : hStart
+    let w0 = wStart < 0 ? wStart + (-wStart + g.dilationWidth - 1) / g.dilationWidth * g.dilationWidth : wStart
+    let h1 = min(hEnd, g.inHeight), w1 = min(wEnd, g.inWidth)
+    let divisor = g.countIncludePad ? (hEnd - hStart) * (wEnd - wStart) : max(0, h1 - h0) * max(0, w1 - w0)
     return (h0, h1, w0, w1, divisor)
 }
 
@@ -21,10 +29,8 @@ public func pool2dForward(
     _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int32>?,
     _ g: PoolGeometry, _ isMax: Bool, _ first: Int, _ end: Int
 ) {
-    if isMax && g.kernelHeight == 2 && g.kernelWidth == 2 && g.strideHeight == 2 && g.strideWidth == 2 && g.padTop == 0
-        && g.padLeft == 0 && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth
-    {
-        maxPool2x2(x, y, indices, g, first, end)
+    if g.isInside2x2 {
+        pool2x2Forward(x, y, indices, g, isMax, first, end)
         return
     }
     for plane in first..<max(first, end) {
@@ -36,8 +42,8 @@ public func pool2dForward(
                 if isMax {
                     var best = -Float.infinity
                     var bestIndex = window.h0 * g.inWidth + window.w0
-                    for ih in window.h0..<max(window.h0, window.h1) {
-                        for iw in window.w0..<max(window.w0, window.w1) {
+                    for ih in stride(from: window.h0, to: window.h1, by: g.dilationHeight) {
+                        for iw in stride(from: window.w0, to: window.w1, by: g.dilationWidth) {
                             let value = input[ih * g.inWidth + iw]
                             // PyTorch's rule: a larger value or a NaN takes the place.
                             if value > best || value.isNaN {
@@ -79,41 +85,6 @@ public func pool2dBackward(
                 for ih in window.h0..<max(window.h0, window.h1) {
                     for iw in window.w0..<max(window.w0, window.w1) { gradient[ih * g.inWidth + iw] += share }
                 }
-            }
-        }
-    }
-}
-
-/// The common 2x2 / 2 max pool whose windows all lie inside the input: the same rule as the general loop
-/// (row-major window order, a larger value or a NaN takes the place), without its bounds.
-@inline(__always)
-func maxPool2x2(
-    _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int32>?, _ g: PoolGeometry,
-    _ first: Int, _ end: Int
-) {
-    let w = g.inWidth
-    for plane in first..<max(first, end) {
-        let input = x + plane * g.inPixels, output = y + plane * g.outPixels
-        let planeIndices = indices.map { $0 + plane * g.outPixels }
-        for oy in 0..<g.outHeight {
-            let top = input + 2 * oy * w, bottom = top + w
-            for ox in 0..<g.outWidth {
-                // Selects rather than branches: which value wins is data, and mispredicted jumps
-                // cost more than the comparisons.
-                let a0 = 2 * oy * w + 2 * ox
-                var best = top[2 * ox], at = a0
-                let v1 = top[2 * ox + 1], v2 = bottom[2 * ox], v3 = bottom[2 * ox + 1]
-                let t1 = v1 > best || v1 != v1
-                best = t1 ? v1 : best
-                at = t1 ? a0 + 1 : at
-                let t2 = v2 > best || v2 != v2
-                best = t2 ? v2 : best
-                at = t2 ? a0 + w : at
-                let t3 = v3 > best || v3 != v3
-                best = t3 ? v3 : best
-                at = t3 ? a0 + w + 1 : at
-                output[oy * g.outWidth + ox] = best
-                planeIndices?[oy * g.outWidth + ox] = Int32(at)
             }
         }
     }

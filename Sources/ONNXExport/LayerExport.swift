@@ -15,7 +15,7 @@ func exportLayer(_ layer: LayerSpec, into graph: inout ONNXGraphBuilder) throws 
     case .dropout: exportDropout(layer, into: &graph)
     case .conv2d(let conv): try exportConv2d(layer, conv, into: &graph)
     case .pool2d(let pool): exportPool2d(layer, pool, into: &graph)
-    case .adaptiveAveragePool2d: exportAdaptiveAveragePool2d(layer, into: &graph)
+    case .adaptiveAveragePool2d(let size): try exportAdaptiveAveragePool2d(layer, size.value, into: &graph)
     case .batchNorm(let norm): try exportBatchNorm(layer, norm, into: &graph)
     }
 }
@@ -53,20 +53,29 @@ func exportConv2d(_ layer: LayerSpec, _ conv: Conv2dSpec, into graph: inout ONNX
 /// runtime applies to ceil_mode. Max pooling pads with -inf, as PyTorch does. Average pooling divides
 /// by the window inside the padded input (PyTorch's count_include_pad), never by the extra padding:
 /// the spec's padding is a Pad node of zeros, and the pool counts only what it is given
-/// (count_include_pad 0).
+/// (count_include_pad 0). With `count_include_pad: false` the pool itself pads and counts only the
+/// input. A dilated max pool gets `dilations`.
 func exportPool2d(_ layer: LayerSpec, _ pool: Pool2dSpec, into graph: inout ONNXGraphBuilder) {
     let name = layer.name.value
     let input = graph.shape, output = graph.layerOutputShape
-    let k = pool.kernel.value, s = pool.stride.value, p = pool.padding.value
-    // The padding after the input that the last window reaches (0 when it stops inside).
-    func end(_ inSize: Int, _ outSize: Int, _ kernel: Int, _ stride: Int, _ before: Int) -> Int {
-        max(0, (outSize - 1) * stride + kernel - inSize - before)
+    let k = pool.kernel.value, s = pool.stride.value, p = pool.padding.value, d = pool.dilation.value
+    // The padding after the input that the last window (spanning `span`) reaches (0 when it stops inside).
+    func end(_ inSize: Int, _ outSize: Int, _ span: Int, _ stride: Int, _ before: Int) -> Int {
+        max(0, (outSize - 1) * stride + span - inSize - before)
     }
     let attributes = [intsAttribute("kernel_shape", [k.height, k.width]), intsAttribute("strides", [s.height, s.width])]
     switch pool.kind {
     case .max:
+        let spanHeight = d.height * (k.height - 1) + 1, spanWidth = d.width * (k.width - 1) + 1
+        let pads = [p.height, p.width, end(input[1], output[1], spanHeight, s.height, p.height), end(input[2], output[2], spanWidth, s.width, p.width)]
+        let dilations = d == .square(1) ? [] : [intsAttribute("dilations", [d.height, d.width])]
+        graph.node(
+            "MaxPool", [graph.current], output: "\(name).out", attributes: attributes + [intsAttribute("pads", pads)] + dilations, shape: output)
+    case .average where !pool.countIncludePad.value:
         let pads = [p.height, p.width, end(input[1], output[1], k.height, s.height, p.height), end(input[2], output[2], k.width, s.width, p.width)]
-        graph.node("MaxPool", [graph.current], output: "\(name).out", attributes: attributes + [intsAttribute("pads", pads)], shape: output)
+        graph.node(
+            "AveragePool", [graph.current], output: "\(name).out",
+            attributes: attributes + [intsAttribute("pads", pads), intAttribute("count_include_pad", 0)], shape: output)
     case .average:
         var x = graph.current
         if p.height > 0 || p.width > 0 {
@@ -81,9 +90,24 @@ func exportPool2d(_ layer: LayerSpec, _ pool: Pool2dSpec, into graph: inout ONNX
     graph.declareCurrent()
 }
 
-/// `adaptive_avg_pool2d: 1`: GlobalAveragePool, [C, H, W] to [C, 1, 1].
-func exportAdaptiveAveragePool2d(_ layer: LayerSpec, into graph: inout ONNXGraphBuilder) {
-    graph.node("GlobalAveragePool", [graph.current], output: "\(layer.name.value).out", shape: graph.layerOutputShape)
+/// `adaptive_avg_pool2d`: GlobalAveragePool for output size 1; an AveragePool of equal windows where the
+/// output size divides the input's; other sizes have windows of unequal size, which no ONNX pooling
+/// node computes, and are refused.
+func exportAdaptiveAveragePool2d(_ layer: LayerSpec, _ size: SpatialPair, into graph: inout ONNXGraphBuilder) throws {
+    let name = layer.name.value
+    let input = graph.shape
+    if size == .square(1) {
+        graph.node("GlobalAveragePool", [graph.current], output: "\(name).out", shape: graph.layerOutputShape)
+    } else if input[1] % size.height == 0 && input[2] % size.width == 0 {
+        let k = [input[1] / size.height, input[2] / size.width]
+        graph.node(
+            "AveragePool", [graph.current], output: "\(name).out",
+            attributes: [intsAttribute("kernel_shape", k), intsAttribute("strides", k), intsAttribute("pads", [0, 0, 0, 0])],
+            shape: graph.layerOutputShape)
+    } else {
+        throw ONNXExportError(
+            reason: "adaptive_avg_pool2d layer '\(name)' (\(layer.location)): output size \(size.text) does not divide its input \(input[1])x\(input[2]), so its windows differ in size, which no ONNX pooling node computes; use an output size that divides the input, or an avg_pool2d")
+    }
     graph.declareCurrent()
 }
 

@@ -144,7 +144,7 @@ func isPersistent(_ role: Buffer.Role) -> Bool {
     switch role {
     case .parameters, .gradients, .optimizerState, .workspace, .modelState: return true
     case .input, .labels, .activation, .activationGradient, .preactivation, .mask, .lossScratch, .predictions, .poolIndices,
-        .statistics:
+        .statistics, .foldedWeights:
         return false
     }
 }

@@ -57,6 +57,7 @@ public enum Kernel: Equatable, Sendable {
     case pool2dBackward(Pool2dBackward)
     case batchNormForward(BatchNormForward)
     case batchNormBackward(BatchNormBackward)
+    case batchNormFold(BatchNormFold)
 
     /// The kernel's named value.
     public var step: any KernelStep {
@@ -81,6 +82,7 @@ public enum Kernel: Equatable, Sendable {
         case .pool2dBackward(let k): return k
         case .batchNormForward(let k): return k
         case .batchNormBackward(let k): return k
+        case .batchNormFold(let k): return k
         }
     }
 
@@ -106,6 +108,7 @@ public enum Kernel: Equatable, Sendable {
         case .pool2dBackward(let k): return .pool2dBackward(k.mapSlices(f))
         case .batchNormForward(let k): return .batchNormForward(k.mapSlices(f))
         case .batchNormBackward(let k): return .batchNormBackward(k.mapSlices(f))
+        case .batchNormFold(let k): return .batchNormFold(k.mapSlices(f))
         }
     }
 
@@ -124,7 +127,7 @@ public enum Kernel: Equatable, Sendable {
 extension Kernel: Codable {
     private enum Kind: String, CodingKey, CaseIterable {
         case gatherBatch, linearForward, activationForward, dropoutForward, softmaxCrossEntropy, meanSquaredError,
-            regressionLoss, activationBackward, dropoutBackward, linearBackwardWeights, linearBackwardInput, optimizerStep, classify, conv2dForward, conv2dBackwardWeights, conv2dBackwardInput, pool2dForward, pool2dBackward, batchNormForward, batchNormBackward
+            regressionLoss, activationBackward, dropoutBackward, linearBackwardWeights, linearBackwardInput, optimizerStep, classify, conv2dForward, conv2dBackwardWeights, conv2dBackwardInput, pool2dForward, pool2dBackward, batchNormForward, batchNormBackward, batchNormFold
     }
 
     public init(from decoder: Decoder) throws {
@@ -154,6 +157,7 @@ extension Kernel: Codable {
         case .pool2dBackward: self = .pool2dBackward(try container.decode(Pool2dBackward.self, forKey: kind))
         case .batchNormForward: self = .batchNormForward(try container.decode(BatchNormForward.self, forKey: kind))
         case .batchNormBackward: self = .batchNormBackward(try container.decode(BatchNormBackward.self, forKey: kind))
+        case .batchNormFold: self = .batchNormFold(try container.decode(BatchNormFold.self, forKey: kind))
         }
     }
 
@@ -180,6 +184,7 @@ extension Kernel: Codable {
         case .pool2dBackward(let k): try container.encode(k, forKey: .pool2dBackward)
         case .batchNormForward(let k): try container.encode(k, forKey: .batchNormForward)
         case .batchNormBackward(let k): try container.encode(k, forKey: .batchNormBackward)
+        case .batchNormFold(let k): try container.encode(k, forKey: .batchNormFold)
         }
     }
 }

@@ -17,7 +17,7 @@ public struct MemoryReport: Codable, Equatable, Sendable {
     /// Batch norm's running statistics (persistent).
     public var modelStateBytes: Int
     /// The convolutional layers' buffers among the activations, unshared: max pooling's argmax indices
-    /// and batch norm's batch statistics. Empty for a plan without them.
+    /// batch norm's batch statistics, and the evaluation's folded weights. Empty for a plan without them.
     public var convolutionBytes: [(String, Int)]
 
     public static func == (a: MemoryReport, b: MemoryReport) -> Bool {
@@ -50,6 +50,7 @@ public struct MemoryReport: Codable, Equatable, Sendable {
         convolutionBytes = [
             ("max pooling indices", sum([.poolIndices])),
             ("batch norm batch statistics", sum([.statistics])),
+            ("batch norm folded into weights (evaluation)", sum([.foldedWeights])),
         ].filter { $0.1 > 0 }
     }
 

@@ -52,7 +52,7 @@ func buildModelGraph(_ spec: Spec, diagnostics: inout [Diagnostic]) -> ModelGrap
         case .dropout(let p): goesOn = DropoutLayer.infer(layer, p: p, into: &graph)
         case .conv2d(let conv): goesOn = Conv2dLayer.infer(layer, conv, into: &graph)
         case .pool2d(let pool): goesOn = Pool2dLayer.infer(layer, pool, into: &graph)
-        case .adaptiveAveragePool2d: goesOn = Pool2dLayer.inferGlobal(layer, into: &graph)
+        case .adaptiveAveragePool2d(let size): goesOn = Pool2dLayer.inferAdaptive(layer, outputSize: size, into: &graph)
         case .batchNorm(let norm): goesOn = BatchNormLayer.infer(layer, norm, into: &graph)
         }
         guard goesOn else {

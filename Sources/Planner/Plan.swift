@@ -160,7 +160,9 @@ public struct Buffer: Codable, Equatable, Sendable {
             /// A max pool's argmax per output (int32).
             poolIndices,
             /// Batch norm's per-channel mean and 1/std of the batch, kept for the backward pass.
-            statistics
+            statistics,
+            /// An evaluation layer's weight and bias with the batch norm after it folded in.
+            foldedWeights
     }
     public var name: String
     public var role: Role

@@ -109,6 +109,13 @@ public func dataDiagnostics(spec: Spec, plan: Plan, directorySource: String? = n
                     "E0405", noTrainingStepReason(spec: spec, batchSize: b, examples: n), at: spec.training.batchSize.location,
                     notes: [DiagnosticNote("drop_last is set here", at: spec.training.dropLast.location)]))
         } else if n % b != 0 {
+            if let error = oneRowBatchNormError(plan: plan, spec: spec, examples: n, batchSize: b) {
+                diagnostics.append(
+                    .error(
+                        "E0406", error.message, at: error.layer.location,
+                        notes: [DiagnosticNote("the batch size is set here", at: spec.training.batchSize.location)],
+                        suggestion: error.fix))
+            }
             if spec.training.dropLast.value {
                 diagnostics.append(
                     .warning(
@@ -186,4 +193,23 @@ func noTrainingStepReason(spec: Spec, batchSize: Int, examples: Int) -> String {
     let lower = spec.training.batchSizeOverride.map { "\($0.flag)" } ?? "batch_size"
     return "no training step would run: drop_last drops the only, partial batch (\(examples) training examples, \(setting)); "
         + "lower \(lower) to \(examples) or less, or set drop_last: false"
+}
+
+/// A batch_norm after a linear (one value per channel and row) given a last training batch of one row:
+/// its batch variance would be 0 / 0, which PyTorch refuses ("Expected more than 1 value per channel when
+/// training"). Nil when there is no such layer, the last batch is dropped, or it holds 0 or 2+ rows.
+func oneRowBatchNormError(plan: Plan, spec: Spec, examples: Int, batchSize b: Int) -> (message: String, fix: String, layer: BatchNormForward)? {
+    guard !spec.training.dropLast.value, b > 1, examples % b == 1 else { return nil }
+    let layer = plan.trainKernels.lazy.compactMap { kernel -> BatchNormForward? in
+        if case .batchNormForward(let k) = kernel, k.isTraining, k.geometry.spatial == 1 { return k }
+        return nil
+    }.first
+    guard let layer else { return nil }
+    let setting = spec.training.batchSizeOverride.map { "\($0.flag) \(b)" } ?? "batch_size \(b)"
+    // The nearest batch size whose last batch is not a single row.
+    let other = (1...b).lazy.flatMap { [b + $0, b - $0] }.first { $0 >= 2 && examples % $0 != 1 } ?? b + 1
+    return (
+        "batch_norm layer '\(layer.layer)' would train on a last batch of 1 row (\(examples) training examples, \(setting): \(examples) % \(b) = 1), where each feature's batch variance is 0 / 0",
+        "set `drop_last: true`, or a batch_size whose last batch is not 1 row (\(other))", layer
+    )
 }

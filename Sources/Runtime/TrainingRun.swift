@@ -72,6 +72,9 @@ public final class TrainingRun {
         guard trainer.stepsPerEpoch > 0 else {
             throw RuntimeError.data(noTrainingStepReason(spec: spec, batchSize: plan.globalBatchSize, examples: trainer.trainingExamples))
         }
+        if let error = oneRowBatchNormError(plan: plan, spec: spec, examples: trainer.trainingExamples, batchSize: plan.globalBatchSize) {
+            throw RuntimeError.data("\(error.layer.location): \(error.message); \(error.fix)")
+        }
         specSHA256 = SHA256.hash(Array(spec.resolvedYAML.utf8)).hex
         record = RunRecord(
             mlpcVersion: options.mlpcVersion, status: "running", stopReason: nil, specPath: spec.path,

@@ -59,11 +59,16 @@ extension Spec {
                 out += "    - conv2d: {\(fields.joined(separator: ", "))}\n"
             case .pool2d(let pool):
                 let kind = pool.kind == .max ? "max_pool2d" : "avg_pool2d"
-                out += "    - \(kind): {kernel: \(pairYAML(pool.kernel.value)), stride: \(pairYAML(pool.stride.value)), padding: \(pairYAML(pool.padding.value)), ceil_mode: \(pool.ceilMode.value), name: \(name)}\n"
+                // The options PyTorch added later appear only when set, so older specs resolve as before.
+                var extra = ""
+                if pool.dilation.value != .square(1) { extra += ", dilation: \(pairYAML(pool.dilation.value))" }
+                if !pool.countIncludePad.value { extra += ", count_include_pad: false" }
+                out += "    - \(kind): {kernel: \(pairYAML(pool.kernel.value)), stride: \(pairYAML(pool.stride.value)), padding: \(pairYAML(pool.padding.value)), ceil_mode: \(pool.ceilMode.value)\(extra), name: \(name)}\n"
             case .adaptiveAveragePool2d(let size):
-                out += "    - adaptive_avg_pool2d: {output_size: \(size.value), name: \(name)}\n"
+                out += "    - adaptive_avg_pool2d: {output_size: \(size.value.text), name: \(name)}\n"
             case .batchNorm(let bn):
-                out += "    - batch_norm: {eps: \(number(bn.eps.value)), momentum: \(number(bn.momentum.value)), affine: \(bn.affine.value), name: \(name)}\n"
+                let momentum = bn.momentum.map { number($0.value) } ?? "null"
+                out += "    - batch_norm: {eps: \(number(bn.eps.value)), momentum: \(momentum), affine: \(bn.affine.value), name: \(name)}\n"
             }
         }
         out += "loss: \(loss.kind.value.rawValue)\n"

@@ -94,7 +94,7 @@ public enum LayerKind: Codable, Equatable, Sendable {
     case conv2d(Conv2dSpec)
     case pool2d(Pool2dSpec)
     /// `adaptive_avg_pool2d: 1`: the mean of each channel (global average pooling).
-    case adaptiveAveragePool2d(outputSize: Located<Int>)
+    case adaptiveAveragePool2d(outputSize: Located<SpatialPair>)
     case batchNorm(BatchNormSpec)
 }
 

@@ -63,11 +63,17 @@ public struct Pool2dSpec: Codable, Equatable, Sendable {
     public var stride: Located<SpatialPair>
     public var padding: Located<SpatialPair>
     public var ceilMode: Located<Bool>
+    /// A max pool's spacing of window taps (1 for an average).
+    public var dilation: Located<SpatialPair>
+    /// An average's divisor counts the padding (PyTorch's default) or only the input it covers.
+    public var countIncludePad: Located<Bool>
 
     public init(
         kind: PoolingKind, kernel: Located<SpatialPair>, stride: Located<SpatialPair>, padding: Located<SpatialPair>,
-        ceilMode: Located<Bool>
+        ceilMode: Located<Bool>, dilation: Located<SpatialPair>, countIncludePad: Located<Bool>
     ) {
+        self.dilation = dilation
+        self.countIncludePad = countIncludePad
         self.kind = kind
         self.kernel = kernel
         self.stride = stride
@@ -78,12 +84,13 @@ public struct Pool2dSpec: Codable, Equatable, Sendable {
 
 public struct BatchNormSpec: Codable, Equatable, Sendable {
     public var eps: Located<Double>
-    /// The running statistics' update factor (PyTorch's default 0.1).
-    public var momentum: Located<Double>
+    /// The running statistics' update factor (PyTorch's default 0.1); nil (`momentum: null`, PyTorch's
+    /// None): the cumulative average of the batches' statistics.
+    public var momentum: Located<Double>?
     /// Whether the layer has a learned scale (weight) and shift (bias).
     public var affine: Located<Bool>
 
-    public init(eps: Located<Double>, momentum: Located<Double>, affine: Located<Bool>) {
+    public init(eps: Located<Double>, momentum: Located<Double>?, affine: Located<Bool>) {
         self.eps = eps
         self.momentum = momentum
         self.affine = affine

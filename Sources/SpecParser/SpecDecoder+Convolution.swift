@@ -3,7 +3,8 @@
 extension SpecDecoder {
     static let convolutionKinds = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm"]
     static let conv2dKeys = ["out", "kernel", "stride", "padding", "dilation", "groups", "bias", "init", "activation", "name"]
-    static let poolKeys = ["kernel", "stride", "padding", "ceil_mode", "name"]
+    static let maxPoolKeys = ["kernel", "stride", "padding", "dilation", "ceil_mode", "name"]
+    static let averagePoolKeys = ["kernel", "stride", "padding", "ceil_mode", "count_include_pad", "name"]
     static let batchNormKeys = ["eps", "momentum", "affine", "name"]
     /// Kernels, strides, paddings and dilations beyond this are refused as typing mistakes.
     static let maximumSpatialSize = 1 << 16
@@ -17,15 +18,17 @@ extension SpecDecoder {
             return decodePool(parameters, kind: kind == "max_pool2d" ? .max : .average).map { .pool2d($0) }
         case "adaptive_avg_pool2d":
             checkKeys(parameters, allowed: ["output_size", "name"])
-            return integer(parameters, "output_size", default: 1, in: 1...1, example: "1")
+            return spatialPair(parameters, "output_size", default: 1, minimum: 1, example: "1")
                 .map { .adaptiveAveragePool2d(outputSize: $0) }
         default:
             checkKeys(parameters, allowed: SpecDecoder.batchNormKeys)
             let eps = number(parameters, "eps", default: 1e-5, in: .positive, float32: .normal(because: "eps must stay positive"), example: "1e-5")
-            let momentum = number(
-                parameters, "momentum", default: 0.1, in: NumberInterval(lower: 0, upper: 1), example: "0.1")
+            // `momentum: null` is PyTorch's momentum=None (a cumulative average), not the default.
+            let cumulative = parameters["momentum"].map { $0.value.isNull } ?? false
+            let momentum = cumulative
+                ? nil : number(parameters, "momentum", default: 0.1, in: NumberInterval(lower: 0, upper: 1), example: "0.1")
             let affine = boolean(parameters, "affine", default: true)
-            guard let eps, let momentum, let affine else { return nil }
+            guard let eps, cumulative || momentum != nil, let affine else { return nil }
             return .batchNorm(BatchNormSpec(eps: eps, momentum: momentum, affine: affine))
         }
     }
@@ -85,13 +88,15 @@ extension SpecDecoder {
     }
 
     private mutating func decodePool(_ parameters: MappingView, kind: PoolingKind) -> Pool2dSpec? {
-        checkKeys(parameters, allowed: SpecDecoder.poolKeys)
+        checkKeys(parameters, allowed: kind == .max ? SpecDecoder.maxPoolKeys : SpecDecoder.averagePoolKeys)
         let kernel = spatialPair(parameters, "kernel", default: nil, minimum: 1, example: "2")
         var stride = spatialPair(parameters, "stride", default: nil, minimum: 1, example: "2", optional: true)
         if stride == nil, parameters["stride"].map({ $0.value.isNull }) ?? true, let kernel { stride = kernel }
         let padding = spatialPair(parameters, "padding", default: 0, minimum: 0, example: "0")
         let ceilMode = boolean(parameters, "ceil_mode", default: false)
-        guard let kernel, let stride, let padding, let ceilMode else { return nil }
+        let dilation = spatialPair(parameters, "dilation", default: 1, minimum: 1, example: "1")
+        let countIncludePad = boolean(parameters, "count_include_pad", default: true)
+        guard let kernel, let stride, let padding, let ceilMode, let dilation, let countIncludePad else { return nil }
         // PyTorch: "pad should be at most half of effective kernel size".
         if padding.value.height * 2 > kernel.value.height || padding.value.width * 2 > kernel.value.width {
             report(.error(
@@ -100,7 +105,9 @@ extension SpecDecoder {
                 at: padding.location, notes: [DiagnosticNote("the kernel is set here", at: kernel.location)]))
             return nil
         }
-        return Pool2dSpec(kind: kind, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
+        return Pool2dSpec(
+            kind: kind, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, dilation: dilation,
+            countIncludePad: countIncludePad)
     }
 
     /// `5` or `[5, 3]`; nil (with an error) when it is neither, or a size is out of range.

@@ -146,6 +146,34 @@ final class ONNXModelTests: XCTestCase {
         XCTAssertEqual(leaky.attribute[0].f, 0.01)
     }
 
+    func testPoolingOptionsExportWithTheirAttributesAndUnequalAdaptiveWindowsAreRefused() throws {
+        let layers = """
+                - max_pool2d: {kernel: 2, stride: 1, dilation: 2}
+                - avg_pool2d: {kernel: 3, padding: 1, ceil_mode: true, count_include_pad: false}
+                - adaptive_avg_pool2d: [1, 3]
+                - flatten
+                - linear: {out: 3}
+            """
+        let (_, _, model) = try Self.export(Self.specText(layers: layers, inputShape: "[1, 8, 8]"))
+        let pools = model.graph.node.filter { $0.opType.hasSuffix("Pool") }
+        XCTAssertEqual(pools.map(\.opType), ["MaxPool", "AveragePool", "AveragePool"])
+        func ints(_ node: Onnx_NodeProto, _ name: String) -> [Int64]? { node.attribute.first { $0.name == name }?.ints }
+        // [1, 8, 8] -> dilated 2x2 (a 3-wide window) [1, 6, 6] -> 3x3 /3 pad 1 ceil [1, 3, 3] -> [1, 1, 3].
+        XCTAssertEqual(ints(pools[0], "dilations"), [2, 2])
+        XCTAssertEqual(ints(pools[0], "pads"), [0, 0, 0, 0])
+        XCTAssertEqual(ints(pools[1], "pads"), [1, 1, 2, 2], "the spec's padding and ceil_mode's reach past the input")
+        XCTAssertEqual(pools[1].attribute.first { $0.name == "count_include_pad" }?.i, 0)
+        XCTAssertFalse(model.graph.node.contains { $0.opType == "Pad" }, "the pool pads and counts only the input")
+        XCTAssertEqual(ints(pools[2], "kernel_shape"), [3, 1])
+        XCTAssertEqual(ints(pools[2], "strides"), [3, 1])
+
+        let (spec, plan) = try Self.planned(Self.specText(layers: "    - adaptive_avg_pool2d: 2\n    - flatten\n    - linear: {out: 3}", inputShape: "[1, 5, 5]"))
+        XCTAssertThrowsError(try makeONNXModel(spec: spec, plan: plan, tensors: Self.tensors(for: plan), mlpcVersion: "test")) { error in
+            XCTAssertTrue("\(error)".contains("adaptive_avg_pool2d layer 'global_pool1'"), "\(error)")
+            XCTAssertTrue("\(error)".contains("output size 2 does not divide its input 5x5"), "\(error)")
+        }
+    }
+
     func testLayerOutputShapesAreDeclared() throws {
         let (_, _, model) = try Self.export(Self.specText(layers: Self.mlp))
         let shapes = Dictionary(

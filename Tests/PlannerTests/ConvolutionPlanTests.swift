@@ -94,7 +94,7 @@ final class ConvolutionPlanTests: XCTestCase {
         XCTAssertEqual(pool.kind, .average)
         XCTAssertTrue(pool.ceilMode.value)
         XCTAssertEqual(norm.eps.value, 0.001)
-        XCTAssertEqual(norm.momentum.value, 0.2)
+        XCTAssertEqual(norm.momentum?.value, 0.2)
         XCTAssertTrue(norm.affine.value)
         XCTAssertEqual(layers.map(\.name.value), ["conv1", "avg_pool1", "conv2", "bn1", "global_pool1", "flatten1", "fc1"])
         let p = try XCTUnwrap(plan)
@@ -227,7 +227,9 @@ final class ConvolutionPlanTests: XCTestCase {
             ("- conv2d: {out: 6, kernel: [5, 5, 5]}", "one size or two"),
             ("- conv2d: {out: 6, kernel: 0}", "kernel"),
             ("- max_pool2d: {kernel: 2, padding: 2}", "at most half the kernel"),
-            ("- adaptive_avg_pool2d: 2", "output_size"),
+            ("- adaptive_avg_pool2d: 0", "output_size"),
+            ("- avg_pool2d: {kernel: 2, dilation: 2}", "dilation"),
+            ("- max_pool2d: {kernel: 2, count_include_pad: false}", "count_include_pad"),
             ("- batch_norm: {momentum: 2}", "momentum"),
             ("- conv2d: {out: 6, kernel: 5, activation: softmax}", "unknown activation"),
         ]
@@ -238,5 +240,89 @@ final class ConvolutionPlanTests: XCTestCase {
             XCTAssertTrue(error?.message.contains(expected) ?? false, "\(layer): \(diagnostics.map(\.message))")
             XCTAssertEqual(error?.location?.line, 6, layer)
         }
+    }
+
+    // MARK: pooling options and the batch-norm fold
+
+    func testDilatedMaxPoolAdaptiveSizesCountIncludePadAndCumulativeMomentum() throws {
+        let (spec, plan, diagnostics) = Self.check("""
+            - max_pool2d: {kernel: 3, stride: 1, padding: 1, dilation: 2}
+            - avg_pool2d: {kernel: 3, stride: 2, padding: 1, count_include_pad: false}
+            - adaptive_avg_pool2d: [3, 2]
+            - batch_norm: {momentum: null}
+            - flatten
+            - linear: {out: 10}
+            """, input: "[2, 15, 14]")
+        XCTAssertEqual(diagnostics.filter { $0.severity == .error }.map(\.message), [])
+        let layers = try XCTUnwrap(spec).model.layers
+        guard case .pool2d(let max) = layers[0].kind, case .pool2d(let average) = layers[1].kind,
+            case .adaptiveAveragePool2d(let size) = layers[2].kind, case .batchNorm(let norm) = layers[3].kind
+        else { return XCTFail("kinds: \(layers.map(\.kind))") }
+        XCTAssertEqual(max.dilation.value, SpatialPair(2, 2))
+        XCTAssertTrue(max.countIncludePad.value)
+        XCTAssertFalse(average.countIncludePad.value)
+        XCTAssertEqual(size.value, SpatialPair(3, 2))
+        XCTAssertNil(norm.momentum, "momentum: null is PyTorch's None")
+        let p = try XCTUnwrap(plan)
+        // Dilated: (15 + 2 - 2 * 2 - 1) / 1 + 1 = 13, (14 + 2 - 5) + 1 = 12; then (13 + 2 - 3) / 2 + 1 = 7, 6.
+        XCTAssertEqual(p.layers.map(\.outputShape), [[2, 13, 12], [2, 7, 6], [2, 3, 2], [2, 3, 2], [12], [10]])
+        let pools = p.evalKernels.compactMap { if case .pool2dForward(let k) = $0 { return k.geometry } else { return nil } }
+        XCTAssertEqual(pools.map(\.dilationHeight), [2, 1, 1])
+        XCTAssertEqual(pools.map(\.countIncludePad), [true, false, true])
+        XCTAssertEqual(pools.map(\.adaptive), [false, false, true])
+        let norms = p.trainKernels.compactMap { if case .batchNormForward(let k) = $0 { return k.geometry } else { return nil } }
+        XCTAssertEqual(norms.map(\.cumulativeAverage), [true])
+        XCTAssertEqual(verify(p), [])
+        // The resolved spec keeps every option: resolving it again gives the same text.
+        let resolvedText = try XCTUnwrap(spec).resolvedYAML
+        XCTAssertTrue(resolvedText.contains("dilation: [2, 2]"), resolvedText)
+        XCTAssertTrue(resolvedText.contains("count_include_pad: false"), resolvedText)
+        XCTAssertTrue(resolvedText.contains("adaptive_avg_pool2d: {output_size: [3, 2]"), resolvedText)
+        XCTAssertTrue(resolvedText.contains("momentum: null"), resolvedText)
+        let resolved = SpecLoader.parse(bytes: Array(resolvedText.utf8), path: "resolved.yaml")
+        XCTAssertEqual(resolved.spec?.resolvedYAML, resolvedText)
+    }
+
+    func testADilatedWindowLargerThanTheInputIsLocated() throws {
+        let (_, plan, diagnostics) = Self.check("- max_pool2d: {kernel: 3, dilation: 4}\n- flatten\n- linear: {out: 10}", input: "[1, 8, 8]")
+        XCTAssertNil(plan)
+        let error = try XCTUnwrap(diagnostics.first { $0.code == "E0307" })
+        XCTAssertTrue(error.message.contains("its window spans 9 rows but the padded input has 8"), error.message)
+    }
+
+    func testTheFoldPassReplacesEvaluationBatchNormsAfterConvolutionsAndLinears() throws {
+        let layers = """
+            - conv2d: {out: 8, kernel: 3, padding: 1, bias: false}
+            - batch_norm
+            - relu
+            - conv2d: {out: 4, kernel: 3, activation: relu}
+            - batch_norm
+            - max_pool2d: 2
+            - flatten
+            - linear: {out: 16}
+            - batch_norm
+            - linear: {out: 10}
+            """
+        let (_, plan, diagnostics) = Self.check(layers)
+        XCTAssertEqual(diagnostics.filter { $0.severity == .error }.map(\.message), [])
+        let p = try XCTUnwrap(plan)
+        let report = try XCTUnwrap(p.passes.first { $0.pass == .foldBatchNorm })
+        XCTAssertTrue(report.applied)
+        // bn2 follows conv2's fused relu, which a fold cannot move past.
+        XCTAssertEqual(report.detail, "bn1 into conv1 (with relu1), bn3 into fc1")
+        let eval = p.evalKernels.map(\.label)
+        XCTAssertEqual(eval.filter { $0.contains("batch_norm") }, ["bn2.batch_norm_eval"])
+        XCTAssertTrue(eval.contains("bn1.fold_into_conv1"))
+        XCTAssertTrue(eval.contains("conv1.conv2d+bias+relu"), "\(eval)")
+        XCTAssertFalse(eval.contains("relu1.relu"))
+        XCTAssertEqual(p.trainKernels.filter { $0.label.contains("batch_norm") && !$0.isBackward }.count, 3, "training is unchanged")
+        XCTAssertEqual(p.buffer(named: "eval.conv1.folded_weight")?.elements, 8 * 9)
+        XCTAssertEqual(p.buffer(named: "eval.fc1.folded_weight")?.elements, 32 * 4 * 13 * 13, "one padded panel of 32 features")
+        XCTAssertNil(p.buffer(named: "eval.conv1.out"), "conv1 writes relu1's output directly")
+        XCTAssertNil(p.buffer(named: "eval.bn1.out"))
+        XCTAssertEqual(verify(p), [])
+        XCTAssertTrue(PlanText.full(p).contains("applied  fold-batch-norm: bn1 into conv1 (with relu1), bn3 into fc1"))
+        let off = makePlan(try XCTUnwrap(Self.check(layers).spec), target: .reference, options: PlanOptions(disabledPasses: [.foldBatchNorm])).plan
+        XCTAssertEqual(off?.evalKernels.filter { $0.label.contains("batch_norm_eval") }.count, 3)
     }
 }

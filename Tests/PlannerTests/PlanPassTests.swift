@@ -27,7 +27,8 @@ final class PlanPassTests: XCTestCase {
     func testTheReferencePlanOnTwoThreadsAppliesEveryPassAndReportsEachInOrder() throws {
         let plan = try plan()
         XCTAssertEqual(plan.passes.map(\.pass), PlanPass.allCases)
-        XCTAssertEqual(plan.passes.map(\.applied), [true, true, true, true])
+        // The MLP has no batch norm to fold.
+        XCTAssertEqual(plan.passes.map(\.applied), [true, true, true, true, false])
         XCTAssertEqual(plan.shiftedInput, ShiftedInput(layer: "fc1"))
         XCTAssertEqual(plan.liveFirstFeatures?.layer, "fc1")
         XCTAssertNotNil(plan.batchPrefetch)
@@ -108,5 +109,6 @@ final class PlanPassTests: XCTestCase {
         XCTAssertTrue(text.contains("skipped  sparse-input: turned off (--disable-pass sparse-input)"), text)
         XCTAssertTrue(text.contains("skipped  batch-prefetch: the plan has one thread"), text)
         XCTAssertTrue(text.contains("fc1.linear+bias+relu [shifted-input, live-first-features]"), text)
+        XCTAssertTrue(text.contains("skipped  fold-batch-norm: no evaluation batch_norm follows"), text)
     }
 }

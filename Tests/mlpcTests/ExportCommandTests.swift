@@ -160,6 +160,38 @@ final class ExportCommandTests: XCTestCase {
         }
     }
 
+    /// The pooling options in ONNX Runtime: a dilated max pool, an average that does not count the
+    /// padding (with ceil_mode's window over the edge), an adaptive average of equal windows, and a
+    /// batch norm with momentum: null.
+    func testPoolingOptionsMatchPredictInONNXRuntime() throws {
+        let spec = """
+            name: pool_options
+            seed: 2
+            data:
+              dir: unused
+              normalize: {mean: 0.1307, std: 0.3081}
+            model:
+              input_shape: [1, \(TinyDataset.side), \(TinyDataset.side)]
+              layers:
+                - conv2d: {out: 4, kernel: 3, padding: 1}
+                - batch_norm: {momentum: null}
+                - relu
+                - max_pool2d: {kernel: 2, stride: 1, dilation: 2, padding: 1}
+                - avg_pool2d: {kernel: 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false}
+                - adaptive_avg_pool2d: [2, 2]
+                - flatten
+                - linear: {out: \(TinyDataset.classes)}
+            loss: cross_entropy
+            optimizer: {kind: adam, lr: 0.01}
+            training: {batch_size: 16, epochs: 3, threads: 1}
+            """
+        let run = try trainedRun(spec)
+        let report = try exportAndCompare(run: run, images: data + "/" + TinyDataset.testImages, expectedInputDims: ["batch", "1", "6", "6"])
+        for op in ["Conv", "BatchNormalization", "MaxPool", "AveragePool"] {
+            XCTAssertTrue(report.opTypes.contains(op), "\(op) missing from \(report.opTypes)")
+        }
+    }
+
     func testMSEModelMatchesPredictInONNXRuntime() throws {
         let spec = TinyDataset.spec(epochs: 3).replacingOccurrences(of: "loss: cross_entropy", with: "loss: mse")
         let run = try trainedRun(spec)

@@ -107,6 +107,9 @@ extension BatchNormForward {
         }
         return BoundKernel(isBackward: false) { executor, _, rows in
             let kernels = executor.kernels
+            var geometry = geometry
+            // PyTorch's momentum=None: factor 1 / num_batches_tracked, this batch counted.
+            if geometry.cumulativeAverage { geometry.momentum = 1 / (tracked[0] + 1) }
             runShares(executor, count: geometry.channels, parts: parts) { first, end, _ in
                 kernels.batchNormTraining(x, y, weight, bias, runningMean, runningVar, savedMean, savedInvStd, rows, geometry, first, end)
             }

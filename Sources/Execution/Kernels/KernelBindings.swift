@@ -68,6 +68,7 @@ extension Kernel {
         case .pool2dBackward(let k): return k.bind(binding)
         case .batchNormForward(let k): return k.bind(binding)
         case .batchNormBackward(let k): return k.bind(binding)
+        case .batchNormFold(let k): return k.bind(binding)
         }
     }
 }

@@ -116,7 +116,13 @@ public struct Pool2dForward: KernelStep {
     public var writes: [Slice] { [output] + (indices.map { [$0] } ?? []) }
     public var flops: Int { output.elements * geometry.kernelHeight * geometry.kernelWidth }
     public var label: String { "\(layer).\(kind == .max ? "max" : "avg")_pool2d" }
-    public var algorithm: String? { "\(geometry.kernelHeight)x\(geometry.kernelWidth) windows /\(geometry.strideHeight)x\(geometry.strideWidth), by plane" }
+    public var algorithm: String? {
+        let g = geometry
+        if g.adaptive { return "adaptive windows \(g.inHeight)x\(g.inWidth) to \(g.outHeight)x\(g.outWidth), by plane" }
+        if g.isInside2x2 { return "2x2 windows /2x2, 8 a vector (even/odd column shuffles), by plane" }
+        let dilation = g.dilationHeight == 1 && g.dilationWidth == 1 ? "" : " dilation \(g.dilationHeight)x\(g.dilationWidth)"
+        return "\(g.kernelHeight)x\(g.kernelWidth) windows /\(g.strideHeight)x\(g.strideWidth)\(dilation), by plane"
+    }
     public var source: SourceLocation? { location }
 
     public func mapSlices(_ f: (Slice) -> Slice) -> Pool2dForward {

@@ -36,7 +36,8 @@ struct BatchNormLayer: PlannedLayer {
                     suggestion: "use a batch_size of at least 2, or remove '\(name)'"))
         }
         let geometry = BatchNormGeometry(
-            channels: channels, spatial: spatial, eps: Float(spec.eps.value), momentum: Float(spec.momentum.value))
+            channels: channels, spatial: spatial, eps: Float(spec.eps.value), momentum: Float(spec.momentum?.value ?? 0),
+            cumulativeAverage: spec.momentum == nil)
         graph.layers.append(BatchNormLayer(name: name, location: layer.location, outputShape: shape, geometry: geometry, affine: spec.affine.value))
         let kind = shape.count == 1 ? "batch_norm1d" : "batch_norm2d"
         graph.summaries.append(

@@ -1,9 +1,9 @@
 import KernelInterface
 import SpecParser
 
-/// `max_pool2d`, `avg_pool2d` and `adaptive_avg_pool2d: 1` over [C, H, W] per sample: PyTorch's
-/// F.max_pool2d (argmax kept for the backward pass), F.avg_pool2d (count_include_pad) and global
-/// average pooling (an average over the whole plane).
+/// `max_pool2d`, `avg_pool2d` and `adaptive_avg_pool2d` over [C, H, W] per sample: PyTorch's
+/// F.max_pool2d (dilation; argmax kept for the backward pass), F.avg_pool2d (count_include_pad either
+/// way) and F.adaptive_avg_pool2d (any output size; 1 is global average pooling).
 struct Pool2dLayer: PlannedLayer {
     var name: String
     var location: SourceLocation
@@ -15,42 +15,54 @@ struct Pool2dLayer: PlannedLayer {
     static func infer(_ layer: LayerSpec, _ pool: Pool2dSpec, into graph: inout GraphBuilder) -> Bool {
         let kindName = pool.kind == .max ? "max_pool2d" : "avg_pool2d"
         guard let (channels, height, width) = graph.spatialInput(layer, kind: kindName) else { return false }
-        let k = pool.kernel.value, s = pool.stride.value, p = pool.padding.value
+        let k = pool.kernel.value, s = pool.stride.value, p = pool.padding.value, d = pool.dilation.value
         let outHeight = GraphBuilder.outputSize(
-            input: height, padBefore: p.height, padAfter: p.height, kernel: k.height, stride: s.height, dilation: 1,
+            input: height, padBefore: p.height, padAfter: p.height, kernel: k.height, stride: s.height, dilation: d.height,
             ceilMode: pool.ceilMode.value)
         let outWidth = GraphBuilder.outputSize(
-            input: width, padBefore: p.width, padAfter: p.width, kernel: k.width, stride: s.width, dilation: 1,
+            input: width, padBefore: p.width, padAfter: p.width, kernel: k.width, stride: s.width, dilation: d.width,
             ceilMode: pool.ceilMode.value)
+        let spanHeight = d.height * (k.height - 1) + 1, spanWidth = d.width * (k.width - 1) + 1
         if outHeight == nil {
             graph.reportWindowTooLarge(
-                layer, kind: kindName, dimension: "height", input: height, padded: height + 2 * p.height, window: k.height,
+                layer, kind: kindName, dimension: "height", input: height, padded: height + 2 * p.height, window: spanHeight,
                 at: pool.kernel.location)
         }
         if outWidth == nil {
             graph.reportWindowTooLarge(
-                layer, kind: kindName, dimension: "width", input: width, padded: width + 2 * p.width, window: k.width,
+                layer, kind: kindName, dimension: "width", input: width, padded: width + 2 * p.width, window: spanWidth,
                 at: pool.kernel.location)
         }
         guard let outHeight, let outWidth else { return false }
-        graph.warnSkippingStride(layer, kind: kindName, stride: s.height, window: k.height, dimension: "height", at: pool.stride.location)
-        graph.warnSkippingStride(layer, kind: kindName, stride: s.width, window: k.width, dimension: "width", at: pool.stride.location)
+        graph.warnSkippingStride(layer, kind: kindName, stride: s.height, window: spanHeight, dimension: "height", at: pool.stride.location)
+        graph.warnSkippingStride(layer, kind: kindName, stride: s.width, window: spanWidth, dimension: "width", at: pool.stride.location)
         let geometry = PoolGeometry(
             channels: channels, inHeight: height, inWidth: width, outHeight: outHeight, outWidth: outWidth, kernelHeight: k.height,
-            kernelWidth: k.width, strideHeight: s.height, strideWidth: s.width, padTop: p.height, padLeft: p.width)
+            kernelWidth: k.width, strideHeight: s.height, strideWidth: s.width, padTop: p.height, padLeft: p.width,
+            dilationHeight: d.height, dilationWidth: d.width, countIncludePad: pool.countIncludePad.value)
         var summary = "\(kindName) \(k.text)"
         if s != k { summary += " /\(s.text)" }
+        if d != .square(1) { summary += " dilation \(d.text)" }
+        if !pool.countIncludePad.value { summary += " (padding not counted)" }
         append(layer, geometry: geometry, kind: pool.kind, summary: summary, into: &graph)
         return true
     }
 
-    /// `adaptive_avg_pool2d: 1`: an average over each whole plane.
-    static func inferGlobal(_ layer: LayerSpec, into graph: inout GraphBuilder) -> Bool {
+    /// `adaptive_avg_pool2d: [h, w]`: output (i, j) averages rows floor(i * H / h) ..< ceil((i + 1) * H / h)
+    /// and the columns alike (1: the whole plane). An output larger than the input repeats input values,
+    /// as PyTorch does.
+    static func inferAdaptive(_ layer: LayerSpec, outputSize: Located<SpatialPair>, into graph: inout GraphBuilder) -> Bool {
         guard let (channels, height, width) = graph.spatialInput(layer, kind: "adaptive_avg_pool2d") else { return false }
+        let out = outputSize.value
+        // The largest window, for the cost estimate (the kernel does not read it).
+        func largestWindow(_ input: Int, _ output: Int) -> Int {
+            (0..<output).map { i in ((i + 1) * input + output - 1) / output - i * input / output }.max() ?? 1
+        }
         let geometry = PoolGeometry(
-            channels: channels, inHeight: height, inWidth: width, outHeight: 1, outWidth: 1, kernelHeight: height, kernelWidth: width,
-            strideHeight: height, strideWidth: width, padTop: 0, padLeft: 0)
-        append(layer, geometry: geometry, kind: .average, summary: "adaptive_avg_pool2d 1", into: &graph)
+            channels: channels, inHeight: height, inWidth: width, outHeight: out.height, outWidth: out.width,
+            kernelHeight: largestWindow(height, out.height), kernelWidth: largestWindow(width, out.width), strideHeight: 1, strideWidth: 1,
+            padTop: 0, padLeft: 0, adaptive: true)
+        append(layer, geometry: geometry, kind: .average, summary: "adaptive_avg_pool2d \(out.text)", into: &graph)
         return true
     }
 

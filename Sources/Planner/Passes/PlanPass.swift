@@ -1,12 +1,14 @@
 /// The optional passes over a plan. Each replaces kernels by named variants (or adds a buffer pair)
 /// for speed; the plan records which applied and why the others did not, and `mlpc run`/`mlpc bench`
-/// (`--disable-pass NAME`) can turn each off. Only `shifted-input` changes rounding (the shift is
-/// summed apart from the pixels); the others give the same bits on or off.
+/// (`--disable-pass NAME`) can turn each off. `shifted-input` changes rounding (the shift is summed
+/// apart from the pixels) and `fold-batch-norm` the evaluation's rounding (the batch norm's scale is
+/// applied to the weights); the others give the same bits on or off.
 public enum PlanPass: String, Codable, CaseIterable, Sendable, Comparable {
     case shiftedInput = "shifted-input"
     case sparseInput = "sparse-input"
     case batchPrefetch = "batch-prefetch"
     case liveFirstFeatures = "live-first-features"
+    case foldBatchNorm = "fold-batch-norm"
 
     public static func < (a: PlanPass, b: PlanPass) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -20,6 +22,8 @@ public enum PlanPass: String, Codable, CaseIterable, Sendable, Comparable {
         case .sparseInput: return "let that layer's products loop over the nonzero inputs of a sparse batch (same bits)"
         case .batchPrefetch: return "gather the next batch on another thread while kernels run on one (same bits)"
         case .liveFirstFeatures: return "store the first layer's live features first during an epoch (same bits)"
+        case .foldBatchNorm:
+            return "fold an evaluation batch norm into the convolution or linear layer before it (evaluation rounds otherwise; training unchanged)"
         }
     }
 }
@@ -115,6 +119,7 @@ func runPasses(_ plan: inout Plan) {
         case .sparseInput: outcome = addSparseInput(&plan)
         case .batchPrefetch: outcome = addBatchPrefetch(&plan)
         case .liveFirstFeatures: outcome = addLiveFirstFeatures(&plan)
+        case .foldBatchNorm: outcome = addBatchNormFold(&plan)
         }
         switch outcome {
         case .success(let detail): plan.passes.append(PassReport(pass: pass, applied: true, detail: detail))

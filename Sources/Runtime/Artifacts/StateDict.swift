@@ -32,7 +32,7 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
 /// The tensors of one parameter-shaped block (the parameters, or an optimizer moment), PyTorch-named
 /// with `prefix` in front (`exp_avg.fc1.weight`), in PyTorch's layout.
 /// With `modelState` (the parameter block's state_dict), the model's state tensors follow, read from
-/// it: batch norm's `running_mean`, `running_var` and `num_batches_tracked` (a scalar).
+/// it: batch norm's `running_mean`, `running_var` and `num_batches_tracked` (a scalar, int64 as in PyTorch).
 public func stateDictTensors(
     plan: Plan, block: UnsafePointer<Float>, prefix: String = "", modelState: UnsafePointer<Float>? = nil
 ) -> [SafetensorsTensor] {
@@ -43,7 +43,9 @@ public func stateDictTensors(
         for tensor in plan.modelState {
             tensors.append(
                 SafetensorsTensor(
-                    name: prefix + tensor.name, shape: tensor.shape, values: Array(UnsafeBufferPointer(start: modelState + tensor.offset, count: tensor.count))))
+                    name: prefix + tensor.name, shape: tensor.shape,
+                    values: Array(UnsafeBufferPointer(start: modelState + tensor.offset, count: tensor.count)),
+                    dtype: tensor.role == .batchesTracked ? .i64 : .f32))
         }
     }
     return tensors
@@ -73,8 +75,8 @@ public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, pr
     var expected = Set<String>()
     for prefix in prefixes {
         // The model's state belongs to the parameters' state_dict (prefix ""), not to optimizer moments.
-        let stateTensors = prefix.isEmpty ? plan.modelState.map { ($0.name, $0.shape, $0.location) } : []
-        for (name, shape, location) in stateTensors {
+        let stateTensors = prefix.isEmpty ? plan.modelState.map { ($0.name, $0.shape, $0.location, $0.role) } : []
+        for (name, shape, location, role) in stateTensors {
             expected.insert(name)
             guard let found = file.tensor(named: name) else {
                 problems.append("\(name) is missing (\(lineText(location)) declares it, \(shapeText(shape)))")
@@ -82,6 +84,10 @@ public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, pr
             }
             if found.shape != shape {
                 problems.append("\(name): the file has \(shapeText(found.shape)), \(lineText(location)) says \(shapeText(shape))")
+            }
+            // A count is int64 (PyTorch's type); files written before mlpc wrote it so hold F32.
+            if found.dtype != .f32 && role != .batchesTracked {
+                problems.append("\(name): the file has \(found.dtype.rawValue) values, expected F32")
             }
         }
         for tensor in plan.parameters {
@@ -93,6 +99,9 @@ public func checkStateDict(_ file: SafetensorsFile, path: String, plan: Plan, pr
             }
             if found.shape != tensor.shape {
                 problems.append("\(name): the file has \(shapeText(found.shape)), \(lineText(tensor.location)) says \(shapeText(tensor.shape))")
+            }
+            if found.dtype != .f32 {
+                problems.append("\(name): the file has \(found.dtype.rawValue) values, expected F32")
             }
         }
     }

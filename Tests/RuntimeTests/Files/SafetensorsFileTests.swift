@@ -181,6 +181,32 @@ print(json.dumps({'meta': meta, 'tensors': out}))
         XCTAssertTrue(error?.reason.contains("missing key 'shape'") ?? false)
     }
 
+    // MARK: I64 (counts)
+
+    func testI64TensorsGoFirstAsEightByteLittleEndianIntegersAndReadBack() throws {
+        let file = SafetensorsFile(tensors: [
+            SafetensorsTensor(name: "a.weight", shape: [2], values: [1.5, -2]),
+            SafetensorsTensor(name: "bn.num_batches_tracked", shape: [], values: [16_777_216], dtype: .i64),
+        ])
+        let bytes = try file.serialized()
+        let header = #"{"bn.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[0,8]},"a.weight":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#
+        let padding = (8 - header.utf8.count % 8) % 8
+        let expected = (0..<8).map { UInt8(truncatingIfNeeded: (header.utf8.count + padding) >> (8 * $0)) } + Array(header.utf8)
+            + [UInt8](repeating: 32, count: padding) + [0, 0, 0, 1, 0, 0, 0, 0] + floatBytes([1.5, -2])
+        XCTAssertEqual(bytes, expected)
+        let parsed = try SafetensorsFile.parse(bytes: bytes, path: path)
+        XCTAssertEqual(parsed.tensor(named: "bn.num_batches_tracked"), file.tensors[1])
+        XCTAssertEqual(parsed.tensor(named: "a.weight")?.dtype, .f32)
+    }
+
+    func testNegativeI64IsReadAndAnI64ThatIsNotAnIntegerIsNotWritten() throws {
+        let bytes = file(header: #"{"n":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, data: [0xFE] + [UInt8](repeating: 0xFF, count: 7))
+        XCTAssertEqual(try SafetensorsFile.parse(bytes: bytes, path: path).tensor(named: "n")?.values, [-2])
+        let error = parseError(file(header: #"{"n":{"dtype":"I64","shape":[1],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]))
+        XCTAssertTrue(error?.reason.contains("1 I64 values (8 bytes)") ?? false, error?.reason ?? "")
+        XCTAssertThrowsError(try SafetensorsFile(tensors: [SafetensorsTensor(name: "n", shape: [1], values: [0.5], dtype: .i64)]).serialized())
+    }
+
     func testOtherDtypeIsRejectedNamingTheTensor() {
         let error = parseError(file(header: #"{"emb":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]))
         XCTAssertEqual(error?.tensor, "emb")

@@ -60,15 +60,28 @@ func referenceConv2dGradients(_ x: [Double], _ w: [Double], _ dy: [Double], _ g:
 /// size within the padded input; the max takes the first largest (NaN wins).
 func referencePool(_ x: [Double], _ g: PoolGeometry, planes: Int, isMax: Bool) -> (y: [Double], argmax: [Int]) {
     var y: [Double] = [], argmax: [Int] = []
+    // The input rows (or columns) a window reads, and the size its average divides by.
+    func taps(_ o: Int, input: Int, output: Int, kernel: Int, stride: Int, pad: Int, dilation: Int) -> (taps: [Int], size: Int) {
+        if g.adaptive {
+            let start = Int((Double(o * input) / Double(output)).rounded(.down))
+            let end = Int((Double((o + 1) * input) / Double(output)).rounded(.up))
+            return (Array(start..<end), end - start)
+        }
+        let start = o * stride - pad
+        let all = (0..<kernel).map { start + $0 * dilation }
+        let inside = all.filter { $0 >= 0 && $0 < input }
+        // PyTorch's count_include_pad counts the window inside the padded input (not past it).
+        let padded = all.filter { $0 < input + pad }.count
+        return (inside, g.countIncludePad ? padded : inside.count)
+    }
     for plane in 0..<planes {
         for oy in 0..<g.outHeight {
             for ox in 0..<g.outWidth {
-                let h0 = oy * g.strideHeight - g.padTop, w0 = ox * g.strideWidth - g.padLeft
-                let h1 = min(h0 + g.kernelHeight, g.inHeight + g.padTop), w1 = min(w0 + g.kernelWidth, g.inWidth + g.padLeft)
-                let divisor = Double((h1 - h0) * (w1 - w0))
-                var best = -Double.infinity, bestIndex = max(h0, 0) * g.inWidth + max(w0, 0), sum = 0.0
-                for ih in max(h0, 0)..<min(h1, g.inHeight) {
-                    for iw in max(w0, 0)..<min(w1, g.inWidth) {
+                let rows = taps(oy, input: g.inHeight, output: g.outHeight, kernel: g.kernelHeight, stride: g.strideHeight, pad: g.padTop, dilation: g.dilationHeight)
+                let columns = taps(ox, input: g.inWidth, output: g.outWidth, kernel: g.kernelWidth, stride: g.strideWidth, pad: g.padLeft, dilation: g.dilationWidth)
+                var best = -Double.infinity, bestIndex = rows.taps[0] * g.inWidth + columns.taps[0], sum = 0.0
+                for ih in rows.taps {
+                    for iw in columns.taps {
                         let v = x[plane * g.inPixels + ih * g.inWidth + iw]
                         sum += v
                         if v > best {
@@ -77,7 +90,7 @@ func referencePool(_ x: [Double], _ g: PoolGeometry, planes: Int, isMax: Bool) -
                         }
                     }
                 }
-                y.append(isMax ? best : sum / divisor)
+                y.append(isMax ? best : sum / Double(rows.size * columns.size))
                 argmax.append(bestIndex)
             }
         }
