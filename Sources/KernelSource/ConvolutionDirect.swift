@@ -29,6 +29,7 @@ func shiftedRowCopies(
             let first = min(max(-shift, 0), outWidth), end = max(min(width - shift, outWidth), first)
             for r in 0..<paddedHeight {
                 let ih = r - padTop
+                // Whole-vector stores, each free to run past the part it fills: what follows overwrites it.
                 if ih < 0 || ih >= height || end == first {
                     var o = 0
                     while o < outWidth {
@@ -36,9 +37,13 @@ func shiftedRowCopies(
                         o += 16
                     }
                 } else {
-                    for o in 0..<first { out[o] = 0 }
+                    var o = 0
+                    while o < first {
+                        store16(zero, out + o)
+                        o += 16
+                    }
                     let source = plane + ih * width + shift
-                    var o = first
+                    o = first
                     while o < end {
                         if source + o + 16 <= xEnd {
                             store16(load16(source + o), out + o)
@@ -47,7 +52,11 @@ func shiftedRowCopies(
                         }
                         o += 16
                     }
-                    for o in end..<outWidth { out[o] = 0 }
+                    o = end
+                    while o < outWidth {
+                        store16(zero, out + o)
+                        o += 16
+                    }
                 }
                 out += outWidth
             }
@@ -67,19 +76,41 @@ struct ShiftedRowShape {
     var patch: Int { channels * kernelHeight * kernelWidth }
 }
 
-/// Output channels [0, R) (weights at w, row stride patch) by vectors [j0, j0 + V) of positions
-/// (vectors past the last repeat it); R and V are constants at every call, so the unused
-/// accumulators fold away.
+/// A count fixed at compile time: the register blocks are generic over these, so each block size is
+/// its own specialization and its unused accumulators fold away.
+protocol BlockCount { static var count: Int { get } }
+enum One: BlockCount { static var count: Int { 1 } }
+enum Two: BlockCount { static var count: Int { 2 } }
+enum Three: BlockCount { static var count: Int { 3 } }
+enum Four: BlockCount { static var count: Int { 4 } }
+enum Six: BlockCount { static var count: Int { 6 } }
+enum Eight: BlockCount { static var count: Int { 8 } }
+
+/// a0...a3 += x0...x3 * weight, the first `vectors` of them.
 @inline(__always)
-func shiftedRowBlock(
-    _ R: Int, _ V: Int, _ j0: Int, _ rows: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ s: ShiftedRowShape,
+func addProducts(
+    _ vectors: Int, _ a0: inout SIMD16<Float>, _ a1: inout SIMD16<Float>, _ a2: inout SIMD16<Float>, _ a3: inout SIMD16<Float>,
+    _ x0: SIMD16<Float>, _ x1: SIMD16<Float>, _ x2: SIMD16<Float>, _ x3: SIMD16<Float>, _ weight: Float
+) {
+    a0 = a0.addingProduct(x0, weight)
+    if vectors > 1 { a1 = a1.addingProduct(x1, weight) }
+    if vectors > 2 { a2 = a2.addingProduct(x2, weight) }
+    if vectors > 3 { a3 = a3.addingProduct(x3, weight) }
+}
+
+/// Output channels [0, R.count) (weights at w, row stride patch) by vectors [j0, j0 + V.count) of
+/// positions, all within the output (the last may be partial).
+@inline(never)
+func shiftedRowBlock<R: BlockCount, V: BlockCount>(
+    _: R.Type, _: V.Type, _ j0: Int, _ rows: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ s: ShiftedRowShape,
     _ y: UnsafeMutablePointer<Float>, _ pre: UnsafeMutablePointer<Float>?, _ bias: UnsafePointer<Float>?,
     _ code: ActivationCode, _ slope: Float
 ) {
-    let k = s.patch, p = s.pixels, last = (p + 15) / 16 - 1
-    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { w + (R > r ? r : 0) * k }
-    let w0 = row(0), w1 = row(1), w2 = row(2), w3 = row(3), w4 = row(4), w5 = row(5), w6 = row(6), w7 = row(7)
-    let q0 = min(j0, last) * 16, q1 = min(j0 + 1, last) * 16, q2 = min(j0 + 2, last) * 16, q3 = min(j0 + 3, last) * 16
+    let R = R.count, V = V.count
+    let k = s.patch, p = s.pixels
+    let w0 = w, w1 = w + (R > 1 ? k : 0), w2 = w + (R > 2 ? 2 * k : 0), w3 = w + (R > 3 ? 3 * k : 0)
+    let w4 = w + (R > 4 ? 4 * k : 0), w5 = w + (R > 5 ? 5 * k : 0), w6 = w + (R > 6 ? 6 * k : 0), w7 = w + (R > 7 ? 7 * k : 0)
+    let q0 = j0 * 16, q1 = q0 + 16, q2 = q0 + 32, q3 = q0 + 48
     var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
     var a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00
     var a40 = a00, a41 = a00, a42 = a00, a43 = a00, a50 = a00, a51 = a00, a52 = a00, a53 = a00
@@ -94,52 +125,66 @@ func shiftedRowBlock(
                 let x1 = V > 1 ? load16(source + q1) : x0
                 let x2 = V > 2 ? load16(source + q2) : x0
                 let x3 = V > 3 ? load16(source + q3) : x0
-                @inline(__always) func fma4(_ a0: inout SIMD16<Float>, _ a1: inout SIMD16<Float>, _ a2: inout SIMD16<Float>, _ a3: inout SIMD16<Float>, _ weight: Float) {
-                    a0 = a0.addingProduct(x0, weight)
-                    if V > 1 { a1 = a1.addingProduct(x1, weight) }
-                    if V > 2 { a2 = a2.addingProduct(x2, weight) }
-                    if V > 3 { a3 = a3.addingProduct(x3, weight) }
-                }
-                fma4(&a00, &a01, &a02, &a03, w0[i])
-                if R > 1 { fma4(&a10, &a11, &a12, &a13, w1[i]) }
-                if R > 2 { fma4(&a20, &a21, &a22, &a23, w2[i]) }
-                if R > 3 { fma4(&a30, &a31, &a32, &a33, w3[i]) }
-                if R > 4 { fma4(&a40, &a41, &a42, &a43, w4[i]) }
-                if R > 5 { fma4(&a50, &a51, &a52, &a53, w5[i]) }
-                if R > 6 { fma4(&a60, &a61, &a62, &a63, w6[i]) }
-                if R > 7 { fma4(&a70, &a71, &a72, &a73, w7[i]) }
+                addProducts(V, &a00, &a01, &a02, &a03, x0, x1, x2, x3, w0[i])
+                if R > 1 { addProducts(V, &a10, &a11, &a12, &a13, x0, x1, x2, x3, w1[i]) }
+                if R > 2 { addProducts(V, &a20, &a21, &a22, &a23, x0, x1, x2, x3, w2[i]) }
+                if R > 3 { addProducts(V, &a30, &a31, &a32, &a33, x0, x1, x2, x3, w3[i]) }
+                if R > 4 { addProducts(V, &a40, &a41, &a42, &a43, x0, x1, x2, x3, w4[i]) }
+                if R > 5 { addProducts(V, &a50, &a51, &a52, &a53, x0, x1, x2, x3, w5[i]) }
+                if R > 6 { addProducts(V, &a60, &a61, &a62, &a63, x0, x1, x2, x3, w6[i]) }
+                if R > 7 { addProducts(V, &a70, &a71, &a72, &a73, x0, x1, x2, x3, w7[i]) }
                 i += 1
                 source += copyFloats
             }
         }
     }
-    @inline(__always) func put(_ z: SIMD16<Float>, _ r: Int, _ q: Int) {
-        var z = z
+    // Straight-line stores: a loop over the accumulators would keep them in memory.
+    @inline(__always) func put(_ a: SIMD16<Float>, _ r: Int, _ q: Int) {
+        var z = a
         if let bias { z = z + SIMD16(repeating: bias[r]) }
         let lanes = min(16, p - q)
         if let pre { storeLanes(z, pre + r * p + q, lanes) }
         storeLanes(activate16(z, code, slope), y + r * p + q, lanes)
     }
-    @inline(__always) func put4(_ r: Int, _ a0: SIMD16<Float>, _ a1: SIMD16<Float>, _ a2: SIMD16<Float>, _ a3: SIMD16<Float>) {
-        put(a0, r, q0)
-        if V > 1 { put(a1, r, q1) }
-        if V > 2 { put(a2, r, q2) }
-        if V > 3 { put(a3, r, q3) }
-    }
-    put4(0, a00, a01, a02, a03)
-    if R > 1 { put4(1, a10, a11, a12, a13) }
-    if R > 2 { put4(2, a20, a21, a22, a23) }
-    if R > 3 { put4(3, a30, a31, a32, a33) }
-    if R > 4 { put4(4, a40, a41, a42, a43) }
-    if R > 5 { put4(5, a50, a51, a52, a53) }
-    if R > 6 { put4(6, a60, a61, a62, a63) }
-    if R > 7 { put4(7, a70, a71, a72, a73) }
+    put(a00, 0, q0)
+    if V > 1 { put(a01, 0, q1) }
+    if V > 2 { put(a02, 0, q2) }
+    if V > 3 { put(a03, 0, q3) }
+    if R > 1 { put(a10, 1, q0) }
+    if R > 1 && V > 1 { put(a11, 1, q1) }
+    if R > 1 && V > 2 { put(a12, 1, q2) }
+    if R > 1 && V > 3 { put(a13, 1, q3) }
+    if R > 2 { put(a20, 2, q0) }
+    if R > 2 && V > 1 { put(a21, 2, q1) }
+    if R > 2 && V > 2 { put(a22, 2, q2) }
+    if R > 2 && V > 3 { put(a23, 2, q3) }
+    if R > 3 { put(a30, 3, q0) }
+    if R > 3 && V > 1 { put(a31, 3, q1) }
+    if R > 3 && V > 2 { put(a32, 3, q2) }
+    if R > 3 && V > 3 { put(a33, 3, q3) }
+    if R > 4 { put(a40, 4, q0) }
+    if R > 4 && V > 1 { put(a41, 4, q1) }
+    if R > 4 && V > 2 { put(a42, 4, q2) }
+    if R > 4 && V > 3 { put(a43, 4, q3) }
+    if R > 5 { put(a50, 5, q0) }
+    if R > 5 && V > 1 { put(a51, 5, q1) }
+    if R > 5 && V > 2 { put(a52, 5, q2) }
+    if R > 5 && V > 3 { put(a53, 5, q3) }
+    if R > 6 { put(a60, 6, q0) }
+    if R > 6 && V > 1 { put(a61, 6, q1) }
+    if R > 6 && V > 2 { put(a62, 6, q2) }
+    if R > 6 && V > 3 { put(a63, 6, q3) }
+    if R > 7 { put(a70, 7, q0) }
+    if R > 7 && V > 1 { put(a71, 7, q1) }
+    if R > 7 && V > 2 { put(a72, 7, q2) }
+    if R > 7 && V > 3 { put(a73, 7, q3) }
 }
 
-/// Every vector of positions for output channels [0, R), in blocks of at most `maxV` vectors.
+/// Every vector of positions for output channels [0, R.count), in blocks of at most `maxV` (3 or 4)
+/// vectors.
 @inline(__always)
-func shiftedRowChannels(
-    _ R: Int, _ maxV: Int, _ rows: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ s: ShiftedRowShape,
+func shiftedRowChannels<R: BlockCount>(
+    _ r: R.Type, _ maxV: Int, _ rows: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ s: ShiftedRowShape,
     _ y: UnsafeMutablePointer<Float>, _ pre: UnsafeMutablePointer<Float>?, _ bias: UnsafePointer<Float>?,
     _ code: ActivationCode, _ slope: Float
 ) {
@@ -148,10 +193,10 @@ func shiftedRowChannels(
     while j0 < vectors {
         let v = min(maxV, vectors - j0)
         switch v {
-        case 1: shiftedRowBlock(R, 1, j0, rows, w, s, y, pre, bias, code, slope)
-        case 2: shiftedRowBlock(R, 2, j0, rows, w, s, y, pre, bias, code, slope)
-        case 3: shiftedRowBlock(R, 3, j0, rows, w, s, y, pre, bias, code, slope)
-        default: shiftedRowBlock(R, maxV > 3 ? 4 : 3, j0, rows, w, s, y, pre, bias, code, slope)
+        case 1: shiftedRowBlock(r, One.self, j0, rows, w, s, y, pre, bias, code, slope)
+        case 2: shiftedRowBlock(r, Two.self, j0, rows, w, s, y, pre, bias, code, slope)
+        case 3: shiftedRowBlock(r, Three.self, j0, rows, w, s, y, pre, bias, code, slope)
+        default: shiftedRowBlock(r, Four.self, j0, rows, w, s, y, pre, bias, code, slope)
         }
         j0 += v
     }
@@ -171,11 +216,11 @@ func shiftedRowProduct(
         let r = left >= 8 ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1
         let wr = w + oc * k, yr = y + oc * p, pr = pre.map { $0 + oc * p }, br = bias.map { $0 + oc }
         switch r {
-        case 8: shiftedRowChannels(8, 3, rows, wr, s, yr, pr, br, code, slope)
-        case 6: shiftedRowChannels(6, 4, rows, wr, s, yr, pr, br, code, slope)
-        case 4: shiftedRowChannels(4, 4, rows, wr, s, yr, pr, br, code, slope)
-        case 2: shiftedRowChannels(2, 4, rows, wr, s, yr, pr, br, code, slope)
-        default: shiftedRowChannels(1, 4, rows, wr, s, yr, pr, br, code, slope)
+        case 8: shiftedRowChannels(Eight.self, 3, rows, wr, s, yr, pr, br, code, slope)
+        case 6: shiftedRowChannels(Six.self, 4, rows, wr, s, yr, pr, br, code, slope)
+        case 4: shiftedRowChannels(Four.self, 4, rows, wr, s, yr, pr, br, code, slope)
+        case 2: shiftedRowChannels(Two.self, 4, rows, wr, s, yr, pr, br, code, slope)
+        default: shiftedRowChannels(One.self, 4, rows, wr, s, yr, pr, br, code, slope)
         }
         oc += r
     }

@@ -8,9 +8,25 @@ public enum ConvolutionMethod: String, Codable, Equatable, Hashable, Sendable {
     case im2col
     case direct
 
-    /// Direct wherever it applies: it needs about a third of im2col's copying and, for the input
-    /// gradient, no col2im (docs/performance.md has the measurements).
-    public static func choose(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
+    /// The forward: direct wherever it applies. It copies kernelWidth shifted rows per input row instead
+    /// of kernelHeight x kernelWidth, and multiplies the same products with the same bits.
+    public static func forward(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
+
+    /// The input gradient: direct where it applies and its cost, in vector operations, is below
+    /// im2col's. The direct kernel also multiplies dy's zero padding (LeNet's conv2: its 10x10 dy padded
+    /// to 18x18, twice the real products) and writes kernelWidth copies of the padded dy, each read by
+    /// kernelHeight taps out of L2 (4 operations a vector); im2col multiplies only real products but
+    /// adds every column element back one at a time (col2im). On LeNet's conv2 this picks im2col,
+    /// measured 905 us a batch against the direct kernel's 1138 us (docs/performance.md).
+    public static func inputGradient(_ g: ConvGeometry) -> ConvolutionMethod {
+        guard g.allowsDirect else { return .im2col }
+        func vectors(_ n: Int) -> Int { (n + 15) / 16 }
+        let taps = g.groupOutChannels * g.kernelHeight * g.kernelWidth
+        let direct = g.inChannels * vectors(g.inPixels) * taps + 4 * g.groups * vectors(g.inputGradientGeometry.shiftedRowFloats)
+        let columnProducts = g.groups * ((g.patchSize + 7) / 8 * 8) * vectors(g.outPixels) * g.groupOutChannels
+        let col2im = g.groups * g.patchSize * g.outPixels
+        return direct < columnProducts + col2im ? .direct : .im2col
+    }
 }
 
 /// output = act(conv2d(input, weight) + bias) (`ConvGeometry`), the bias and activation applied in the
