@@ -58,7 +58,7 @@ public struct Conv2dForward: KernelStep {
         let groups = geometry.groups > 1 ? " x\(geometry.groups) groups" : ""
         switch method {
         case .im2col: return "im2col \(geometry.patchSize)x\(geometry.outPixels)\(groups), 8 ch x 16 px registers, by sample"
-        case .direct: return "direct, \(directCopiesText(geometry))\(groups), 8 or 6 ch x 3-4 x 16 px registers, by sample"
+        case .direct: return "direct, \(directCopiesText(geometry))\(groups), \(directBlockText(geometry)), by sample"
         }
     }
 
@@ -109,6 +109,14 @@ func directCopiesText(_ g: ConvGeometry) -> String {
     "\(g.groupInChannels * g.kernelWidth) row-shifted copies \(g.outHeight + g.kernelHeight - 1)x\(g.outWidth)"
 }
 
+/// The direct kernel's first register block: 8, 6, 4, 2 or 1 output channels (the most the group has)
+/// by 3 vectors of 16 positions for 8 channels, else 4.
+func directBlockText(_ g: ConvGeometry) -> String {
+    let n = g.groupOutChannels
+    let channels = n >= 8 ? 8 : n >= 6 ? 6 : n >= 4 ? 4 : n >= 2 ? 2 : 1
+    return "\(channels) ch x \(channels == 8 ? 3 : 4) x 16 px registers"
+}
+
 /// inputGradient = the transposed convolution of the output gradient: direct (dy padded by
 /// kernel - 1 - pad, weights flipped, the forward's direct kernel) or im2col (columns in the
 /// workspace, then col2im); parts split the samples.
@@ -130,7 +138,9 @@ public struct Conv2dBackwardInput: KernelStep {
     public var algorithm: String? {
         switch method {
         case .im2col: return "w x dy into \(geometry.patchSize)x\(geometry.outPixels) scratch, col2im, by sample"
-        case .direct: return "direct over dy padded, flipped weights, \(directCopiesText(geometry.inputGradientGeometry)), by sample"
+        case .direct:
+            let t = geometry.inputGradientGeometry
+            return "direct over dy padded, flipped weights, \(directCopiesText(t)), \(directBlockText(t)), by sample"
         }
     }
     public var source: SourceLocation? { location }
