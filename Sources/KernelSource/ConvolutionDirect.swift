@@ -66,6 +66,9 @@ func shiftedRowCopies(
 
 /// The shape of one shifted-row product: `channels` input channels of `kernelHeight x kernelWidth`
 /// taps over copies of `paddedHeight` rows of `outWidth` floats, `pixels` output positions.
+/// `patch` is the weight rows' stride. With `continues` the sums start from the partial sums in y
+/// (an earlier chunk of channels stored them there), else from zero; with `finishes` the bias and
+/// activation are applied, else the partial sums are stored as they are.
 struct ShiftedRowShape {
     var channels: Int
     var kernelHeight: Int
@@ -73,7 +76,9 @@ struct ShiftedRowShape {
     var paddedHeight: Int
     var outWidth: Int
     var pixels: Int
-    var patch: Int { channels * kernelHeight * kernelWidth }
+    var patch: Int
+    var continues: Bool
+    var finishes: Bool
 }
 
 /// A count fixed at compile time: the register blocks are generic over these, so each block size is
@@ -111,10 +116,43 @@ func shiftedRowBlock<R: BlockCount, V: BlockCount>(
     let w0 = w, w1 = w + (R > 1 ? k : 0), w2 = w + (R > 2 ? 2 * k : 0), w3 = w + (R > 3 ? 3 * k : 0)
     let w4 = w + (R > 4 ? 4 * k : 0), w5 = w + (R > 5 ? 5 * k : 0), w6 = w + (R > 6 ? 6 * k : 0), w7 = w + (R > 7 ? 7 * k : 0)
     let q0 = j0 * 16, q1 = q0 + 16, q2 = q0 + 32, q3 = q0 + 48
-    var a00 = SIMD16<Float>(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
-    var a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00
-    var a40 = a00, a41 = a00, a42 = a00, a43 = a00, a50 = a00, a51 = a00, a52 = a00, a53 = a00
-    var a60 = a00, a61 = a00, a62 = a00, a63 = a00, a70 = a00, a71 = a00, a72 = a00, a73 = a00
+    // Partial sums stored as they are and loaded back continue the same sequence of multiply-adds.
+    let zero = SIMD16<Float>(), continues = s.continues
+    @inline(__always) func start(_ r: Int, _ q: Int) -> SIMD16<Float> {
+        continues ? loadLanes(y + r * p + q, min(16, p - q)) : zero
+    }
+    var a00 = start(0, q0)
+    var a01 = (V > 1) ? start(0, q1) : zero
+    var a02 = (V > 2) ? start(0, q2) : zero
+    var a03 = (V > 3) ? start(0, q3) : zero
+    var a10 = (R > 1) ? start(1, q0) : zero
+    var a11 = (R > 1 && V > 1) ? start(1, q1) : zero
+    var a12 = (R > 1 && V > 2) ? start(1, q2) : zero
+    var a13 = (R > 1 && V > 3) ? start(1, q3) : zero
+    var a20 = (R > 2) ? start(2, q0) : zero
+    var a21 = (R > 2 && V > 1) ? start(2, q1) : zero
+    var a22 = (R > 2 && V > 2) ? start(2, q2) : zero
+    var a23 = (R > 2 && V > 3) ? start(2, q3) : zero
+    var a30 = (R > 3) ? start(3, q0) : zero
+    var a31 = (R > 3 && V > 1) ? start(3, q1) : zero
+    var a32 = (R > 3 && V > 2) ? start(3, q2) : zero
+    var a33 = (R > 3 && V > 3) ? start(3, q3) : zero
+    var a40 = (R > 4) ? start(4, q0) : zero
+    var a41 = (R > 4 && V > 1) ? start(4, q1) : zero
+    var a42 = (R > 4 && V > 2) ? start(4, q2) : zero
+    var a43 = (R > 4 && V > 3) ? start(4, q3) : zero
+    var a50 = (R > 5) ? start(5, q0) : zero
+    var a51 = (R > 5 && V > 1) ? start(5, q1) : zero
+    var a52 = (R > 5 && V > 2) ? start(5, q2) : zero
+    var a53 = (R > 5 && V > 3) ? start(5, q3) : zero
+    var a60 = (R > 6) ? start(6, q0) : zero
+    var a61 = (R > 6 && V > 1) ? start(6, q1) : zero
+    var a62 = (R > 6 && V > 2) ? start(6, q2) : zero
+    var a63 = (R > 6 && V > 3) ? start(6, q3) : zero
+    var a70 = (R > 7) ? start(7, q0) : zero
+    var a71 = (R > 7 && V > 1) ? start(7, q1) : zero
+    var a72 = (R > 7 && V > 2) ? start(7, q2) : zero
+    var a73 = (R > 7 && V > 3) ? start(7, q3) : zero
     let copyFloats = s.paddedHeight * s.outWidth
     var i = 0
     for c in 0..<s.channels {
@@ -139,10 +177,12 @@ func shiftedRowBlock<R: BlockCount, V: BlockCount>(
         }
     }
     // Straight-line stores: a loop over the accumulators would keep them in memory.
+    let finishes = s.finishes
     @inline(__always) func put(_ a: SIMD16<Float>, _ r: Int, _ q: Int) {
         var z = a
-        if let bias { z = z + SIMD16(repeating: bias[r]) }
         let lanes = min(16, p - q)
+        guard finishes else { return storeLanes(z, y + r * p + q, lanes) }
+        if let bias { z = z + SIMD16(repeating: bias[r]) }
         if let pre { storeLanes(z, pre + r * p + q, lanes) }
         storeLanes(activate16(z, code, slope), y + r * p + q, lanes)
     }
@@ -235,20 +275,32 @@ func shiftedRowConvolution(
     _ code: ActivationCode, _ slope: Float, _ first: Int, _ end: Int
 ) {
     let groupIn = g.groupInChannels, groupOut = g.groupOutChannels, k = g.patchSize, p = g.outPixels
-    let s = ShiftedRowShape(
-        channels: groupIn, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
-        paddedHeight: g.outHeight + g.kernelHeight - 1, outWidth: g.outWidth, pixels: p)
+    let chunk = g.shiftedRowChunkChannels, taps = g.kernelHeight * g.kernelWidth
+    var s = ShiftedRowShape(
+        channels: chunk, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
+        paddedHeight: g.outHeight + g.kernelHeight - 1, outWidth: g.outWidth, pixels: p, patch: k, continues: false,
+        finishes: true)
     // The last partial vector reads up to 15 floats past the copies: finite values, never stored.
-    (scratch + s.channels * s.kernelWidth * s.paddedHeight * s.outWidth).update(repeating: 0, count: 16)
+    (scratch + chunk * s.kernelWidth * s.paddedHeight * s.outWidth).update(repeating: 0, count: 16)
     for n in first..<max(first, end) {
         let sample = x + n * g.inputFloats
         for group in 0..<g.groups {
-            shiftedRowCopies(
-                sample + group * groupIn * g.inPixels, sample + g.inputFloats, channels: groupIn, height: g.inHeight,
-                width: g.inWidth, padTop: g.padTop, padLeft: g.padLeft, paddedHeight: s.paddedHeight,
-                kernelWidth: g.kernelWidth, outWidth: g.outWidth, scratch)
             let oc = group * groupOut, at = n * g.outputFloats + oc * p
-            shiftedRowProduct(scratch, w + oc * k, groupOut, s, y + at, pre.map { $0 + at }, bias.map { $0 + oc }, code, slope)
+            // Chunks of channels whose copies stay in L1 while every block of outputs reads them.
+            var c = 0
+            while c < groupIn {
+                s.channels = min(chunk, groupIn - c)
+                s.continues = c > 0
+                s.finishes = c + s.channels == groupIn
+                shiftedRowCopies(
+                    sample + (group * groupIn + c) * g.inPixels, sample + g.inputFloats, channels: s.channels,
+                    height: g.inHeight, width: g.inWidth, padTop: g.padTop, padLeft: g.padLeft,
+                    paddedHeight: s.paddedHeight, kernelWidth: g.kernelWidth, outWidth: g.outWidth, scratch)
+                shiftedRowProduct(
+                    scratch, w + oc * k + c * taps, groupOut, s, y + at, pre.map { $0 + at }, bias.map { $0 + oc }, code,
+                    slope)
+                c += s.channels
+            }
         }
     }
 }

@@ -65,17 +65,17 @@ final class ConvolutionPlanTests: XCTestCase {
         XCTAssertTrue(summary.contains("one sample's convolution copies per thread"), summary)
         XCTAssertFalse(p.buffers.contains { $0.name.contains("columns") })
         XCTAssertEqual(try XCTUnwrap(p.buffer(named: "max_pool1.indices")).elementType, .int32)
-        // mlpc plan names the algorithm of each convolution kernel: both forwards go direct; conv2's
-        // input gradient stays im2col, whose products skip dy's zero padding.
+        // mlpc plan names the algorithm of each convolution kernel: stride 1 goes direct, and conv2's
+        // input gradient copies dy's 16 channels four at a time (their copies stay in L1).
         let text = PlanText.full(p)
         XCTAssertTrue(text.contains("direct, 5 row-shifted copies 32x28"), text)
         XCTAssertTrue(text.contains("direct, 30 row-shifted copies 14x10"), text)
-        XCTAssertTrue(text.contains("w x dy into 150x100 scratch, col2im"), text)
-        XCTAssertFalse(text.contains("im2col 25x784"), text)
-        // One sample's copies or columns per thread, and the weight gradient's scratch, fit the workspace.
+        XCTAssertTrue(text.contains("direct over dy padded, flipped weights, 20 row-shifted copies 18x14 per 4 of 16 channels"), text)
+        XCTAssertFalse(text.contains("col2im"), text)
+        // One sample's copies per thread, and the weight gradient's scratch, fit the workspace.
         let workspace = try XCTUnwrap(p.buffer(named: "workspace")).shape[1]
         XCTAssertGreaterThanOrEqual(workspace, 30 * 14 * 10 + 16, "conv2's row-shifted copies")
-        XCTAssertGreaterThanOrEqual(workspace, 150 * 100, "conv2's input gradient columns")
+        XCTAssertGreaterThanOrEqual(workspace, 2400 + 20 * 18 * 14 + 16, "conv2's flipped weights and dy's copies")
         XCTAssertGreaterThanOrEqual(workspace, 150 * (16 * 16 + 100), "conv2's weight gradient, all rows on one part")
     }
 

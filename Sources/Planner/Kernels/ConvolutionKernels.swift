@@ -8,25 +8,13 @@ public enum ConvolutionMethod: String, Codable, Equatable, Hashable, Sendable {
     case im2col
     case direct
 
-    /// The forward: direct wherever it applies. It copies kernelWidth shifted rows per input row instead
-    /// of kernelHeight x kernelWidth, and multiplies the same products with the same bits.
-    public static func forward(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
-
-    /// The input gradient: direct where it applies and its cost, in vector operations, is below
-    /// im2col's. The direct kernel also multiplies dy's zero padding (LeNet's conv2: its 10x10 dy padded
-    /// to 18x18, twice the real products) and writes kernelWidth copies of the padded dy, each read by
-    /// kernelHeight taps out of L2 (4 operations a vector); im2col multiplies only real products but
-    /// adds every column element back one at a time (col2im). On LeNet's conv2 this picks im2col,
-    /// measured 905 us a batch against the direct kernel's 1138 us (docs/performance.md).
-    public static func inputGradient(_ g: ConvGeometry) -> ConvolutionMethod {
-        guard g.allowsDirect else { return .im2col }
-        func vectors(_ n: Int) -> Int { (n + 15) / 16 }
-        let taps = g.groupOutChannels * g.kernelHeight * g.kernelWidth
-        let direct = g.inChannels * vectors(g.inPixels) * taps + 4 * g.groups * vectors(g.inputGradientGeometry.shiftedRowFloats)
-        let columnProducts = g.groups * ((g.patchSize + 7) / 8 * 8) * vectors(g.outPixels) * g.groupOutChannels
-        let col2im = g.groups * g.patchSize * g.outPixels
-        return direct < columnProducts + col2im ? .direct : .im2col
-    }
+    /// Direct wherever it applies, for the forward and the input gradient. The forward copies
+    /// kernelWidth shifted rows per input row instead of kernelHeight x kernelWidth and multiplies the
+    /// same products with the same bits. The input gradient's direct form also multiplies dy's zero
+    /// padding, but needs no col2im (one scalar addition per column element); measured on one thread
+    /// (docs/performance.md), it ties im2col on LeNet's conv2 (10x10 dy padded to 18x18) and is 12 %
+    /// faster on mnist_cnn_bn's conv2 (3x3, padding 1).
+    public static func choose(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
 }
 
 /// output = act(conv2d(input, weight) + bias) (`ConvGeometry`), the bias and activation applied in the
@@ -106,7 +94,9 @@ public struct Conv2dBackwardWeights: KernelStep {
 
 /// The row-shifted copies of one group of one sample that a direct convolution reads.
 func directCopiesText(_ g: ConvGeometry) -> String {
-    "\(g.groupInChannels * g.kernelWidth) row-shifted copies \(g.outHeight + g.kernelHeight - 1)x\(g.outWidth)"
+    let chunk = g.shiftedRowChunkChannels, chunks = (g.groupInChannels + chunk - 1) / chunk
+    let copies = "\(chunk * g.kernelWidth) row-shifted copies \(g.outHeight + g.kernelHeight - 1)x\(g.outWidth)"
+    return chunks > 1 ? "\(copies) per \(chunk) of \(g.groupInChannels) channels" : copies
 }
 
 /// The direct kernel's first register block: 8, 6, 4, 2 or 1 output channels (the most the group has)

@@ -122,7 +122,7 @@ struct Conv2dLayer: PlannedLayer {
         }
         // Each part copies or unfolds one sample at a time into its workspace; the weight gradient
         // unfolds again rather than keep every sample's columns (megabytes that would come back from memory).
-        let method = ConvolutionMethod.forward(geometry)
+        let method = ConvolutionMethod.choose(geometry)
         builder.noteWorkspace(floats: forwardWorkspaceFloats(method))
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
         builder.train.append(
@@ -160,7 +160,7 @@ struct Conv2dLayer: PlannedLayer {
         guard context.needsInputGradient else { return }
         let x = context.input
         let inputGradient = builder.declare("d_\(x.buffer)", .activationGradient, .float32, shape: x.shape)
-        let method = ConvolutionMethod.inputGradient(geometry)
+        let method = ConvolutionMethod.choose(geometry)
         builder.noteWorkspace(floats: method == .direct ? geometry.directInputGradientFloats : geometry.patchSize * geometry.outPixels)
         builder.train.append(
             .conv2dBackwardInput(
@@ -180,7 +180,7 @@ struct Conv2dLayer: PlannedLayer {
         let batch = builder.evalBatch
         let y = builder.declare("eval.\(name).out", .activation, .float32, shape: [batch] + outputShape)
         // Evaluation keeps no columns: each part copies or unfolds one sample at a time into its workspace.
-        let method = ConvolutionMethod.forward(geometry)
+        let method = ConvolutionMethod.choose(geometry)
         builder.noteWorkspace(floats: forwardWorkspaceFloats(method))
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
         builder.eval.append(

@@ -6,7 +6,7 @@ import XCTest
 /// bits, the input gradient matches the Double twin and central differences, and both give the same
 /// bits for any split of the samples and any kernel set. The shapes reach every register block
 /// (8, 6, 4, 2 and 1 channels; 1 to 4 vectors), padding wider than the kernel, asymmetric padding,
-/// groups and ragged last vectors.
+/// groups, ragged last vectors and channels copied in chunks.
 final class DirectConvolutionKernelTests: XCTestCase {
     static let geometries: [ConvGeometry] = [
         ConvolutionKernelTests.conv(c: 1, h: 28, w: 28, out: 6, k: (5, 5), s: (1, 1), pad: (2, 2), d: (1, 1), groups: 1),
@@ -19,6 +19,9 @@ final class DirectConvolutionKernelTests: XCTestCase {
         ConvolutionKernelTests.conv(c: 4, h: 6, w: 19, out: 7, k: (2, 5), s: (1, 1), pad: (2, 0), d: (1, 1), groups: 1),
         ConvolutionKernelTests.conv(c: 5, h: 3, w: 40, out: 13, k: (1, 3), s: (1, 1), pad: (0, 1), d: (1, 1), groups: 1),
         ConvolutionKernelTests.conv(c: 8, h: 11, w: 11, out: 8, k: (3, 3), s: (1, 1), pad: (1, 1), d: (1, 1), groups: 8),
+        // 20 input channels copied 2 at a time (3 copies of 30 x 30 floats each): partial sums carried
+        // between chunks, forward and input gradient.
+        ConvolutionKernelTests.conv(c: 20, h: 28, w: 30, out: 9, k: (3, 3), s: (1, 1), pad: (1, 1), d: (1, 1), groups: 1),
     ]
 
     struct DirectResult {
@@ -49,6 +52,8 @@ final class DirectConvolutionKernelTests: XCTestCase {
 
     func testEveryShapeAllowsDirect() {
         XCTAssertTrue(Self.geometries.allSatisfy(\.allowsDirect))
+        XCTAssertEqual(Self.geometries.last?.shiftedRowChunkChannels, 2, "the last shape's forward runs in chunks")
+        XCTAssertEqual(Self.geometries[1].inputGradientGeometry.shiftedRowChunkChannels, 4, "LeNet conv2's input gradient")
         XCTAssertFalse(ConvolutionKernelTests.geometries[1].allowsDirect, "stride 2")
         XCTAssertFalse(ConvolutionKernelTests.conv(c: 1, h: 9, w: 9, out: 1, k: (3, 3), s: (1, 1), pad: (0, 0), d: (2, 1), groups: 1).allowsDirect)
     }
