@@ -58,6 +58,8 @@ extension TrainingRun {
         let floats = plan.parameterBlockFloats * 4
         ranks.broadcast(executor.parameters, count: floats, from: 0)
         for block in 0..<plan.optimizer.stateBlocks { ranks.broadcast(executor.stateBlock(block), count: floats, from: 0) }
+        // Batch norm's running statistics too: every rank starts from the same model.
+        if let state = executor.modelState { ranks.broadcast(state, count: plan.modelStateFloats * 4, from: 0) }
         var steps = Int64(executor.optimizerSteps)
         ranks.broadcast(&steps, count: 8, from: 0)
         executor.optimizerSteps = Int(steps)
