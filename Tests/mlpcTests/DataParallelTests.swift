@@ -271,12 +271,11 @@ final class DataParallelTests: XCTestCase {
         defer { job.stop() }
         MLPCProcess.wait(for: job.process, upTo: 60, every: 5_000) { MLPCProcess.firstEpochRecorded(in: out) }
         // Ctrl-C reaches mpirun, which sends the ranks SIGTERM and, one second later
-        // (odls_base_sigkill_timeout), SIGKILL. The mpirun this test starts gets SIGINT as a shell's
-        // would (its signals are neither blocked nor ignored), but on this tiny data most of a rank's
-        // time goes to the end of each epoch (evaluation, the synced checkpoint), so the kill often
-        // came first: in 2 of 3 tries no interrupted checkpoint was written. Here only rank 1 gets
-        // SIGTERM, at once: the ranks must still agree to stop after the same step, and rank 0 writes
-        // the checkpoint.
+        // (odls_base_sigkill_timeout), SIGKILL. An mpirun this test starts gets SIGINT as one started
+        // from a shell does (its signals are neither blocked nor ignored) and ends the job within 2 s,
+        // but with this tiny data the ranks wrote no interrupted checkpoint before the kill in 2 of 3
+        // tries (from a shell, on MNIST, they did every time). Here only rank 1 gets SIGTERM, at once:
+        // the ranks must still agree to stop after the same step, and rank 0 writes the checkpoint.
         XCTAssertTrue(job.process.isRunning, "the run ended before it could be interrupted")
         let second = try XCTUnwrap(rankProcess(1, binary: binary), "rank 1 not found")
         XCTAssertEqual(kill(second, SIGTERM), 0)
