@@ -40,7 +40,7 @@ extension TrainingRun {
 
     /// Before the first step of a data-parallel run: every rank's fingerprint is compared with the first
     /// rank's (one allgather; a mismatch throws `RanksDisagree` on every rank, since every rank sees
-    /// every fingerprint), then every rank takes the first rank's parameters, optimizer moments and step
+    /// every fingerprint), then every rank takes the first rank's parameters, optimizer moments, model state and step
     /// count, so that all start from the same bits.
     public func agreeAcrossRanks() throws {
         guard let ranks else { return }
