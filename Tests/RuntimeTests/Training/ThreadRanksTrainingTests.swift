@@ -20,13 +20,17 @@ final class ThreadRanksTrainingTests: XCTestCase {
         return plan
     }
 
-    /// Trains `epochs` epochs on `ranks` threads; returns each rank's parameter block and the last test accuracy.
-    func train(ranks: Int, epochs: Int, directory: String) throws -> (parameters: [[Float]], accuracy: Double) {
-        let (spec, _) = try TinyData.plan(TinyData.specText(), dataDirectory: directory)
+    /// Trains `epochs` epochs on `ranks` threads; returns each rank's parameter block and model state
+    /// (batch norm's running statistics), and the last test accuracy.
+    func train(ranks: Int, epochs: Int, directory: String, specText: String = TinyData.specText()) throws
+        -> (parameters: [[Float]], states: [[Float]], accuracy: Double)
+    {
+        let (spec, _) = try TinyData.plan(specText, dataDirectory: directory)
         let plan = try plan(spec, ranks: ranks)
         let data = try loadData(plan: plan, log: { _ in })
         let group = ThreadRanks(size: ranks, capacityBytes: 1 << 20)
         var parameters = [[Float]](repeating: [], count: ranks)
+        var states = [[Float]](repeating: [], count: ranks)
         var accuracies = [Double](repeating: 0, count: ranks)
         var failures = [String](repeating: "", count: ranks)
         let lock = NSLock()
@@ -41,8 +45,10 @@ final class ThreadRanksTrainingTests: XCTestCase {
                 var accuracy = 0.0
                 for epoch in 1...epochs { accuracy = try run.runEpoch(epoch).testAccuracy }
                 let block = Array(UnsafeBufferPointer(start: run.trainer.executor.parameters, count: plan.parameterBlockFloats))
+                let state = run.trainer.executor.modelState.map { Array(UnsafeBufferPointer(start: $0, count: plan.modelStateFloats)) } ?? []
                 lock.withLock {
                     parameters[rank] = block
+                    states[rank] = state
                     accuracies[rank] = accuracy
                 }
             } catch {
@@ -51,7 +57,7 @@ final class ThreadRanksTrainingTests: XCTestCase {
         }
         XCTAssertEqual(failures.filter { !$0.isEmpty }, [])
         XCTAssertEqual(Set(accuracies).count, 1, "the ranks evaluated differently: \(accuracies)")
-        return (parameters, accuracies[0])
+        return (parameters, states, accuracies[0])
     }
 
     func testRanksHoldTheSameParametersAndLearnWhatOneProcessLearns() throws {
@@ -67,6 +73,27 @@ final class ThreadRanksTrainingTests: XCTestCase {
             let largest = zip(first.parameters[0], one.parameters[0]).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThan(largest, 1e-3, "\(ranks) ranks drift from one process")
             XCTAssertEqual(first.accuracy, one.accuracy, accuracy: 100.0 / 28 + 1e-9, "\(ranks) ranks: \(first.accuracy)% against \(one.accuracy)%")
+        }
+    }
+
+    func testRanksOfABatchNormModelHoldTheSameRunningStatistics() throws {
+        // 114 rows: 8 steps an epoch, the last of 2 rows (with 3 ranks one share is empty).
+        let directory = try TinyData.makeDirectory(self, trainCount: 114)
+        let text = TinyData.specText(layers: "    - flatten\n    - linear: {out: 16, activation: relu}\n    - batch_norm\n    - linear: {out: 3}")
+        let one = try train(ranks: 1, epochs: 3, directory: directory, specText: text)
+        for ranks in [2, 3] {
+            let run = try train(ranks: ranks, epochs: 3, directory: directory, specText: text)
+            // running_mean and running_var of 16 features, then num_batches_tracked.
+            XCTAssertEqual(run.states[0].count, 48)
+            for rank in 1..<ranks {
+                XCTAssertEqual(run.parameters[rank], run.parameters[0], "\(ranks) ranks: rank \(rank)'s parameters differ from rank 0's")
+                XCTAssertEqual(run.states[rank], run.states[0], "\(ranks) ranks: rank \(rank)'s running statistics differ from rank 0's")
+            }
+            XCTAssertEqual(run.states[0][32], 24, "\(ranks) ranks: the batches counted are the model's steps")
+            // Each rank normalizes its own share: not one process's model, but as good.
+            XCTAssertNotEqual(run.states[0], one.states[0])
+            XCTAssertTrue(run.states[0][0..<16].allSatisfy { $0 != 0 } && run.states[0][16..<32].allSatisfy { $0 != 1 }, "not updated")
+            XCTAssertEqual(run.accuracy, one.accuracy, accuracy: 100.0 / 28 * 2 + 1e-9)
         }
     }
 
