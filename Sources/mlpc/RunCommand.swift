@@ -239,7 +239,9 @@ struct RunCommand: ParsableCommand {
                 spec: spec, plan: plan, kernels: kernels, data: data,
                 options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version), ranks: ranks)
         } catch {
-            throw CommandFailure.invalid("mlpc: error: \(spec.path): \(error)")
+            // An error located in the spec (a layer's line) names the file itself.
+            let message = "\(error)"
+            throw CommandFailure.invalid("mlpc: error: " + (message.hasPrefix(spec.path + ":") ? message : "\(spec.path): \(message)"))
         }
         if let checkpoint {
             do {
