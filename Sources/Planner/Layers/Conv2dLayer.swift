@@ -146,7 +146,7 @@ struct Conv2dLayer: PlannedLayer {
         context.throughActivation = false
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
         // Stride 1 reads each tap's inputs as one run of a shifted copy of the input: no unfolding, accumulators in
-        // registers (LeNet-5's weight gradients 2.5-3.5x faster on one thread, docs/performance.md).
+        // registers (LeNet-5's weight gradients 2.9-3.2x faster on one thread, docs/performance.md).
         // Either workspace is sized for one part doing all the work: an executor with fewer threads than
         // the plan runs fewer parts.
         let method: ConvWeightGradientMethod, weightThreads: Int
