@@ -6,7 +6,7 @@
 /// outWidth], so each tap's inputs are one contiguous run of the positions with nothing wasted (dy's
 /// copy is zero past the last position, up to a whole vector).
 ///
-/// The work is split into tasks: a block of output channels x one input channel x one kernel column x
+/// The work is split into tasks: one kernel column x a block of output channels x one input channel x
 /// a block of kernel rows, each owning its weight-gradient elements (the first task of a channel block,
 /// input channel 0, kernel column 0, kernel row block 0, also owns the block's bias gradient). Parts
 /// take contiguous task ranges, so the bits do not depend on the split.
@@ -69,7 +69,8 @@ public struct Stride1WeightGradientLayout: Equatable, Sendable {
         geometry.inChannels * geometry.kernelWidth * shiftedPlaneFloats + geometry.outChannels * outputPlaneFloats
     }
 
-    /// Tasks: groups x channel blocks x the group's input channels x kernel columns x row blocks.
+    /// Tasks: groups x kernel columns x channel blocks x the group's input channels x row blocks. The
+    /// kernel column goes before the channels so that a part's tasks need few of the shifted copies.
     public var tasks: Int {
         geometry.groups * channelBlocks * geometry.groupInChannels * geometry.kernelWidth * rowBlocks
     }
@@ -99,17 +100,20 @@ public struct Stride1WeightGradientLayout: Equatable, Sendable {
         public var ownsBias: Bool
     }
 
+    /// The group of task `index`.
+    public func group(ofTask index: Int) -> Int { index / (tasks / geometry.groups) }
+
     public func task(_ index: Int) -> Task {
         let g = geometry
         var rest = index
         let rowBlockIndex = rest % rowBlocks
         rest /= rowBlocks
-        let column = rest % g.kernelWidth
-        rest /= g.kernelWidth
         let channelInGroup = rest % g.groupInChannels
         rest /= g.groupInChannels
         let block = rest % channelBlocks
-        let group = rest / channelBlocks
+        rest /= channelBlocks
+        let column = rest % g.kernelWidth
+        let group = rest / g.kernelWidth
         let firstOut = block * channelBlock, firstRow = rowBlockIndex * rowBlock
         return Task(
             outChannel: group * g.groupOutChannels + firstOut, outChannels: min(channelBlock, g.groupOutChannels - firstOut),

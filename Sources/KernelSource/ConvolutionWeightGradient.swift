@@ -62,11 +62,13 @@ public func conv2dBackwardWeightsStride1(
     let outputPlanes = shiftedPlanes + pass * g.inChannels * kw * shiftedPlane
     let shiftedSampleStride = g.inChannels * kw * shiftedPlane, outputSampleStride = g.outChannels * outputPlane
 
-    // The channels this part's tasks read.
-    let firstTask = layout.task(first), lastTask = layout.task(end - 1)
-    let outFirst = firstTask.outChannel, outEnd = lastTask.outChannel + lastTask.outChannels
-    let inFirst = outFirst / g.groupOutChannels * g.groupInChannels
-    let inEnd = ((outEnd - 1) / g.groupOutChannels + 1) * g.groupInChannels
+    // The channels and kernel columns this part's tasks read: those of its groups, and within one group
+    // the columns from its first task's to its last's.
+    let firstGroup = layout.group(ofTask: first), lastGroup = layout.group(ofTask: end - 1)
+    let outFirst = firstGroup * g.groupOutChannels, outEnd = (lastGroup + 1) * g.groupOutChannels
+    let inFirst = firstGroup * g.groupInChannels, inEnd = (lastGroup + 1) * g.groupInChannels
+    let columnFirst = firstGroup == lastGroup ? layout.task(first).kernelColumn : 0
+    let columnEnd = firstGroup == lastGroup ? layout.task(end - 1).kernelColumn + 1 : kw
 
     for t in first..<end {
         let task = layout.task(t)
@@ -79,7 +81,10 @@ public func conv2dBackwardWeightsStride1(
     }
     // Padding and the positions past the last stay zero across passes: the copies write only rows.
     for s in 0..<min(pass, rows) {
-        (shiftedPlanes + s * shiftedSampleStride + inFirst * kw * shiftedPlane).update(repeating: 0, count: (inEnd - inFirst) * kw * shiftedPlane)
+        for ci in inFirst..<inEnd {
+            let planes = shiftedPlanes + s * shiftedSampleStride + (ci * kw + columnFirst) * shiftedPlane
+            planes.update(repeating: 0, count: (columnEnd - columnFirst) * shiftedPlane)
+        }
         (outputPlanes + s * outputSampleStride + outFirst * outputPlane).update(repeating: 0, count: (outEnd - outFirst) * outputPlane)
     }
 
@@ -91,7 +96,7 @@ public func conv2dBackwardWeightsStride1(
             let n = n0 + s
             for ci in inFirst..<inEnd {
                 let source = x + n * g.inputFloats + ci * g.inPixels
-                for column in 0..<kw {
+                for column in columnFirst..<columnEnd {
                     let plane = shiftedPlanes + s * shiftedSampleStride + (ci * kw + column) * shiftedPlane
                     // Output column ox reads input column ox + shift: those inside the input.
                     let shift = column * g.dilationWidth - g.padLeft
