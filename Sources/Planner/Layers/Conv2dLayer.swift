@@ -145,16 +145,27 @@ struct Conv2dLayer: PlannedLayer {
         }
         context.throughActivation = false
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
-        let weightThreads = builder.threads(flops: flops, units: geometry.patchSize)
-        // Sized for one part doing every row: an executor with fewer threads than the plan runs fewer parts.
-        builder.noteWorkspace(floats: geometry.weightGradientScratchFloats(rows: geometry.patchSize))
+        // Stride 1 reads each tap's inputs as one run of a shifted copy of the input: no unfolding, accumulators in
+        // registers (LeNet-5's weight gradients 2.9-3.2x faster on one thread, docs/performance.md).
+        // Either workspace is sized for one part doing all the work: an executor with fewer threads than
+        // the plan runs fewer parts.
+        let method: ConvWeightGradientMethod, weightThreads: Int
+        if let layout = Stride1WeightGradientLayout(geometry) {
+            method = .stride1
+            weightThreads = builder.threads(flops: flops, units: layout.tasks)
+            builder.noteWorkspace(floats: layout.scratchFloats)
+        } else {
+            method = .im2colRows
+            weightThreads = builder.threads(flops: flops, units: geometry.patchSize)
+            builder.noteWorkspace(floats: geometry.weightGradientScratchFloats(rows: geometry.patchSize))
+        }
         builder.train.append(
             .conv2dBackwardWeights(
                 Conv2dBackwardWeights(
                     layer: name, input: builder.view(context.input, shape: [batch, geometry.inChannels, geometry.inHeight, geometry.inWidth]),
                     outputGradient: context.gradient,
                     weightGradient: builder.tensorSlice("\(name).weight", in: builder.gradientBlock)!,
-                    biasGradient: builder.tensorSlice("\(name).bias", in: builder.gradientBlock), geometry: geometry, batch: batch,
+                    biasGradient: builder.tensorSlice("\(name).bias", in: builder.gradientBlock), geometry: geometry, method: method, batch: batch,
                     threads: weightThreads, location: location)))
         guard context.needsInputGradient else { return }
         let x = context.input
