@@ -5,8 +5,9 @@ import SpecParser
 
 /// Training steps and evaluation of a data-parallel plan (`Plan.dataParallel`): every rank walks the
 /// same order (the permutation of the seed and the epoch) and takes its share of each batch; one
-/// allreduce per step sums the gradient block and its trailer; every rank then runs the same optimizer
-/// step on the same sums, so the parameters stay identical without being sent.
+/// allreduce per step sums the gradient block and its trailer (and the model state, whose mean every
+/// rank keeps); every rank then runs the same optimizer step on the same sums, so the parameters stay
+/// identical without being sent.
 extension Trainer {
     /// The running sums of an epoch, over every rank.
     struct StepSums {
@@ -56,10 +57,25 @@ extension Trainer {
                 trailer[DataParallel.Trailer.lossSum] = loss * Float(share.count)
             }
             if stopRequested() { trailer[DataParallel.Trailer.stopRequests] = 1 }
+            // Batch norm's running statistics, updated by this rank's forward from its own share, go out
+            // with the gradients and come back as the mean over the ranks: from every step on, every
+            // rank holds the same model (which evaluation, a checkpoint and a resume then see).
+            if let stateOffset = parallel.modelStateOffset, let state = executor.modelState {
+                (gradients + stateOffset).update(from: state, count: plan.modelStateFloats)
+                // Batches counted are the model's steps: rank 0's count (its share is never empty).
+                if group.rank != 0 {
+                    for tensor in plan.modelState where tensor.role == .batchesTracked { gradients[stateOffset + tensor.offset] = 0 }
+                }
+            }
             let sent = DispatchTime.now().uptimeNanoseconds
             group.sum(gradients, count: parallel.allreduceFloats)
             allreduceTime.nanoseconds += DispatchTime.now().uptimeNanoseconds - sent
             allreduceTime.steps += 1
+            if let stateOffset = parallel.modelStateOffset, let state = executor.modelState {
+                let ranks = Float(group.size)
+                for i in 0..<plan.modelStateFloats { state[i] = gradients[stateOffset + i] / ranks }
+                for tensor in plan.modelState where tensor.role == .batchesTracked { state[tensor.offset] = gradients[stateOffset + tensor.offset] }
+            }
             let loss = trailer[DataParallel.Trailer.lossSum] / Float(rows)
             if !loss.isFinite {
                 let culprit: (label: String, what: String, source: SourceLocation?) =
@@ -85,6 +101,7 @@ extension Trainer {
     /// rank the whole evaluation.
     func evaluateShared(_ data: any Dataset, order: [Int32], parallel: DataParallel, group: any RankGroup) -> Evaluation {
         let share = parallel.share(rows: order.count, rank: group.rank)
+        if plan.isRegression { return evaluateRegressorShared(data, order: order, share: share, group: group) }
         let local = evaluateClassifier(executor, data, indices: Array(order[share]))
         let classes = plan.classes
         var counts = [Int32](repeating: 0, count: 1 + classes * classes + order.count)
@@ -101,5 +118,29 @@ extension Trainer {
         }
         return Evaluation(
             correct: Int(counts[0]), total: order.count, confusion: confusion, predictions: Array(counts[predictions...]))
+    }
+
+    /// A regressor's evaluation over the ranks: each rank predicts its share, and one allreduce (in
+    /// Double) of the predictions and targets, each rank's at its own positions and zeros elsewhere,
+    /// gives every rank all of them exactly (a sum with zeros rounds nothing). The metrics are then
+    /// those one process computes from the same outputs, in the same order, and the run's pictures
+    /// show every row.
+    func evaluateRegressorShared(_ data: any Dataset, order: [Int32], share: Range<Int>, group: any RankGroup) -> Evaluation {
+        let width = plan.classes
+        let local = evaluateRegressor(executor, data, indices: Array(order[share]))
+        let values = order.count * width
+        var both = [Double](repeating: 0, count: 2 * values)
+        let at = share.lowerBound * width
+        for i in 0..<local.predictedValues.count {
+            both[at + i] = local.predictedValues[i]
+            both[values + at + i] = local.trueValues[i]
+        }
+        both.withUnsafeMutableBufferPointer { group.sum($0.baseAddress!, count: $0.count) }
+        let predicted = Array(both[..<values]), truth = Array(both[values...])
+        var evaluation = Evaluation(correct: 0, total: order.count, confusion: [], predictions: [])
+        evaluation.regression = regressionMetrics(predicted: predicted, truth: truth, width: width)
+        evaluation.predictedValues = predicted
+        evaluation.trueValues = truth
+        return evaluation
     }
 }

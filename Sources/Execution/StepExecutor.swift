@@ -76,6 +76,7 @@ public final class StepExecutor {
                 switch kernel {
                 case .softmaxCrossEntropy(let k): return (arena.floats(k.gradient), k.gradient.shape.dropFirst().reduce(1, *))
                 case .meanSquaredError(let k): return (arena.floats(k.gradient), k.gradient.shape.dropFirst().reduce(1, *))
+                case .regressionLoss(let k): return (arena.floats(k.gradient), k.gradient.shape.dropFirst().reduce(1, *))
                 default: continue
                 }
             }

@@ -154,6 +154,14 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>, Int, ConvGeometry, Int, Int
     ) -> Void
 
+    /// The same gradients for a stride-1 convolution (`Stride1WeightGradientLayout`), for tasks [first, end)
+    /// of the layout (each owns its elements of dw, and of db when not nil). Parameters: x, dy, dw, db,
+    /// scratch (`Stride1WeightGradientLayout.scratchFloats` floats), rows, geometry, first, end.
+    public typealias Conv2dBackwardWeightsStride1 = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>, Int, ConvGeometry, Int, Int
+    ) -> Void
+
     /// dx = the convolution's transpose applied to dy, for samples [first, end) (overwritten).
     /// Parameters: dy, w, dx, scratch (`geometry.patchSize * geometry.outPixels` floats), geometry,
     /// first, end.
@@ -254,6 +262,7 @@ public struct KernelSet: @unchecked Sendable {
     public var softmaxRows: SoftmaxRows
     public var conv2dForward: Conv2dForward
     public var conv2dBackwardWeights: Conv2dBackwardWeights
+    public var conv2dBackwardWeightsStride1: Conv2dBackwardWeightsStride1
     public var conv2dBackwardInput: Conv2dBackwardInput
     public var conv2dForwardDirect: Conv2dForwardDirect
     public var conv2dBackwardInputDirect: Conv2dBackwardInputDirect
@@ -287,6 +296,7 @@ public struct KernelSet: @unchecked Sendable {
         softmaxRows: @escaping SoftmaxRows,
         conv2dForward: @escaping Conv2dForward,
         conv2dBackwardWeights: @escaping Conv2dBackwardWeights,
+        conv2dBackwardWeightsStride1: @escaping Conv2dBackwardWeightsStride1,
         conv2dBackwardInput: @escaping Conv2dBackwardInput,
         conv2dForwardDirect: @escaping Conv2dForwardDirect,
         conv2dBackwardInputDirect: @escaping Conv2dBackwardInputDirect,
@@ -321,6 +331,7 @@ public struct KernelSet: @unchecked Sendable {
         self.softmaxRows = softmaxRows
         self.conv2dForward = conv2dForward
         self.conv2dBackwardWeights = conv2dBackwardWeights
+        self.conv2dBackwardWeightsStride1 = conv2dBackwardWeightsStride1
         self.conv2dBackwardInput = conv2dBackwardInput
         self.conv2dForwardDirect = conv2dForwardDirect
         self.conv2dBackwardInputDirect = conv2dBackwardInputDirect

@@ -24,6 +24,7 @@ public let kernelSet = KernelSet(
     softmaxRows: softmaxRows,
     conv2dForward: conv2dForward,
     conv2dBackwardWeights: conv2dBackwardWeights,
+    conv2dBackwardWeightsStride1: conv2dBackwardWeightsStride1,
     conv2dBackwardInput: conv2dBackwardInput,
     conv2dForwardDirect: conv2dForwardDirect,
     conv2dBackwardInputDirect: conv2dBackwardInputDirect,

@@ -1,7 +1,9 @@
 /// Data-parallel training over `ranks` processes (`mpirun -np N mlpc run`): every rank runs this plan
 /// on its share of each batch of `globalBatchSize` rows (`Plan.batchSize` is the largest share), and
 /// one allreduce per step sums the gradient block with a short trailer before the optimizer step,
-/// which every rank then runs on the same sums.
+/// which every rank then runs on the same sums. A model with state (batch norm's running statistics,
+/// which each rank updates from its own share) sends it in the same allreduce: every rank keeps the
+/// mean over the ranks, so that after every step all hold one model.
 public struct DataParallel: Codable, Equatable, Sendable {
     public var ranks: Int
     /// The spec's batch_size: the rows of one optimizer step over all ranks.
@@ -11,6 +13,9 @@ public struct DataParallel: Codable, Equatable, Sendable {
     public var allreduceFloats: Int
     public var trailerOffset: Int
     public var allreducesPerStep: Int
+    /// Where the model state's copy starts in the allreduce buffer (after the trailer's
+    /// `trailerFloats`), for a model that has state; nil for one without.
+    public var modelStateOffset: Int? = nil
 
     /// Floats after the gradient block in the gradients buffer (one 64-byte line).
     public static let trailerFloats = 16

@@ -7,8 +7,10 @@ extension PlanText {
         let gradientFloats = parallel.trailerOffset
         var out = "data parallel over \(parallel.ranks) ranks (mpirun -np \(parallel.ranks)):\n"
         out += "  batch: \(parallel.globalBatchSize) rows per step over all ranks, at most \(plan.batchSize) on each\n"
-        out += "  per step: \(parallel.allreducesPerStep) allreduce (sum) of \(grouped(parallel.allreduceFloats)) floats, \(grouped(parallel.allreduceBytes)) bytes (the gradient block's \(grouped(gradientFloats)) floats and a \(DataParallel.trailerFloats)-float trailer with the loss and stop requests)\n"
-        out += "  evaluation: each rank evaluates its share of the rows; one allreduce of the counts and predictions per evaluation\n"
+        let state = parallel.modelStateOffset == nil ? "" : ", then the model state's \(grouped(plan.modelStateFloats)) floats, whose mean every rank keeps"
+        out += "  per step: \(parallel.allreducesPerStep) allreduce (sum) of \(grouped(parallel.allreduceFloats)) floats, \(grouped(parallel.allreduceBytes)) bytes (the gradient block's \(grouped(gradientFloats)) floats and a \(DataParallel.trailerFloats)-float trailer with the loss and stop requests\(state))\n"
+        let reduced = plan.isRegression ? "predicted and true values" : "counts and predictions"
+        out += "  evaluation: each rank evaluates its share of the rows; one allreduce of the \(reduced) per evaluation\n"
         return out
     }
 

@@ -95,13 +95,16 @@ struct PlanBuilder {
         parameters = tensors
         parameterByName = Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         parameterBlock = declare("parameters", .parameters, .float32, shape: [parameterBlockFloats])
-        // With several ranks the step's allreduce sums the gradient block and a trailer after it, in one buffer.
-        let trailer = ranks > 1 ? DataParallel.trailerFloats : 0
+        for layer in graph.layers { modelState += layer.stateTensors(offset: &modelStateFloats) }
+        // With several ranks the step's allreduce sums the gradient block and a trailer after it, in one
+        // buffer: the trailer's 16 floats, then the model state (batch norm's running statistics), whose
+        // sum over the ranks divided by their number keeps every rank's statistics the same.
+        let stateInTrailer = (modelStateFloats + 15) / 16 * 16
+        let trailer = ranks > 1 ? DataParallel.trailerFloats + stateInTrailer : 0
         gradientBlock = view(
             declare("gradients", .gradients, .float32, shape: [parameterBlockFloats + trailer]), shape: [parameterBlockFloats])
         let settings = optimizerSettings()
         let stateBlocks = settings.stateNames.map { declare($0, .optimizerState, .float32, shape: [parameterBlockFloats]) }
-        for layer in graph.layers { modelState += layer.stateTensors(offset: &modelStateFloats) }
         modelStateByName = Dictionary(modelState.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         if modelStateFloats > 0 {
             modelStateBlock = declare("model_state", .modelState, .float32, shape: [modelStateFloats])
@@ -220,7 +223,8 @@ struct PlanBuilder {
         if ranks > 1 {
             plan.dataParallel = DataParallel(
                 ranks: ranks, globalBatchSize: spec.training.batchSize.value, allreduceFloats: parameterBlockFloats + trailer,
-                trailerOffset: parameterBlockFloats, allreducesPerStep: 1)
+                trailerOffset: parameterBlockFloats, allreducesPerStep: 1,
+                modelStateOffset: modelStateFloats > 0 ? parameterBlockFloats + DataParallel.trailerFloats : nil)
         }
         return plan
     }

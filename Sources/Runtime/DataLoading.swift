@@ -195,21 +195,37 @@ func noTrainingStepReason(spec: Spec, batchSize: Int, examples: Int) -> String {
         + "lower \(lower) to \(examples) or less, or set drop_last: false"
 }
 
-/// A batch_norm after a linear (one value per channel and row) given a last training batch of one row:
+/// A batch_norm after a linear (one value per channel and row) given a training batch of one row:
 /// its batch variance would be 0 / 0, which PyTorch refuses ("Expected more than 1 value per channel when
-/// training"). Nil when there is no such layer, the last batch is dropped, or it holds 0 or 2+ rows.
+/// training"). With several ranks each normalizes its own share of a batch, and a batch of `rows` rows
+/// leaves some rank exactly one when 1 <= rows < 2 x ranks (`DataParallel.share`), a full batch as well
+/// as the last. Nil when there is no such layer or no batch gives a rank one row.
 func oneRowBatchNormError(plan: Plan, spec: Spec, examples: Int, batchSize b: Int) -> (message: String, fix: String, layer: BatchNormForward)? {
-    guard !spec.training.dropLast.value, b > 1, examples % b == 1 else { return nil }
+    let ranks = plan.ranks
+    func givesOneRow(_ rows: Int) -> Bool { rows >= 1 && rows < 2 * ranks }
+    let last = spec.training.dropLast.value ? 0 : examples % b
+    // A batch of one row in one process is E0301's, found without the data.
+    let fullBatch = b > 1 && givesOneRow(b) && examples >= b
+    guard b > 1, fullBatch || givesOneRow(last) else { return nil }
     let layer = plan.trainKernels.lazy.compactMap { kernel -> BatchNormForward? in
         if case .batchNormForward(let k) = kernel, k.isTraining, k.geometry.spatial == 1 { return k }
         return nil
     }.first
     guard let layer else { return nil }
     let setting = spec.training.batchSizeOverride.map { "\($0.flag) \(b)" } ?? "batch_size \(b)"
-    // The nearest batch size whose last batch is not a single row.
-    let other = (1...b).lazy.flatMap { [b + $0, b - $0] }.first { $0 >= 2 && examples % $0 != 1 } ?? b + 1
+    // The nearest batch size whose batches all give every rank two rows or more (or none, for the last).
+    let fits = { (size: Int) in size >= 2 * ranks && !givesOneRow(spec.training.dropLast.value ? 0 : examples % size) }
+    let other = (1...max(b, 2 * ranks)).lazy.flatMap { [b + $0, b - $0] }.first { $0 >= 2 && fits($0) } ?? 2 * ranks
+    if ranks == 1 {
+        return (
+            "batch_norm layer '\(layer.layer)' would train on a last batch of 1 row (\(examples) training examples, \(setting): \(examples) % \(b) = 1), where each feature's batch variance is 0 / 0",
+            "set `drop_last: true`, or a batch_size whose last batch is not 1 row (\(other))", layer
+        )
+    }
+    let rows = fullBatch ? b : last
+    let batch = fullBatch ? "every batch of \(b) rows" : "the last batch of \(last) rows (\(examples) training examples, \(setting): \(examples) % \(b) = \(last))"
     return (
-        "batch_norm layer '\(layer.layer)' would train on a last batch of 1 row (\(examples) training examples, \(setting): \(examples) % \(b) = 1), where each feature's batch variance is 0 / 0",
-        "set `drop_last: true`, or a batch_size whose last batch is not 1 row (\(other))", layer
+        "batch_norm layer '\(layer.layer)' would train on a share of 1 row: \(ranks) ranks split \(batch) into shares of \((0..<ranks).map { String(plan.dataParallel?.share(rows: rows, rank: $0).count ?? rows) }.joined(separator: ", ")), and each rank normalizes its own share, where a share of one row has each feature's batch variance 0 / 0",
+        (fullBatch ? "" : "set `drop_last: true`, or ") + "a batch_size that gives every rank 2 rows or more (\(other)), or fewer ranks", layer
     )
 }

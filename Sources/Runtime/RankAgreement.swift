@@ -40,7 +40,7 @@ extension TrainingRun {
 
     /// Before the first step of a data-parallel run: every rank's fingerprint is compared with the first
     /// rank's (one allgather; a mismatch throws `RanksDisagree` on every rank, since every rank sees
-    /// every fingerprint), then every rank takes the first rank's parameters, optimizer moments and step
+    /// every fingerprint), then every rank takes the first rank's parameters, optimizer moments, model state and step
     /// count, so that all start from the same bits.
     public func agreeAcrossRanks() throws {
         guard let ranks else { return }
@@ -58,6 +58,8 @@ extension TrainingRun {
         let floats = plan.parameterBlockFloats * 4
         ranks.broadcast(executor.parameters, count: floats, from: 0)
         for block in 0..<plan.optimizer.stateBlocks { ranks.broadcast(executor.stateBlock(block), count: floats, from: 0) }
+        // Batch norm's running statistics too: every rank starts from the same model.
+        if let state = executor.modelState { ranks.broadcast(state, count: plan.modelStateFloats * 4, from: 0) }
         var steps = Int64(executor.optimizerSteps)
         ranks.broadcast(&steps, count: 8, from: 0)
         executor.optimizerSteps = Int(steps)

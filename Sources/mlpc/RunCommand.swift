@@ -194,11 +194,6 @@ struct RunCommand: ParsableCommand {
         let quiet = self.quiet || !writes
         if !quiet { printWarnings(checked) }
         let kernels = try selectedKernels()
-        if let ranks, let unsupported = dataParallelUnsupported(checked.plan) {
-            // Every rank plans the same spec, so every rank refuses it and they end together.
-            ranks.finish()
-            throw CommandFailure.invalid("mlpc: error: \(spec.path): \(unsupported) cannot be trained over \(ranks.size) ranks yet; run it in one process (without mpirun)")
-        }
         // Claim the output directory before reading any data: a directory that cannot be written, holds
         // another run, or is in use by another mlpc is refused before any work is done.
         var directory: RunDirectory? = nil
@@ -244,7 +239,9 @@ struct RunCommand: ParsableCommand {
                 spec: spec, plan: plan, kernels: kernels, data: data,
                 options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version), ranks: ranks)
         } catch {
-            throw CommandFailure.invalid("mlpc: error: \(spec.path): \(error)")
+            // An error located in the spec (a layer's line) names the file itself.
+            let message = "\(error)"
+            throw CommandFailure.invalid("mlpc: error: " + (message.hasPrefix(spec.path + ":") ? message : "\(spec.path): \(message)"))
         }
         if let checkpoint {
             do {
@@ -289,8 +286,9 @@ struct RunCommand: ParsableCommand {
                     if !quiet, let r = m.regression {
                         print(
                             String(
-                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test MAE %.4g, RMSE %.4g, R² %.4f, %.3f s, %@ samples/s)",
-                                epoch, epochs, m.lastLoss, m.meanLoss, r.mae, r.rmse, r.r2, m.seconds, grouped(Int(m.samplesPerSecond))))
+                                format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test MAE %.4g, RMSE %.4g, R² %.4f, %.3f s, %@ samples/s%@)",
+                                epoch, epochs, m.lastLoss, m.meanLoss, r.mae, r.rmse, r.r2, m.seconds, grouped(Int(m.samplesPerSecond)),
+                                m.allreduceSecondsPerStep.map { String(format: ", allreduce %.0f us/step", $0 * 1e6) } ?? ""))
                     } else if !quiet {
                         print(
                             String(
@@ -302,7 +300,7 @@ struct RunCommand: ParsableCommand {
             }
             let evaluation = try run.finish()
             ranks?.finish()
-            if let r = evaluation.regression {
+            if let r = evaluation.regression, writes {
                 print(String(format: "Test MAE: %.4g, RMSE: %.4g, R²: %.4f (%d rows)", r.mae, r.rmse, r.r2, evaluation.total))
             } else if writes {
                 let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
@@ -341,15 +339,6 @@ struct RunCommand: ParsableCommand {
             throw CommandFailure.usage("\(error)")
         }
     }
-}
-
-/// What a data-parallel run does not support in this plan, or nil: a regressor (the ranks reduce
-/// classification counts only), and batch norm's running statistics (each rank would keep its own).
-func dataParallelUnsupported(_ plan: Plan) -> String? {
-    guard plan.dataParallel != nil else { return nil }
-    if plan.isRegression { return "a regression model" }
-    if !plan.modelState.isEmpty { return "a model with batch norm (running statistics)" }
-    return nil
 }
 
 /// ", 32 on each of 2 ranks" for a data-parallel plan.

@@ -76,7 +76,37 @@ final class ConvolutionPlanTests: XCTestCase {
         let workspace = try XCTUnwrap(p.buffer(named: "workspace")).shape[1]
         XCTAssertGreaterThanOrEqual(workspace, 30 * 14 * 10 + 16, "conv2's row-shifted copies")
         XCTAssertGreaterThanOrEqual(workspace, 2400 + 20 * 18 * 14 + 16, "conv2's flipped weights and dy's copies")
-        XCTAssertGreaterThanOrEqual(workspace, 150 * (16 * 16 + 100), "conv2's weight gradient, all rows on one part")
+        // Stride 1: both weight gradients take the shifted-copies kernel, and say so.
+        let weightGradients = p.trainKernels.compactMap { kernel -> Conv2dBackwardWeights? in
+            if case .conv2dBackwardWeights(let k) = kernel { return k } else { return nil }
+        }
+        XCTAssertEqual(weightGradients.map(\.method), [.stride1, .stride1])
+        XCTAssertTrue(PlanText.full(p).contains("input shifted per kernel column (5 copies), 4 ch x 5 kernel rows"), PlanText.full(p))
+        XCTAssertTrue(PlanText.full(p).contains("input shifted per kernel column (5 copies), 3 ch x 5 kernel rows"), PlanText.full(p))
+        for k in weightGradients {
+            XCTAssertGreaterThanOrEqual(workspace, try XCTUnwrap(Stride1WeightGradientLayout(k.geometry)).scratchFloats, "\(k.layer), all tasks on one part")
+        }
+    }
+
+    func testStridedConvolutionKeepsTheUnfoldingWeightGradient() throws {
+        let (_, plan, diagnostics) = Self.check("""
+            - conv2d: {out: 4, kernel: 3, stride: 2}
+            - conv2d: {out: 5, kernel: 3}
+            - flatten
+            - linear: {out: 10}
+            """)
+        XCTAssertEqual(diagnostics.filter { $0.severity == .error }.map(\.message), [])
+        let p = try XCTUnwrap(plan)
+        let methods = p.trainKernels.compactMap { kernel -> ConvWeightGradientMethod? in
+            if case .conv2dBackwardWeights(let k) = kernel { return k.method } else { return nil }
+        }
+        XCTAssertEqual(methods, [.stride1, .im2colRows], "backward order: conv2 (stride 1), then conv1 (stride 2)")
+        XCTAssertTrue(PlanText.full(p).contains("im2col rows per sample"))
+        let workspace = try XCTUnwrap(p.buffer(named: "workspace")).shape[1]
+        let strided = ConvGeometry(
+            inChannels: 1, inHeight: 28, inWidth: 28, outChannels: 4, outHeight: 13, outWidth: 13, kernelHeight: 3, kernelWidth: 3,
+            strideHeight: 2, strideWidth: 2, padTop: 0, padLeft: 0, dilationHeight: 1, dilationWidth: 1, groups: 1)
+        XCTAssertGreaterThanOrEqual(workspace, strided.weightGradientScratchFloats(rows: strided.patchSize))
     }
 
     func testDecodingOfSizesPaddingAndShorthands() throws {

@@ -50,6 +50,25 @@ final class DataParallelPlanTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(Plan.self, from: JSONEncoder().encode(three)), three)
     }
 
+    func testTheModelStateTravelsBehindTheTrailer() throws {
+        let loaded = SpecLoader.parse(
+            bytes: Array(ConvolutionPlanTests.yaml("- flatten\n- linear: {out: 32}\n- batch_norm\n- linear: {out: 10}", input: "[1, 28, 28]", batch: 64).utf8),
+            path: "bn.yaml")
+        let spec = try XCTUnwrap(loaded.spec, "\(loaded.diagnostics)")
+        let (made, diagnostics) = makePlan(spec, target: .reference, options: PlanOptions(ranks: 2))
+        let bn = try XCTUnwrap(made, "\(diagnostics)")
+        let parallel = try XCTUnwrap(bn.dataParallel)
+        XCTAssertGreaterThanOrEqual(bn.modelStateFloats, 64, "running mean and variance of 32 features")
+        XCTAssertEqual(parallel.modelStateOffset, bn.parameterBlockFloats + DataParallel.trailerFloats)
+        XCTAssertGreaterThanOrEqual(parallel.allreduceFloats, parallel.modelStateOffset! + bn.modelStateFloats)
+        XCTAssertEqual(parallel.allreduceFloats % 16, 0)
+        XCTAssertEqual(bn.buffer(named: "gradients")?.elements, parallel.allreduceFloats)
+        XCTAssertEqual(verify(bn), [])
+        XCTAssertTrue(PlanText.dataParallel(bn).contains("then the model state's"), PlanText.dataParallel(bn))
+        // Without state nothing follows the trailer.
+        XCTAssertNil(try plan(ranks: 2).dataParallel?.modelStateOffset)
+    }
+
     func testTheSharesCoverEveryRowOnceInRankOrder() {
         for ranks in 1...5 {
             let parallel = DataParallel(ranks: ranks, globalBatchSize: 64, allreduceFloats: 16, trailerOffset: 0, allreducesPerStep: 1)

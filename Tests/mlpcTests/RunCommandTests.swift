@@ -116,4 +116,21 @@ final class RunCommandTests: XCTestCase {
         let record = try runRecord(prepared)
         XCTAssertEqual(record["status"] as? String, "diverged")
     }
+
+    /// An error located at a layer of the spec (E0406: a last batch of one row before a 1-d batch norm)
+    /// names the spec once, with the layer's line, and leaves no run directory.
+    func testARefusedBatchNormNamesTheSpecLineOnce() throws {
+        let spec = TinyDataset.spec()
+            .replacingOccurrences(of: "    - linear: {out: 16, activation: relu}", with: "    - linear: {out: 16, activation: relu}\n    - batch_norm")
+            .replacingOccurrences(of: "batch_size: 16", with: "batch_size: 17")
+        XCTAssertNotEqual(spec, TinyDataset.spec())
+        let prepared = try prepare(spec: spec)
+        let result = try run(prepared, epochs: 1)
+        XCTAssertNotEqual(result.status, 0)
+        let error = try XCTUnwrap(result.stderr.split(separator: "\n").first { $0.hasPrefix("mlpc: error:") }, result.stderr)
+        let line = try XCTUnwrap(TinyDataset.line(of: "- batch_norm", in: spec))
+        XCTAssertTrue(error.hasPrefix("mlpc: error: \(prepared.specPath):\(line):7: batch_norm layer 'bn1' would train on a last batch of 1 row"), String(error))
+        XCTAssertEqual(error.components(separatedBy: prepared.specPath).count, 2, String(error))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: prepared.outDirectory + "/run.json"))
+    }
 }

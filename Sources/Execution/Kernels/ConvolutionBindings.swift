@@ -48,6 +48,16 @@ extension Conv2dBackwardWeights {
     func bind(_ b: KernelBinding) -> BoundKernel {
         let x = b.floats(input), dy = b.floats(outputGradient), dw = b.floats(weightGradient)
         let db = biasGradient.map(b.floats), geometry = self.geometry, parts = b.parts(self)
+        if method == .stride1, let layout = Stride1WeightGradientLayout(geometry) {
+            // Each part owns its tasks' elements of dw and db.
+            return BoundKernel(isBackward: true) { executor, _, rows in
+                let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
+                runShares(executor, count: layout.tasks, parts: parts) { first, end, part in
+                    kernels.conv2dBackwardWeightsStride1(x, dy, dw, db, ws + part * stride, rows, geometry, first, end)
+                }
+                return nil
+            }
+        }
         return BoundKernel(isBackward: true) { executor, _, rows in
             let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
             runShares(executor, count: geometry.patchSize, parts: parts) { first, end, part in

@@ -61,8 +61,17 @@ public struct Conv2dForward: KernelStep {
     }
 }
 
-/// weightGradient and biasGradient from the layer's input and the output gradient; each part unfolds
-/// its patch rows of one sample at a time into its workspace. Parts split the patch rows.
+/// How `Conv2dBackwardWeights` computes.
+public enum ConvWeightGradientMethod: String, Codable, Sendable {
+    /// Any geometry: each part unfolds its patch rows of one sample at a time (im2col) and multiplies
+    /// them by dy; parts split the patch rows.
+    case im2colRows
+    /// Stride 1: dy against copies of the input shifted per kernel column (`Stride1WeightGradientLayout`),
+    /// no unfolding, accumulators in registers over the whole batch; parts split the layout's tasks.
+    case stride1
+}
+
+/// weightGradient and biasGradient from the layer's input and the output gradient, by `method`.
 public struct Conv2dBackwardWeights: KernelStep {
     public var layer: String
     public var input: Slice
@@ -70,6 +79,7 @@ public struct Conv2dBackwardWeights: KernelStep {
     public var weightGradient: Slice
     public var biasGradient: Slice?
     public var geometry: ConvGeometry
+    public var method: ConvWeightGradientMethod
     public var batch: Int
     public var threads: Int
     public var location: SourceLocation
@@ -78,7 +88,15 @@ public struct Conv2dBackwardWeights: KernelStep {
     public var writes: [Slice] { [weightGradient] + (biasGradient.map { [$0] } ?? []) }
     public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
     public var label: String { biasGradient == nil ? "\(layer).conv2d_grad_weight" : "\(layer).conv2d_grad_weight+bias" }
-    public var algorithm: String? { "im2col rows per sample, dy x columns in 4 ch x 4 rows x 16 px registers, by patch row" }
+    public var algorithm: String? {
+        switch method {
+        case .im2colRows: return "im2col rows per sample, dy x columns in 4 ch x 4 rows x 16 px registers, by patch row"
+        case .stride1:
+            guard let layout = Stride1WeightGradientLayout(geometry) else { return nil }
+            return "input shifted per kernel column (\(geometry.kernelWidth) copies), \(layout.channelBlock) ch x \(layout.rowBlock) kernel rows "
+                + "x 16 px registers over the batch, \(layout.samplesPerPass) samples a pass, by \(layout.tasks) tasks"
+        }
+    }
     public var source: SourceLocation? { location }
     public var isBackward: Bool { true }
 

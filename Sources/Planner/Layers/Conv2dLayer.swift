@@ -146,27 +146,38 @@ struct Conv2dLayer: PlannedLayer {
         }
         context.throughActivation = false
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
-        let weightThreads = builder.threads(flops: flops, units: geometry.patchSize)
-        // Sized for one part doing every row: an executor with fewer threads than the plan runs fewer parts.
-        builder.noteWorkspace(floats: geometry.weightGradientScratchFloats(rows: geometry.patchSize))
+        // Stride 1 reads each tap's inputs as one run of a shifted copy of the input: no unfolding, accumulators in
+        // registers (LeNet-5's weight gradients 2.9-3.2x faster on one thread, docs/performance.md).
+        // Either workspace is sized for one part doing all the work: an executor with fewer threads than
+        // the plan runs fewer parts.
+        let method: ConvWeightGradientMethod, weightThreads: Int
+        if let layout = Stride1WeightGradientLayout(geometry) {
+            method = .stride1
+            weightThreads = builder.threads(flops: flops, units: layout.tasks)
+            builder.noteWorkspace(floats: layout.scratchFloats)
+        } else {
+            method = .im2colRows
+            weightThreads = builder.threads(flops: flops, units: geometry.patchSize)
+            builder.noteWorkspace(floats: geometry.weightGradientScratchFloats(rows: geometry.patchSize))
+        }
         builder.train.append(
             .conv2dBackwardWeights(
                 Conv2dBackwardWeights(
                     layer: name, input: builder.view(context.input, shape: [batch, geometry.inChannels, geometry.inHeight, geometry.inWidth]),
                     outputGradient: context.gradient,
                     weightGradient: builder.tensorSlice("\(name).weight", in: builder.gradientBlock)!,
-                    biasGradient: builder.tensorSlice("\(name).bias", in: builder.gradientBlock), geometry: geometry, batch: batch,
+                    biasGradient: builder.tensorSlice("\(name).bias", in: builder.gradientBlock), geometry: geometry, method: method, batch: batch,
                     threads: weightThreads, location: location)))
         guard context.needsInputGradient else { return }
         let x = context.input
         let inputGradient = builder.declare("d_\(x.buffer)", .activationGradient, .float32, shape: x.shape)
-        let method = ConvolutionMethod.choose(geometry)
-        builder.noteWorkspace(floats: method == .direct ? geometry.directInputGradientFloats : geometry.patchSize * geometry.outPixels)
+        let inputMethod = ConvolutionMethod.choose(geometry)
+        builder.noteWorkspace(floats: inputMethod == .direct ? geometry.directInputGradientFloats : geometry.patchSize * geometry.outPixels)
         builder.train.append(
             .conv2dBackwardInput(
                 Conv2dBackwardInput(
                     layer: name, outputGradient: context.gradient, weight: builder.tensorSlice("\(name).weight")!,
-                    inputGradient: inputGradient, geometry: geometry, method: method, batch: batch,
+                    inputGradient: inputGradient, geometry: geometry, method: inputMethod, batch: batch,
                     threads: builder.threads(flops: flops, units: batch), location: location)))
         context.gradient = inputGradient
     }

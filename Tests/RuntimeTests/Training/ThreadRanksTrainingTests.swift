@@ -20,13 +20,17 @@ final class ThreadRanksTrainingTests: XCTestCase {
         return plan
     }
 
-    /// Trains `epochs` epochs on `ranks` threads; returns each rank's parameter block and the last test accuracy.
-    func train(ranks: Int, epochs: Int, directory: String) throws -> (parameters: [[Float]], accuracy: Double) {
-        let (spec, _) = try TinyData.plan(TinyData.specText(), dataDirectory: directory)
+    /// Trains `epochs` epochs on `ranks` threads; returns each rank's parameter block and model state
+    /// (batch norm's running statistics), and the last test accuracy.
+    func train(ranks: Int, epochs: Int, directory: String, specText: String = TinyData.specText()) throws
+        -> (parameters: [[Float]], states: [[Float]], accuracy: Double)
+    {
+        let (spec, _) = try TinyData.plan(specText, dataDirectory: directory)
         let plan = try plan(spec, ranks: ranks)
         let data = try loadData(plan: plan, log: { _ in })
         let group = ThreadRanks(size: ranks, capacityBytes: 1 << 20)
         var parameters = [[Float]](repeating: [], count: ranks)
+        var states = [[Float]](repeating: [], count: ranks)
         var accuracies = [Double](repeating: 0, count: ranks)
         var failures = [String](repeating: "", count: ranks)
         let lock = NSLock()
@@ -41,8 +45,10 @@ final class ThreadRanksTrainingTests: XCTestCase {
                 var accuracy = 0.0
                 for epoch in 1...epochs { accuracy = try run.runEpoch(epoch).testAccuracy }
                 let block = Array(UnsafeBufferPointer(start: run.trainer.executor.parameters, count: plan.parameterBlockFloats))
+                let state = run.trainer.executor.modelState.map { Array(UnsafeBufferPointer(start: $0, count: plan.modelStateFloats)) } ?? []
                 lock.withLock {
                     parameters[rank] = block
+                    states[rank] = state
                     accuracies[rank] = accuracy
                 }
             } catch {
@@ -51,7 +57,7 @@ final class ThreadRanksTrainingTests: XCTestCase {
         }
         XCTAssertEqual(failures.filter { !$0.isEmpty }, [])
         XCTAssertEqual(Set(accuracies).count, 1, "the ranks evaluated differently: \(accuracies)")
-        return (parameters, accuracies[0])
+        return (parameters, states, accuracies[0])
     }
 
     func testRanksHoldTheSameParametersAndLearnWhatOneProcessLearns() throws {
@@ -68,6 +74,47 @@ final class ThreadRanksTrainingTests: XCTestCase {
             XCTAssertLessThan(largest, 1e-3, "\(ranks) ranks drift from one process")
             XCTAssertEqual(first.accuracy, one.accuracy, accuracy: 100.0 / 28 + 1e-9, "\(ranks) ranks: \(first.accuracy)% against \(one.accuracy)%")
         }
+    }
+
+    func testRanksOfABatchNormModelHoldTheSameRunningStatistics() throws {
+        // 114 rows: 8 steps an epoch, the last of 2 rows (with 3 ranks one share is empty).
+        let directory = try TinyData.makeDirectory(self, trainCount: 114)
+        // A batch norm after a convolution: a share of one row still has H x W values per channel (after a
+        // linear it would be refused, see the test below).
+        let text = TinyData.specText(layers: "    - conv2d: {out: 4, kernel: 3}\n    - batch_norm\n    - relu\n    - flatten\n    - linear: {out: 3}")
+        let one = try train(ranks: 1, epochs: 3, directory: directory, specText: text)
+        for ranks in [2, 3] {
+            let run = try train(ranks: ranks, epochs: 3, directory: directory, specText: text)
+            // running_mean and running_var of 4 channels, then num_batches_tracked, each from a 16-float line.
+            XCTAssertEqual(run.states[0].count, 48)
+            for rank in 1..<ranks {
+                XCTAssertEqual(run.parameters[rank], run.parameters[0], "\(ranks) ranks: rank \(rank)'s parameters differ from rank 0's")
+                XCTAssertEqual(run.states[rank], run.states[0], "\(ranks) ranks: rank \(rank)'s running statistics differ from rank 0's")
+            }
+            XCTAssertEqual(run.states[0][32], 24, "\(ranks) ranks: the batches counted are the model's steps")
+            // Each rank normalizes its own share: not one process's model, but as good.
+            XCTAssertNotEqual(run.states[0], one.states[0])
+            XCTAssertTrue(run.states[0][0..<4].allSatisfy { $0 != 0 } && run.states[0][16..<20].allSatisfy { $0 != 1 }, "not updated")
+            XCTAssertEqual(run.accuracy, one.accuracy, accuracy: 100.0 / 28 * 2 + 1e-9)
+        }
+    }
+
+    /// Each rank normalizes its own share, so a batch norm after a linear is refused when a batch would
+    /// give some rank one row: 114 rows in batches of 16 end in 2 rows, 1 for each of 2 ranks; batches of
+    /// 3 give one of 2 ranks one row every step. One process and 118 rows (a last batch of 6) are fine.
+    func testASplitThatGivesARankOneRowBeforeA1dBatchNormIsRefused() throws {
+        let layers = "    - flatten\n    - linear: {out: 16, activation: relu}\n    - batch_norm\n    - linear: {out: 3}"
+        let (spec, _) = try TinyData.plan(TinyData.specText(layers: layers, batch: 16), dataDirectory: try TinyData.makeDirectory(self))
+        let two = try plan(spec, ranks: 2)
+        let last = try XCTUnwrap(oneRowBatchNormError(plan: two, spec: spec, examples: 114, batchSize: 16))
+        XCTAssertEqual(
+            last.message,
+            "batch_norm layer 'bn1' would train on a share of 1 row: 2 ranks split the last batch of 2 rows (114 training examples, batch_size 16: 114 % 16 = 2) into shares of 1, 1, and each rank normalizes its own share, where a share of one row has each feature's batch variance 0 / 0")
+        XCTAssertEqual(last.fix, "set `drop_last: true`, or a batch_size that gives every rank 2 rows or more (17), or fewer ranks")
+        let every = try XCTUnwrap(oneRowBatchNormError(plan: two, spec: spec, examples: 118, batchSize: 3))
+        XCTAssertTrue(every.message.contains("2 ranks split every batch of 3 rows into shares of 2, 1"), every.message)
+        XCTAssertNil(oneRowBatchNormError(plan: two, spec: spec, examples: 118, batchSize: 16))
+        XCTAssertNil(oneRowBatchNormError(plan: try plan(spec, ranks: 1), spec: spec, examples: 114, batchSize: 16))
     }
 
     func testASharedStepAllocatesNothing() throws {
