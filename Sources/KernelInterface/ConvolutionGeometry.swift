@@ -59,6 +59,36 @@ public struct ConvGeometry: Codable, Equatable, Hashable, Sendable {
     /// Floats of the scratch the weight gradient needs for `rows` patch rows: sixteen lanes per output
     /// channel and row, and the rows' columns of one group of one sample.
     public func weightGradientScratchFloats(rows: Int) -> Int { rows * (outChannels * 16 + outPixels) }
+
+    /// Whether the direct kernels (row-shifted copies, no im2col) compute this convolution: stride 1
+    /// and dilation 1, any kernel, padding and groups.
+    public var allowsDirect: Bool { strideHeight == 1 && strideWidth == 1 && dilationHeight == 1 && dilationWidth == 1 }
+    /// Input channels the direct kernel copies at a time: as many of a group's as keep their copies
+    /// within 6,144 floats (24 KB, in L1 with the weights), at least one.
+    public var shiftedRowChunkChannels: Int {
+        let perChannel = kernelWidth * (outHeight + kernelHeight - 1) * outWidth
+        return max(1, min(groupInChannels, 6144 / max(perChannel, 1)))
+    }
+    /// Floats of the direct forward's scratch: one chunk of channels' kernelWidth row-shifted copies of
+    /// their padded planes, (outHeight + kernelHeight - 1) rows of outWidth floats each, and 16 spare
+    /// floats.
+    public var shiftedRowFloats: Int {
+        shiftedRowChunkChannels * kernelWidth * (outHeight + kernelHeight - 1) * outWidth + 16
+    }
+    /// The weights flipped and transposed for the input gradient, padded to whole vectors.
+    public var flippedWeightFloats: Int { (weightFloats + 15) / 16 * 16 }
+    /// The stride-1 convolution whose output is this one's input gradient: over dy, padded by
+    /// kernel - 1 - pad, channels swapped per group, with the weights flipped.
+    public var inputGradientGeometry: ConvGeometry {
+        ConvGeometry(
+            inChannels: outChannels, inHeight: outHeight, inWidth: outWidth, outChannels: inChannels, outHeight: inHeight,
+            outWidth: inWidth, kernelHeight: kernelHeight, kernelWidth: kernelWidth, strideHeight: 1, strideWidth: 1,
+            padTop: kernelHeight - 1 - padTop, padLeft: kernelWidth - 1 - padLeft, dilationHeight: 1, dilationWidth: 1,
+            groups: groups)
+    }
+    /// Floats of the direct input gradient's scratch: the flipped weights and the transposed
+    /// convolution's row-shifted copies.
+    public var directInputGradientFloats: Int { flippedWeightFloats + inputGradientGeometry.shiftedRowFloats }
 }
 
 /// The shape of one 2-D pooling over NCHW tensors (PyTorch's max_pool2d / avg_pool2d /

@@ -170,6 +170,23 @@ public struct KernelSet: @unchecked Sendable {
         ConvGeometry, Int, Int
     ) -> Void
 
+    /// The direct stride-1, dilation-1 convolution (`ConvGeometry.allowsDirect`): the same result and
+    /// bits as `Conv2dForward`, from row-shifted copies of each sample's input instead of im2col.
+    /// Parameters: x, w, bias, y, preact, scratch (`geometry.shiftedRowFloats` floats), geometry,
+    /// activation, negativeSlope, first, end.
+    public typealias Conv2dForwardDirect = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>,
+        UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>, ConvGeometry, ActivationCode, Float, Int, Int
+    ) -> Void
+
+    /// dx for a convolution that `ConvGeometry.allowsDirect`: the direct convolution of dy padded by
+    /// kernel - 1 - pad with the flipped weights, for samples [first, end) (overwritten). Parameters:
+    /// dy, w, dx, scratch (`geometry.directInputGradientFloats` floats), geometry, first, end.
+    public typealias Conv2dBackwardInputDirect = (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+        ConvGeometry, Int, Int
+    ) -> Void
+
     /// Pooling (`PoolGeometry`) of planes [first, end) (a plane is one channel of one sample). Max:
     /// indices (not nil) receive each output's argmax within its input plane (the first on ties);
     /// average: sum / window size, padding counted. Parameters: x, y, indices, geometry, isMax, first, end.
@@ -247,6 +264,8 @@ public struct KernelSet: @unchecked Sendable {
     public var conv2dBackwardWeights: Conv2dBackwardWeights
     public var conv2dBackwardWeightsStride1: Conv2dBackwardWeightsStride1
     public var conv2dBackwardInput: Conv2dBackwardInput
+    public var conv2dForwardDirect: Conv2dForwardDirect
+    public var conv2dBackwardInputDirect: Conv2dBackwardInputDirect
     public var pool2dForward: Pool2dForward
     public var pool2dBackward: Pool2dBackward
     public var batchNormTraining: BatchNormTraining
@@ -279,6 +298,8 @@ public struct KernelSet: @unchecked Sendable {
         conv2dBackwardWeights: @escaping Conv2dBackwardWeights,
         conv2dBackwardWeightsStride1: @escaping Conv2dBackwardWeightsStride1,
         conv2dBackwardInput: @escaping Conv2dBackwardInput,
+        conv2dForwardDirect: @escaping Conv2dForwardDirect,
+        conv2dBackwardInputDirect: @escaping Conv2dBackwardInputDirect,
         pool2dForward: @escaping Pool2dForward,
         pool2dBackward: @escaping Pool2dBackward,
         batchNormTraining: @escaping BatchNormTraining,
@@ -312,6 +333,8 @@ public struct KernelSet: @unchecked Sendable {
         self.conv2dBackwardWeights = conv2dBackwardWeights
         self.conv2dBackwardWeightsStride1 = conv2dBackwardWeightsStride1
         self.conv2dBackwardInput = conv2dBackwardInput
+        self.conv2dForwardDirect = conv2dForwardDirect
+        self.conv2dBackwardInputDirect = conv2dBackwardInputDirect
         self.pool2dForward = pool2dForward
         self.pool2dBackward = pool2dBackward
         self.batchNormTraining = batchNormTraining

@@ -26,6 +26,8 @@ public let kernelSet = KernelSet(
     conv2dBackwardWeights: conv2dBackwardWeights,
     conv2dBackwardWeightsStride1: conv2dBackwardWeightsStride1,
     conv2dBackwardInput: conv2dBackwardInput,
+    conv2dForwardDirect: conv2dForwardDirect,
+    conv2dBackwardInputDirect: conv2dBackwardInputDirect,
     pool2dForward: pool2dForward,
     pool2dBackward: pool2dBackward,
     batchNormTraining: batchNormTraining,

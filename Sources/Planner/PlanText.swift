@@ -33,7 +33,7 @@ public enum PlanText {
                 grouped(memory.activationBytes), formatBytes(memory.activationBytes),
             ],
             [
-                memory.convolutionBytes.isEmpty ? "matmul packing workspace" : "workspace (matmul packing, im2col of one sample per thread)",
+                memory.convolutionBytes.isEmpty ? "matmul packing workspace" : "workspace (matmul packing, one sample's convolution copies per thread)",
                 grouped(memory.workspaceBytes), formatBytes(memory.workspaceBytes),
             ],
         ]

@@ -62,11 +62,20 @@ final class ConvolutionPlanTests: XCTestCase {
         // The pooling indices are in the memory report; no columns are kept between kernels.
         let summary = PlanText.summary(p)
         XCTAssertTrue(summary.contains("max pooling indices"), summary)
-        XCTAssertTrue(summary.contains("im2col of one sample per thread"), summary)
+        XCTAssertTrue(summary.contains("one sample's convolution copies per thread"), summary)
         XCTAssertFalse(p.buffers.contains { $0.name.contains("columns") })
         XCTAssertEqual(try XCTUnwrap(p.buffer(named: "max_pool1.indices")).elementType, .int32)
-        // mlpc plan names the algorithm of each convolution kernel.
-        XCTAssertTrue(PlanText.full(p).contains("im2col 25x784"))
+        // mlpc plan names the algorithm of each convolution kernel: stride 1 goes direct, and conv2's
+        // input gradient copies dy's 16 channels four at a time (their copies stay in L1).
+        let text = PlanText.full(p)
+        XCTAssertTrue(text.contains("direct, 5 row-shifted copies 32x28"), text)
+        XCTAssertTrue(text.contains("direct, 30 row-shifted copies 14x10"), text)
+        XCTAssertTrue(text.contains("direct over dy padded, flipped weights, 20 row-shifted copies 18x14 per 4 of 16 channels"), text)
+        XCTAssertFalse(text.contains("col2im"), text)
+        // One sample's copies per thread, and the weight gradient's scratch, fit the workspace.
+        let workspace = try XCTUnwrap(p.buffer(named: "workspace")).shape[1]
+        XCTAssertGreaterThanOrEqual(workspace, 30 * 14 * 10 + 16, "conv2's row-shifted copies")
+        XCTAssertGreaterThanOrEqual(workspace, 2400 + 20 * 18 * 14 + 16, "conv2's flipped weights and dy's copies")
         // Stride 1: both weight gradients take the shifted-copies kernel, and say so.
         let weightGradients = p.trainKernels.compactMap { kernel -> Conv2dBackwardWeights? in
             if case .conv2dBackwardWeights(let k) = kernel { return k } else { return nil }
@@ -74,9 +83,6 @@ final class ConvolutionPlanTests: XCTestCase {
         XCTAssertEqual(weightGradients.map(\.method), [.stride1, .stride1])
         XCTAssertTrue(PlanText.full(p).contains("input shifted per kernel column (5 copies), 4 ch x 5 kernel rows"), PlanText.full(p))
         XCTAssertTrue(PlanText.full(p).contains("input shifted per kernel column (5 copies), 3 ch x 5 kernel rows"), PlanText.full(p))
-        // One sample's columns per thread, and the weight gradient's scratch, fit the workspace.
-        let workspace = try XCTUnwrap(p.buffer(named: "workspace")).shape[1]
-        XCTAssertGreaterThanOrEqual(workspace, 150 * 100)
         for k in weightGradients {
             XCTAssertGreaterThanOrEqual(workspace, try XCTUnwrap(Stride1WeightGradientLayout(k.geometry)).scratchFloats, "\(k.layer), all tasks on one part")
         }
@@ -136,6 +142,15 @@ final class ConvolutionPlanTests: XCTestCase {
         XCTAssertEqual(p.parameters.filter { $0.layer == "bn1" }.map(\.constant), [1, 0])
         XCTAssertEqual(verify(p), [])
         XCTAssertTrue(PlanText.summary(p).contains("model state (batch norm running statistics)"))
+        // The dilated conv1 is unfolded (im2col); the stride-1 grouped conv2 goes direct.
+        let methods = p.trainKernels.compactMap { kernel -> String? in
+            switch kernel {
+            case .conv2dForward(let k): return "\(k.layer) forward \(k.method)"
+            case .conv2dBackwardInput(let k): return "\(k.layer) input gradient \(k.method)"
+            default: return nil
+            }
+        }
+        XCTAssertEqual(methods, ["conv1 forward im2col", "conv2 forward direct", "conv2 input gradient direct"])
         // The resolved spec decodes to the same layers: resolving it again gives the same text.
         let resolvedText = try XCTUnwrap(spec).resolvedYAML
         let resolved = SpecLoader.parse(bytes: Array(resolvedText.utf8), path: "resolved.yaml")

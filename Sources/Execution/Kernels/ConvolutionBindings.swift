@@ -25,6 +25,15 @@ extension Conv2dForward {
         let x = b.floats(input), w = b.floats(weight), bias = self.bias.map(b.floats), y = b.floats(output)
         let pre = preactivation.map(b.floats)
         let geometry = self.geometry, code = activation.code, slope = activation.negativeSlope, parts = b.parts(self)
+        if method == .direct {
+            return BoundKernel(isBackward: false) { executor, _, rows in
+                let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
+                runShares(executor, count: rows, parts: parts) { first, end, part in
+                    kernels.conv2dForwardDirect(x, w, bias, y, pre, ws + part * stride, geometry, code, slope, first, end)
+                }
+                return nil
+            }
+        }
         return BoundKernel(isBackward: false) { executor, _, rows in
             let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
             runShares(executor, count: rows, parts: parts) { first, end, part in
@@ -63,6 +72,15 @@ extension Conv2dBackwardInput {
     func bind(_ b: KernelBinding) -> BoundKernel {
         let dy = b.floats(outputGradient), w = b.floats(weight), dx = b.floats(inputGradient)
         let geometry = self.geometry, parts = b.parts(self)
+        if method == .direct {
+            return BoundKernel(isBackward: true) { executor, _, rows in
+                let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
+                runShares(executor, count: rows, parts: parts) { first, end, part in
+                    kernels.conv2dBackwardInputDirect(dy, w, dx, ws + part * stride, geometry, first, end)
+                }
+                return nil
+            }
+        }
         return BoundKernel(isBackward: true) { executor, _, rows in
             let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
             runShares(executor, count: rows, parts: parts) { first, end, part in

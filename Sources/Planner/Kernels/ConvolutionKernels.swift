@@ -1,9 +1,25 @@
 import KernelInterface
 import SpecParser
 
+/// How a convolution's forward and input gradient compute: `direct` (stride 1, dilation 1) reads
+/// row-shifted copies of each sample's padded planes, one vector load per tap and sixteen positions,
+/// with no im2col and no col2im; `im2col` unfolds every patch (any stride and dilation).
+public enum ConvolutionMethod: String, Codable, Equatable, Hashable, Sendable {
+    case im2col
+    case direct
+
+    /// Direct wherever it applies, for the forward and the input gradient. The forward copies
+    /// kernelWidth shifted rows per input row instead of kernelHeight x kernelWidth and multiplies the
+    /// same products with the same bits. The input gradient's direct form also multiplies dy's zero
+    /// padding, but needs no col2im (one scalar addition per column element); measured on one thread
+    /// (docs/performance.md), it ties im2col on LeNet's conv2 (10x10 dy padded to 18x18) and is 12 %
+    /// faster on mnist_cnn_bn's conv2 (3x3, padding 1).
+    public static func choose(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
+}
+
 /// output = act(conv2d(input, weight) + bias) (`ConvGeometry`), the bias and activation applied in the
-/// product's epilogue. Each part unfolds one sample at a time (im2col) into its share of the workspace.
-/// Parts split the batch's samples.
+/// product's epilogue. Each part copies (direct) or unfolds (im2col) one sample at a time into its
+/// share of the workspace. Parts split the batch's samples.
 public struct Conv2dForward: KernelStep {
     public var layer: String
     public var input: Slice
@@ -13,6 +29,7 @@ public struct Conv2dForward: KernelStep {
     public var preactivation: Slice?
     public var geometry: ConvGeometry
     public var activation: ActivationFunction
+    public var method: ConvolutionMethod
     public var batch: Int
     public var threads: Int
     public var location: SourceLocation
@@ -26,7 +43,11 @@ public struct Conv2dForward: KernelStep {
     }
     public var source: SourceLocation? { location }
     public var algorithm: String? {
-        "im2col \(geometry.patchSize)x\(geometry.outPixels)\(geometry.groups > 1 ? " x\(geometry.groups) groups" : ""), 8 ch x 16 px registers, by sample"
+        let groups = geometry.groups > 1 ? " x\(geometry.groups) groups" : ""
+        switch method {
+        case .im2col: return "im2col \(geometry.patchSize)x\(geometry.outPixels)\(groups), 8 ch x 16 px registers, by sample"
+        case .direct: return "direct, \(directCopiesText(geometry))\(groups), \(directBlockText(geometry)), by sample"
+        }
     }
 
     public func mapSlices(_ f: (Slice) -> Slice) -> Conv2dForward {
@@ -89,14 +110,31 @@ public struct Conv2dBackwardWeights: KernelStep {
     }
 }
 
-/// inputGradient = the transposed convolution of the output gradient (columns in the workspace, then
-/// col2im); parts split the samples.
+/// The row-shifted copies of one group of one sample that a direct convolution reads.
+func directCopiesText(_ g: ConvGeometry) -> String {
+    let chunk = g.shiftedRowChunkChannels, chunks = (g.groupInChannels + chunk - 1) / chunk
+    let copies = "\(chunk * g.kernelWidth) row-shifted copies \(g.outHeight + g.kernelHeight - 1)x\(g.outWidth)"
+    return chunks > 1 ? "\(copies) per \(chunk) of \(g.groupInChannels) channels" : copies
+}
+
+/// The direct kernel's first register block: 8, 6, 4, 2 or 1 output channels (the most the group has)
+/// by 3 vectors of 16 positions for 8 channels, else 4.
+func directBlockText(_ g: ConvGeometry) -> String {
+    let n = g.groupOutChannels
+    let channels = n >= 8 ? 8 : n >= 6 ? 6 : n >= 4 ? 4 : n >= 2 ? 2 : 1
+    return "\(channels) ch x \(channels == 8 ? 3 : 4) x 16 px registers"
+}
+
+/// inputGradient = the transposed convolution of the output gradient: direct (dy padded by
+/// kernel - 1 - pad, weights flipped, the forward's direct kernel) or im2col (columns in the
+/// workspace, then col2im); parts split the samples.
 public struct Conv2dBackwardInput: KernelStep {
     public var layer: String
     public var outputGradient: Slice
     public var weight: Slice
     public var inputGradient: Slice
     public var geometry: ConvGeometry
+    public var method: ConvolutionMethod
     public var batch: Int
     public var threads: Int
     public var location: SourceLocation
@@ -105,7 +143,14 @@ public struct Conv2dBackwardInput: KernelStep {
     public var writes: [Slice] { [inputGradient] }
     public var flops: Int { 2 * batch * geometry.outputFloats * geometry.patchSize }
     public var label: String { "\(layer).conv2d_grad_input" }
-    public var algorithm: String? { "w x dy into \(geometry.patchSize)x\(geometry.outPixels) scratch, col2im, by sample" }
+    public var algorithm: String? {
+        switch method {
+        case .im2col: return "w x dy into \(geometry.patchSize)x\(geometry.outPixels) scratch, col2im, by sample"
+        case .direct:
+            let t = geometry.inputGradientGeometry
+            return "direct over dy padded, flipped weights, \(directCopiesText(t)), \(directBlockText(t)), by sample"
+        }
+    }
     public var source: SourceLocation? { location }
     public var isBackward: Bool { true }
 

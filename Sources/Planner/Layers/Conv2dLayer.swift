@@ -120,16 +120,17 @@ struct Conv2dLayer: PlannedLayer {
             pre = builder.declare("\(name).preact", .preactivation, .float32, shape: [batch] + outputShape)
             context.preactivations[context.index] = pre
         }
-        // Each part unfolds one sample at a time into its workspace; the weight gradient unfolds again
-        // rather than keep every sample's columns (megabytes that would come back from memory).
-        builder.noteWorkspace(floats: geometry.columnFloats)
+        // Each part copies or unfolds one sample at a time into its workspace; the weight gradient
+        // unfolds again rather than keep every sample's columns (megabytes that would come back from memory).
+        let method = ConvolutionMethod.choose(geometry)
+        builder.noteWorkspace(floats: forwardWorkspaceFloats(method))
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
         builder.train.append(
             .conv2dForward(
                 Conv2dForward(
                     layer: name, input: builder.view(x, shape: [batch, geometry.inChannels, geometry.inHeight, geometry.inWidth]),
                     weight: builder.tensorSlice("\(name).weight")!, bias: builder.tensorSlice("\(name).bias"), output: y,
-                    preactivation: pre, geometry: geometry, activation: activation, batch: batch,
+                    preactivation: pre, geometry: geometry, activation: activation, method: method, batch: batch,
                     threads: builder.threads(flops: flops, units: batch), location: location)))
         return y
     }
@@ -170,28 +171,35 @@ struct Conv2dLayer: PlannedLayer {
         guard context.needsInputGradient else { return }
         let x = context.input
         let inputGradient = builder.declare("d_\(x.buffer)", .activationGradient, .float32, shape: x.shape)
-        builder.noteWorkspace(floats: geometry.patchSize * geometry.outPixels)
+        let inputMethod = ConvolutionMethod.choose(geometry)
+        builder.noteWorkspace(floats: inputMethod == .direct ? geometry.directInputGradientFloats : geometry.patchSize * geometry.outPixels)
         builder.train.append(
             .conv2dBackwardInput(
                 Conv2dBackwardInput(
                     layer: name, outputGradient: context.gradient, weight: builder.tensorSlice("\(name).weight")!,
-                    inputGradient: inputGradient, geometry: geometry, batch: batch,
+                    inputGradient: inputGradient, geometry: geometry, method: inputMethod, batch: batch,
                     threads: builder.threads(flops: flops, units: batch), location: location)))
         context.gradient = inputGradient
+    }
+
+    /// One sample's row-shifted copies (direct) or columns (im2col), per part.
+    func forwardWorkspaceFloats(_ method: ConvolutionMethod) -> Int {
+        method == .direct ? geometry.shiftedRowFloats : geometry.columnFloats
     }
 
     func evaluate(_ builder: inout PlanBuilder, _ x: Slice) -> Slice {
         let batch = builder.evalBatch
         let y = builder.declare("eval.\(name).out", .activation, .float32, shape: [batch] + outputShape)
-        // Evaluation keeps no columns: each part unfolds one sample at a time into its workspace.
-        builder.noteWorkspace(floats: geometry.columnFloats)
+        // Evaluation keeps no columns: each part copies or unfolds one sample at a time into its workspace.
+        let method = ConvolutionMethod.choose(geometry)
+        builder.noteWorkspace(floats: forwardWorkspaceFloats(method))
         let flops = 2 * batch * geometry.outputFloats * geometry.patchSize
         builder.eval.append(
             .conv2dForward(
                 Conv2dForward(
                     layer: name, input: builder.view(x, shape: [batch, geometry.inChannels, geometry.inHeight, geometry.inWidth]),
                     weight: builder.tensorSlice("\(name).weight")!, bias: builder.tensorSlice("\(name).bias"), output: y,
-                    preactivation: nil, geometry: geometry, activation: activation, batch: batch,
+                    preactivation: nil, geometry: geometry, activation: activation, method: method, batch: batch,
                     threads: builder.threads(flops: flops, units: batch), location: location)))
         return y
     }
