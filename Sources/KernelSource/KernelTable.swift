@@ -27,6 +27,7 @@ public let kernelSet = KernelSet(
     conv2dBackwardInput: conv2dBackwardInput,
     pool2dForward: pool2dForward,
     pool2dBackward: pool2dBackward,
+    maxPool2dReluBackward: maxPool2dReluBackward,
     batchNormTraining: batchNormTraining,
     batchNormEvaluation: batchNormEvaluation,
     batchNormBackward: batchNormBackward,
