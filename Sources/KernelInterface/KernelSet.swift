@@ -200,6 +200,14 @@ public struct KernelSet: @unchecked Sendable {
         UnsafePointer<Float>, UnsafePointer<Int32>?, UnsafeMutablePointer<Float>, PoolGeometry, Int, Int
     ) -> Void
 
+    /// `Pool2dBackward` of a max pool followed by the backward pass of the ReLU whose output the pool
+    /// read, planes [first, end) (dx overwritten): dx = pool gradient x (ReLU output > 0 ? 1 : 0).
+    /// Parameters: dy, indices, the ReLU output or (pooled true, 2x2 windows inside the input) the
+    /// pool's output, pooled, dx, geometry, first, end.
+    public typealias MaxPool2dReluBackward = (
+        UnsafePointer<Float>, UnsafePointer<Int32>, UnsafePointer<Float>, Bool, UnsafeMutablePointer<Float>, PoolGeometry, Int, Int
+    ) -> Void
+
     /// Batch normalization in training, channels [first, end): the batch's mean and biased variance per
     /// channel normalize x; y = xhat * weight + bias (weight and bias nil: 1 and 0). savedMean and
     /// savedInvStd receive the mean and 1 / sqrt(var + eps); runningMean and runningVar move by the
@@ -268,6 +276,7 @@ public struct KernelSet: @unchecked Sendable {
     public var conv2dBackwardInputDirect: Conv2dBackwardInputDirect
     public var pool2dForward: Pool2dForward
     public var pool2dBackward: Pool2dBackward
+    public var maxPool2dReluBackward: MaxPool2dReluBackward
     public var batchNormTraining: BatchNormTraining
     public var batchNormEvaluation: BatchNormEvaluation
     public var batchNormBackward: BatchNormBackward
@@ -302,6 +311,7 @@ public struct KernelSet: @unchecked Sendable {
         conv2dBackwardInputDirect: @escaping Conv2dBackwardInputDirect,
         pool2dForward: @escaping Pool2dForward,
         pool2dBackward: @escaping Pool2dBackward,
+        maxPool2dReluBackward: @escaping MaxPool2dReluBackward,
         batchNormTraining: @escaping BatchNormTraining,
         batchNormEvaluation: @escaping BatchNormEvaluation,
         batchNormBackward: @escaping BatchNormBackward,
@@ -337,6 +347,7 @@ public struct KernelSet: @unchecked Sendable {
         self.conv2dBackwardInputDirect = conv2dBackwardInputDirect
         self.pool2dForward = pool2dForward
         self.pool2dBackward = pool2dBackward
+        self.maxPool2dReluBackward = maxPool2dReluBackward
         self.batchNormTraining = batchNormTraining
         self.batchNormEvaluation = batchNormEvaluation
         self.batchNormBackward = batchNormBackward

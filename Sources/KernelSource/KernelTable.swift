@@ -30,6 +30,7 @@ public let kernelSet = KernelSet(
     conv2dBackwardInputDirect: conv2dBackwardInputDirect,
     pool2dForward: pool2dForward,
     pool2dBackward: pool2dBackward,
+    maxPool2dReluBackward: maxPool2dReluBackward,
     batchNormTraining: batchNormTraining,
     batchNormEvaluation: batchNormEvaluation,
     batchNormBackward: batchNormBackward,

@@ -89,3 +89,40 @@ public func pool2dBackward(
         }
     }
 }
+
+/// The max pool's input gradient followed by the backward pass of the ReLU whose output the pool read,
+/// per plane: dx = pool gradient x (1 where the ReLU output is above 0, else 0), the same bits as
+/// `pool2dBackward` then `activationBackward`. `reluValues` is the ReLU output, or, with `pooled`
+/// (windows that do not overlap: `isInside2x2`), the pool's output: each input then gets at most one
+/// window's gradient, 0 + dy at the argmax, whose ReLU output is the window's pooled value, and 0 x
+/// either derivative is the 0 elsewhere, so the pass reads a value per window instead of per input.
+public func maxPool2dReluBackward(
+    _ dy: UnsafePointer<Float>, _ indices: UnsafePointer<Int32>, _ reluValues: UnsafePointer<Float>, _ pooled: Bool,
+    _ dx: UnsafeMutablePointer<Float>, _ g: PoolGeometry, _ first: Int, _ end: Int
+) {
+    if pooled {
+        precondition(g.isInside2x2, "maxPool2dReluBackward reads pooled values only for 2x2 windows inside the input")
+        for plane in first..<max(first, end) {
+            let gradient = dx + plane * g.inPixels, output = dy + plane * g.outPixels
+            let winners = indices + plane * g.outPixels, values = reluValues + plane * g.outPixels
+            gradient.update(repeating: 0, count: g.inPixels)
+            for o in 0..<g.outPixels { gradient[Int(winners[o])] = (0 + output[o]) * (values[o] > 0 ? 1 : 0) }
+        }
+        return
+    }
+    for plane in first..<max(first, end) {
+        // The plane's gradient is still in the cache when the derivative multiplies it.
+        pool2dBackward(dy, indices, dx, g, plane, plane + 1)
+        let gradient = dx + plane * g.inPixels, relu = reluValues + plane * g.inPixels
+        var i = 0
+        while i + 16 <= g.inPixels {
+            let derivative = SIMD16<Float>(repeating: 0).replacing(with: 1, where: load16(relu + i) .> 0)
+            store16(load16(gradient + i) * derivative, gradient + i)
+            i += 16
+        }
+        while i < g.inPixels {
+            gradient[i] *= relu[i] > 0 ? 1 : 0
+            i += 1
+        }
+    }
+}

@@ -109,6 +109,40 @@ final class ConvolutionPlanTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(workspace, strided.weightGradientScratchFloats(rows: strided.patchSize))
     }
 
+    /// pool-relu-backward: each max pool after a ReLU (conv1's, and conv2's relu layer, which its
+    /// epilogue absorbs) applies
+    /// the ReLU's derivative in its backward pass; the ReLU's backward kernel goes, and turning the pass
+    /// off gives it back.
+    func testLeNetMaxPoolsApplyTheReluBackwardBeforeThem() throws {
+        let spec = try XCTUnwrap(Self.check(Self.lenet).spec)
+        for disabled in [false, true] {
+            let options = PlanOptions(disabledPasses: disabled ? [.poolReluBackward] : [])
+            let p = try XCTUnwrap(makePlan(spec, target: .reference, options: options).plan)
+            XCTAssertEqual(verify(p), [])
+            let report = try XCTUnwrap(p.passes.first { $0.pass == .poolReluBackward })
+            XCTAssertEqual(report.applied, !disabled)
+            let pools = p.trainKernels.compactMap { if case .pool2dBackward(let k) = $0 { return k } else { return nil } }
+            let reluBackward = p.trainKernels.compactMap { if case .activationBackward(let k) = $0, k.activation.code == .relu { return k.layer } else { return nil } }
+            if disabled {
+                XCTAssertEqual(pools.map(\.label), ["max_pool2.max_pool2d_backward", "max_pool1.max_pool2d_backward"])
+                XCTAssertEqual(reluBackward, ["conv2", "conv1"])
+                continue
+            }
+            XCTAssertEqual(report.detail, "conv2 into max_pool2, conv1 into max_pool1")
+            XCTAssertEqual(
+                pools.map(\.label), ["max_pool2.max_pool2d_backward + conv2.relu_backward", "max_pool1.max_pool2d_backward + conv1.relu_backward"])
+            XCTAssertEqual(pools.map { $0.passes }, [["pool-relu-backward"], ["pool-relu-backward"]])
+            // 2x2 / 2 windows do not overlap: the derivative comes from the pooled values.
+            XCTAssertEqual(pools.map { $0.reluValues?.buffer }, ["max_pool2.out", "max_pool1.out"])
+            XCTAssertEqual(pools.map(\.reluValuesArePooled), [true, true])
+            XCTAssertEqual(reluBackward, [])
+            // The ReLU's backward pass overwrote the pool's gradient in place; the pool writes the result there.
+            XCTAssertEqual(pools.map { $0.inputGradient.buffer }, ["d_conv2.out", "d_conv1.out"])
+            XCTAssertTrue(p.fusions.contains { $0.hasPrefix("ReLU backward fused into the max pool backward") })
+            XCTAssertEqual(try JSONDecoder().decode(Plan.self, from: JSONEncoder().encode(p)), p)
+        }
+    }
+
     func testDecodingOfSizesPaddingAndShorthands() throws {
         let (spec, plan, diagnostics) = Self.check("""
             - conv2d: {out: 4, kernel: [3, 5], stride: 1, padding: same, dilation: [2, 1], bias: false}

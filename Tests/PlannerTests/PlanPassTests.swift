@@ -27,8 +27,8 @@ final class PlanPassTests: XCTestCase {
     func testTheReferencePlanOnTwoThreadsAppliesEveryPassAndReportsEachInOrder() throws {
         let plan = try plan()
         XCTAssertEqual(plan.passes.map(\.pass), PlanPass.allCases)
-        // The MLP has no batch norm to fold.
-        XCTAssertEqual(plan.passes.map(\.applied), [true, true, true, true, false])
+        // The MLP has no pooling and no batch norm to fold.
+        XCTAssertEqual(plan.passes.map(\.applied), [true, true, false, true, true, false])
         XCTAssertEqual(plan.shiftedInput, ShiftedInput(layer: "fc1"))
         XCTAssertEqual(plan.liveFirstFeatures?.layer, "fc1")
         XCTAssertNotNil(plan.batchPrefetch)

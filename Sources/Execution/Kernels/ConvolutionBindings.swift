@@ -109,6 +109,16 @@ extension Pool2dBackward {
     func bind(_ b: KernelBinding) -> BoundKernel {
         let dy = b.floats(outputGradient), indices = self.indices.map(b.int32s), dx = b.floats(inputGradient)
         let geometry = self.geometry, parts = b.parts(self)
+        if let relu = reluValues.map(b.floats), let indices {
+            let pooled = reluValuesArePooled
+            return BoundKernel(isBackward: true) { executor, _, rows in
+                let kernels = executor.kernels
+                runShares(executor, count: rows * geometry.channels, parts: parts) { first, end, _ in
+                    kernels.maxPool2dReluBackward(dy, indices, relu, pooled, dx, geometry, first, end)
+                }
+                return nil
+            }
+        }
         return BoundKernel(isBackward: true) { executor, _, rows in
             let kernels = executor.kernels
             runShares(executor, count: rows * geometry.channels, parts: parts) { first, end, _ in

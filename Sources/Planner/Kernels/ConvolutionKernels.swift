@@ -198,7 +198,9 @@ public struct Pool2dForward: KernelStep {
 }
 
 /// The pooling's input gradient: each output's gradient goes to its argmax (max) or is shared over its
-/// window (average).
+/// window (average). With `reluValues` (the pool-relu-backward pass) it is also the backward pass of the
+/// ReLU whose output the max pool read: the gradient is multiplied by 1 where that output is above 0
+/// and by 0 elsewhere, and `inputGradient` is the ReLU's input gradient.
 public struct Pool2dBackward: KernelStep {
     public var layer: String
     public var outputGradient: Slice
@@ -207,19 +209,33 @@ public struct Pool2dBackward: KernelStep {
     public var geometry: PoolGeometry
     public var threads: Int
     public var location: SourceLocation
+    /// The ReLU output the pool read, or with `reluValuesArePooled` the pool's output (windows that do
+    /// not overlap: the ReLU output at each window's argmax); the ReLU layer's name.
+    public var reluValues: Slice? = nil
+    public var reluValuesArePooled = false
+    public var reluLayer: String? = nil
 
-    public var reads: [Slice] { [outputGradient] + (indices.map { [$0] } ?? []) }
+    public var reads: [Slice] { [outputGradient] + (indices.map { [$0] } ?? []) + (reluValues.map { [$0] } ?? []) }
     public var writes: [Slice] { [inputGradient] }
-    public var flops: Int { inputGradient.elements + outputGradient.elements }
-    public var label: String { "\(layer).\(indices == nil ? "avg" : "max")_pool2d_backward" }
+    public var flops: Int { inputGradient.elements + outputGradient.elements * (reluValues == nil ? 1 : 2) }
+    public var label: String {
+        "\(layer).\(indices == nil ? "avg" : "max")_pool2d_backward" + (reluLayer.map { " + \($0).relu_backward" } ?? "")
+    }
     public var source: SourceLocation? { location }
     public var isBackward: Bool { true }
+    public var passes: [String] { reluValues == nil ? [] : [PlanPass.poolReluBackward.rawValue] }
+    public var algorithm: String? {
+        guard reluValues != nil else { return nil }
+        return reluValuesArePooled
+            ? "scatter, ReLU derivative from the pooled value, by plane" : "scatter, then the ReLU derivative over the plane, by plane"
+    }
 
     public func mapSlices(_ f: (Slice) -> Slice) -> Pool2dBackward {
         var k = self
         k.outputGradient = f(outputGradient)
         k.indices = indices.map(f)
         k.inputGradient = f(inputGradient)
+        k.reluValues = reluValues.map(f)
         return k
     }
 }

@@ -6,6 +6,7 @@
 public enum PlanPass: String, Codable, CaseIterable, Sendable, Comparable {
     case shiftedInput = "shifted-input"
     case sparseInput = "sparse-input"
+    case poolReluBackward = "pool-relu-backward"
     case batchPrefetch = "batch-prefetch"
     case liveFirstFeatures = "live-first-features"
     case foldBatchNorm = "fold-batch-norm"
@@ -20,6 +21,7 @@ public enum PlanPass: String, Codable, CaseIterable, Sendable, Comparable {
         case .shiftedInput:
             return "fold the input normalization's shift into the first linear layer (changes rounding, not the model)"
         case .sparseInput: return "let that layer's products loop over the nonzero inputs of a sparse batch (same bits)"
+        case .poolReluBackward: return "apply a ReLU's backward pass in the max pool backward after it (same bits)"
         case .batchPrefetch: return "gather the next batch on another thread while kernels run on one (same bits)"
         case .liveFirstFeatures: return "store the first layer's live features first during an epoch (same bits)"
         case .foldBatchNorm:
@@ -117,6 +119,7 @@ func runPasses(_ plan: inout Plan) {
         switch pass {
         case .shiftedInput: outcome = addShiftedInput(&plan)
         case .sparseInput: outcome = addSparseInput(&plan)
+        case .poolReluBackward: outcome = addPoolReluBackward(&plan)
         case .batchPrefetch: outcome = addBatchPrefetch(&plan)
         case .liveFirstFeatures: outcome = addLiveFirstFeatures(&plan)
         case .foldBatchNorm: outcome = addBatchNormFold(&plan)

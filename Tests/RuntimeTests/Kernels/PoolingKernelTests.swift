@@ -177,4 +177,49 @@ final class PoolingKernelTests: XCTestCase {
             }
         }
     }
+
+    /// The max pool's backward pass with the ReLU's derivative applied (pool-relu-backward) against the
+    /// pool's backward pass followed by the ReLU's, bit for bit, and against the Float reference: 2x2
+    /// pools of every width class (the derivative from the ReLU output and from the pooled values) and a
+    /// dilated overlapping pool (from the ReLU output after the scatter), awkward inputs
+    /// (signed zeros, infinities, NaNs, ties), gradients with -0 and infinities, every kernel set and split.
+    func testMaxPoolReluBackwardMatchesThePoolThenTheReluBitForBit() {
+        var random = TestRandom(seed: 37)
+        var pools = Self.planes2x2.map { ConvolutionKernelTests.pool(c: 3, h: $0.0, w: $0.1, k: (2, 2), s: (2, 2), pad: (0, 0), ceil: false) }
+        pools.append(Self.optionPools[0])
+        for g in pools {
+            let planes = 2 * g.channels
+            let x = awkwardValues(planes * g.inPixels, &random)
+            var dy = random.floats(planes * g.outPixels)
+            for i in stride(from: 0, to: dy.count, by: 5) { dy[i] = -0.0 }
+            for i in stride(from: 3, to: dy.count, by: 11) { dy[i] = -.infinity }
+            var expectedDx: [Float]? = nil
+            if g.isInside2x2 {
+                let reference = floatPool2x2(x, g, planes: planes, isMax: true)
+                let poolDx = floatPool2x2Backward(dy, argmax: reference.argmax, g, planes: planes)
+                expectedDx = zip(poolDx, x).map { $0 * ($1 > 0 ? 1 : 0) }
+            }
+            for k in runnableKernelSets() {
+                var y = [Float](repeating: 0, count: planes * g.outPixels)
+                var indices = [Int32](repeating: -1, count: y.count)
+                k.pool2dForward(x, &y, &indices, g, true, 0, planes)
+                var poolDx = [Float](repeating: .nan, count: x.count), separate = poolDx
+                k.pool2dBackward(dy, indices, &poolDx, g, 0, planes)
+                k.activationBackward(poolDx, nil, x, &separate, x.count, .relu, 0, 0, 1)
+                if let expectedDx { XCTAssertEqual(separate.map(canonicalBits), expectedDx.map(canonicalBits), "\(g) \(k.isa) reference") }
+                // Non-overlapping windows may read the pooled values in place of the ReLU output.
+                for pooled in g.isInside2x2 ? [false, true] : [false] {
+                    for parts in [1, 2, 3] {
+                        var dx = [Float](repeating: .nan, count: x.count)
+                        for part in 0..<parts {
+                            let share = partRange(count: planes, granule: 1, part: part, parts: parts)
+                            k.maxPool2dReluBackward(dy, indices, pooled ? y : x, pooled, &dx, g, share.lowerBound, share.upperBound)
+                        }
+                        let context = "\(g.inHeight)x\(g.inWidth) \(k.isa) pooled \(pooled) \(parts) parts"
+                        XCTAssertEqual(bitPatterns(dx), bitPatterns(separate), context)
+                    }
+                }
+            }
+        }
+    }
 }

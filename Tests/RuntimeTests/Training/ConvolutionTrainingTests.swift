@@ -60,6 +60,33 @@ final class ConvolutionTrainingTests: XCTestCase {
         }
     }
 
+    /// pool-relu-backward keeps every bit: a 2x2 / 2 max pool (the derivative from the pooled values)
+    /// and an overlapping 3x3 / 1 one (from the ReLU output) after ReLUs, the pass on and off, on one
+    /// and two threads and every kernel set.
+    func testPoolReluBackwardKeepsTheBits() throws {
+        let layers = """
+                - conv2d: {out: 4, kernel: 3, padding: same, activation: relu}
+                - max_pool2d: 2
+                - conv2d: {out: 5, kernel: 2, padding: 1}
+                - relu
+                - max_pool2d: {kernel: 3, stride: 1}
+                - flatten
+                - linear: {out: 3}
+            """
+        let text = TinyData.specText(layers: layers, optimizer: "{kind: adam, lr: 0.01}", batch: 16)
+        let reference = try TinyData.run(text, directory: directory, threads: 1, epochs: 2, disabledPasses: [.poolReluBackward])
+        XCTAssertFalse(reference.plan.trainKernels.contains { if case .pool2dBackward(let k) = $0 { return k.reluValues != nil } else { return false } })
+        for isa in KernelISA.allCases where CPUFeatures.current().supports(isa) {
+            for threads in [1, 2] {
+                let run = try TinyData.run(text, directory: directory, threads: threads, epochs: 2, isa: isa)
+                let fused = run.plan.trainKernels.compactMap { if case .pool2dBackward(let k) = $0 { return k } else { return nil } }
+                XCTAssertEqual(fused.map(\.reluValuesArePooled), [false, true])
+                XCTAssertEqual(fused.map { $0.reluValues?.buffer }, ["conv2.out", "max_pool1.out"])
+                XCTAssertEqual(TinyData.parameterDigest(run), TinyData.parameterDigest(reference), "\(isa), \(threads) threads")
+            }
+        }
+    }
+
     func testResumingAtAnEpochBoundaryEndsBitIdentical() throws {
         let reference = try TinyData.run(Self.text, directory: directory, epochs: 3)
         let out = try makeTemporaryDirectory(self, "mlpc-cnn-ckpt")

@@ -91,16 +91,20 @@ enum TinyData {
     }
 
     /// Parses, plans and loads; fails the test on any diagnostic error.
-    static func prepare(_ text: String, directory: String, threads: Int = 1, isa: KernelISA? = nil) throws -> (Spec, Plan, LoadedData) {
-        let (spec, plan) = try plan(text, dataDirectory: directory, threads: threads, isa: isa)
+    static func prepare(
+        _ text: String, directory: String, threads: Int = 1, isa: KernelISA? = nil, disabledPasses: Set<PlanPass> = []
+    ) throws -> (Spec, Plan, LoadedData) {
+        let (spec, plan) = try plan(text, dataDirectory: directory, threads: threads, isa: isa, disabledPasses: disabledPasses)
         let data = try loadData(plan: plan, log: { _ in })
         return (spec, plan, data)
     }
 
     /// Trains `epochs` epochs on the data in `directory` (one of makeDirectory's). The run's output
     /// folder goes inside `directory`, so it goes when the test removes that.
-    static func run(_ text: String, directory: String, threads: Int = 1, epochs: Int, isa: KernelISA? = nil) throws -> TrainingRun {
-        let (spec, plan, data) = try prepare(text, directory: directory, threads: threads, isa: isa)
+    static func run(
+        _ text: String, directory: String, threads: Int = 1, epochs: Int, isa: KernelISA? = nil, disabledPasses: Set<PlanPass> = []
+    ) throws -> TrainingRun {
+        let (spec, plan, data) = try prepare(text, directory: directory, threads: threads, isa: isa, disabledPasses: disabledPasses)
         let out = directory + "/run-\(UUID().uuidString)"
         let run = try TrainingRun(
             spec: spec, plan: plan, kernels: kernels(for: plan.target.isa), data: data,
