@@ -138,3 +138,31 @@ func runParts(
     }
     return live
 }
+
+/// Pools `planes` planes forward and then backward in `parts` parts (the kernels' plane ranges), as the
+/// bindings split them: y starts as `yFill` and dx as NaN, so a value a part leaves out shows. Max pools
+/// return the argmax indices (-1 where none was written).
+func poolInParts(
+    _ k: KernelSet, x: [Float], dy: [Float], _ g: PoolGeometry, planes: Int, isMax: Bool, parts: Int, yFill: Float = .nan
+) -> (y: [Float], indices: [Int32], dx: [Float]) {
+    var y = [Float](repeating: yFill, count: planes * g.outPixels)
+    var indices = [Int32](repeating: -1, count: y.count)
+    var dx = [Float](repeating: .nan, count: x.count)
+    for part in 0..<parts {
+        let share = partRange(count: planes, granule: 1, part: part, parts: parts)
+        if isMax {
+            k.pool2dForward(x, &y, &indices, g, true, share.lowerBound, share.upperBound)
+        } else {
+            k.pool2dForward(x, &y, nil, g, false, share.lowerBound, share.upperBound)
+        }
+    }
+    for part in 0..<parts {
+        let share = partRange(count: planes, granule: 1, part: part, parts: parts)
+        if isMax {
+            k.pool2dBackward(dy, indices, &dx, g, share.lowerBound, share.upperBound)
+        } else {
+            k.pool2dBackward(dy, nil, &dx, g, share.lowerBound, share.upperBound)
+        }
+    }
+    return (y, indices, dx)
+}

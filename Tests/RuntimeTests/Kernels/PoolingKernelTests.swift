@@ -81,25 +81,7 @@ final class PoolingKernelTests: XCTestCase {
                 let expectedDx = floatPool2x2Backward(dy, argmax: isMax ? expected.argmax : nil, g, planes: planes)
                 for k in runnableKernelSets() {
                     for parts in [1, 2, 3] {
-                        var y = [Float](repeating: 99, count: planes * g.outPixels)
-                        var indices = [Int32](repeating: -1, count: y.count)
-                        var dx = [Float](repeating: .nan, count: x.count)
-                        for part in 0..<parts {
-                            let share = partRange(count: planes, granule: 1, part: part, parts: parts)
-                            if isMax {
-                                k.pool2dForward(x, &y, &indices, g, true, share.lowerBound, share.upperBound)
-                            } else {
-                                k.pool2dForward(x, &y, nil, g, false, share.lowerBound, share.upperBound)
-                            }
-                        }
-                        for part in 0..<parts {
-                            let share = partRange(count: planes, granule: 1, part: part, parts: parts)
-                            if isMax {
-                                k.pool2dBackward(dy, indices, &dx, g, share.lowerBound, share.upperBound)
-                            } else {
-                                k.pool2dBackward(dy, nil, &dx, g, share.lowerBound, share.upperBound)
-                            }
-                        }
+                        let (y, indices, dx) = poolInParts(k, x: x, dy: dy, g, planes: planes, isMax: isMax, parts: parts, yFill: 99)
                         let context = "\(h)x\(w) max \(isMax) \(k.isa) \(parts) parts"
                         // A max selects, so even a NaN's payload is the one selected; a sum of two NaNs may
                         // carry either payload (the compiler may swap an addition's operands).
@@ -144,19 +126,7 @@ final class PoolingKernelTests: XCTestCase {
                 var first: [UInt32]? = nil
                 for k in runnableKernelSets() {
                     for parts in [1, 2, 3] {
-                        var y = [Float](repeating: .nan, count: planes * g.outPixels)
-                        var indices = [Int32](repeating: -1, count: y.count)
-                        var dx = [Float](repeating: .nan, count: x.count)
-                        for part in 0..<parts {
-                            let share = partRange(count: planes, granule: 1, part: part, parts: parts)
-                            if isMax {
-                                k.pool2dForward(x, &y, &indices, g, true, share.lowerBound, share.upperBound)
-                                k.pool2dBackward(dy, indices, &dx, g, share.lowerBound, share.upperBound)
-                            } else {
-                                k.pool2dForward(x, &y, nil, g, false, share.lowerBound, share.upperBound)
-                                k.pool2dBackward(dy, nil, &dx, g, share.lowerBound, share.upperBound)
-                            }
-                        }
+                        let (y, indices, dx) = poolInParts(k, x: x, dy: dy, g, planes: planes, isMax: isMax, parts: parts)
                         let context = "pool \(index) \(k.isa) \(parts) parts"
                         assertClose(y, expected.y, relative: 1e-6, absolute: 1e-6, context)
                         if isMax { XCTAssertEqual(indices.map(Int.init), expected.argmax, context) }
