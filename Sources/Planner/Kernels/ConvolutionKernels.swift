@@ -8,12 +8,9 @@ public enum ConvolutionMethod: String, Codable, Equatable, Hashable, Sendable {
     case im2col
     case direct
 
-    /// Direct wherever it applies, for the forward and the input gradient. The forward copies
-    /// kernelWidth shifted rows per input row instead of kernelHeight x kernelWidth and multiplies the
-    /// same products with the same bits. The input gradient's direct form also multiplies dy's zero
-    /// padding, but needs no col2im (one scalar addition per column element); measured on one thread
-    /// (docs/performance.md), it ties im2col on LeNet's conv2 (10x10 dy padded to 18x18) and is 12 %
-    /// faster on mnist_cnn_bn's conv2 (3x3, padding 1).
+    /// Direct wherever it applies (the forward; the input gradient chooses with
+    /// `ConvInputGradientMethod`). The forward copies kernelWidth shifted rows per input row instead
+    /// of kernelHeight x kernelWidth and multiplies the same products with the same bits.
     public static func choose(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
 }
 
