@@ -89,6 +89,8 @@ public struct ConvGeometry: Codable, Equatable, Hashable, Sendable {
     /// Floats of the direct input gradient's scratch: the flipped weights and the transposed
     /// convolution's row-shifted copies.
     public var directInputGradientFloats: Int { flippedWeightFloats + inputGradientGeometry.shiftedRowFloats }
+    /// dy of sixteen samples transposed to [o][oy][ox][16] for the sample-lane input gradient.
+    public var sampleLaneInputGradientFloats: Int { outputFloats * 16 }
 }
 
 /// The shape of one 2-D pooling over NCHW tensors (PyTorch's max_pool2d / avg_pool2d /

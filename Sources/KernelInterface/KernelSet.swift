@@ -274,6 +274,9 @@ public struct KernelSet: @unchecked Sendable {
     public var conv2dBackwardInput: Conv2dBackwardInput
     public var conv2dForwardDirect: Conv2dForwardDirect
     public var conv2dBackwardInputDirect: Conv2dBackwardInputDirect
+    /// dx with sixteen samples in the vector lanes, only the taps inside dy (same parameters as
+    /// `Conv2dBackwardInputDirect`, scratch `geometry.sampleLaneInputGradientFloats` floats).
+    public var conv2dBackwardInputSampleLanes: Conv2dBackwardInputDirect
     public var pool2dForward: Pool2dForward
     public var pool2dBackward: Pool2dBackward
     public var maxPool2dReluBackward: MaxPool2dReluBackward
@@ -309,6 +312,7 @@ public struct KernelSet: @unchecked Sendable {
         conv2dBackwardInput: @escaping Conv2dBackwardInput,
         conv2dForwardDirect: @escaping Conv2dForwardDirect,
         conv2dBackwardInputDirect: @escaping Conv2dBackwardInputDirect,
+        conv2dBackwardInputSampleLanes: @escaping Conv2dBackwardInputDirect,
         pool2dForward: @escaping Pool2dForward,
         pool2dBackward: @escaping Pool2dBackward,
         maxPool2dReluBackward: @escaping MaxPool2dReluBackward,
@@ -345,6 +349,7 @@ public struct KernelSet: @unchecked Sendable {
         self.conv2dBackwardInput = conv2dBackwardInput
         self.conv2dForwardDirect = conv2dForwardDirect
         self.conv2dBackwardInputDirect = conv2dBackwardInputDirect
+        self.conv2dBackwardInputSampleLanes = conv2dBackwardInputSampleLanes
         self.pool2dForward = pool2dForward
         self.pool2dBackward = pool2dBackward
         self.maxPool2dReluBackward = maxPool2dReluBackward

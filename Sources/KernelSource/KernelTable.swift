@@ -28,6 +28,7 @@ public let kernelSet = KernelSet(
     conv2dBackwardInput: conv2dBackwardInput,
     conv2dForwardDirect: conv2dForwardDirect,
     conv2dBackwardInputDirect: conv2dBackwardInputDirect,
+    conv2dBackwardInputSampleLanes: conv2dBackwardInputSampleLanes,
     pool2dForward: pool2dForward,
     pool2dBackward: pool2dBackward,
     maxPool2dReluBackward: maxPool2dReluBackward,

@@ -33,7 +33,7 @@ public enum PlanText {
                 grouped(memory.activationBytes), formatBytes(memory.activationBytes),
             ],
             [
-                memory.convolutionBytes.isEmpty ? "matmul packing workspace" : "workspace (matmul packing, one sample's convolution copies per thread)",
+                memory.convolutionBytes.isEmpty ? "matmul packing workspace" : "workspace (matmul packing, convolution copies and transposed dy per thread)",
                 grouped(memory.workspaceBytes), formatBytes(memory.workspaceBytes),
             ],
         ]

@@ -62,20 +62,20 @@ final class ConvolutionPlanTests: XCTestCase {
         // The pooling indices are in the memory report; no columns are kept between kernels.
         let summary = PlanText.summary(p)
         XCTAssertTrue(summary.contains("max pooling indices"), summary)
-        XCTAssertTrue(summary.contains("one sample's convolution copies per thread"), summary)
+        XCTAssertTrue(summary.contains("convolution copies and transposed dy per thread"), summary)
         XCTAssertFalse(p.buffers.contains { $0.name.contains("columns") })
         XCTAssertEqual(try XCTUnwrap(p.buffer(named: "max_pool1.indices")).elementType, .int32)
         // mlpc plan names the algorithm of each convolution kernel: stride 1 goes direct, and conv2's
-        // input gradient copies dy's 16 channels four at a time (their copies stay in L1).
+        // input gradient puts sixteen samples in the vector lanes.
         let text = PlanText.full(p)
         XCTAssertTrue(text.contains("direct, 5 row-shifted copies 32x28"), text)
         XCTAssertTrue(text.contains("direct, 30 row-shifted copies 14x10"), text)
-        XCTAssertTrue(text.contains("direct over dy padded, flipped weights, 20 row-shifted copies 18x14 per 4 of 16 channels"), text)
+        XCTAssertTrue(text.contains("16 samples in lanes, dy transposed, taps inside dy only, 6 ch x 4 px registers"), text)
         XCTAssertFalse(text.contains("col2im"), text)
         // One sample's copies per thread, and the weight gradient's scratch, fit the workspace.
         let workspace = try XCTUnwrap(p.buffer(named: "workspace")).shape[1]
         XCTAssertGreaterThanOrEqual(workspace, 30 * 14 * 10 + 16, "conv2's row-shifted copies")
-        XCTAssertGreaterThanOrEqual(workspace, 2400 + 20 * 18 * 14 + 16, "conv2's flipped weights and dy's copies")
+        XCTAssertGreaterThanOrEqual(workspace, 16 * 10 * 10 * 16, "conv2's dy of sixteen samples transposed")
         // Stride 1: both weight gradients take the shifted-copies kernel, and say so.
         let weightGradients = p.trainKernels.compactMap { kernel -> Conv2dBackwardWeights? in
             if case .conv2dBackwardWeights(let k) = kernel { return k } else { return nil }
@@ -176,7 +176,8 @@ final class ConvolutionPlanTests: XCTestCase {
         XCTAssertEqual(p.parameters.filter { $0.layer == "bn1" }.map(\.constant), [1, 0])
         XCTAssertEqual(verify(p), [])
         XCTAssertTrue(PlanText.summary(p).contains("model state (batch norm running statistics)"))
-        // The dilated conv1 is unfolded (im2col); the stride-1 grouped conv2 goes direct.
+        // The dilated conv1 is unfolded (im2col); the stride-1 grouped conv2 goes direct, its input
+        // gradient with samples in the vector lanes.
         let methods = p.trainKernels.compactMap { kernel -> String? in
             switch kernel {
             case .conv2dForward(let k): return "\(k.layer) forward \(k.method)"
@@ -184,7 +185,7 @@ final class ConvolutionPlanTests: XCTestCase {
             default: return nil
             }
         }
-        XCTAssertEqual(methods, ["conv1 forward im2col", "conv2 forward direct", "conv2 input gradient direct"])
+        XCTAssertEqual(methods, ["conv1 forward im2col", "conv2 forward direct", "conv2 input gradient sampleLanes"])
         // The resolved spec decodes to the same layers: resolving it again gives the same text.
         let resolvedText = try XCTUnwrap(spec).resolvedYAML
         let resolved = SpecLoader.parse(bytes: Array(resolvedText.utf8), path: "resolved.yaml")

@@ -72,6 +72,16 @@ extension Conv2dBackwardInput {
     func bind(_ b: KernelBinding) -> BoundKernel {
         let dy = b.floats(outputGradient), w = b.floats(weight), dx = b.floats(inputGradient)
         let geometry = self.geometry, parts = b.parts(self)
+        if method == .sampleLanes {
+            // Parts split groups of sixteen samples (the last may be partial).
+            return BoundKernel(isBackward: true) { executor, _, rows in
+                let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
+                runShares(executor, count: (rows + 15) / 16, parts: parts) { first, end, part in
+                    kernels.conv2dBackwardInputSampleLanes(dy, w, dx, ws + part * stride, geometry, first * 16, min(end * 16, rows))
+                }
+                return nil
+            }
+        }
         if method == .direct {
             return BoundKernel(isBackward: true) { executor, _, rows in
                 let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride

@@ -8,12 +8,9 @@ public enum ConvolutionMethod: String, Codable, Equatable, Hashable, Sendable {
     case im2col
     case direct
 
-    /// Direct wherever it applies, for the forward and the input gradient. The forward copies
-    /// kernelWidth shifted rows per input row instead of kernelHeight x kernelWidth and multiplies the
-    /// same products with the same bits. The input gradient's direct form also multiplies dy's zero
-    /// padding, but needs no col2im (one scalar addition per column element); measured on one thread
-    /// (docs/performance.md), it ties im2col on LeNet's conv2 (10x10 dy padded to 18x18) and is 12 %
-    /// faster on mnist_cnn_bn's conv2 (3x3, padding 1).
+    /// Direct wherever it applies (the forward; the input gradient chooses with
+    /// `ConvInputGradientMethod`). The forward copies kernelWidth shifted rows per input row instead
+    /// of kernelHeight x kernelWidth and multiplies the same products with the same bits.
     public static func choose(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
 }
 
@@ -125,6 +122,18 @@ func directBlockText(_ g: ConvGeometry) -> String {
     return "\(channels) ch x \(channels == 8 ? 3 : 4) x 16 px registers"
 }
 
+/// How a convolution's input gradient computes: `sampleLanes` (stride 1, dilation 1) puts sixteen
+/// samples in the vector lanes and multiplies only the taps whose dy position lies inside dy (no
+/// padding products, no col2im); measured on LeNet's conv2 it takes about a third of the time of
+/// `direct`, which multiplies dy's zero padding (docs/performance.md). `im2col` takes the rest.
+public enum ConvInputGradientMethod: String, Codable, Equatable, Hashable, Sendable {
+    case im2col
+    case direct
+    case sampleLanes
+
+    public static func choose(_ g: ConvGeometry) -> ConvInputGradientMethod { g.allowsDirect ? .sampleLanes : .im2col }
+}
+
 /// inputGradient = the transposed convolution of the output gradient: direct (dy padded by
 /// kernel - 1 - pad, weights flipped, the forward's direct kernel) or im2col (columns in the
 /// workspace, then col2im); parts split the samples.
@@ -134,7 +143,7 @@ public struct Conv2dBackwardInput: KernelStep {
     public var weight: Slice
     public var inputGradient: Slice
     public var geometry: ConvGeometry
-    public var method: ConvolutionMethod
+    public var method: ConvInputGradientMethod
     public var batch: Int
     public var threads: Int
     public var location: SourceLocation
@@ -149,6 +158,9 @@ public struct Conv2dBackwardInput: KernelStep {
         case .direct:
             let t = geometry.inputGradientGeometry
             return "direct over dy padded, flipped weights, \(directCopiesText(t)), \(directBlockText(t)), by sample"
+        case .sampleLanes:
+            let channels = min(6, geometry.groupInChannels)
+            return "16 samples in lanes, dy transposed, taps inside dy only, \(channels) ch x 4 px registers, by 16 samples"
         }
     }
     public var source: SourceLocation? { location }

@@ -171,14 +171,19 @@ struct Conv2dLayer: PlannedLayer {
         guard context.needsInputGradient else { return }
         let x = context.input
         let inputGradient = builder.declare("d_\(x.buffer)", .activationGradient, .float32, shape: x.shape)
-        let inputMethod = ConvolutionMethod.choose(geometry)
-        builder.noteWorkspace(floats: inputMethod == .direct ? geometry.directInputGradientFloats : geometry.patchSize * geometry.outPixels)
+        let inputMethod = ConvInputGradientMethod.choose(geometry)
+        switch inputMethod {
+        case .im2col: builder.noteWorkspace(floats: geometry.patchSize * geometry.outPixels)
+        case .direct: builder.noteWorkspace(floats: geometry.directInputGradientFloats)
+        case .sampleLanes: builder.noteWorkspace(floats: geometry.sampleLaneInputGradientFloats)
+        }
         builder.train.append(
             .conv2dBackwardInput(
                 Conv2dBackwardInput(
                     layer: name, outputGradient: context.gradient, weight: builder.tensorSlice("\(name).weight")!,
                     inputGradient: inputGradient, geometry: geometry, method: inputMethod, batch: batch,
-                    threads: builder.threads(flops: flops, units: batch), location: location)))
+                    threads: builder.threads(flops: flops, units: inputMethod == .sampleLanes ? (batch + 15) / 16 : batch),
+                    location: location)))
         context.gradient = inputGradient
     }
 
