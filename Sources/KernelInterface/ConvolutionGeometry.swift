@@ -75,20 +75,6 @@ public struct ConvGeometry: Codable, Equatable, Hashable, Sendable {
     public var shiftedRowFloats: Int {
         shiftedRowChunkChannels * kernelWidth * (outHeight + kernelHeight - 1) * outWidth + 16
     }
-    /// The weights flipped and transposed for the input gradient, padded to whole vectors.
-    public var flippedWeightFloats: Int { (weightFloats + 15) / 16 * 16 }
-    /// The stride-1 convolution whose output is this one's input gradient: over dy, padded by
-    /// kernel - 1 - pad, channels swapped per group, with the weights flipped.
-    public var inputGradientGeometry: ConvGeometry {
-        ConvGeometry(
-            inChannels: outChannels, inHeight: outHeight, inWidth: outWidth, outChannels: inChannels, outHeight: inHeight,
-            outWidth: inWidth, kernelHeight: kernelHeight, kernelWidth: kernelWidth, strideHeight: 1, strideWidth: 1,
-            padTop: kernelHeight - 1 - padTop, padLeft: kernelWidth - 1 - padLeft, dilationHeight: 1, dilationWidth: 1,
-            groups: groups)
-    }
-    /// Floats of the direct input gradient's scratch: the flipped weights and the transposed
-    /// convolution's row-shifted copies.
-    public var directInputGradientFloats: Int { flippedWeightFloats + inputGradientGeometry.shiftedRowFloats }
     /// dy of sixteen samples transposed to [o][oy][ox][16] for the sample-lane input gradient.
     public var sampleLaneInputGradientFloats: Int { outputFloats * 16 }
 }

@@ -179,10 +179,10 @@ public struct KernelSet: @unchecked Sendable {
         UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>, ConvGeometry, ActivationCode, Float, Int, Int
     ) -> Void
 
-    /// dx for a convolution that `ConvGeometry.allowsDirect`: the direct convolution of dy padded by
-    /// kernel - 1 - pad with the flipped weights, for samples [first, end) (overwritten). Parameters:
-    /// dy, w, dx, scratch (`geometry.directInputGradientFloats` floats), geometry, first, end.
-    public typealias Conv2dBackwardInputDirect = (
+    /// dx for a convolution that `ConvGeometry.allowsDirect`, with sixteen samples in the vector lanes
+    /// and only the taps inside dy, for samples [first, end) (overwritten). Parameters: dy, w, dx,
+    /// scratch (`geometry.sampleLaneInputGradientFloats` floats), geometry, first, end.
+    public typealias Conv2dBackwardInputSampleLanes = (
         UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
         ConvGeometry, Int, Int
     ) -> Void
@@ -273,10 +273,7 @@ public struct KernelSet: @unchecked Sendable {
     public var conv2dBackwardWeightsStride1: Conv2dBackwardWeightsStride1
     public var conv2dBackwardInput: Conv2dBackwardInput
     public var conv2dForwardDirect: Conv2dForwardDirect
-    public var conv2dBackwardInputDirect: Conv2dBackwardInputDirect
-    /// dx with sixteen samples in the vector lanes, only the taps inside dy (same parameters as
-    /// `Conv2dBackwardInputDirect`, scratch `geometry.sampleLaneInputGradientFloats` floats).
-    public var conv2dBackwardInputSampleLanes: Conv2dBackwardInputDirect
+    public var conv2dBackwardInputSampleLanes: Conv2dBackwardInputSampleLanes
     public var pool2dForward: Pool2dForward
     public var pool2dBackward: Pool2dBackward
     public var maxPool2dReluBackward: MaxPool2dReluBackward
@@ -311,8 +308,7 @@ public struct KernelSet: @unchecked Sendable {
         conv2dBackwardWeightsStride1: @escaping Conv2dBackwardWeightsStride1,
         conv2dBackwardInput: @escaping Conv2dBackwardInput,
         conv2dForwardDirect: @escaping Conv2dForwardDirect,
-        conv2dBackwardInputDirect: @escaping Conv2dBackwardInputDirect,
-        conv2dBackwardInputSampleLanes: @escaping Conv2dBackwardInputDirect,
+        conv2dBackwardInputSampleLanes: @escaping Conv2dBackwardInputSampleLanes,
         pool2dForward: @escaping Pool2dForward,
         pool2dBackward: @escaping Pool2dBackward,
         maxPool2dReluBackward: @escaping MaxPool2dReluBackward,
@@ -348,7 +344,6 @@ public struct KernelSet: @unchecked Sendable {
         self.conv2dBackwardWeightsStride1 = conv2dBackwardWeightsStride1
         self.conv2dBackwardInput = conv2dBackwardInput
         self.conv2dForwardDirect = conv2dForwardDirect
-        self.conv2dBackwardInputDirect = conv2dBackwardInputDirect
         self.conv2dBackwardInputSampleLanes = conv2dBackwardInputSampleLanes
         self.pool2dForward = pool2dForward
         self.pool2dBackward = pool2dBackward

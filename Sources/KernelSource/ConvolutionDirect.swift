@@ -312,25 +312,3 @@ public func conv2dForwardDirect(
 ) {
     shiftedRowConvolution(x, w, bias, y, pre, scratch, g, code, slope, first, end)
 }
-
-public func conv2dBackwardInputDirect(
-    _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-    _ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ first: Int, _ end: Int
-) {
-    // flipped[c][o][kh][kw] = w[group * groupOut + o][c - group * groupIn][kh'][kw'], kh' = kH - 1 - kh.
-    let t = g.inputGradientGeometry, flipped = scratch
-    let groupIn = g.groupInChannels, groupOut = g.groupOutChannels, kh = g.kernelHeight, kw = g.kernelWidth
-    var target = flipped
-    for c in 0..<g.inChannels {
-        let group = c / groupIn, local = c % groupIn
-        for o in 0..<groupOut {
-            let source = w + ((group * groupOut + o) * groupIn + local) * kh * kw
-            for i in 0..<kh {
-                for j in 0..<kw { target[i * kw + j] = source[(kh - 1 - i) * kw + (kw - 1 - j)] }
-            }
-            target += kh * kw
-        }
-    }
-    let rows = scratch + g.flippedWeightFloats
-    shiftedRowConvolution(dy, flipped, nil, dx, nil, rows, t, .identity, 0, first, end)
-}

@@ -27,7 +27,6 @@ public let kernelSet = KernelSet(
     conv2dBackwardWeightsStride1: conv2dBackwardWeightsStride1,
     conv2dBackwardInput: conv2dBackwardInput,
     conv2dForwardDirect: conv2dForwardDirect,
-    conv2dBackwardInputDirect: conv2dBackwardInputDirect,
     conv2dBackwardInputSampleLanes: conv2dBackwardInputSampleLanes,
     pool2dForward: pool2dForward,
     pool2dBackward: pool2dBackward,

@@ -82,15 +82,6 @@ extension Conv2dBackwardInput {
                 return nil
             }
         }
-        if method == .direct {
-            return BoundKernel(isBackward: true) { executor, _, rows in
-                let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
-                runShares(executor, count: rows, parts: parts) { first, end, part in
-                    kernels.conv2dBackwardInputDirect(dy, w, dx, ws + part * stride, geometry, first, end)
-                }
-                return nil
-            }
-        }
         return BoundKernel(isBackward: true) { executor, _, rows in
             let kernels = executor.kernels, ws = executor.workspace, stride = executor.workspaceStride
             runShares(executor, count: rows, parts: parts) { first, end, part in

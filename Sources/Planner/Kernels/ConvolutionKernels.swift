@@ -1,15 +1,14 @@
 import KernelInterface
 import SpecParser
 
-/// How a convolution's forward and input gradient compute: `direct` (stride 1, dilation 1) reads
-/// row-shifted copies of each sample's padded planes, one vector load per tap and sixteen positions,
-/// with no im2col and no col2im; `im2col` unfolds every patch (any stride and dilation).
+/// How a convolution's forward computes: `direct` (stride 1, dilation 1) reads row-shifted copies of
+/// each sample's padded planes, one vector load per tap and sixteen positions, with no im2col;
+/// `im2col` unfolds every patch (any stride and dilation).
 public enum ConvolutionMethod: String, Codable, Equatable, Hashable, Sendable {
     case im2col
     case direct
 
-    /// Direct wherever it applies (the forward; the input gradient chooses with
-    /// `ConvInputGradientMethod`). The forward copies kernelWidth shifted rows per input row instead
+    /// Direct wherever it applies (the input gradient chooses with `ConvInputGradientMethod`). It copies kernelWidth shifted rows per input row instead
     /// of kernelHeight x kernelWidth and multiplies the same products with the same bits.
     public static func choose(_ g: ConvGeometry) -> ConvolutionMethod { g.allowsDirect ? .direct : .im2col }
 }
@@ -124,19 +123,19 @@ func directBlockText(_ g: ConvGeometry) -> String {
 
 /// How a convolution's input gradient computes: `sampleLanes` (stride 1, dilation 1) puts sixteen
 /// samples in the vector lanes and multiplies only the taps whose dy position lies inside dy (no
-/// padding products, no col2im); measured on LeNet's conv2 it takes about a third of the time of
-/// `direct`, which multiplies dy's zero padding (docs/performance.md). `im2col` takes the rest.
+/// padding products, no col2im); measured on LeNet's conv2 it takes about 40 % of the time of the
+/// direct transposed convolution, which multiplies dy's zero padding, and of im2col's product and
+/// col2im (docs/performance.md). `im2col` takes the rest.
 public enum ConvInputGradientMethod: String, Codable, Equatable, Hashable, Sendable {
     case im2col
-    case direct
     case sampleLanes
 
     public static func choose(_ g: ConvGeometry) -> ConvInputGradientMethod { g.allowsDirect ? .sampleLanes : .im2col }
 }
 
-/// inputGradient = the transposed convolution of the output gradient: direct (dy padded by
-/// kernel - 1 - pad, weights flipped, the forward's direct kernel) or im2col (columns in the
-/// workspace, then col2im); parts split the samples.
+/// inputGradient = the transposed convolution of the output gradient: sample lanes (dy of sixteen
+/// samples transposed into the workspace; parts split groups of sixteen samples) or im2col (columns
+/// in the workspace, then col2im; parts split the samples).
 public struct Conv2dBackwardInput: KernelStep {
     public var layer: String
     public var outputGradient: Slice
@@ -155,9 +154,6 @@ public struct Conv2dBackwardInput: KernelStep {
     public var algorithm: String? {
         switch method {
         case .im2col: return "w x dy into \(geometry.patchSize)x\(geometry.outPixels) scratch, col2im, by sample"
-        case .direct:
-            let t = geometry.inputGradientGeometry
-            return "direct over dy padded, flipped weights, \(directCopiesText(t)), \(directBlockText(t)), by sample"
         case .sampleLanes:
             let channels = min(6, geometry.groupInChannels)
             return "16 samples in lanes, dy transposed, taps inside dy only, \(channels) ch x 4 px registers, by 16 samples"

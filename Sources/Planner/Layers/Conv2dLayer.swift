@@ -174,7 +174,6 @@ struct Conv2dLayer: PlannedLayer {
         let inputMethod = ConvInputGradientMethod.choose(geometry)
         switch inputMethod {
         case .im2col: builder.noteWorkspace(floats: geometry.patchSize * geometry.outPixels)
-        case .direct: builder.noteWorkspace(floats: geometry.directInputGradientFloats)
         case .sampleLanes: builder.noteWorkspace(floats: geometry.sampleLaneInputGradientFloats)
         }
         builder.train.append(

@@ -2,9 +2,8 @@ import Execution
 import KernelInterface
 import XCTest
 
-/// The direct (row-shifted copy) convolution kernels: the forward gives the im2col kernel's exact
-/// bits, the input gradient matches the Double twin and central differences, and both give the same
-/// bits for any split of the samples and any kernel set. The shapes reach every register block
+/// The direct (row-shifted copy) convolution forward: it gives the im2col kernel's exact bits, and the
+/// same bits for any split of the samples and any kernel set. The shapes reach every register block
 /// (8, 6, 4, 2 and 1 channels; 1 to 4 vectors), padding wider than the kernel, asymmetric padding,
 /// groups, ragged last vectors and channels copied in chunks.
 final class DirectConvolutionKernelTests: XCTestCase {
@@ -20,22 +19,20 @@ final class DirectConvolutionKernelTests: XCTestCase {
         ConvolutionKernelTests.conv(c: 5, h: 3, w: 40, out: 13, k: (1, 3), s: (1, 1), pad: (0, 1), d: (1, 1), groups: 1),
         ConvolutionKernelTests.conv(c: 8, h: 11, w: 11, out: 8, k: (3, 3), s: (1, 1), pad: (1, 1), d: (1, 1), groups: 8),
         // 20 input channels copied 2 at a time (3 copies of 30 x 30 floats each): partial sums carried
-        // between chunks, forward and input gradient.
+        // between chunks.
         ConvolutionKernelTests.conv(c: 20, h: 28, w: 30, out: 9, k: (3, 3), s: (1, 1), pad: (1, 1), d: (1, 1), groups: 1),
     ]
 
     struct DirectResult {
-        var y: [Float], pre: [Float], dx: [Float]
+        var y: [Float], pre: [Float]
     }
 
-    /// The direct forward and input gradient, samples split into `parts` shares, each with its own
-    /// scratch of exactly the size the planner reserves.
+    /// The direct forward, samples split into `parts` shares, each with its own scratch of exactly the
+    /// size the planner reserves.
     func runDirect(
-        _ k: KernelSet, _ g: ConvGeometry, batch: Int, x: [Float], w: [Float], b: [Float]?, dy: [Float],
-        code: ActivationCode, parts: Int
+        _ k: KernelSet, _ g: ConvGeometry, batch: Int, x: [Float], w: [Float], b: [Float]?, code: ActivationCode, parts: Int
     ) -> DirectResult {
         var y = [Float](repeating: .nan, count: batch * g.outputFloats), pre = y
-        var dx = [Float](repeating: .nan, count: batch * g.inputFloats)
         for part in 0..<parts {
             let samples = partRange(count: batch, granule: 1, part: part, parts: parts)
             var scratch = [Float](repeating: .nan, count: g.shiftedRowFloats)
@@ -44,27 +41,22 @@ final class DirectConvolutionKernelTests: XCTestCase {
             } else {
                 k.conv2dForwardDirect(x, w, nil, &y, &pre, &scratch, g, code, 0.1, samples.lowerBound, samples.upperBound)
             }
-            var gradientScratch = [Float](repeating: .nan, count: g.directInputGradientFloats)
-            k.conv2dBackwardInputDirect(dy, w, &dx, &gradientScratch, g, samples.lowerBound, samples.upperBound)
         }
-        return DirectResult(y: y, pre: pre, dx: dx)
+        return DirectResult(y: y, pre: pre)
     }
 
     func testEveryShapeAllowsDirect() {
         XCTAssertTrue(Self.geometries.allSatisfy(\.allowsDirect))
         XCTAssertEqual(Self.geometries.last?.shiftedRowChunkChannels, 2, "the last shape's forward runs in chunks")
-        XCTAssertEqual(Self.geometries[1].inputGradientGeometry.shiftedRowChunkChannels, 4, "LeNet conv2's input gradient")
         XCTAssertFalse(ConvolutionKernelTests.geometries[1].allowsDirect, "stride 2")
         XCTAssertFalse(ConvolutionKernelTests.conv(c: 1, h: 9, w: 9, out: 1, k: (3, 3), s: (1, 1), pad: (0, 0), d: (2, 1), groups: 1).allowsDirect)
     }
 
-    func testDirectForwardGivesTheIm2colBitsAndTheInputGradientMatchesTheTwin() {
+    func testDirectForwardGivesTheIm2colBits() {
         var random = TestRandom(seed: 29)
         for (index, g) in Self.geometries.enumerated() {
             let batch = 3
             let x = random.floats(batch * g.inputFloats), w = random.floats(g.weightFloats), b = random.floats(g.outChannels)
-            let dy = random.floats(batch * g.outputFloats)
-            let gradients = referenceConv2dGradients(x.map(Double.init), w.map(Double.init), dy.map(Double.init), g, batch: batch)
             for k in runnableKernelSets() {
                 for (bias, code) in [(b as [Float]?, ActivationCode.relu), (nil, .leakyRelu)] {
                     var y = [Float](repeating: .nan, count: batch * g.outputFloats), pre = y
@@ -74,34 +66,11 @@ final class DirectConvolutionKernelTests: XCTestCase {
                     } else {
                         k.conv2dForward(x, w, nil, &y, &pre, &columns, 0, g, code, 0.1, 0, batch)
                     }
-                    let direct = runDirect(k, g, batch: batch, x: x, w: w, b: bias, dy: dy, code: code, parts: 1)
+                    let direct = runDirect(k, g, batch: batch, x: x, w: w, b: bias, code: code, parts: 1)
                     let context = "geometry \(index) \(k.isa) bias \(bias != nil)"
                     XCTAssertEqual(bitPatterns(direct.y), bitPatterns(y), "\(context) output")
                     XCTAssertEqual(bitPatterns(direct.pre), bitPatterns(pre), "\(context) preactivation")
-                    assertClose(direct.dx, gradients.dx, relative: 1e-5, absolute: 1e-4, "\(context) input gradient")
                 }
-            }
-        }
-    }
-
-    func testDirectInputGradientMatchesFiniteDifferences() {
-        var random = TestRandom(seed: 31)
-        for g in Self.geometries {
-            let batch = 2
-            let x = random.floats(batch * g.inputFloats).map(Double.init), w = random.floats(g.weightFloats).map(Double.init)
-            let r = random.floats(batch * g.outputFloats).map(Double.init)
-            // L = sum(conv(x, w) * r): dL/dy = r.
-            let loss = { (x: [Double]) in zip(referenceConv2d(x, w, nil, g, batch: batch), r).reduce(0) { $0 + $1.0 * $1.1 } }
-            let direct = runDirect(
-                runnableKernelSets()[0], g, batch: batch, x: x.map(Float.init), w: w.map(Float.init), b: nil,
-                dy: r.map(Float.init), code: .identity, parts: 1)
-            let h = 1e-4
-            for i in stride(from: 0, to: x.count, by: max(1, x.count / 29)) {
-                var plus = x, minus = x
-                plus[i] += h
-                minus[i] -= h
-                let numeric = (loss(plus) - loss(minus)) / (2 * h)
-                XCTAssertEqual(Double(direct.dx[i]), numeric, accuracy: 1e-3 * max(1, abs(numeric)), "dx[\(i)] of \(g)")
             }
         }
     }
@@ -111,15 +80,13 @@ final class DirectConvolutionKernelTests: XCTestCase {
         for g in Self.geometries {
             let batch = 5
             let x = random.floats(batch * g.inputFloats), w = random.floats(g.weightFloats), b = random.floats(g.outChannels)
-            let dy = random.floats(batch * g.outputFloats)
             let sets = runnableKernelSets()
-            let reference = runDirect(sets[0], g, batch: batch, x: x, w: w, b: b, dy: dy, code: .leakyRelu, parts: 1)
+            let reference = runDirect(sets[0], g, batch: batch, x: x, w: w, b: b, code: .leakyRelu, parts: 1)
             for k in sets {
                 for parts in [1, 2, 3] {
-                    let result = runDirect(k, g, batch: batch, x: x, w: w, b: b, dy: dy, code: .leakyRelu, parts: parts)
+                    let result = runDirect(k, g, batch: batch, x: x, w: w, b: b, code: .leakyRelu, parts: parts)
                     XCTAssertEqual(bitPatterns(result.y), bitPatterns(reference.y), "\(k.isa) \(parts) parts")
                     XCTAssertEqual(bitPatterns(result.pre), bitPatterns(reference.pre), "\(k.isa) \(parts) parts")
-                    XCTAssertEqual(bitPatterns(result.dx), bitPatterns(reference.dx), "\(k.isa) \(parts) parts")
                 }
             }
         }
