@@ -12,6 +12,32 @@ func validTaps(_ input: Int, _ pad: Int, _ out: Int, _ kernel: Int) -> (low: Int
     (max(0, input + pad - out + 1), min(kernel, input + pad + 1))
 }
 
+/// Stores a block's accumulators, R channel rows of V positions: lane l of a[r][q] is dx of sample l,
+/// channel row r, position q (`dx` at the block's first channel and position of the first sample;
+/// `lanes` samples). Inlined into blocks whose R and V are constants.
+@inline(__always)
+func storeSampleLaneBlock(
+    _ R: Int, _ V: Int, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ lanes: Int,
+    _ a00: SIMD16<Float>, _ a01: SIMD16<Float>, _ a02: SIMD16<Float>, _ a03: SIMD16<Float>,
+    _ a10: SIMD16<Float>, _ a11: SIMD16<Float>, _ a12: SIMD16<Float>, _ a13: SIMD16<Float>,
+    _ a20: SIMD16<Float>, _ a21: SIMD16<Float>, _ a22: SIMD16<Float>, _ a23: SIMD16<Float>,
+    _ a30: SIMD16<Float>, _ a31: SIMD16<Float>, _ a32: SIMD16<Float>, _ a33: SIMD16<Float>,
+    _ a40: SIMD16<Float>, _ a41: SIMD16<Float>, _ a42: SIMD16<Float>, _ a43: SIMD16<Float>,
+    _ a50: SIMD16<Float>, _ a51: SIMD16<Float>, _ a52: SIMD16<Float>, _ a53: SIMD16<Float>
+) {
+    let inPixels = g.inPixels, sampleFloats = g.inputFloats
+    @inline(__always) func put(_ a: SIMD16<Float>, _ r: Int, _ q: Int) {
+        let target = dx + r * inPixels + q
+        for lane in 0..<lanes { target[lane * sampleFloats] = a[lane] }
+    }
+    put(a00, 0, 0); if V > 1 { put(a01, 0, 1) }; if V > 2 { put(a02, 0, 2) }; if V > 3 { put(a03, 0, 3) }
+    if R > 1 { put(a10, 1, 0); if V > 1 { put(a11, 1, 1) }; if V > 2 { put(a12, 1, 2) }; if V > 3 { put(a13, 1, 3) } }
+    if R > 2 { put(a20, 2, 0); if V > 1 { put(a21, 2, 1) }; if V > 2 { put(a22, 2, 2) }; if V > 3 { put(a23, 2, 3) } }
+    if R > 3 { put(a30, 3, 0); if V > 1 { put(a31, 3, 1) }; if V > 2 { put(a32, 3, 2) }; if V > 3 { put(a33, 3, 3) } }
+    if R > 4 { put(a40, 4, 0); if V > 1 { put(a41, 4, 1) }; if V > 2 { put(a42, 4, 2) }; if V > 3 { put(a43, 4, 3) } }
+    if R > 5 { put(a50, 5, 0); if V > 1 { put(a51, 5, 1) }; if V > 2 { put(a52, 5, 2) }; if V > 3 { put(a53, 5, 3) } }
+}
+
 /// dx for input channels [c, c + R.count) of one group at row iy, positions [ix, ix + V.count), which
 /// share their column taps [kwLow, kwHigh); row taps [khLow, khHigh). dyT is the group's
 /// [o][oy][ox][16 lanes]; w points at w[group's first output][c][0][0]; `lanes` samples are stored
@@ -54,17 +80,9 @@ func sampleLaneBlock<R: BlockCount, V: BlockCount>(
             }
         }
     }
-    let inPixels = g.inPixels, sampleFloats = g.inputFloats
-    @inline(__always) func put(_ a: SIMD16<Float>, _ r: Int, _ q: Int) {
-        let target = dx + r * inPixels + q
-        for lane in 0..<lanes { target[lane * sampleFloats] = a[lane] }
-    }
-    put(a00, 0, 0); if V > 1 { put(a01, 0, 1) }; if V > 2 { put(a02, 0, 2) }; if V > 3 { put(a03, 0, 3) }
-    if R > 1 { put(a10, 1, 0); if V > 1 { put(a11, 1, 1) }; if V > 2 { put(a12, 1, 2) }; if V > 3 { put(a13, 1, 3) } }
-    if R > 2 { put(a20, 2, 0); if V > 1 { put(a21, 2, 1) }; if V > 2 { put(a22, 2, 2) }; if V > 3 { put(a23, 2, 3) } }
-    if R > 3 { put(a30, 3, 0); if V > 1 { put(a31, 3, 1) }; if V > 2 { put(a32, 3, 2) }; if V > 3 { put(a33, 3, 3) } }
-    if R > 4 { put(a40, 4, 0); if V > 1 { put(a41, 4, 1) }; if V > 2 { put(a42, 4, 2) }; if V > 3 { put(a43, 4, 3) } }
-    if R > 5 { put(a50, 5, 0); if V > 1 { put(a51, 5, 1) }; if V > 2 { put(a52, 5, 2) }; if V > 3 { put(a53, 5, 3) } }
+    storeSampleLaneBlock(
+        R, V, dx, g, lanes, a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33,
+        a40, a41, a42, a43, a50, a51, a52, a53)
 }
 
 /// As `sampleLaneBlock`, for positions [ix, ix + V.count) whose column taps differ (at the left and
@@ -115,17 +133,9 @@ func sampleLaneBorderBlock<R: BlockCount, V: BlockCount>(
             }
         }
     }
-    let inPixels = g.inPixels, sampleFloats = g.inputFloats
-    @inline(__always) func put(_ a: SIMD16<Float>, _ r: Int, _ q: Int) {
-        let target = dx + r * inPixels + q
-        for lane in 0..<lanes { target[lane * sampleFloats] = a[lane] }
-    }
-    put(a00, 0, 0); if V > 1 { put(a01, 0, 1) }; if V > 2 { put(a02, 0, 2) }; if V > 3 { put(a03, 0, 3) }
-    if R > 1 { put(a10, 1, 0); if V > 1 { put(a11, 1, 1) }; if V > 2 { put(a12, 1, 2) }; if V > 3 { put(a13, 1, 3) } }
-    if R > 2 { put(a20, 2, 0); if V > 1 { put(a21, 2, 1) }; if V > 2 { put(a22, 2, 2) }; if V > 3 { put(a23, 2, 3) } }
-    if R > 3 { put(a30, 3, 0); if V > 1 { put(a31, 3, 1) }; if V > 2 { put(a32, 3, 2) }; if V > 3 { put(a33, 3, 3) } }
-    if R > 4 { put(a40, 4, 0); if V > 1 { put(a41, 4, 1) }; if V > 2 { put(a42, 4, 2) }; if V > 3 { put(a43, 4, 3) } }
-    if R > 5 { put(a50, 5, 0); if V > 1 { put(a51, 5, 1) }; if V > 2 { put(a52, 5, 2) }; if V > 3 { put(a53, 5, 3) } }
+    storeSampleLaneBlock(
+        R, V, dx, g, lanes, a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33,
+        a40, a41, a42, a43, a50, a51, a52, a53)
 }
 
 /// Every position of input channels [c, c + R.count) of one group, four adjacent positions at a time
