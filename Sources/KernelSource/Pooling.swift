@@ -113,16 +113,7 @@ public func maxPool2dReluBackward(
     for plane in first..<max(first, end) {
         // The plane's gradient is still in the cache when the derivative multiplies it.
         pool2dBackward(dy, indices, dx, g, plane, plane + 1)
-        let gradient = dx + plane * g.inPixels, relu = reluValues + plane * g.inPixels
-        var i = 0
-        while i + 16 <= g.inPixels {
-            let derivative = SIMD16<Float>(repeating: 0).replacing(with: 1, where: load16(relu + i) .> 0)
-            store16(load16(gradient + i) * derivative, gradient + i)
-            i += 16
-        }
-        while i < g.inPixels {
-            gradient[i] *= relu[i] > 0 ? 1 : 0
-            i += 1
-        }
+        let gradient = dx + plane * g.inPixels
+        activationBackward(gradient, nil, reluValues + plane * g.inPixels, gradient, g.inPixels, .relu, 0, 0, 1)
     }
 }
