@@ -265,14 +265,15 @@ struct RunCommand: ParsableCommand {
         } catch {
             throw CommandFailure.usage("\(error)")
         }
+        let output = RunOutput(stopRequested: { interrupt.isSet })
         if !quiet {
-            print(
+            output.line(
                 "training \(spec.name.value): \(grouped(plan.parameterCount)) parameters, \(trainingImages(run)), batch \(plan.globalBatchSize)\(ranksText(plan)), \(plan.target.threads) thread\(plan.target.threads == 1 ? "" : "s"), \(kernels.isa) kernels, arena \(formatBytes(plan.arenaBytes))"
             )
             if let partial = run.partialEpoch {
-                print("resuming \(outputDirectory) at epoch \(partial.epoch), step \(partial.stepsDone + 1)")
+                output.line("resuming \(outputDirectory) at epoch \(partial.epoch), step \(partial.stepsDone + 1)")
             } else if checkpoint != nil {
-                print("resuming \(outputDirectory) after epoch \(run.completedEpochs)")
+                output.line("resuming \(outputDirectory) after epoch \(run.completedEpochs)")
             }
         }
         let progress = ProgressBar(enabled: !quiet && isatty(2) == 1)
@@ -284,13 +285,13 @@ struct RunCommand: ParsableCommand {
                     let m = try run.runEpoch(epoch)
                     progress.clear()
                     if !quiet, let r = m.regression {
-                        print(
+                        output.line(
                             String(
                                 format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test MAE %.4g, RMSE %.4g, R² %.4f, %.3f s, %@ samples/s%@)",
                                 epoch, epochs, m.lastLoss, m.meanLoss, r.mae, r.rmse, r.r2, m.seconds, grouped(Int(m.samplesPerSecond)),
                                 m.allreduceSecondsPerStep.map { String(format: ", allreduce %.0f us/step", $0 * 1e6) } ?? ""))
                     } else if !quiet {
-                        print(
+                        output.line(
                             String(
                                 format: "Epoch [%d/%d], Loss: %.4f  (mean %.4f, test %.2f%%, %.3f s, %@ samples/s%@)", epoch, epochs,
                                 m.lastLoss, m.meanLoss, m.testAccuracy, m.seconds, grouped(Int(m.samplesPerSecond)),
@@ -301,12 +302,12 @@ struct RunCommand: ParsableCommand {
             let evaluation = try run.finish()
             ranks?.finish()
             if let r = evaluation.regression, writes {
-                print(String(format: "Test MAE: %.4g, RMSE: %.4g, R²: %.4f (%d rows)", r.mae, r.rmse, r.r2, evaluation.total))
+                output.line(String(format: "Test MAE: %.4g, RMSE: %.4g, R²: %.4f (%d rows)", r.mae, r.rmse, r.r2, evaluation.total))
             } else if writes {
                 let ci = accuracyConfidence95(correct: evaluation.correct, total: evaluation.total)
-                print(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci))
+                output.line(String(format: "Accuracy: %.2f%% (95%% CI ±%.2f)", evaluation.accuracy, ci))
             }
-            if !quiet { print("run directory: \(outputDirectory)") }
+            if !quiet { output.line("run directory: \(outputDirectory)") }
         } catch let error as RuntimeError {
             progress.clear()
             // A stop or a divergence is decided from sums every rank has: the ranks stop together, and the

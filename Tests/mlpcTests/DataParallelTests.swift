@@ -270,12 +270,9 @@ final class DataParallelTests: XCTestCase {
         let job = try BackgroundJob(executable: try mpirun(), arguments: Self.launcherFlags + ["-np", "2", binary] + arguments + ["--out", out])
         defer { job.stop() }
         MLPCProcess.wait(for: job.process, upTo: 60, every: 5_000) { MLPCProcess.firstEpochRecorded(in: out) }
-        // Ctrl-C reaches mpirun, which sends the ranks SIGTERM and, one second later
-        // (odls_base_sigkill_timeout), SIGKILL. An mpirun this test starts gets SIGINT as one started
-        // from a shell does (its signals are neither blocked nor ignored) and ends the job within 2 s,
-        // but with this tiny data the ranks wrote no interrupted checkpoint before the kill in 2 of 3
-        // tries (from a shell, on MNIST, they did every time). Here only rank 1 gets SIGTERM, at once:
-        // the ranks must still agree to stop after the same step, and rank 0 writes the checkpoint.
+        // Only rank 1 gets SIGTERM: rank 0 learns of the stop through the allreduce alone, the ranks
+        // must still stop after the same step, and rank 0 writes the checkpoint. (Ctrl-C, which reaches
+        // mpirun alone, is testCtrlCToMpirunEndsTheJobInACheckpoint.)
         XCTAssertTrue(job.process.isRunning, "the run ended before it could be interrupted")
         let second = try XCTUnwrap(rankProcess(1, binary: binary), "rank 1 not found")
         XCTAssertEqual(kill(second, SIGTERM), 0)
@@ -289,6 +286,38 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(weights(out), weights(root + "/whole"), "the resumed run differs from the uninterrupted one")
         return out
+    }
+
+    /// Ctrl-C in a terminal reaches mpirun alone (each rank runs in a process group of its own).
+    /// mpirun then sends the ranks SIGCONT, after odls_base_sigkill_timeout seconds (1 by default)
+    /// SIGTERM, and as long again later SIGKILL: in between, the ranks finish their step and rank 0
+    /// writes the checkpoint. The job is far from its last epoch when the signal comes.
+    func testCtrlCToMpirunEndsTheJobInACheckpoint() throws {
+        let tiny = try tinyRun(train: 1140)
+        let binary = try MLPCProcess.binaryPath()
+        let out = tiny.root + "/interrupted"
+        let job = try BackgroundJob(
+            executable: try mpirun(),
+            arguments: Self.launcherFlags + ["-np", "2", binary, "run", tiny.spec, "--data-dir", tiny.data, "--epochs", "100000", "--out", out])
+        defer { job.stop() }
+        MLPCProcess.wait(for: job.process, upTo: 60, every: 5_000) { MLPCProcess.firstEpochRecorded(in: out) }
+        XCTAssertTrue(job.process.isRunning, "the run ended before it could be interrupted")
+        XCTAssertEqual(kill(job.process.processIdentifier, SIGINT), 0)
+        let signalled = Date()
+        XCTAssertTrue(job.wait(seconds: 30), "the interrupted job did not end")
+        XCTAssertLessThan(Date().timeIntervalSince(signalled), 10)
+        XCTAssertNotEqual(job.process.terminationStatus, 0)
+        XCTAssertTrue(job.stderr().contains("checkpoint saved to \(out)/checkpoint.safetensors"), job.stderr())
+        XCTAssertTrue(job.stderr().contains("resume with: mpirun -np 2 mlpc run --resume \(out)"), job.stderr())
+        let record = try String(contentsOfFile: out + "/run.json", encoding: .utf8)
+        XCTAssertTrue(record.contains("\"interrupted\""), record)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/weights.safetensors"), "an interrupted run wrote final weights")
+
+        // The checkpoint is usable: the resumed job finishes the interrupted epoch.
+        let completed = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count
+        let resumed = try launch(2, ["run", "--resume", out, "--epochs", String(completed + 1), "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertNotNil(weights(out))
     }
 
     func testAnUnusableRankCountIsAClearError() throws {
