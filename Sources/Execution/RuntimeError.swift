@@ -9,6 +9,8 @@ public enum RuntimeError: Error, CustomStringConvertible {
     /// The numerics guard: a loss or parameter stopped being finite.
     case nonFinite(epoch: Int, step: Int, kernel: String, what: String, source: SourceLocation?)
     case data(String)
+    /// A refusal that a line of the spec answers for (its message names no place; the location does).
+    case located(SourceLocation, String)
     case interrupted(epoch: Int, step: Int)
 
     public var description: String {
@@ -18,6 +20,7 @@ public enum RuntimeError: Error, CustomStringConvertible {
             let place = source.map { " (\($0))" } ?? ""
             return "training diverged at epoch \(epoch), step \(step): \(what) after kernel \(kernel)\(place); lower the learning rate"
         case .data(let message): return message
+        case .located(let location, let message): return "\(location): \(message)"
         case .interrupted(let epoch, let step): return "interrupted at epoch \(epoch), step \(step)"
         }
     }

@@ -73,7 +73,7 @@ public final class TrainingRun {
             throw RuntimeError.data(noTrainingStepReason(spec: spec, batchSize: plan.globalBatchSize, examples: trainer.trainingExamples))
         }
         if let error = oneRowBatchNormError(plan: plan, spec: spec, examples: trainer.trainingExamples, batchSize: plan.globalBatchSize) {
-            throw RuntimeError.data("\(error.layer.location): \(error.message); \(error.fix)")
+            throw RuntimeError.located(error.layer.location, "\(error.message); \(error.fix)")
         }
         specSHA256 = SHA256.hash(Array(spec.resolvedYAML.utf8)).hex
         record = RunRecord(

@@ -238,10 +238,12 @@ struct RunCommand: ParsableCommand {
             run = try TrainingRun(
                 spec: spec, plan: plan, kernels: kernels, data: data,
                 options: .init(epochs: epochs, seed: seed, outputDirectory: outputDirectory, mlpcVersion: MLPC.version), ranks: ranks)
-        } catch {
+        } catch let error as RuntimeError {
             // An error located in the spec (a layer's line) names the file itself.
-            let message = "\(error)"
-            throw CommandFailure.invalid("mlpc: error: " + (message.hasPrefix(spec.path + ":") ? message : "\(spec.path): \(message)"))
+            if case .located = error { throw CommandFailure.invalid("mlpc: error: \(error)") }
+            throw CommandFailure.invalid("mlpc: error: \(spec.path): \(error)")
+        } catch {
+            throw CommandFailure.invalid("mlpc: error: \(spec.path): \(error)")
         }
         if let checkpoint {
             do {
