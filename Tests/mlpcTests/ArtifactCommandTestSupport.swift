@@ -38,20 +38,28 @@ enum ArtifactCLI {
         return (process, out, err)
     }
 
-    static func finish(_ process: Process, _ out: Pipe, _ err: Pipe) -> Result {
-        // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
-        // The reader thread fills the box; group.wait() orders its write before the read below.
+    /// Reads `pipe` to its end on another thread; the returned function waits for that and gives the bytes.
+    static func readInBackground(_ pipe: Pipe) -> () -> Data {
+        // The reader thread fills the box; group.wait() orders its write before the read.
         final class DataBox: @unchecked Sendable { var data = Data() }
-        let errBox = DataBox()
+        let box = DataBox()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
-            errBox.data = err.fileHandleForReading.readDataToEndOfFile()
+            box.data = pipe.fileHandleForReading.readDataToEndOfFile()
             group.leave()
         }
+        return {
+            group.wait()
+            return box.data
+        }
+    }
+
+    static func finish(_ process: Process, _ out: Pipe, _ err: Pipe) -> Result {
+        // Read both pipes to the end before waiting, so a chatty child cannot block on a full pipe.
+        let errors = readInBackground(err)
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        let errData = errBox.data
+        let errData = errors()
         process.waitUntilExit()
         return Result(
             status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),

@@ -17,14 +17,7 @@ final class StalledOutputTests: XCTestCase {
         // Standard error is read (it holds only the spec's warnings); standard output is not, so after
         // some hundreds of epoch lines the pipe is full and the run cannot print its next line: the
         // epochs recorded in metrics.jsonl stop growing while the process lives.
-        final class DataBox: @unchecked Sendable { var data = Data() }
-        let errors = DataBox()
-        let reader = DispatchGroup()
-        reader.enter()
-        DispatchQueue.global().async {
-            errors.data = err.fileHandleForReading.readDataToEndOfFile()
-            reader.leave()
-        }
+        let errors = ArtifactCLI.readInBackground(err)
         var recorded = -1
         var unchangedSince = Date()
         let deadline = Date().addingTimeInterval(120)
@@ -48,9 +41,8 @@ final class StalledOutputTests: XCTestCase {
         if child.isRunning { kill(child.processIdentifier, SIGKILL) }
         // Only now is standard output read (to its end, which the exit gave it).
         _ = out.fileHandleForReading.readDataToEndOfFile()
-        reader.wait()
+        let stderr = String(decoding: errors(), as: UTF8.self)
         child.waitUntilExit()
-        let stderr = String(decoding: errors.data, as: UTF8.self)
         XCTAssertEqual(child.terminationStatus, 3, stderr)
         XCTAssertTrue(stderr.contains("checkpoint saved to \(dir)/checkpoint.safetensors"), stderr)
         let record = try String(contentsOfFile: dir + "/run.json", encoding: .utf8)
