@@ -1,22 +1,33 @@
-// Whether ranks on one machine could sum the step's gradient block through an MPI-3 shared-memory
-// window (MPI_Win_allocate_shared) faster than MPI_Allreduce: each rank puts its gradients in its own
-// slot of the window, sums its 1/N of every slot (in rank order) after a barrier, and the update reads
-// the sums. Each iteration is a stand-in step: 1.2 MB of other memory touched, the gradient block
-// written, then read by an Adam-like update. The kinds run interleaved in blocks of 40 iterations, so
-// that every kind sees the same phases of a shared machine; printed: the stand-in step alone, then
-// each kind's extra time per step (medians and quartiles of the 80 blocks):
+// Whether ranks on one machine could exchange the step's gradients through an MPI-3 shared-memory
+// window (MPI_Win_allocate_shared) faster than with MPI_Allreduce. Each rank's gradient block has
+// its own slot in the window; after a barrier (a counter in the window that the ranks spin on) each
+// rank sums its 1/N of every slot, in rank order. Every kind of exchange runs around the same
+// stand-in step, interleaved in blocks of 40 steps so that every kind sees the same phases of a
+// shared machine. Printed: the stand-in step alone, then each kind's extra time per step (medians
+// and quartiles of 80 blocks).
+//
+// `exchange` (the default) keeps the optimizer on every rank. Stand-in step: 1.2 MB of other memory
+// touched, the gradient block written, then read by an Adam-like update. Kinds:
 //   MPI_Allreduce (sum, in place), as mlpc's step runs it;
-//   window, drop-in: the gradient copied into the rank's slot, each rank's 1/N summed into its own
-//     slot, every 1/N copied back (what a RankGroup.sum over a window would do);
-//   window, in place: the gradient written into the slot directly (the arena's gradient block would
+//   window, drop-in: the gradients copied into the slot, each rank's 1/N summed into its own slot,
+//     every 1/N copied back (what a RankGroup.sum over a window would do);
+//   window, in place: the gradients written into the slot directly (the arena's gradient block would
 //     live in the window) and the update reading each 1/N of the sums where its owner left it;
 //   in place, gather: the same, but the other ranks' sums copied into the rank's own slot first, so
 //     that the update reads one contiguous block as mlpc's optimizer kernels do;
 //   in place, scatter: each rank writes its 1/N of the sums into every slot.
-// The barriers spin on an atomic counter in the window.
+//
+// `sharded` splits the optimizer between the ranks. Stand-in step: a forward pass reading every
+// parameter, the other memory, the gradient block written, then Adam (moments m and v). Kinds:
+//   MPI_Allreduce, then Adam over all parameters on every rank (what mlpc does);
+//   sharded in the window: parameters and gradients in the window; each rank sums its 1/N of the
+//     gradients and runs Adam on that 1/N only, writing the parameters where every rank's next
+//     forward pass reads them.
+//
 // Build and run (Open MPI's compiler wrapper, from libopenmpi-dev):
-//   mpicc -O2 -march=native scripts/shared-window-exchange.c -o /tmp/shared-window-exchange
-//   mpirun --allow-run-as-root --oversubscribe -np 2 /tmp/shared-window-exchange [N=110816]
+//   mpicc -O3 -march=native -fno-math-errno scripts/shared-window-exchange.c -o /tmp/shared-window-exchange -lm
+//   mpirun --allow-run-as-root --oversubscribe -np 2 /tmp/shared-window-exchange [exchange|sharded] [N=110816]
+#include <math.h>
 #include <mpi.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -24,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+enum { MAX_KINDS = 6, BLOCKS = 80, PER_BLOCK = 40, OTHER_FLOATS = 300000 };
 
 static double now(void) {
     struct timespec t;
@@ -46,86 +59,163 @@ static void window_barrier(barrier_word *b, int ranks) {
         if (++spins % 4000 == 0) sched_yield();
 }
 
-enum { KINDS = 6, BLOCKS = 80, PER_BLOCK = 40, OTHER_FLOATS = 300000 };
+// What every kind shares: the rank, the block size, the window (a barrier word, then `slots` floats
+// per rank, then `extra` floats) and some memory of the rank's own that the stand-in step touches.
+typedef struct {
+    int rank, ranks, n, chunk;
+    barrier_word *barrier;
+    float *slots, *own, *extra, *other;
+} setup;
 
-int main(int argc, char **argv) {
-    MPI_Init(NULL, NULL);
-    int rank, ranks;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-    int n = argc > 1 ? atoi(argv[1]) : 110816, chunk = (n + ranks - 1) / ranks;
+static setup make_setup(int n, size_t extra_floats, MPI_Win *window) {
+    setup s = {.n = n};
+    MPI_Comm_rank(MPI_COMM_WORLD, &s.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &s.ranks);
+    s.chunk = (n + s.ranks - 1) / s.ranks;
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     int node_size;
     MPI_Comm_size(node, &node_size);
-    if (node_size != ranks) {
-        if (rank == 0) fprintf(stderr, "the ranks are not all on one machine\n");
+    if (node_size != s.ranks) {
+        if (s.rank == 0) fprintf(stderr, "the ranks are not all on one machine\n");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    size_t bytes = 4096 + (size_t)n * ranks * sizeof(float);
+    size_t bytes = 4096 + ((size_t)n * s.ranks + extra_floats) * sizeof(float);
     char *base;
-    MPI_Win window;
-    MPI_Win_allocate_shared(rank == 0 ? bytes : 0, 1, MPI_INFO_NULL, node, &base, &window);
+    MPI_Win_allocate_shared(s.rank == 0 ? bytes : 0, 1, MPI_INFO_NULL, node, &base, window);
     MPI_Aint size;
     int unit;
-    MPI_Win_shared_query(window, 0, &size, &unit, &base);
-    barrier_word *barrier = (barrier_word *)base;
-    float *slots = (float *)(base + 4096), *own = slots + (size_t)rank * n;
-    if (rank == 0) memset(base, 0, bytes);
+    MPI_Win_shared_query(*window, 0, &size, &unit, &base);
+    s.barrier = (barrier_word *)base;
+    s.slots = (float *)(base + 4096);
+    s.own = s.slots + (size_t)s.rank * n;
+    s.extra = s.slots + (size_t)s.ranks * n;
+    if (s.rank == 0) memset(base, 0, bytes);
     MPI_Barrier(MPI_COMM_WORLD);
+    s.other = aligned_alloc(64, OTHER_FLOATS * sizeof(float));
+    for (int i = 0; i < OTHER_FLOATS; i++) s.other[i] = i;
+    return s;
+}
 
-    float *gradient = aligned_alloc(64, (size_t)n * 4), *parameters = calloc(n, 4), *other = aligned_alloc(64, OTHER_FLOATS * 4);
-    for (int i = 0; i < OTHER_FLOATS; i++) other[i] = i;
-    static double seconds[BLOCKS][KINDS];
+static void touch_other_memory(const setup *s) {
+    for (int i = 0; i < OTHER_FLOATS; i++) s->other[i] = s->other[i] * 0.999f + 1.0f;
+}
+
+static void chunk_range(const setup *s, int r, int *lo, int *hi) {
+    *lo = r * s->chunk;
+    *hi = *lo + s->chunk < s->n ? *lo + s->chunk : s->n;
+}
+
+// This rank's 1/N of the sum over the slots, in rank order.
+static void sum_own_chunk(const setup *s, int scatter) {
+    int lo, hi;
+    chunk_range(s, s->rank, &lo, &hi);
+    for (int i = lo; i < hi; i++) {
+        float sum = s->slots[i];
+        for (int r = 1; r < s->ranks; r++) sum += s->slots[(size_t)r * s->n + i];
+        if (scatter)
+            for (int r = 0; r < s->ranks; r++) s->slots[(size_t)r * s->n + i] = sum;
+        else
+            s->own[i] = sum;
+    }
+}
+
+static void adam(float *p, const float *g, float *m, float *v, int lo, int hi) {
+    for (int i = lo; i < hi; i++) {
+        m[i] = 0.9f * m[i] + 0.1f * g[i];
+        v[i] = 0.999f * v[i] + 0.001f * g[i] * g[i];
+        p[i] -= 0.001f * m[i] / (sqrtf(v[i]) + 1e-8f);
+    }
+}
+
+static void exchange_step(const setup *s, int kind, int step, float *gradient, float *parameters) {
+    int n = s->n;
+    float *g = kind >= 3 ? s->own : gradient;
+    // Every rank is done reading the slots (the last step's sums) before any writes its own.
+    if (kind >= 2) window_barrier(s->barrier, s->ranks);
+    touch_other_memory(s);
+    for (int i = 0; i < n; i++) g[i] = (float)(i + step + s->rank);
+    if (kind == 0) MPI_Barrier(MPI_COMM_WORLD);
+    if (kind == 1) MPI_Allreduce(MPI_IN_PLACE, g, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (kind >= 2) {
+        if (kind == 2) memcpy(s->own, g, (size_t)n * sizeof(float));
+        window_barrier(s->barrier, s->ranks);
+        sum_own_chunk(s, kind == 5);
+        window_barrier(s->barrier, s->ranks);
+    }
+    for (int r = 0; r < s->ranks; r++) {
+        int lo, hi;
+        chunk_range(s, r, &lo, &hi);
+        const float *sums = s->slots + (size_t)r * n;
+        if (kind == 2) memcpy(g + lo, sums + lo, (size_t)(hi - lo) * sizeof(float));
+        if (kind == 4 && r != s->rank) memcpy(s->own + lo, sums + lo, (size_t)(hi - lo) * sizeof(float));
+        if (kind == 3)
+            for (int i = lo; i < hi; i++) parameters[i] = parameters[i] * 0.9f + 0.001f * sums[i];
+    }
+    if (kind != 3)
+        for (int i = 0; i < n; i++) parameters[i] = parameters[i] * 0.9f + 0.001f * g[i];
+}
+
+static volatile float forward_sink;
+
+static void sharded_step(const setup *s, int kind, int step, float *gradient, float *parameters, float *m, float *v) {
+    int n = s->n;
+    float *g = kind == 2 ? s->own : gradient, *p = kind == 2 ? s->extra : parameters;
+    float accumulators[16] = {0};
+    for (int i = 0; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) accumulators[k] += p[i + k];
+    forward_sink += accumulators[3];
+    if (kind == 2) window_barrier(s->barrier, s->ranks);
+    touch_other_memory(s);
+    for (int i = 0; i < n; i++) g[i] = (float)((i + step + s->rank) & 1023) * 1e-3f;
+    if (kind == 0) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        adam(p, g, m, v, 0, n);
+    }
+    if (kind == 1) {
+        MPI_Allreduce(MPI_IN_PLACE, g, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        adam(p, g, m, v, 0, n);
+    }
+    if (kind == 2) {
+        int lo, hi;
+        chunk_range(s, s->rank, &lo, &hi);
+        window_barrier(s->barrier, s->ranks);
+        sum_own_chunk(s, 0);
+        adam(p, s->own, m, v, lo, hi);
+        window_barrier(s->barrier, s->ranks);
+    }
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(NULL, NULL);
+    int sharded = argc > 1 && strcmp(argv[1], "sharded") == 0;
+    int n = argc > 2 ? atoi(argv[2]) : 110816;
+    MPI_Win window;
+    setup s = make_setup(n, sharded ? (size_t)n : 0, &window);
+    int kinds = sharded ? 3 : 6;
+    float *gradient = aligned_alloc(64, (size_t)n * sizeof(float)), *parameters = calloc(n, sizeof(float));
+    float *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
+    static double seconds[BLOCKS][MAX_KINDS];
     for (int block = 0; block < BLOCKS; block++) {
-        for (int kind = 0; kind < KINDS; kind++) {
-            float *g = kind >= 3 ? own : gradient;
+        for (int kind = 0; kind < kinds; kind++) {
             MPI_Barrier(MPI_COMM_WORLD);
             double start = now();
             for (int step = 0; step < PER_BLOCK; step++) {
-                // Every rank is done reading the slots (the last step's sums) before any writes its own.
-                if (kind >= 2) window_barrier(barrier, ranks);
-                for (int i = 0; i < OTHER_FLOATS; i++) other[i] = other[i] * 0.999f + 1.0f;
-                for (int i = 0; i < n; i++) g[i] = (float)(i + step + rank);
-                int lo = rank * chunk, hi = lo + chunk < n ? lo + chunk : n;
-                if (kind == 0) MPI_Barrier(MPI_COMM_WORLD);
-                if (kind == 1) MPI_Allreduce(MPI_IN_PLACE, g, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-                if (kind >= 2) {
-                    if (kind == 2) memcpy(own, g, (size_t)n * 4);
-                    window_barrier(barrier, ranks);
-                    for (int i = lo; i < hi; i++) {
-                        float sum = slots[i];
-                        for (int r = 1; r < ranks; r++) sum += slots[(size_t)r * n + i];
-                        if (kind == 5) for (int r = 0; r < ranks; r++) slots[(size_t)r * n + i] = sum; else own[i] = sum;
-                    }
-                    window_barrier(barrier, ranks);
-                }
-                if (kind == 2)
-                    for (int r = 0; r < ranks; r++) {
-                        int l = r * chunk, h = l + chunk < n ? l + chunk : n;
-                        memcpy(g + l, slots + (size_t)r * n + l, (size_t)(h - l) * 4);
-                    }
-                if (kind == 4)
-                    for (int r = 0; r < ranks; r++) {
-                        int l = r * chunk, h = l + chunk < n ? l + chunk : n;
-                        if (r != rank) memcpy(own + l, slots + (size_t)r * n + l, (size_t)(h - l) * 4);
-                    }
-                if (kind == 3)
-                    for (int r = 0; r < ranks; r++) {
-                        int l = r * chunk, h = l + chunk < n ? l + chunk : n;
-                        const float *sums = slots + (size_t)r * n;
-                        for (int i = l; i < h; i++) parameters[i] = parameters[i] * 0.9f + 0.001f * sums[i];
-                    }
+                if (sharded)
+                    sharded_step(&s, kind, step, gradient, parameters, m, v);
                 else
-                    for (int i = 0; i < n; i++) parameters[i] = parameters[i] * 0.9f + 0.001f * g[i];
+                    exchange_step(&s, kind, step, gradient, parameters);
             }
             seconds[block][kind] = (now() - start) / PER_BLOCK;
         }
     }
-    if (rank == 0) {
-        const char *names[KINDS] = {"stand-in step alone", "+ MPI_Allreduce", "+ window, drop-in", "+ window, in place", "+ in place, gather", "+ in place, scatter"};
-        printf("%d floats on %d ranks, us per step:\n", n, ranks);
-        for (int kind = 0; kind < KINDS; kind++) {
+    if (s.rank == 0) {
+        const char *exchange_names[] = {"stand-in step alone", "+ MPI_Allreduce",     "+ window, drop-in",
+                                        "+ window, in place",  "+ in place, gather", "+ in place, scatter"};
+        const char *sharded_names[] = {"stand-in step alone", "+ MPI_Allreduce, Adam", "+ sharded in window"};
+        const char **names = sharded ? sharded_names : exchange_names;
+        printf("%s: %d floats on %d ranks, us per step:\n", sharded ? "sharded" : "exchange", n, s.ranks);
+        for (int kind = 0; kind < kinds; kind++) {
             double d[BLOCKS];
             for (int b = 0; b < BLOCKS; b++) d[b] = (kind ? seconds[b][kind] - seconds[b][0] : seconds[b][0]) * 1e6;
             for (int x = 0; x < BLOCKS; x++)
