@@ -9,8 +9,8 @@ import Foundation
 struct RunOutput {
     let stopRequested: () -> Bool
 
-    /// Small writes: poll's POLLOUT on a pipe or terminal means room for more than this, so a write
-    /// does not block and the stop request is checked between them.
+    /// Small writes: after poll's POLLOUT a pipe has room for a page and a terminal nearly always for
+    /// more than this, so a write does not wait, and the stop request is checked between writes.
     static let chunkBytes = 64
     static let pollMilliseconds: Int32 = 100
 
