@@ -50,7 +50,9 @@ final class SampleLaneInputGradientTests: XCTestCase {
 
     func testSampleLaneInputGradientMatchesFiniteDifferences() {
         var random = TestRandom(seed: 43)
-        for g in Self.geometries {
+        // The largest shape (20 channels of 28 x 30) is left to the twin test: its Double reference
+        // convolutions would be three quarters of this test's time.
+        for g in Self.geometries where g.inputFloats <= 4000 {
             let batch = 2
             let x = random.floats(batch * g.inputFloats).map(Double.init), w = random.floats(g.weightFloats).map(Double.init)
             let r = random.floats(batch * g.outputFloats).map(Double.init)
