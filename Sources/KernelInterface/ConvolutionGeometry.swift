@@ -77,6 +77,19 @@ public struct ConvGeometry: Codable, Equatable, Hashable, Sendable {
     }
     /// dy of sixteen samples transposed to [o][oy][ox][16] for the sample-lane input gradient.
     public var sampleLaneInputGradientFloats: Int { outputFloats * 16 }
+
+    /// Output channels in the direct forward's register block while `left` remain: 8, 6, 4, 2 or 1
+    /// (the kernel's blocks, and what `mlpc plan` says of them).
+    @inlinable
+    public static func directBlockChannels(left: Int) -> Int { left >= 8 ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1 }
+    /// Vectors of sixteen positions in a direct forward block of `channels` output channels: 3 for 8
+    /// channels (24 accumulators), else 4.
+    @inlinable
+    public static func directBlockVectors(channels: Int) -> Int { channels == 8 ? 3 : 4 }
+    /// Input channels in the sample-lane input gradient's register block while `left` remain: 6, 4,
+    /// 2 or 1.
+    @inlinable
+    public static func sampleLaneBlockChannels(left: Int) -> Int { left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1 }
 }
 
 /// The shape of one 2-D pooling over NCHW tensors (PyTorch's max_pool2d / avg_pool2d /

@@ -7,9 +7,6 @@ import KernelInterface
 // is one unaligned vector load per sixteen positions, multiplied by broadcast weights in a register
 // block of output channels x vectors. Every output sums its products over the patch index (c, kh,
 // kw) ascending with fused multiply-adds from zero, as the im2col kernel does: the same bits.
-//
-// The input gradient of a stride-1 convolution is the same product applied to dy, padded by
-// (kernel - 1 - pad), with the weights flipped and the channels swapped per group.
 
 /// Row-shifted copies of `channels` planes (height x width) at x: copy (c, j) row r, outWidth floats,
 /// holds x[c][r - padTop][ox + j - padLeft] or 0 outside the planes, for r in 0..<paddedHeight.
@@ -252,15 +249,14 @@ func shiftedRowProduct(
     let k = s.patch, p = s.pixels
     var oc = 0
     while oc < outChannels {
-        let left = outChannels - oc
-        let r = left >= 8 ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1
+        let r = ConvGeometry.directBlockChannels(left: outChannels - oc), v = ConvGeometry.directBlockVectors(channels: r)
         let wr = w + oc * k, yr = y + oc * p, pr = pre.map { $0 + oc * p }, br = bias.map { $0 + oc }
         switch r {
-        case 8: shiftedRowChannels(Eight.self, 3, rows, wr, s, yr, pr, br, code, slope)
-        case 6: shiftedRowChannels(Six.self, 4, rows, wr, s, yr, pr, br, code, slope)
-        case 4: shiftedRowChannels(Four.self, 4, rows, wr, s, yr, pr, br, code, slope)
-        case 2: shiftedRowChannels(Two.self, 4, rows, wr, s, yr, pr, br, code, slope)
-        default: shiftedRowChannels(One.self, 4, rows, wr, s, yr, pr, br, code, slope)
+        case 8: shiftedRowChannels(Eight.self, v, rows, wr, s, yr, pr, br, code, slope)
+        case 6: shiftedRowChannels(Six.self, v, rows, wr, s, yr, pr, br, code, slope)
+        case 4: shiftedRowChannels(Four.self, v, rows, wr, s, yr, pr, br, code, slope)
+        case 2: shiftedRowChannels(Two.self, v, rows, wr, s, yr, pr, br, code, slope)
+        default: shiftedRowChannels(One.self, v, rows, wr, s, yr, pr, br, code, slope)
         }
         oc += r
     }
@@ -268,8 +264,7 @@ func shiftedRowProduct(
 
 /// Samples [first, end) of a stride-1, dilation-1 convolution, one group at a time through the
 /// row-shifted copies in `scratch` (`geometry.shiftedRowFloats` floats).
-@inline(__always)
-func shiftedRowConvolution(
+public func conv2dForwardDirect(
     _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
     _ pre: UnsafeMutablePointer<Float>?, _ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
     _ code: ActivationCode, _ slope: Float, _ first: Int, _ end: Int
@@ -303,12 +298,4 @@ func shiftedRowConvolution(
             }
         }
     }
-}
-
-public func conv2dForwardDirect(
-    _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
-    _ pre: UnsafeMutablePointer<Float>?, _ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
-    _ code: ActivationCode, _ slope: Float, _ first: Int, _ end: Int
-) {
-    shiftedRowConvolution(x, w, bias, y, pre, scratch, g, code, slope, first, end)
 }

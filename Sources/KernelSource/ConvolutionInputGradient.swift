@@ -191,14 +191,15 @@ public func conv2dBackwardInputSampleLanes(
             let wg = w + group * g.groupOutChannels * g.patchSize
             var c = 0
             while c < groupIn {
-                let r = min(6, groupIn - c), wc = wg + c * taps, at = sample + (group * groupIn + c) * g.inPixels
+                let r = ConvGeometry.sampleLaneBlockChannels(left: groupIn - c)
+                let wc = wg + c * taps, at = sample + (group * groupIn + c) * g.inPixels
                 switch r {
                 case 6: sampleLaneChannels(Six.self, dyT, wc, g, at, lanes)
-                case 4, 5: sampleLaneChannels(Four.self, dyT, wc, g, at, lanes)
-                case 2, 3: sampleLaneChannels(Two.self, dyT, wc, g, at, lanes)
+                case 4: sampleLaneChannels(Four.self, dyT, wc, g, at, lanes)
+                case 2: sampleLaneChannels(Two.self, dyT, wc, g, at, lanes)
                 default: sampleLaneChannels(One.self, dyT, wc, g, at, lanes)
                 }
-                c += r >= 6 ? 6 : r >= 4 ? 4 : r >= 2 ? 2 : 1
+                c += r
             }
         }
         n += lanes

@@ -110,9 +110,8 @@ final class ConvolutionPlanTests: XCTestCase {
     }
 
     /// pool-relu-backward: each max pool after a ReLU (conv1's, and conv2's relu layer, which its
-    /// epilogue absorbs) applies
-    /// the ReLU's derivative in its backward pass; the ReLU's backward kernel goes, and turning the pass
-    /// off gives it back.
+    /// epilogue absorbs) applies the ReLU's derivative in its backward pass; the ReLU's backward kernel
+    /// goes, and turning the pass off gives it back.
     func testLeNetMaxPoolsApplyTheReluBackwardBeforeThem() throws {
         let spec = try XCTUnwrap(Self.check(Self.lenet).spec)
         for disabled in [false, true] {
@@ -141,6 +140,15 @@ final class ConvolutionPlanTests: XCTestCase {
             XCTAssertTrue(p.fusions.contains { $0.hasPrefix("ReLU backward fused into the max pool backward") })
             XCTAssertEqual(try JSONDecoder().decode(Plan.self, from: JSONEncoder().encode(p)), p)
         }
+    }
+
+    /// The plan names the register blocks the kernels take: 5 input channels are computed in a block
+    /// of 4 and one of 1 by the sample-lane input gradient, 7 output channels by a direct block of 6.
+    func testPlanTextNamesTheKernelsRegisterBlocks() throws {
+        let p = try XCTUnwrap(Self.check("- conv2d: {out: 5, kernel: 3}\n- conv2d: {out: 7, kernel: 3}\n- flatten\n- linear: {out: 10}").plan)
+        let text = PlanText.full(p)
+        XCTAssertTrue(text.contains("taps inside dy only, 4 ch x 4 px registers"), text)
+        XCTAssertTrue(text.contains("6 ch x 4 x 16 px registers"), text)
     }
 
     func testDecodingOfSizesPaddingAndShorthands() throws {

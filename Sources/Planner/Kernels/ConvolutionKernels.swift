@@ -113,12 +113,11 @@ func directCopiesText(_ g: ConvGeometry) -> String {
     return chunks > 1 ? "\(copies) per \(chunk) of \(g.groupInChannels) channels" : copies
 }
 
-/// The direct kernel's first register block: 8, 6, 4, 2 or 1 output channels (the most the group has)
-/// by 3 vectors of 16 positions for 8 channels, else 4.
+/// The direct kernel's first register block: the most output channels the group has, by vectors of
+/// 16 positions.
 func directBlockText(_ g: ConvGeometry) -> String {
-    let n = g.groupOutChannels
-    let channels = n >= 8 ? 8 : n >= 6 ? 6 : n >= 4 ? 4 : n >= 2 ? 2 : 1
-    return "\(channels) ch x \(channels == 8 ? 3 : 4) x 16 px registers"
+    let channels = ConvGeometry.directBlockChannels(left: g.groupOutChannels)
+    return "\(channels) ch x \(ConvGeometry.directBlockVectors(channels: channels)) x 16 px registers"
 }
 
 /// How a convolution's input gradient computes: `sampleLanes` (stride 1, dilation 1) puts sixteen
@@ -155,7 +154,7 @@ public struct Conv2dBackwardInput: KernelStep {
         switch method {
         case .im2col: return "w x dy into \(geometry.patchSize)x\(geometry.outPixels) scratch, col2im, by sample"
         case .sampleLanes:
-            let channels = min(6, geometry.groupInChannels)
+            let channels = ConvGeometry.sampleLaneBlockChannels(left: geometry.groupInChannels)
             return "16 samples in lanes, dy transposed, taps inside dy only, \(channels) ch x 4 px registers, by 16 samples"
         }
     }

@@ -2,7 +2,7 @@ import Execution
 import KernelInterface
 import XCTest
 
-/// The sample-lane convolution input gradient: matches the Double twin and central differences, and
+/// The sample-lane convolution input gradient: matches the Double twin and finite differences, and
 /// gives the same bits for any split of the samples and any kernel set. Batches 1, 15, 16, 17 and 33
 /// reach partial and whole groups of sixteen samples; the shapes reach every channel block (6, 4, 2,
 /// 1), blocks of four positions and single positions, padding wider than the kernel, asymmetric
