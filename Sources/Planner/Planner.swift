@@ -5,6 +5,12 @@ import SpecParser
 /// reference MLP's second layer (1.05 MFLOP a product) gained from two threads, about a third of its
 /// time; its third (82 KFLOP) would not.
 let parallelThresholdFlops = 500_000
+
+/// Threads for a kernel of `flops` whose work splits into `units` independent parts, on a target of
+/// `available` threads.
+func partThreads(flops: Int, units: Int, available: Int) -> Int {
+    flops >= parallelThresholdFlops ? max(1, min(available, units)) : 1
+}
 /// Parameter tensors start on 16-float (64-byte) boundaries inside the parameter block.
 let parameterAlignmentFloats = 16
 let arenaAlignmentBytes = 64
@@ -265,7 +271,7 @@ struct PlanBuilder {
 
     /// Threads for a kernel of `flops` whose work splits into `units` independent parts.
     func threads(flops: Int, units: Int) -> Int {
-        flops >= parallelThresholdFlops ? max(1, min(target.threads, units)) : 1
+        partThreads(flops: flops, units: units, available: target.threads)
     }
 
     func biasSlice(_ layer: String, in block: Slice? = nil) -> Slice? {

@@ -31,7 +31,7 @@ func addPoolReluBackward(_ plan: inout Plan) -> Result<String, PassSkipped> {
         if relu.inputGradient != pool.inputGradient { orphaned.insert(pool.inputGradient.buffer) }
         // The parts for the pool's work (as its layer estimates it) and the ReLU's together.
         let flops = pool.inputGradient.elements * 4 + relu.flops, planes = pool.inputGradient.elements / pool.geometry.inPixels
-        pool.threads = flops >= parallelThresholdFlops ? max(1, min(plan.target.threads, planes)) : 1
+        pool.threads = partThreads(flops: flops, units: planes, available: plan.target.threads)
         pool.reluValues = relu.output
         pool.reluLayer = relu.layer
         // Windows that do not overlap read the pooled values instead, a quarter of the ReLU output.
